@@ -1,0 +1,21 @@
+"""The one Definitions object of the code location: assets, checks, jobs and resources."""
+
+import dagster as dg
+
+from consumer_assets.ingest.assets import ingest_assets, ingest_checks
+from consumer_assets.io_manager import PartitionedParquetIOManager
+from consumer_assets.jobs import daily_data_job
+from consumer_assets.resources import DataQualityResource, storage_from_env
+
+storage = storage_from_env()
+
+defs = dg.Definitions(
+    assets=[*ingest_assets],
+    asset_checks=[*ingest_checks],
+    jobs=[daily_data_job],
+    resources={
+        "storage": storage,
+        "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+        "quality": DataQualityResource(),
+    },
+)

@@ -1,0 +1,37 @@
+"""Small helpers that turn figures into Dagster metadata the UI renders as tables and images."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+
+import dagster as dg
+import pyarrow as pa
+
+
+def count_table(counts: Mapping[str, int | float], label: str, value: str = "count") -> dg.TableMetadataValue:
+    """A two-column table, largest first."""
+    rows = sorted(counts.items(), key=lambda kv: -kv[1])
+    value_type = "int" if all(isinstance(v, int) for _, v in rows) else "float"
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({label: str(k), value: v}) for k, v in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(label, "string"), dg.TableColumn(value, value_type)]),
+    )
+
+
+def preview_table(table: pa.Table, rows: int = 10) -> dg.TableMetadataValue:
+    """The first rows of a table, every value shown as text (lists and timestamps included)."""
+    head = table.slice(0, rows).to_pylist()
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({k: None if v is None else str(v) for k, v in row.items()}) for row in head],
+        schema=dg.TableSchema(columns=[dg.TableColumn(name, "string") for name in table.column_names]),
+    )
+
+
+def figure_markdown(figure, alt: str) -> dg.MarkdownMetadataValue:
+    """A matplotlib figure embedded as a PNG in markdown metadata (shown inline by the UI)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")

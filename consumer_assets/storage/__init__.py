@@ -1,0 +1,12 @@
+"""Storage roots on pyarrow.fs: a local folder or S3, with atomic daily partitions."""
+
+from consumer_assets.storage.root import (
+    MANIFEST,
+    Manifest,
+    PartitionNotFoundError,
+    StorageError,
+    StorageRoot,
+    partition_dir,
+)
+
+__all__ = ["MANIFEST", "Manifest", "PartitionNotFoundError", "StorageError", "StorageRoot", "partition_dir"]

@@ -1,0 +1,265 @@
+"""One storage root, a local folder or ``s3://bucket/prefix``, behind one interface.
+
+Everything the platform reads or writes goes through :class:`StorageRoot`, so the
+same code runs on a laptop folder and on S3 (or any S3-compatible server reached
+through ``AWS_ENDPOINT_URL``). Credentials come only from the standard AWS chain.
+
+Partitions are made visible atomically with a manifest: data files get unique
+names, and ``_manifest.json`` (a single object PUT on S3, an ``os.replace`` on a
+folder) is written last and names the files that make up the partition. Readers
+read only the files the manifest names, so a writer that dies half-way leaves the
+previous partition readable and at most some unreferenced files behind, which the
+next successful write of that partition removes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+MANIFEST = "_manifest.json"
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed in a way the caller should report, not retry."""
+
+
+class PartitionNotFoundError(StorageError):
+    """A partition was asked for that has never been written (no manifest)."""
+
+
+def partition_dir(day: date | str) -> str:
+    return f"date={day if isinstance(day, str) else day.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What makes a partition: its files, row count and any properties the writer kept."""
+
+    files: list[str]
+    rows: int
+    written_at: str
+    properties: dict
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"files": self.files, "rows": self.rows, "written_at": self.written_at, "properties": self.properties},
+            indent=2,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        raw = json.loads(text)
+        return cls(files=raw["files"], rows=raw["rows"], written_at=raw["written_at"], properties=raw.get("properties", {}))
+
+
+class StorageRoot:
+    """A filesystem and a base path; every key below it uses ``/`` separators."""
+
+    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None):
+        self.is_s3 = uri.startswith("s3://")
+        self.uri = uri.rstrip("/")
+        if self.is_s3:
+            parsed = urlparse(uri)
+            if not parsed.netloc:
+                raise StorageError(f"S3 root {uri!r} names no bucket; use s3://BUCKET/PREFIX")
+            self.fs = _s3_filesystem(endpoint_url or os.environ.get("AWS_ENDPOINT_URL"), region)
+            self.base = f"{parsed.netloc}{parsed.path}".rstrip("/")
+        elif "://" in self.uri and not self.uri.startswith("file://"):
+            raise StorageError(f"Unsupported storage root {uri!r}: use a local folder or s3://BUCKET/PREFIX")
+        else:
+            self.fs = pafs.LocalFileSystem()
+            self.base = os.path.abspath(self.uri.removeprefix("file://"))
+
+    def __repr__(self) -> str:
+        return f"StorageRoot({self.uri!r})"
+
+    def path(self, *parts: str) -> str:
+        """The filesystem path of a key below the root."""
+        return "/".join([self.base, *[p.strip("/") for p in parts if p]])
+
+    # --- plain objects -------------------------------------------------------------
+
+    def exists(self, key: str) -> bool:
+        return self.fs.get_file_info(self.path(key)).type != pafs.FileType.NotFound
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            with self.fs.open_input_stream(self.path(key), compression=None) as f:
+                return f.read()
+        except FileNotFoundError as exc:
+            raise StorageError(f"{self.uri}/{key} does not exist") from exc
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write an object in one visible step (temporary name + rename on a folder)."""
+        target = self.path(key)
+        self._ensure_parent(target)
+        if self.is_s3:
+            with self.fs.open_output_stream(target, compression=None) as f:
+                f.write(data)
+            return
+        tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+
+    def read_json(self, key: str) -> dict:
+        return json.loads(self.read_bytes(key))
+
+    def write_json(self, key: str, value: dict) -> None:
+        self.write_bytes(key, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+    def list_files(self, prefix: str, suffix: str = "") -> list[str]:
+        """Keys (relative to the root) of the files below ``prefix``, sorted."""
+        selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
+        base_len = len(self.base) + 1
+        return sorted(
+            info.path[base_len:]
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.path.endswith(suffix)
+        )
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        selector = pafs.FileSelector(self.path(prefix), recursive=False, allow_not_found=True)
+        return sorted(info.base_name for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.Directory)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.delete_file(self.path(key))
+        except FileNotFoundError:
+            pass
+
+    def delete_dir(self, prefix: str) -> None:
+        if self.exists(prefix):
+            self.fs.delete_dir(self.path(prefix))
+
+    def _ensure_parent(self, path: str) -> None:
+        if not self.is_s3:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    # --- daily Parquet partitions --------------------------------------------------
+
+    def partition_key(self, dataset: str, day: date | str) -> str:
+        return f"{dataset}/{partition_dir(day)}"
+
+    def list_partitions(self, dataset: str) -> list[date]:
+        """Days of ``dataset`` that have a committed partition (a manifest)."""
+        days = []
+        for name in self.list_dirs(dataset):
+            if name.startswith("date=") and self.exists(f"{dataset}/{name}/{MANIFEST}"):
+                days.append(date.fromisoformat(name.removeprefix("date=")))
+        return sorted(days)
+
+    def has_partition(self, dataset: str, day: date | str) -> bool:
+        return self.exists(f"{self.partition_key(dataset, day)}/{MANIFEST}")
+
+    def manifest(self, dataset: str, day: date | str) -> Manifest:
+        key = f"{self.partition_key(dataset, day)}/{MANIFEST}"
+        try:
+            return Manifest.from_json(self.read_bytes(key).decode())
+        except StorageError as exc:
+            raise PartitionNotFoundError(
+                f"No partition {partition_dir(day)} of {dataset!r} under {self.uri}: materialise it first"
+            ) from exc
+
+    def partition_files(self, dataset: str, day: date | str) -> list[str]:
+        """Filesystem paths of the files that make up a committed partition."""
+        prefix = self.partition_key(dataset, day)
+        return [self.path(prefix, name) for name in self.manifest(dataset, day).files]
+
+    def write_partition(
+        self,
+        dataset: str,
+        day: date | str,
+        tables: pa.Table | Iterable[pa.Table],
+        properties: dict | None = None,
+        schema: pa.Schema | None = None,
+    ) -> Manifest:
+        """Replace a partition with ``tables`` (one file each), visible in one step.
+
+        An iterable lets a writer stream a large partition chunk by chunk without
+        holding it in memory.
+        """
+        prefix = self.partition_key(dataset, day)
+        token = uuid.uuid4().hex[:12]
+        files, rows = [], 0
+        for i, table in enumerate([tables] if isinstance(tables, pa.Table) else tables):
+            name = f"part-{token}-{i:05d}.parquet"
+            path = self.path(prefix, name)
+            self._ensure_parent(path)
+            pq.write_table(table, path, filesystem=self.fs, compression="zstd")
+            files.append(name)
+            rows += table.num_rows
+        if not files:
+            if schema is None:
+                raise StorageError(f"Writing an empty partition of {dataset!r} needs a schema")
+            name = f"part-{token}-00000.parquet"
+            path = self.path(prefix, name)
+            self._ensure_parent(path)
+            pq.write_table(schema.empty_table(), path, filesystem=self.fs)
+            files.append(name)
+        return self.commit_partition(dataset, day, files, rows, properties)
+
+    def commit_partition(
+        self, dataset: str, day: date | str, files: list[str], rows: int, properties: dict | None = None
+    ) -> Manifest:
+        """Make ``files`` (already below the partition folder) the partition, then tidy up."""
+        prefix = self.partition_key(dataset, day)
+        manifest = Manifest(
+            files=sorted(files),
+            rows=rows,
+            written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            properties=properties or {},
+        )
+        self.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_json().encode())
+        keep = {f"{prefix}/{name}" for name in files} | {f"{prefix}/{MANIFEST}"}
+        for key in self.list_files(prefix):
+            if key not in keep:
+                self.delete(key)
+        return manifest
+
+    def read_partition(self, dataset: str, day: date | str, columns: list[str] | None = None) -> pa.Table:
+        paths = self.partition_files(dataset, day)
+        return pq.ParquetDataset(paths, filesystem=self.fs, partitioning=None).read(columns=columns)
+
+    def read_partitions(
+        self, dataset: str, days: Iterable[date | str], columns: list[str] | None = None, missing_ok: bool = False
+    ) -> pa.Table:
+        """A window of partitions as one table, with a ``date`` column saying where each row came from."""
+        tables = []
+        for day in days:
+            if missing_ok and not self.has_partition(dataset, day):
+                continue
+            table = self.read_partition(dataset, day, columns)
+            day_value = date.fromisoformat(day) if isinstance(day, str) else day
+            tables.append(table.append_column("date", pa.array([day_value] * table.num_rows, pa.date32())))
+        if not tables:
+            raise PartitionNotFoundError(f"None of the requested partitions of {dataset!r} exist under {self.uri}")
+        return pa.concat_tables(tables, promote_options="default")
+
+    def iter_partition_batches(
+        self, dataset: str, day: date | str, batch_rows: int = 65_536, columns: list[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a partition in record batches so memory stays bounded by the batch."""
+        for path in self.partition_files(dataset, day):
+            with self.fs.open_input_file(path) as f:
+                yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def _s3_filesystem(endpoint_url: str | None, region: str | None) -> pafs.S3FileSystem:
+    kwargs: dict = {"region": region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+    if endpoint_url:
+        parsed = urlparse(endpoint_url)
+        kwargs["endpoint_override"] = parsed.netloc or parsed.path
+        kwargs["scheme"] = parsed.scheme or "https"
+    return pafs.S3FileSystem(**kwargs)

@@ -1,0 +1,124 @@
+"""raw_events end to end: landing files in, typed Parquet and quarantine out, on a folder and on S3."""
+
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from consumer_assets.ingest.assets import ingest_checks, raw_events
+from consumer_assets.ingest.day import QUARANTINE, RAW_EVENTS, ingest_day
+from consumer_assets.io_manager import PartitionedParquetIOManager
+from consumer_assets.resources import DataQualityResource, StorageResource
+from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day, simulate_to_landing
+from consumer_assets.storage import StorageRoot
+
+START = date(2026, 10, 1)
+
+
+def _resources(uri: str, endpoint: str | None, **quality) -> dict:
+    storage = StorageResource(root=uri, endpoint_url=endpoint)
+    return {
+        "storage": storage,
+        "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+        "quality": DataQualityResource(**quality),
+    }
+
+
+def _materialize(uri, endpoint, day: date, **quality) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [raw_events, *ingest_checks], resources=_resources(uri, endpoint, **quality), partition_key=day.isoformat(), raise_on_error=False
+    )
+
+
+def test_raw_events_materialise_with_checks_and_exact_bookkeeping(root: StorageRoot, root_uri):
+    landed = simulate_to_landing(root, START, 2, SimulationConfig(profiles=600, seed=5), bad_rate=0.01)
+    day = START + timedelta(days=1)
+    result = _materialize(*root_uri, day)
+    assert result.success
+    metadata = result.asset_materializations_for_node("raw_events")[0].metadata
+    read, kept, quarantined, dups = (metadata[k].value for k in ("rows_read", "rows_kept", "rows_quarantined", "duplicates"))
+    assert read == kept + quarantined + dups
+    bad = landed[1].bad_rows
+    assert dups == bad["duplicate"]
+    # Every injected violation, plus the truncated file as one row, is in quarantine.
+    assert quarantined == sum(v for k, v in bad.items() if k != "duplicate")
+    stored = root.read_partition(RAW_EVENTS, day)
+    assert stored.num_rows == kept
+    assert pc.count_distinct(stored.column("event_id")).as_py() == kept
+    assert root.read_partition(QUARANTINE, day).num_rows == quarantined
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert set(checks) == {"check_quarantine_rate", "check_no_null_keys", "check_timestamps_inside_day"}
+    assert all(c.passed for c in checks.values())
+    assert checks["check_quarantine_rate"].metadata["quarantine_rate"].value == pytest.approx(quarantined / read)
+
+
+def test_rematerialising_replaces_the_partition(tmp_path: Path):
+    uri = str(tmp_path / "root")
+    simulate_to_landing(StorageRoot(uri), START, 1, SimulationConfig(profiles=300), bad_rate=0.0)
+    first = _materialize(uri, None, START)
+    second = _materialize(uri, None, START)
+    assert first.success and second.success
+    root = StorageRoot(uri)
+    assert root.read_partition(RAW_EVENTS, START).num_rows == first.asset_materializations_for_node("raw_events")[0].metadata["rows_kept"].value
+    assert len(root.list_files(f"{RAW_EVENTS}/date={START}", ".parquet")) == 1
+
+
+def test_duplicates_of_earlier_days_are_dropped(tmp_path: Path):
+    root = StorageRoot(str(tmp_path))
+    simulator = ShopSimulator(SimulationConfig(profiles=300))
+    first = simulator.simulate_day(START)
+    land_day(root, first)
+    assert _materialize(str(tmp_path), None, START).success
+    second = simulator.simulate_day(START + timedelta(days=1))
+    # The tracker re-sends five of yesterday's events with today's timestamps.
+    ts_index = first.events.schema.get_field_index("ts")
+    resent = first.events.slice(0, 5).set_column(ts_index, "ts", second.events.column("ts").slice(0, 5))
+    second.events = pa.concat_tables([second.events, resent])
+    land_day(root, second)
+    ingested = ingest_day(root, START + timedelta(days=1), lookback_days=3)
+    assert ingested.duplicates == 5
+    assert ingested.events.num_rows == second.events.num_rows - 5
+
+
+def test_a_high_quarantine_rate_fails_with_error_and_blocks(tmp_path: Path):
+    uri = str(tmp_path)
+    simulate_to_landing(StorageRoot(uri), START, 1, SimulationConfig(profiles=300), bad_rate=0.2)
+    result = _materialize(uri, None, START, quarantine_warn_rate=0.02, quarantine_error_rate=0.10)
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "check_quarantine_rate")
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["quarantine_rate"].value > 0.10
+
+
+def test_a_moderate_quarantine_rate_warns(tmp_path: Path):
+    uri = str(tmp_path)
+    simulate_to_landing(StorageRoot(uri), START, 1, SimulationConfig(profiles=300), bad_rate=0.05)
+    result = _materialize(uri, None, START)
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "check_quarantine_rate")
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_a_day_without_landing_files_names_the_missing_prefix(tmp_path: Path):
+    result = _materialize(str(tmp_path), None, START)
+    assert not result.success
+    failure = result.failure_data_for_node("raw_events")
+    assert f"{tmp_path}/landing/events/date=2026-10-01/" in failure.error.message
+    assert not StorageRoot(str(tmp_path)).has_partition(RAW_EVENTS, START)
+
+
+def test_simulate_command_writes_landing_files_and_truth(tmp_path: Path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "consumer_assets.cli", "simulate", "--root", str(tmp_path), "--start", "2026-10-01", "--days", "2", "--profiles", "200", "--bad-rate", "0.01"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "events/s" in completed.stdout
+    root = StorageRoot(str(tmp_path))
+    assert root.list_files("landing/events/date=2026-10-02", ".jsonl.gz")
+    assert root.list_partitions("truth/order_any") == [date(2026, 10, 1), date(2026, 10, 2)]

@@ -1,0 +1,86 @@
+from datetime import date
+
+import boto3
+import pyarrow as pa
+import pytest
+
+from consumer_assets.storage import MANIFEST, PartitionNotFoundError, StorageError, StorageRoot
+
+DAY = date(2026, 10, 5)
+
+
+def _table(n: int, offset: int = 0) -> pa.Table:
+    return pa.table({"id": pa.array(range(offset, offset + n)), "value": pa.array([float(i) for i in range(n)])})
+
+
+def test_partition_round_trip_and_listing(root: StorageRoot):
+    root.write_partition("things", DAY, _table(5), properties={"source": "test"})
+    root.write_partition("things", date(2026, 10, 3), _table(2))
+    assert root.read_partition("things", DAY).column("id").to_pylist() == [0, 1, 2, 3, 4]
+    assert root.manifest("things", DAY).properties == {"source": "test"}
+    assert root.list_partitions("things") == [date(2026, 10, 3), DAY]
+    window = root.read_partitions("things", [date(2026, 10, 3), DAY])
+    assert window.num_rows == 7
+    assert window.column("date").to_pylist() == [date(2026, 10, 3)] * 2 + [DAY] * 5
+
+
+def test_rewrite_replaces_the_partition(root: StorageRoot):
+    root.write_partition("things", DAY, _table(5))
+    root.write_partition("things", DAY, [_table(3, offset=100), _table(2, offset=200)])
+    assert sorted(root.read_partition("things", DAY).column("id").to_pylist()) == [100, 101, 102, 200, 201]
+    files = root.list_files("things/date=2026-10-05")
+    assert len(files) == 3 and files[0].endswith(MANIFEST)
+
+
+def test_a_write_that_dies_half_way_leaves_the_previous_partition(root: StorageRoot):
+    root.write_partition("things", DAY, _table(4))
+
+    def dying_writer():
+        yield _table(10, offset=1000)
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        root.write_partition("things", DAY, dying_writer())
+    # The orphaned file is on disk, but readers only see what the manifest names.
+    assert len(root.list_files("things/date=2026-10-05", ".parquet")) == 2
+    assert root.read_partition("things", DAY).column("id").to_pylist() == [0, 1, 2, 3]
+    # The next successful write tidies the orphan away.
+    root.write_partition("things", DAY, _table(1))
+    assert len(root.list_files("things/date=2026-10-05", ".parquet")) == 1
+
+
+def test_missing_partition_names_what_to_do(root: StorageRoot):
+    with pytest.raises(PartitionNotFoundError, match=r"date=2026-10-05 of 'things'.*materialise it first"):
+        root.read_partition("things", DAY)
+    assert not root.has_partition("things", DAY)
+
+
+def test_empty_partition_needs_a_schema(root: StorageRoot):
+    with pytest.raises(StorageError, match="needs a schema"):
+        root.write_partition("things", DAY, [])
+    root.write_partition("things", DAY, [], schema=_table(0).schema)
+    assert root.read_partition("things", DAY).num_rows == 0
+
+
+def test_objects_and_json(root: StorageRoot):
+    root.write_json("models/serving.json", {"version": "v1"})
+    assert root.read_json("models/serving.json") == {"version": "v1"}
+    assert root.exists("models/serving.json")
+    with pytest.raises(StorageError, match="does not exist"):
+        root.read_bytes("models/nothing.json")
+
+
+def test_s3_objects_are_real_objects_on_the_server(s3_endpoint: str, s3_bucket: str):
+    root = StorageRoot(f"s3://{s3_bucket}/prefix", endpoint_url=s3_endpoint)
+    root.write_partition("things", DAY, _table(3))
+    keys = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket)["Contents"]
+    names = sorted(obj["Key"] for obj in keys)
+    assert names[0] == "prefix/things/date=2026-10-05/_manifest.json"
+    assert names[1].startswith("prefix/things/date=2026-10-05/part-") and names[1].endswith(".parquet")
+
+
+def test_unsupported_roots_are_refused():
+    with pytest.raises(StorageError, match="names no bucket"):
+        StorageRoot("s3://")
+    with pytest.raises(StorageError, match="Unsupported storage root"):
+        StorageRoot("gs://bucket/prefix")

@@ -21,6 +21,18 @@ log = logging.getLogger("consumer_assets.demo")
 
 DEMO_DAYS = int(os.environ.get("DEMO_DAYS", "14"))
 DEMO_PROFILES = int(os.environ.get("DEMO_PROFILES", "5000"))
+QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+def run_job(instance: dg.DagsterInstance, name: str, day: date) -> dg.ExecuteInProcessResult:
+    """Run a partitioned job for a day in this process, recorded in the instance, and log its outcome."""
+    result = defs.resolve_job_def(name).execute_in_process(
+        partition_key=day.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET
+    )
+    checks = result.get_asset_check_evaluations()
+    failed = [c.check_name for c in checks if not c.passed]
+    log.info("%s %s: %s, %d checks, failed: %s", name, day, "ok" if result.success else "FAILED", len(checks), failed or "none")
+    return result
 
 
 def main() -> None:
@@ -32,16 +44,15 @@ def main() -> None:
     simulate_to_landing(root, start, DEMO_DAYS, SimulationConfig(profiles=DEMO_PROFILES), bad_rate=0.01)
 
     instance = dg.DagsterInstance.get()
-    job = defs.get_job_def("daily_data_job")
+    horizon = defs.resources["features"].label_horizon_days
     for offset in range(DEMO_DAYS):
-        day = (start + timedelta(days=offset)).isoformat()
-        result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
-        checks = result.get_asset_check_evaluations()
-        failed = [c.check_name for c in checks if not c.passed]
-        log.info("daily_data_job %s: %s, %d checks, failed: %s", day, "ok" if result.success else "FAILED", len(checks), failed or "none")
+        day = start + timedelta(days=offset)
+        run_job(instance, "daily_data_job", day)
+        if offset >= horizon:
+            run_job(instance, "labels_job", day - timedelta(days=horizon))
     log.info("done in %.0f s", time.perf_counter() - started)
     print(
-        f"\nData is under {root.uri} (landing/, raw_events/, quarantine/).\n"
+        f"\nData is under {root.uri}: {', '.join(root.list_dirs(''))}.\n"
         f"Runs are in the Dagster instance at {instance.root_directory}.\n"
         "Run `make dev` and open http://127.0.0.1:3000 to see the runs, partitions, metadata and checks."
     )

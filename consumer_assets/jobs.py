@@ -1,4 +1,8 @@
-"""Jobs: the daily data job runs ingestion through features; training is its own job."""
+"""Jobs: what runs together for one day.
+
+The daily data job ingests day D and builds its snapshot. Labels of D mature H days
+later, so they have their own job, run for D once D+1..D+H have landed.
+"""
 
 import dagster as dg
 
@@ -6,7 +10,14 @@ from consumer_assets.partitions import daily_partitions
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
-    selection=dg.AssetSelection.groups("ingest"),
+    selection=dg.AssetSelection.assets("raw_events", "daily_histories"),
     partitions_def=daily_partitions,
-    description="Ingest one day of landing files and build that day's data assets.",
+    description="Ingest one day of landing files and build that day's snapshot.",
+)
+
+labels_job = dg.define_asset_job(
+    name="labels_job",
+    selection=dg.AssetSelection.assets("order_labels"),
+    partitions_def=daily_partitions,
+    description="Label the snapshot of day D with the orders of D+1..D+H, once those days are ingested.",
 )

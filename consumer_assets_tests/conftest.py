@@ -78,3 +78,13 @@ def root_uri(request, tmp_path: Path) -> tuple[str, str | None]:
 def root(root_uri: tuple[str, str | None]) -> StorageRoot:
     uri, endpoint = root_uri
     return StorageRoot(uri, endpoint_url=endpoint)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole suite (it takes ~10 s to start); assets reuse it."""
+    from consumer_assets.features.spark import spark_session
+
+    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false", "spark.driver.memory": "2g"})
+    yield session
+    session.stop()

@@ -1,0 +1,191 @@
+"""daily_histories and order_labels: Spark jobs over the stored raw events, with their checks."""
+
+import time
+from datetime import date, timedelta
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from consumer_assets.features.histories import HistoryConfig, cutoff, describe, histories_from_scratch, histories_incremental, window_days
+from consumer_assets.features.labels import label_days, largest_categories, order_labels as label_orders, targets
+from consumer_assets.ingest.assets import raw_events
+from consumer_assets.ingest.day import RAW_EVENTS
+from consumer_assets.metadata import count_table, figure_markdown
+from consumer_assets.partitions import daily_partitions
+from consumer_assets.plots import bar_chart
+from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, SparkResource, StorageResource
+from consumer_assets.storage import StorageRoot
+
+HISTORIES = "daily_histories"
+LABELS = "order_labels"
+ARTICLE_GROUPS_KEY = "config/article_groups.json"
+
+
+def _day(context) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+@dg.asset(
+    name=HISTORIES,
+    partitions_def=daily_partitions,
+    group_name="features",
+    deps=[
+        raw_events,
+        dg.AssetDep(HISTORIES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)),
+    ],
+    kinds={"spark", "parquet"},
+    owners=["team:data-platform"],
+    tags={"stage": "features"},
+    code_version="1",
+)
+def daily_histories(
+    context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource
+) -> dg.MaterializeResult:
+    """Every profile active in the trailing window, with its last L events up to the end of the day.
+
+    Built from yesterday's snapshot and today's raw events (incremental), or from the
+    window's raw events when yesterday's snapshot is missing. List columns per event:
+    type, article, category, brand, price, ts, seconds since the previous event and
+    before the cut-off, hour, weekday; plus window totals for the baselines.
+    """
+    day = _day(context)
+    root = storage.open()
+    if not root.has_partition(RAW_EVENTS, day):
+        raise dg.Failure(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
+    config = HistoryConfig(window_days=features.window_days, max_events=features.max_events)
+    session = spark.session()
+    bridge = spark.bridge(root)
+    started = time.perf_counter()
+    previous = day - timedelta(days=1)
+    today = session.read.parquet(*bridge.input_paths(RAW_EVENTS, [day]))
+    if root.has_partition(HISTORIES, previous):
+        mode = "incremental"
+        snapshot = histories_incremental(session.read.parquet(*bridge.input_paths(HISTORIES, [previous])), today, day, config)
+    else:
+        mode = "from_scratch"
+        days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
+        context.log.info("no snapshot for %s: building %s from %d days of raw events", previous, day, len(days))
+        snapshot = histories_from_scratch(session.read.parquet(*bridge.input_paths(RAW_EVENTS, days)), day, config)
+    manifest = bridge.write_partition(snapshot, HISTORIES, day, files=features.output_files, properties={"mode": mode})
+    spark_seconds = time.perf_counter() - started
+    figures = describe(session.read.parquet(*bridge.input_paths(HISTORIES, [day])))
+    context.log.info("%s: %d profiles (%s) in %.1f s", day, manifest.rows, mode, spark_seconds)
+    histogram = figures["events_per_profile"]
+    return dg.MaterializeResult(
+        metadata={
+            "profiles": manifest.rows,
+            "mode": mode,
+            "spark_seconds": spark_seconds,
+            "events_in_window": figures["window_events"],
+            "events_kept": figures["events_kept"],
+            "sequence_length": count_table(figures["length_quantiles"], "quantile", "events"),
+            "events_per_profile": count_table(histogram, "events in window", "profiles"),
+            "events_per_profile_plot": figure_markdown(
+                bar_chart(list(histogram), list(histogram.values()), "Events per profile in the window", "events", "profiles"),
+                "events per profile",
+            ),
+            "vocabulary_sizes": count_table(figures["vocabulary"], "field", "distinct ids"),
+        }
+    )
+
+
+@dg.asset_check(asset=daily_histories, partitions_def=daily_partitions)
+def check_profile_count_stable(context: dg.AssetCheckExecutionContext, storage: StorageResource, features: FeatureResource) -> dg.AssetCheckResult:
+    """Profile count within a band of the previous day's: a jump says tracking or ingestion changed."""
+    day = _day(context)
+    root = storage.open()
+    profiles = root.manifest(HISTORIES, day).rows
+    previous = day - timedelta(days=1)
+    if not root.has_partition(HISTORIES, previous):
+        return dg.AssetCheckResult(passed=True, description=f"No snapshot for {previous} to compare with.", metadata={"profiles": profiles})
+    before = root.manifest(HISTORIES, previous).rows
+    change = profiles / max(before, 1) - 1
+    return dg.AssetCheckResult(
+        passed=abs(change) <= features.profile_count_band,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"profiles": profiles, "previous_profiles": before, "relative_change": change, "band": features.profile_count_band},
+    )
+
+
+@dg.asset_check(asset=daily_histories, partitions_def=daily_partitions, blocking=True)
+def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    """No feature comes from an event at or after the end of the snapshot's day: no leakage."""
+    day = _day(context)
+    ts = pc.list_flatten(storage.open().read_partition(HISTORIES, day, columns=["ts"]).column("ts"))
+    latest = pc.max(ts).as_py()
+    late = pc.sum(pc.greater_equal(ts, cutoff(day))).as_py() or 0
+    return dg.AssetCheckResult(passed=late == 0, metadata={"events_after_cutoff": late, "latest_event": str(latest), "cutoff": str(cutoff(day))})
+
+
+def article_groups(root: StorageRoot, features: FeatureResource, events_of_day) -> dict[str, list[str]]:
+    """Configured groups, else the groups fixed at the first labelling (stable targets across days)."""
+    if features.article_groups:
+        return dict(features.article_groups)
+    if root.exists(ARTICLE_GROUPS_KEY):
+        return root.read_json(ARTICLE_GROUPS_KEY)["groups"]
+    groups = largest_categories(events_of_day)
+    root.write_json(ARTICLE_GROUPS_KEY, {"groups": groups, "chosen_as": "the five categories with the most events on the first labelled day"})
+    return groups
+
+
+@dg.asset(
+    name=LABELS,
+    partitions_def=daily_partitions,
+    group_name="features",
+    deps=[
+        daily_histories,
+        dg.AssetDep(raw_events, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=1, end_offset=DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True)),
+    ],
+    kinds={"spark", "parquet"},
+    owners=["team:data-platform"],
+    tags={"stage": "features"},
+    code_version="1",
+)
+def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource) -> dg.MaterializeResult:
+    """For each profile of the snapshot at D: did it order in (D, D+H], overall and per article group.
+
+    Exists only once the H following days have landed: refuses to run, naming the
+    missing days, until raw_events has every one of them. The lineage shown in the UI
+    uses the default H; a deployment with another H is still enforced here, in code.
+    """
+    day = _day(context)
+    root = storage.open()
+    later = label_days(day, features.label_horizon_days)
+    missing = [d for d in later if not root.has_partition(RAW_EVENTS, d)]
+    if missing:
+        raise dg.Failure(
+            f"order_labels {day} needs raw_events for {later[0]}..{later[-1]} (H={features.label_horizon_days}); "
+            f"missing: {', '.join(map(str, missing))}. The labels mature once those days have landed and been ingested."
+        )
+    if not root.has_partition(HISTORIES, day):
+        raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
+    session = spark.session()
+    bridge = spark.bridge(root)
+    groups = article_groups(root, features, session.read.parquet(*bridge.input_paths(RAW_EVENTS, [day])))
+    profiles = session.read.parquet(*bridge.input_paths(HISTORIES, [day]))
+    later_events = session.read.parquet(*bridge.input_paths(RAW_EVENTS, later))
+    labels = label_orders(profiles, later_events, day, features.label_horizon_days, groups)
+    manifest = bridge.write_partition(labels, LABELS, day, files=1, properties={"groups": groups, "horizon_days": features.label_horizon_days})
+    stored = root.read_partition(LABELS, day)
+    rates = {name: pc.mean(stored.column(name)).as_py() or 0.0 for name in targets(groups)}
+    context.log.info("%s: %d profiles labelled, order_any rate %.4f", day, manifest.rows, rates["order_any"])
+    return dg.MaterializeResult(
+        metadata={
+            "profiles": manifest.rows,
+            "label_rates": count_table(rates, "target", "rate"),
+            "article_groups": dg.MetadataValue.json(groups),
+            "horizon_days": features.label_horizon_days,
+        }
+    )
+
+
+@dg.asset_check(asset=order_labels, partitions_def=daily_partitions, blocking=True)
+def check_label_rate_nonzero(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    """A matured snapshot in which nobody ordered means orders stopped arriving, not that nobody bought."""
+    labels = storage.open().read_partition(LABELS, _day(context), columns=["order_any"])
+    rate = pc.mean(labels.column("order_any")).as_py() or 0.0
+    return dg.AssetCheckResult(passed=rate > 0, metadata={"order_any_rate": rate, "profiles": labels.num_rows})
+
+
+feature_assets = [daily_histories, order_labels]
+feature_checks = [check_profile_count_stable, check_no_event_after_cutoff, check_label_rate_nonzero]

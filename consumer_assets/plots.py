@@ -1,0 +1,23 @@
+"""Plots for the UI, drawn with matplotlib's non-interactive backend (no dagster import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str, ylabel: str) -> Figure:
+    figure, axes = plt.subplots(figsize=(6, 3))
+    axes.bar(range(len(values)), values, color="#4c72b0")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure

@@ -8,7 +8,8 @@ import tempfile
 import time
 from datetime import date, timedelta
 
-from consumer_assets.ingest.day import RAW_EVENTS, ingest_day, write_quarantine
+from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.ingest.day import ingest_day, write_quarantine
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
 from consumer_assets.storage import StorageRoot
 

@@ -6,7 +6,8 @@ import boto3
 import dagster as dg
 import pytest
 
-from consumer_assets.features.assets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, feature_assets, feature_checks
+from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS
+from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.resources import DataQualityResource, FeatureResource, SparkResource, StorageResource

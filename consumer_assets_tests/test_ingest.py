@@ -11,7 +11,8 @@ import pyarrow.compute as pc
 import pytest
 
 from consumer_assets.ingest.assets import ingest_checks, raw_events
-from consumer_assets.ingest.day import QUARANTINE, RAW_EVENTS, ingest_day
+from consumer_assets.datasets import QUARANTINE, RAW_EVENTS
+from consumer_assets.ingest.day import ingest_day
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.resources import DataQualityResource, StorageResource
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day, simulate_to_landing

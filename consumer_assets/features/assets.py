@@ -6,19 +6,15 @@ from datetime import date, timedelta
 import dagster as dg
 import pyarrow.compute as pc
 
-from consumer_assets.features.histories import HistoryConfig, cutoff, describe, histories_from_scratch, histories_incremental, window_days
-from consumer_assets.features.labels import label_days, largest_categories, order_labels as label_orders, targets
+from consumer_assets.datasets import HISTORIES, LABELS
+from consumer_assets.features.build import MissingInputError, build_labels, build_snapshot
+from consumer_assets.features.histories import HistoryConfig, cutoff, describe
+from consumer_assets.features.labels import targets
 from consumer_assets.ingest.assets import raw_events
-from consumer_assets.ingest.day import RAW_EVENTS
 from consumer_assets.metadata import count_table, figure_markdown
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart
 from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, SparkResource, StorageResource
-from consumer_assets.storage import StorageRoot
-
-HISTORIES = "daily_histories"
-LABELS = "order_labels"
-ARTICLE_GROUPS_KEY = "config/article_groups.json"
 
 
 def _day(context) -> date:
@@ -49,24 +45,15 @@ def daily_histories(
     before the cut-off, hour, weekday; plus window totals for the baselines.
     """
     day = _day(context)
-    root = storage.open()
-    if not root.has_partition(RAW_EVENTS, day):
-        raise dg.Failure(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
     config = HistoryConfig(window_days=features.window_days, max_events=features.max_events)
     session = spark.session()
-    bridge = spark.bridge(root)
+    bridge = spark.bridge(storage.open())
     started = time.perf_counter()
-    previous = day - timedelta(days=1)
-    today = session.read.parquet(*bridge.input_paths(RAW_EVENTS, [day]))
-    if root.has_partition(HISTORIES, previous):
-        mode = "incremental"
-        snapshot = histories_incremental(session.read.parquet(*bridge.input_paths(HISTORIES, [previous])), today, day, config)
-    else:
-        mode = "from_scratch"
-        days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
-        context.log.info("no snapshot for %s: building %s from %d days of raw events", previous, day, len(days))
-        snapshot = histories_from_scratch(session.read.parquet(*bridge.input_paths(RAW_EVENTS, days)), day, config)
-    manifest = bridge.write_partition(snapshot, HISTORIES, day, files=features.output_files, properties={"mode": mode})
+    try:
+        built = build_snapshot(session, bridge, day, config, files=features.output_files)
+    except MissingInputError as exc:
+        raise dg.Failure(str(exc)) from exc
+    manifest, mode = built.manifest, built.mode
     spark_seconds = time.perf_counter() - started
     figures = describe(session.read.parquet(*bridge.input_paths(HISTORIES, [day])))
     context.log.info("%s: %d profiles (%s) in %.1f s", day, manifest.rows, mode, spark_seconds)
@@ -117,17 +104,6 @@ def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage:
     return dg.AssetCheckResult(passed=late == 0, metadata={"events_after_cutoff": late, "latest_event": str(latest), "cutoff": str(cutoff(day))})
 
 
-def article_groups(root: StorageRoot, features: FeatureResource, events_of_day) -> dict[str, list[str]]:
-    """Configured groups, else the groups fixed at the first labelling (stable targets across days)."""
-    if features.article_groups:
-        return dict(features.article_groups)
-    if root.exists(ARTICLE_GROUPS_KEY):
-        return root.read_json(ARTICLE_GROUPS_KEY)["groups"]
-    groups = largest_categories(events_of_day)
-    root.write_json(ARTICLE_GROUPS_KEY, {"groups": groups, "chosen_as": "the five categories with the most events on the first labelled day"})
-    return groups
-
-
 @dg.asset(
     name=LABELS,
     partitions_def=daily_partitions,
@@ -150,22 +126,11 @@ def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, sp
     """
     day = _day(context)
     root = storage.open()
-    later = label_days(day, features.label_horizon_days)
-    missing = [d for d in later if not root.has_partition(RAW_EVENTS, d)]
-    if missing:
-        raise dg.Failure(
-            f"order_labels {day} needs raw_events for {later[0]}..{later[-1]} (H={features.label_horizon_days}); "
-            f"missing: {', '.join(map(str, missing))}. The labels mature once those days have landed and been ingested."
-        )
-    if not root.has_partition(HISTORIES, day):
-        raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
-    session = spark.session()
-    bridge = spark.bridge(root)
-    groups = article_groups(root, features, session.read.parquet(*bridge.input_paths(RAW_EVENTS, [day])))
-    profiles = session.read.parquet(*bridge.input_paths(HISTORIES, [day]))
-    later_events = session.read.parquet(*bridge.input_paths(RAW_EVENTS, later))
-    labels = label_orders(profiles, later_events, day, features.label_horizon_days, groups)
-    manifest = bridge.write_partition(labels, LABELS, day, files=1, properties={"groups": groups, "horizon_days": features.label_horizon_days})
+    try:
+        manifest = build_labels(spark.session(), spark.bridge(root), day, features.label_horizon_days, features.article_groups)
+    except MissingInputError as exc:
+        raise dg.Failure(str(exc)) from exc
+    groups = manifest.properties["groups"]
     stored = root.read_partition(LABELS, day)
     rates = {name: pc.mean(stored.column(name)).as_py() or 0.0 for name in targets(groups)}
     context.log.info("%s: %d profiles labelled, order_any rate %.4f", day, manifest.rows, rates["order_any"])

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.ingest.contract import EVENT_SCHEMA
-from consumer_assets.ingest.day import QUARANTINE, RAW_EVENTS, MissingLandingDataError, ingest_day, write_quarantine
+from consumer_assets.datasets import QUARANTINE, RAW_EVENTS
+from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, write_quarantine
 from consumer_assets.metadata import count_table, preview_table
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.resources import DataQualityResource, StorageResource

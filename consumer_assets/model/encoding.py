@@ -1,0 +1,170 @@
+"""From snapshot rows to tensors: vocabularies built at training time, and the encoding.
+
+Ids are raw strings in the histories; each model keeps its own vocabularies, so a
+new article needs no change upstream. Index 0 is padding and index 1 stands for any
+id the vocabulary does not know (unseen or too rare), so a model scores every
+profile, including ones whose whole history is new to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+PAD, OOV = "<pad>", "<oov>"
+CATEGORICAL = ("event_type", "article_id", "category_id", "brand_id")
+CONTINUOUS = ("log_dt_prev", "log_dt_cutoff", "log_price", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+PROFILE = (
+    "window_events",
+    "window_view",
+    "window_wishlist",
+    "window_add_to_cart",
+    "window_remove_from_cart",
+    "window_order",
+    "window_spend",
+    "active_days",
+    "recency_s",
+)
+HISTORY_COLUMNS = ("profile_id", "length", *CATEGORICAL, "price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday", *PROFILE)
+
+
+@dataclass(frozen=True)
+class VocabularyLimits:
+    """How many ids of each field get their own embedding; the rest share the OOV row."""
+
+    max_articles: int = 20_000
+    max_brands: int = 2_000
+    max_categories: int = 500
+    min_count: int = 2
+
+
+class Vocabulary:
+    """Token lists per categorical field; position in the list is the embedding row."""
+
+    def __init__(self, tokens: dict[str, list[str]]):
+        for field in CATEGORICAL:
+            if field not in tokens:
+                raise ValueError(f"vocabulary has no field {field!r}")
+            if tokens[field][:2] != [PAD, OOV]:
+                raise ValueError(f"vocabulary field {field!r} must start with {PAD!r}, {OOV!r}")
+        self.tokens = {field: list(tokens[field]) for field in CATEGORICAL}
+        self._arrays = {field: pa.array(self.tokens[field][2:], pa.string()) for field in CATEGORICAL}
+
+    def size(self, field: str) -> int:
+        return len(self.tokens[field])
+
+    def sizes(self) -> dict[str, int]:
+        return {field: self.size(field) for field in CATEGORICAL}
+
+    def to_json(self) -> dict:
+        return {"tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabulary:
+        return cls(data["tokens"])
+
+    @classmethod
+    def build(cls, tables: Iterable[pa.Table], limits: VocabularyLimits = VocabularyLimits()) -> Vocabulary:
+        """The most frequent ids of each field in ``tables``, capped and with a minimum count."""
+        counts: dict[str, dict[str, int]] = {field: {} for field in CATEGORICAL}
+        for table in tables:
+            for field in CATEGORICAL:
+                values = pc.value_counts(pc.list_flatten(table.column(field)).drop_null())
+                target = counts[field]
+                for value, count in zip(values.field("values").to_pylist(), values.field("counts").to_pylist()):
+                    target[value] = target.get(value, 0) + count
+        caps = {"event_type": 64, "article_id": limits.max_articles, "category_id": limits.max_categories, "brand_id": limits.max_brands}
+        tokens = {}
+        for field in CATEGORICAL:
+            frequent = sorted(((c, v) for v, c in counts[field].items() if c >= limits.min_count or field == "event_type"), key=lambda cv: (-cv[0], cv[1]))
+            tokens[field] = [PAD, OOV, *[v for _, v in frequent[: caps[field]]]]
+        return cls(tokens)
+
+    def lookup(self, field: str, values: pa.Array) -> np.ndarray:
+        """Indices of ``values`` (OOV for unknown or null ids)."""
+        index = pc.index_in(values, value_set=self._arrays[field])
+        return pc.fill_null(pc.add(index, 2), 1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+@dataclass
+class EncodedBatch:
+    """A batch of sequences, right-padded to the batch's longest, and its labels if known."""
+
+    categorical: torch.Tensor  # (batch, time, fields) int64
+    continuous: torch.Tensor  # (batch, time, features) float32
+    profile: torch.Tensor  # (batch, profile features) float32: window totals, log-scaled
+    lengths: torch.Tensor  # (batch,) int64, every length >= 1
+    labels: torch.Tensor | None = None  # (batch, targets) float32
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def to(self, device: torch.device | str) -> EncodedBatch:
+        return EncodedBatch(
+            self.categorical.to(device, non_blocking=True),
+            self.continuous.to(device, non_blocking=True),
+            self.profile.to(device, non_blocking=True),
+            self.lengths,
+            None if self.labels is None else self.labels.to(device, non_blocking=True),
+        )
+
+
+def _flat(table: pa.Table, name: str) -> pa.Array:
+    return pc.list_flatten(table.column(name)).combine_chunks() if table.num_rows else pa.array([], pa.string())
+
+
+def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.ndarray | None = None) -> EncodedBatch:
+    """Encode snapshot rows: the last ``max_length`` events of each, padded at the end.
+
+    A profile with an empty history gets one all-padding step, so every profile gets
+    a score; its continuous inputs are zeros.
+    """
+    rows = table.num_rows
+    lengths = pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False).astype(np.int64)
+    kept = np.minimum(lengths, max_length)
+    width = max(int(kept.max()) if rows else 1, 1)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if rows else np.zeros(0, np.int64)
+    # Positions of each kept event in the flattened arrays, and where it goes in the batch.
+    row_index = np.repeat(np.arange(rows), kept)
+    step = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+    source = np.repeat(starts + lengths - kept, kept) + step
+
+    categorical = np.zeros((rows, width, len(CATEGORICAL)), np.int64)
+    for k, field in enumerate(CATEGORICAL):
+        categorical[row_index, step, k] = vocabulary.lookup(field, _flat(table, field))[source]
+
+    def numbers(name: str) -> np.ndarray:
+        return pc.fill_null(_flat(table, name), 0).to_numpy(zero_copy_only=False).astype(np.float64)[source]
+
+    hour = numbers("hour") * (2 * np.pi / 24)
+    weekday = numbers("weekday") * (2 * np.pi / 7)
+    features = np.stack(
+        [
+            np.log1p(np.maximum(numbers("dt_prev_s"), 0)) / 10,
+            np.log1p(np.maximum(numbers("dt_cutoff_s"), 0)) / 10,
+            np.log1p(np.maximum(numbers("price"), 0)) / 5,
+            np.sin(hour),
+            np.cos(hour),
+            np.sin(weekday),
+            np.cos(weekday),
+        ],
+        axis=1,
+    )
+    continuous = np.zeros((rows, width, len(CONTINUOUS)), np.float32)
+    continuous[row_index, step] = features
+    profile = np.stack(
+        [np.log1p(np.maximum(pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64), 0)) / 5 for name in PROFILE],
+        axis=1,
+    ).astype(np.float32) if rows else np.zeros((0, len(PROFILE)), np.float32)
+    return EncodedBatch(
+        categorical=torch.from_numpy(categorical),
+        continuous=torch.from_numpy(continuous),
+        profile=torch.from_numpy(profile),
+        lengths=torch.from_numpy(np.maximum(kept, 1)),
+        labels=None if labels is None else torch.from_numpy(np.asarray(labels, np.float32)),
+    )

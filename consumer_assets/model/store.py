@@ -1,0 +1,169 @@
+"""Model candidates and the serving pointer, on the storage root. Models are data, never code.
+
+A candidate is a folder ``models/candidates/<version>/`` of plain files:
+``model.safetensors`` (weights), ``config.json`` (sizes), ``vocab.json``
+(vocabularies), ``training.json`` (how it was trained) and, written last,
+``manifest.json`` with the SHA-256 of each file. Loading parses JSON and reads
+tensors, executes nothing, and refuses files that were changed after training or
+that do not belong together, with a message that says which.
+
+``models/serving.json`` names the version in service. Only promotion writes it, and
+every promotion is also kept in ``models/serving_history/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from consumer_assets.model.encoding import Vocabulary
+from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.storage import StorageError, StorageRoot
+
+CANDIDATES = "models/candidates"
+SERVING = "models/serving.json"
+SERVING_HISTORY = "models/serving_history"
+FILES = ("model.safetensors", "config.json", "vocab.json", "training.json")
+
+
+class ModelLoadError(RuntimeError):
+    """A stored model cannot be used as it is; the message says what is wrong with which file."""
+
+
+class NoServingModelError(RuntimeError):
+    """No model has been promoted into service yet."""
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    config: ModelConfig
+    vocabulary: Vocabulary
+    network: ConsumerLSTM
+    training: dict
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_bytes(value: dict) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+
+
+class ModelStore:
+    def __init__(self, root: StorageRoot):
+        self.root = root
+
+    def _key(self, version: str, name: str) -> str:
+        return f"{CANDIDATES}/{version}/{name}"
+
+    def versions(self) -> list[str]:
+        """Complete candidates (with a manifest), oldest first by name."""
+        return [v for v in self.root.list_dirs(CANDIDATES) if self.root.exists(self._key(v, "manifest.json"))]
+
+    def save_candidate(self, version: str, network: ConsumerLSTM, vocabulary: Vocabulary, training: dict) -> None:
+        if self.root.exists(self._key(version, "manifest.json")):
+            raise StorageError(f"candidate {version} exists already; versions are never overwritten")
+        tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()}
+        contents = {
+            "model.safetensors": save_tensors(tensors, metadata={"version": version}),
+            "config.json": _json_bytes(network.config.to_json()),
+            "vocab.json": _json_bytes(vocabulary.to_json()),
+            "training.json": _json_bytes(training),
+        }
+        for name, data in contents.items():
+            self.root.write_bytes(self._key(version, name), data)
+        manifest = {"version": version, "sha256": {name: _sha256(data) for name, data in contents.items()}, "saved_at": datetime.now(timezone.utc).isoformat()}
+        self.root.write_bytes(self._key(version, "manifest.json"), _json_bytes(manifest))
+
+    def _read_verified(self, version: str) -> dict[str, bytes]:
+        if not self.root.exists(self._key(version, "manifest.json")):
+            known = ", ".join(self.versions()[-5:]) or "none"
+            raise ModelLoadError(f"No complete candidate {version!r} under {self.root.uri}/{CANDIDATES} (latest: {known})")
+        manifest = json.loads(self.root.read_bytes(self._key(version, "manifest.json")))
+        contents = {}
+        for name in FILES:
+            try:
+                data = self.root.read_bytes(self._key(version, name))
+            except StorageError as exc:
+                raise ModelLoadError(f"{version}: {name} is missing") from exc
+            if _sha256(data) != manifest["sha256"].get(name):
+                raise ModelLoadError(f"{version}: {name} was changed after training (SHA-256 differs from manifest.json); refusing to load it")
+            contents[name] = data
+        return contents
+
+    def load(self, version: str) -> LoadedModel:
+        """Load a candidate for inference (eval mode, CPU); every file checked first."""
+        contents = self._read_verified(version)
+        try:
+            config = ModelConfig.from_json(json.loads(contents["config.json"]))
+            vocabulary = Vocabulary.from_json(json.loads(contents["vocab.json"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{version}: config.json or vocab.json is not valid: {exc}") from exc
+        try:
+            tensors = load_tensors(contents["model.safetensors"])
+        except (SafetensorError, ValueError) as exc:
+            raise ModelLoadError(f"{version}: model.safetensors is not a readable safetensors file: {exc}") from exc
+        network = ConsumerLSTM.for_vocabulary(config, vocabulary)
+        check_weights_match(network, tensors, version)
+        network.load_state_dict(tensors)
+        network.eval()
+        return LoadedModel(version, config, vocabulary, network, json.loads(contents["training.json"]))
+
+    def read_training(self, version: str) -> dict:
+        return json.loads(self.root.read_bytes(self._key(version, "training.json")))
+
+    # --- evaluation and the serving pointer ------------------------------------------
+
+    def write_evaluation(self, version: str, evaluation: dict) -> None:
+        self.root.write_bytes(self._key(version, "evaluation.json"), _json_bytes(evaluation))
+
+    def read_evaluation(self, version: str) -> dict:
+        key = self._key(version, "evaluation.json")
+        if not self.root.exists(key):
+            raise ModelLoadError(f"{version} has no evaluation.json: it was never evaluated")
+        return json.loads(self.root.read_bytes(key))
+
+    def serving(self) -> dict | None:
+        """The serving record (version, since, run id, metrics), or None before the first promotion."""
+        return json.loads(self.root.read_bytes(SERVING)) if self.root.exists(SERVING) else None
+
+    def serving_version(self) -> str:
+        record = self.serving()
+        if record is None:
+            raise NoServingModelError(
+                f"No model in service under {self.root.uri} ({SERVING} is missing): materialise trained_lstm and "
+                "validated_model first, or promote a validated version with `consumer-assets models promote`."
+            )
+        return record["version"]
+
+    def promote(self, version: str, record: dict) -> dict:
+        """Point serving at ``version`` in one atomic write; the history keeps every promotion."""
+        self._read_verified(version)
+        now = datetime.now(timezone.utc)
+        full = {"version": version, "since": now.isoformat(timespec="seconds"), **record}
+        self.root.write_bytes(f"{SERVING_HISTORY}/{now:%Y%m%dT%H%M%S%f}-{version}.json", _json_bytes(full))
+        self.root.write_bytes(SERVING, _json_bytes(full))
+        return full
+
+    def serving_history(self) -> list[dict]:
+        return [json.loads(self.root.read_bytes(key)) for key in self.root.list_files(SERVING_HISTORY, ".json")]
+
+
+def check_weights_match(network: ConsumerLSTM, tensors: dict[str, torch.Tensor], version: str) -> None:
+    """Weights, config and vocabularies must describe the same network, tensor for tensor."""
+    expected = {name: tuple(t.shape) for name, t in network.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    problems = [f"missing {n}" for n in sorted(expected.keys() - found.keys())]
+    problems += [f"unexpected {n}" for n in sorted(found.keys() - expected.keys())]
+    problems += [f"{n} has shape {found[n]} but config+vocab need {expected[n]}" for n in sorted(expected.keys() & found.keys()) if found[n] != expected[n]]
+    if problems:
+        raise ModelLoadError(f"{version}: weights do not match config.json and vocab.json: " + "; ".join(problems[:5]))

@@ -1,0 +1,134 @@
+"""Which snapshots train, validate and test a model, and batches streamed from their Parquet.
+
+Profiles fall into fixed hash buckets: 10 % test, 10 % validation, the rest train.
+Test data is independent twice over: its profiles never train, and its snapshot is
+later than every training snapshot. Validation (early stopping) is the same: its
+own profiles, on a snapshot later than the training ones. Held-out profiles matter:
+the same profile appears in many daily snapshots, and a network that memorises it
+would look good on a later snapshot of the very profiles it trained on.
+
+Batches stream from the partitions chunk by chunk, so memory is bounded by the
+chunk, not the data. Within a chunk, rows are sorted by length and cut into
+batches, so a batch pads little; the order of batches is shuffled.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from consumer_assets.model.encoding import HISTORY_COLUMNS, EncodedBatch, Vocabulary, encode
+from consumer_assets.datasets import HISTORIES, LABELS
+from consumer_assets.storage import StorageRoot
+
+TEST_PERCENT = 10
+VALIDATION_PERCENT = 10
+ROLES = ("train", "validation", "test")
+
+
+class NotEnoughDataError(RuntimeError):
+    """Too few matured snapshots to train, validate and test a model."""
+
+
+def profile_roles(profile_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """"train", "validation" or "test" per profile: a fixed hash of the id, the same on every day and run."""
+    buckets = np.array([zlib.crc32(p.encode()) % 100 for p in profile_ids.to_pylist()], dtype=np.int64)
+    return np.where(buckets < TEST_PERCENT, "test", np.where(buckets < TEST_PERCENT + VALIDATION_PERCENT, "validation", "train"))
+
+
+@dataclass(frozen=True)
+class SnapshotSplit:
+    train_days: tuple[date, ...]
+    validation_day: date
+    test_day: date
+
+    def to_json(self) -> dict:
+        return {"train_days": [d.isoformat() for d in self.train_days], "validation_day": self.validation_day.isoformat(), "test_day": self.test_day.isoformat()}
+
+
+def plan_split(labelled_days: list[date], max_training_days: int) -> SnapshotSplit:
+    """Latest labelled snapshot tests; the one before validates; up to ``max_training_days`` before that train."""
+    days = sorted(labelled_days)
+    if len(days) < 3:
+        raise NotEnoughDataError(
+            f"Training needs at least 3 matured snapshots (train, validation, test); found {len(days)}: "
+            f"{', '.join(map(str, days)) or 'none'}. Materialise daily_histories and order_labels for more days."
+        )
+    return SnapshotSplit(train_days=tuple(days[:-2][-max_training_days:]), validation_day=days[-2], test_day=days[-1])
+
+
+def matured_days(root: StorageRoot, until: date) -> list[date]:
+    """Snapshot days up to ``until`` that have both histories and labels."""
+    labelled = set(root.list_partitions(LABELS))
+    return [d for d in root.list_partitions(HISTORIES) if d in labelled and d <= until]
+
+
+@dataclass
+class SnapshotBatches:
+    """Re-iterable stream of labelled batches from some snapshot days (one pass per epoch)."""
+
+    root: StorageRoot
+    days: tuple[date, ...]
+    targets: tuple[str, ...]
+    role: str  # which profiles: "train", "validation" or "test"
+    vocabulary: Vocabulary | None = None  # needed to iterate batches, not to build a vocabulary
+    max_length: int = 100
+    batch_size: int = 256
+    chunk_rows: int = 16_384
+    shuffle_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {self.role!r}")
+        self._epoch = 0
+
+    def labels(self, day: date) -> pa.Table:
+        return self.root.read_partition(LABELS, day, columns=["profile_id", *self.targets])
+
+    def rows(self) -> Iterator[tuple[date, pa.Table, np.ndarray]]:
+        """Chunks of (day, history rows, labels) for the chosen profiles."""
+        for day in self.days:
+            labels = self.labels(day)
+            for batch in self.root.iter_partition_batches(HISTORIES, day, self.chunk_rows, columns=list(HISTORY_COLUMNS)):
+                chunk = pa.Table.from_batches([batch])
+                chunk = chunk.filter(pa.array(profile_roles(chunk.column("profile_id")) == self.role))
+                position = pc.index_in(chunk.column("profile_id"), value_set=labels.column("profile_id"))
+                chunk = chunk.filter(pc.is_valid(position))
+                position = pc.drop_null(position).to_numpy(zero_copy_only=False)
+                y = np.stack([labels.column(t).to_numpy()[position] for t in self.targets], axis=1).astype(np.float32)
+                if chunk.num_rows:
+                    yield day, chunk, y
+
+    def __iter__(self) -> Iterator[EncodedBatch]:
+        if self.vocabulary is None:
+            raise ValueError("SnapshotBatches needs a vocabulary to encode batches")
+        rng = np.random.default_rng(None if self.shuffle_seed is None else [self.shuffle_seed, self._epoch])
+        self._epoch += 1
+        for _, chunk, y in self.rows():
+            order = np.argsort(pc.list_value_length(chunk.column("event_type")).to_numpy(zero_copy_only=False), kind="stable")
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            if self.shuffle_seed is not None:
+                rng.shuffle(batches)
+            for rows in batches:
+                yield encode(chunk.take(pa.array(rows)), self.vocabulary, self.max_length, y[rows])
+
+    def positive_rates(self) -> np.ndarray:
+        """Share of positives per target over all chosen rows (labels only; no histories read)."""
+        positives, rows = np.zeros(len(self.targets)), 0
+        for day in self.days:
+            labels = self.labels(day)
+            labels = labels.filter(pa.array(profile_roles(labels.column("profile_id")) == self.role))
+            positives += [pc.sum(labels.column(t)).as_py() or 0 for t in self.targets]
+            rows += labels.num_rows
+        return positives / max(rows, 1)
+
+    def history_tables(self) -> Iterator[pa.Table]:
+        """The chosen history rows, for building vocabularies."""
+        for _, chunk, _ in self.rows():
+            yield chunk

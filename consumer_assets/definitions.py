@@ -5,20 +5,22 @@ import dagster as dg
 from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.io_manager import PartitionedParquetIOManager
-from consumer_assets.jobs import daily_data_job, labels_job
-from consumer_assets.resources import DataQualityResource, FeatureResource, SparkResource, env_or_default, storage_from_env
+from consumer_assets.jobs import daily_data_job, labels_job, training_job
+from consumer_assets.resources import DataQualityResource, FeatureResource, SparkResource, TrainingResource, env_or_default, storage_from_env
+from consumer_assets.training.assets import trained_lstm
 
 storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *feature_assets],
+    assets=[*ingest_assets, *feature_assets, trained_lstm],
     asset_checks=[*ingest_checks, *feature_checks],
-    jobs=[daily_data_job, labels_job],
+    jobs=[daily_data_job, labels_job, training_job],
     resources={
         "storage": storage,
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
         "quality": DataQualityResource(),
         "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
         "features": FeatureResource(),
+        "training": TrainingResource(),
     },
 )

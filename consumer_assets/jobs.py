@@ -7,6 +7,7 @@ later, so they have their own job, run for D once D+1..D+H have landed.
 import dagster as dg
 
 from consumer_assets.partitions import daily_partitions
+from consumer_assets.training.gpu import GPU_JOB_TAGS
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
@@ -20,4 +21,12 @@ labels_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("order_labels"),
     partitions_def=daily_partitions,
     description="Label the snapshot of day D with the orders of D+1..D+H, once those days are ingested.",
+)
+
+training_job = dg.define_asset_job(
+    name="training_job",
+    selection=dg.AssetSelection.assets("trained_lstm"),
+    partitions_def=daily_partitions,
+    tags=GPU_JOB_TAGS,
+    description="Train a candidate on a GPU node (when the launcher offers one), run its blocking checks, promote it if they pass.",
 )

@@ -21,3 +21,20 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel
     figure.tight_layout()
     plt.close(figure)
     return figure
+
+
+def training_curves(history: Sequence[dict]) -> Figure:
+    """Loss and validation AUC per epoch."""
+    epochs = [h["epoch"] for h in history]
+    figure, (loss_axes, auc_axes) = plt.subplots(1, 2, figsize=(8, 3))
+    loss_axes.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train (weighted)")
+    loss_axes.plot(epochs, [h["validation_log_loss"] for h in history], marker="o", label="validation")
+    loss_axes.set_xlabel("epoch")
+    loss_axes.set_title("loss")
+    loss_axes.legend()
+    auc_axes.plot(epochs, [h["validation_auc"] for h in history], marker="o", color="#55a868")
+    auc_axes.set_xlabel("epoch")
+    auc_axes.set_title("validation AUC (order_any)")
+    figure.tight_layout()
+    plt.close(figure)
+    return figure

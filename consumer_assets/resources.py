@@ -91,3 +91,20 @@ class FeatureResource(dg.ConfigurableResource):
     )
     profile_count_band: float = Field(default=0.5, description="A snapshot whose profile count moves more than this share from the previous day's raises a WARN.")
     output_files: int = Field(default=2, description="Parquet files per snapshot partition.")
+
+
+class TrainingResource(dg.ConfigurableResource):
+    """How trained_lstm trains; the defaults train a useful model on the simulator in minutes on CPU."""
+
+    max_training_days: int = Field(default=14, description="Matured snapshots used for training (the latest two validate and test).")
+    hidden_size: int = Field(default=64, description="LSTM hidden size (one layer).")
+    max_epochs: int = Field(default=8, description="Upper bound on epochs; early stopping usually ends sooner.")
+    patience: int = Field(default=2, description="Epochs without a better validation log-loss before stopping.")
+    learning_rate: float = Field(default=2e-3, description="AdamW learning rate.")
+    batch_size: int = Field(default=128, description="Sequences per batch (length-bucketed).")
+    max_articles: int = Field(default=5_000, description="Articles with an embedding of their own; rarer ones share the OOV row.")
+    min_id_count: int = Field(default=5, description="An id needs this many events in the training data to get an embedding.")
+    device: str = Field(default="auto", description="'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
+    threads: int = Field(default=2, description="CPU threads for training and scoring (env TORCH_THREADS).")
+    seed: int = Field(default=0, description="Seed of initialisation and batch order: same seed, same model on CPU.")
+    warm_start: bool = Field(default=True, description="Start from the model in service when its config is compatible.")

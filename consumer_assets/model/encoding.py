@@ -37,10 +37,10 @@ HISTORY_COLUMNS = ("profile_id", "length", *CATEGORICAL, "price", "dt_prev_s", "
 class VocabularyLimits:
     """How many ids of each field get their own embedding; the rest share the OOV row."""
 
-    max_articles: int = 20_000
+    max_articles: int = 5_000
     max_brands: int = 2_000
     max_categories: int = 500
-    min_count: int = 2
+    min_count: int = 5
 
 
 class Vocabulary:

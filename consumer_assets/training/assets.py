@@ -1,0 +1,86 @@
+"""trained_lstm: a candidate model trained on matured snapshots, on a GPU when the launcher gives one."""
+
+from datetime import date
+
+import dagster as dg
+
+from consumer_assets.datasets import HISTORIES, LABELS
+from consumer_assets.features.assets import daily_histories, order_labels
+from consumer_assets.metadata import count_table, figure_markdown
+from consumer_assets.model.encoding import VocabularyLimits
+from consumer_assets.model.network import ModelConfig
+from consumer_assets.partitions import daily_partitions
+from consumer_assets.plots import training_curves
+from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, StorageResource, TrainingResource
+from consumer_assets.training.batches import NotEnoughDataError
+from consumer_assets.training.gpu import GPU_OP_TAGS, GPU_POOL
+from consumer_assets.training.run import plan_training, train_candidate
+from consumer_assets.training.train import TrainConfig
+
+TRAINED_LSTM = "trained_lstm"
+# Lineage only: training at T reads the matured snapshots before T - H; the code picks them.
+MATURED = dg.TimeWindowPartitionMapping(start_offset=-(DEFAULT_LABEL_HORIZON_DAYS + 16), end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True)
+
+
+def candidate_version(day: date, run_id: str) -> str:
+    return f"lstm-{day:%Y%m%d}-{run_id[:8]}"
+
+
+@dg.asset(
+    name=TRAINED_LSTM,
+    partitions_def=daily_partitions,
+    group_name="training",
+    deps=[dg.AssetDep(daily_histories, partition_mapping=MATURED), dg.AssetDep(order_labels, partition_mapping=MATURED)],
+    kinds={"pytorch", "safetensors"},
+    owners=["team:ml"],
+    tags={"stage": "training", "compute": "gpu"},
+    op_tags=GPU_OP_TAGS,
+    pool=GPU_POOL,
+    code_version="1",
+)
+def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, training: TrainingResource, features: FeatureResource) -> dg.MaterializeResult:
+    """A candidate LSTM trained at day T on the snapshots whose labels matured by T.
+
+    Saved as safetensors + JSON under ``models/candidates/<version>/``; it serves only
+    after every blocking check on it has passed and validated_model promotes it.
+    Warm-starts from the model in service when compatible; the metadata says which.
+    """
+    day = date.fromisoformat(context.partition_key)
+    root = storage.open()
+    model_config = ModelConfig(hidden_size=training.hidden_size)
+    train_config = TrainConfig(
+        max_epochs=training.max_epochs,
+        patience=training.patience,
+        learning_rate=training.learning_rate,
+        seed=training.seed,
+        threads=training.threads,
+        device=training.device,
+    )
+    limits = VocabularyLimits(max_articles=training.max_articles, min_count=training.min_id_count)
+    try:
+        plan = plan_training(root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.batch_size)
+    except NotEnoughDataError as exc:
+        raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})") from exc
+    candidate = train_candidate(root, plan, candidate_version(day, context.run_id), training.warm_start, context.log.info)
+    result = candidate.result
+    best = result.history[result.best_epoch - 1]
+    return dg.MaterializeResult(
+        metadata={
+            "version": candidate.version,
+            "initialisation": result.initialisation,
+            "device": result.device,
+            "epochs": len(result.history),
+            "best_epoch": result.best_epoch,
+            "validation_auc": best["validation_auc"],
+            "validation_log_loss": best["validation_log_loss"],
+            "sequences_per_second": result.sequences_per_second,
+            "training_seconds": result.seconds,
+            "train_days": f"{plan.split.train_days[0]}..{plan.split.train_days[-1]}",
+            "validation_day": str(plan.split.validation_day),
+            "test_day": str(plan.split.test_day),
+            "targets": dg.MetadataValue.json(list(plan.targets)),
+            "vocabulary_sizes": count_table(candidate.vocabulary.sizes(), "field", "tokens"),
+            "training_curves": figure_markdown(training_curves(result.history), "training curves"),
+            "path": dg.MetadataValue.path(root.path("models/candidates", candidate.version)),
+        }
+    )

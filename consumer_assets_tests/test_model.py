@@ -1,0 +1,174 @@
+"""The network, its encoding and its store: masking, round trips, refusals, warm start, determinism."""
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from consumer_assets.model.encoding import OOV, PAD, PROFILE, Vocabulary, encode
+from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
+from consumer_assets.storage import StorageRoot
+from consumer_assets.training.train import TrainConfig, train, warm_start
+
+VOCAB = Vocabulary(
+    {
+        "event_type": [PAD, OOV, "view", "add_to_cart", "order"],
+        "article_id": [PAD, OOV, "a1", "a2", "a3"],
+        "category_id": [PAD, OOV, "c1", "c2"],
+        "brand_id": [PAD, OOV, "b1"],
+    }
+)
+CONFIG = ModelConfig(targets=("order_any", "order_c1"), hidden_size=8, embedding_dims={"event_type": 2, "article_id": 3, "category_id": 2, "brand_id": 2})
+
+
+def _histories(lengths: list[int], seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    types, articles = ["view", "add_to_cart", "order", "click"], ["a1", "a2", "a3", "a9"]
+
+    def lists(choices, kind=str):
+        return [[kind(rng.choice(choices)) for _ in range(n)] for n in lengths]
+
+    return pa.table(
+        {
+            "profile_id": [f"p{i}" for i in range(len(lengths))],
+            "length": lengths,
+            "event_type": lists(types),
+            "article_id": lists(articles),
+            "category_id": lists(["c1", "c2"]),
+            "brand_id": lists(["b1", "b2"]),
+            "price": [[float(rng.uniform(5, 50)) for _ in range(n)] for n in lengths],
+            "dt_prev_s": [[float(rng.uniform(0, 1e4)) for _ in range(n)] for n in lengths],
+            "dt_cutoff_s": [[float(rng.uniform(0, 1e6)) for _ in range(n)] for n in lengths],
+            "hour": lists(range(24), int),
+            "weekday": lists(range(7), int),
+            **{name: [float(rng.integers(0, 50)) for _ in lengths] for name in PROFILE},
+        }
+    )
+
+
+def _network(seed: int = 0) -> ConsumerLSTM:
+    torch.manual_seed(seed)
+    return ConsumerLSTM.for_vocabulary(CONFIG, VOCAB).eval()
+
+
+def test_vocabulary_maps_unknown_and_null_ids_to_oov():
+    assert VOCAB.lookup("article_id", pa.array(["a2", "zzz", None])).tolist() == [3, 1, 1]
+
+
+def test_encoding_keeps_the_last_events_and_pads_at_the_end():
+    table = _histories([3, 7, 0])
+    batch = encode(table, VOCAB, max_length=5)
+    assert batch.categorical.shape == (3, 5, 4)
+    assert batch.lengths.tolist() == [3, 5, 1]  # an empty history still gets one step
+    assert (batch.categorical[0, 3:] == 0).all()  # padding
+    last_type = table.column("event_type")[1].as_py()[-1]
+    assert batch.categorical[1, 4, 0].item() == VOCAB.lookup("event_type", pa.array([last_type]))[0]
+    assert (batch.categorical[2] == 0).all()
+
+
+def test_padding_never_changes_a_prediction():
+    network = _network()
+    table = _histories([4, 9, 2])
+    alone = [network.predict_proba(encode(table.slice(i, 1), VOCAB, 20)) for i in range(3)]
+    together = network.predict_proba(encode(table, VOCAB, 20))  # rows 0 and 2 padded to 9
+    assert torch.allclose(torch.cat(alone), together, atol=1e-6)
+    wide = encode(table, VOCAB, 20)
+    wider = type(wide)(
+        torch.nn.functional.pad(wide.categorical, (0, 0, 0, 6)), torch.nn.functional.pad(wide.continuous, (0, 0, 0, 6)), wide.profile, wide.lengths
+    )
+    assert torch.allclose(network.predict_proba(wider), together, atol=1e-6)
+
+
+def test_save_load_round_trip_gives_identical_predictions(tmp_path):
+    store = ModelStore(StorageRoot(str(tmp_path)))
+    network = _network(seed=3)
+    store.save_candidate("v1", network, VOCAB, {"note": "test"})
+    loaded = store.load("v1")
+    batch = encode(_histories([5, 1, 12]), VOCAB, 10)
+    assert torch.equal(loaded.network.predict_proba(batch), network.predict_proba(batch))
+    assert loaded.config == CONFIG and loaded.vocabulary.tokens == VOCAB.tokens
+    assert sorted(p.name for p in (tmp_path / "models/candidates/v1").iterdir()) == [
+        "config.json", "manifest.json", "model.safetensors", "training.json", "vocab.json"
+    ]
+    with pytest.raises(Exception, match="never overwritten"):
+        store.save_candidate("v1", network, VOCAB, {})
+
+
+def test_a_corrupted_weights_file_is_refused(tmp_path):
+    root = StorageRoot(str(tmp_path))
+    store = ModelStore(root)
+    store.save_candidate("v1", _network(), VOCAB, {})
+    path = tmp_path / "models/candidates/v1/model.safetensors"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ModelLoadError, match="model.safetensors was changed after training"):
+        store.load("v1")
+
+
+def test_weights_that_do_not_match_config_and_vocabulary_are_refused(tmp_path):
+    root = StorageRoot(str(tmp_path))
+    store = ModelStore(root)
+    store.save_candidate("v1", _network(), VOCAB, {})
+    # Re-sign a config with a bigger hidden size, as a careless hand edit with a fixed manifest would.
+    folder = tmp_path / "models/candidates/v1"
+    config = json.loads((folder / "config.json").read_text())
+    config["hidden_size"] = 16
+    (folder / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    import hashlib
+
+    manifest["sha256"]["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match=r"weights do not match config.json and vocab.json: .*lstm.weight_hh_l0 has shape \(32, 8\) but config\+vocab need \(64, 16\)"):
+        store.load("v1")
+
+
+def test_a_missing_candidate_and_a_missing_serving_model_say_so(tmp_path):
+    store = ModelStore(StorageRoot(str(tmp_path)))
+    with pytest.raises(ModelLoadError, match="No complete candidate 'v9'"):
+        store.load("v9")
+    with pytest.raises(NoServingModelError, match="No model in service"):
+        store.serving_version()
+
+
+def test_warm_start_with_a_grown_vocabulary_keeps_what_was_learnt(tmp_path):
+    store = ModelStore(StorageRoot(str(tmp_path)))
+    old = _network(seed=5)
+    store.save_candidate("v1", old, VOCAB, {})
+    grown = Vocabulary({**VOCAB.tokens, "article_id": [PAD, OOV, "a4", "a2", "a1", "a3"]})  # a new id, a new order
+    new = ConsumerLSTM.for_vocabulary(CONFIG, grown).eval()
+    assert warm_start(new, grown, store.load("v1")) is None
+    assert torch.equal(new.embeddings["article_id"].weight[4], old.embeddings["article_id"].weight[2])  # a1
+    assert torch.equal(new.embeddings["article_id"].weight[3], old.embeddings["article_id"].weight[3])  # a2
+    table = _histories([6, 3]).set_column(3, "article_id", pa.array([["a1", "a2", "a3", "a1", "a2", "a3"], ["a3", "a3", "a1"]]))
+    assert torch.allclose(new.predict_proba(encode(table, grown, 10)), old.predict_proba(encode(table, VOCAB, 10)), atol=1e-6)
+
+
+def test_warm_start_refuses_an_incompatible_model(tmp_path):
+    store = ModelStore(StorageRoot(str(tmp_path)))
+    store.save_candidate("v1", _network(), VOCAB, {})
+    other = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any",), hidden_size=8, embedding_dims=CONFIG.embedding_dims), VOCAB)
+    assert "targets differs" in warm_start(other, VOCAB, store.load("v1"))
+
+
+def _toy_batches(seed: int, rows: int = 256):
+    """Sequences whose label is whether an order came last: learnable only from the sequence."""
+    table = _histories([int(n) for n in np.random.default_rng(seed).integers(1, 12, rows)], seed)
+    last = np.array([types[-1] == "add_to_cart" for types in table.column("event_type").to_pylist()], np.float32)
+    labels = np.stack([last, last], axis=1)
+    return [encode(table.slice(i, 64), VOCAB, 12, labels[i : i + 64]) for i in range(0, rows, 64)]
+
+
+def test_training_is_deterministic_on_cpu_and_learns_from_the_sequence():
+    train_batches, validation = _toy_batches(1, 512), _toy_batches(2)
+    config = TrainConfig(max_epochs=6, patience=6, learning_rate=1e-2, seed=7, device="cpu")
+    rates = np.array([0.25, 0.25])
+    first = train(train_batches, validation, rates, CONFIG, VOCAB, config, log=lambda _: None)
+    second = train(train_batches, validation, rates, CONFIG, VOCAB, config, log=lambda _: None)
+    for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values()):
+        assert torch.equal(a, b)
+    assert first.history[-1]["validation_auc"] > 0.9
+    assert first.initialisation == "cold start: no model in service"

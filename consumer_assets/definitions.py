@@ -1,19 +1,22 @@
 """The one Definitions object of the code location: assets, checks, jobs and resources."""
 
+import os
+
 import dagster as dg
 
 from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, training_job
-from consumer_assets.resources import DataQualityResource, FeatureResource, SparkResource, TrainingResource, env_or_default, storage_from_env
+from consumer_assets.resources import DataQualityResource, FeatureResource, GateResource, SparkResource, TrainingResource, env_or_default, storage_from_env
 from consumer_assets.training.assets import trained_lstm
+from consumer_assets.validation.assets import validated_model, validation_checks
 
 storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *feature_assets, trained_lstm],
-    asset_checks=[*ingest_checks, *feature_checks],
+    assets=[*ingest_assets, *feature_assets, trained_lstm, validated_model],
+    asset_checks=[*ingest_checks, *feature_checks, *validation_checks],
     jobs=[daily_data_job, labels_job, training_job],
     resources={
         "storage": storage,
@@ -21,6 +24,7 @@ defs = dg.Definitions(
         "quality": DataQualityResource(),
         "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
         "features": FeatureResource(),
-        "training": TrainingResource(),
+        "training": TrainingResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+        "gate": GateResource(),
     },
 )

@@ -25,7 +25,7 @@ labels_job = dg.define_asset_job(
 
 training_job = dg.define_asset_job(
     name="training_job",
-    selection=dg.AssetSelection.assets("trained_lstm"),
+    selection=dg.AssetSelection.assets("trained_lstm", "validated_model"),
     partitions_def=daily_partitions,
     tags=GPU_JOB_TAGS,
     description="Train a candidate on a GPU node (when the launcher offers one), run its blocking checks, promote it if they pass.",

@@ -38,3 +38,36 @@ def training_curves(history: Sequence[dict]) -> Figure:
     figure.tight_layout()
     plt.close(figure)
     return figure
+
+
+def roc_curves(curves: dict[str, dict]) -> Figure:
+    """ROC curves of several models on the same rows; ``curves`` maps name to {fpr, tpr}."""
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    for name, curve in curves.items():
+        axes.plot(curve["fpr"], curve["tpr"], label=name)
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate")
+    axes.set_title("ROC on the test data")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def calibration_plot(tables: dict[str, list[dict]]) -> Figure:
+    """Observed rate against mean prediction per decile, one line per model."""
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    top = 0.0
+    for name, table in tables.items():
+        predicted, observed = [r["predicted"] for r in table], [r["observed"] for r in table]
+        axes.plot(predicted, observed, marker="o", label=name)
+        top = max(top, *predicted, *observed)
+    axes.plot([0, top], [0, top], color="grey", linestyle=":", linewidth=1)
+    axes.set_xlabel("mean predicted probability")
+    axes.set_ylabel("observed order rate")
+    axes.set_title("Calibration by decile")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure

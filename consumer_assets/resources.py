@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.storage import StorageRoot
+from consumer_assets.validation.gate import GateConfig
 
 DEFAULT_ROOT = ".data"
 DEFAULT_LABEL_HORIZON_DAYS = 7
@@ -108,3 +109,21 @@ class TrainingResource(dg.ConfigurableResource):
     threads: int = Field(default=2, description="CPU threads for training and scoring (env TORCH_THREADS).")
     seed: int = Field(default=0, description="Seed of initialisation and batch order: same seed, same model on CPU.")
     warm_start: bool = Field(default=True, description="Start from the model in service when its config is compatible.")
+
+
+class GateResource(dg.ConfigurableResource):
+    """Thresholds of the blocking checks that keep bad models out of service."""
+
+    min_auc: float = Field(default=GateConfig.min_auc, description="Floor of the candidate's order_any AUC on the test data.")
+    min_log_likelihood_gain: float = Field(default=GateConfig.min_log_likelihood_gain, description="Mean log-likelihood must beat the base-rate predictor's by this much per row.")
+    max_auc_drop: float = Field(default=GateConfig.max_auc_drop, description="Largest tolerated AUC drop against the model in service (absolute).")
+    max_relative_auc_drop: float = Field(default=GateConfig.max_relative_auc_drop, description="Largest tolerated AUC drop against the model in service (share of its AUC).")
+    baseline_tolerance: float = Field(default=GateConfig.baseline_tolerance, description="Tolerated AUC shortfall against the logistic-regression baseline.")
+    confidence: float = Field(default=GateConfig.confidence, description="Share of paired bootstrap resamples that must show a shortfall to refuse a candidate.")
+    min_slice_positives: int = Field(default=GateConfig.min_slice_positives, description="Slices with fewer positives are listed as too small to judge.")
+    max_calibration_error: float = Field(default=GateConfig.max_calibration_error, description="Largest tolerated expected calibration error.")
+    min_prediction_std: float = Field(default=GateConfig.min_prediction_std, description="Predictions with a smaller spread count as constant.")
+    max_smoke_latency_s: float = Field(default=GateConfig.max_smoke_latency_s, description="Seconds a fresh process may take to load the model and score 1,000 profiles.")
+
+    def config(self) -> GateConfig:
+        return GateConfig(**{name: getattr(self, name) for name in GateConfig.__dataclass_fields__})

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-EVENT_FIELDS = ("ts", "event_type", "article_id", "category_id", "brand_id", "price")
+EVENT_FIELDS = ("ts", "event_type", "article_id", "category_id", "brand_id", "price", "platform")
 EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")
 DAY_COUNT_FIELDS = ("events", *EVENT_TYPES)
 

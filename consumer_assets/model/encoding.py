@@ -30,7 +30,7 @@ PROFILE = (
     "active_days",
     "recency_s",
 )
-HISTORY_COLUMNS = ("profile_id", "length", *CATEGORICAL, "price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday", *PROFILE)
+HISTORY_COLUMNS = ("profile_id", "length", *CATEGORICAL, "price", "platform", "dt_prev_s", "dt_cutoff_s", "hour", "weekday", *PROFILE)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from consumer_assets.storage import StorageError, StorageRoot
 CANDIDATES = "models/candidates"
 SERVING = "models/serving.json"
 SERVING_HISTORY = "models/serving_history"
+BY_PARTITION = "models/by_partition"
 FILES = ("model.safetensors", "config.json", "vocab.json", "training.json")
 
 
@@ -121,16 +122,31 @@ class ModelStore:
     def read_training(self, version: str) -> dict:
         return json.loads(self.root.read_bytes(self._key(version, "training.json")))
 
-    # --- evaluation and the serving pointer ------------------------------------------
+    # --- which candidate a training partition produced ---------------------------------
 
-    def write_evaluation(self, version: str, evaluation: dict) -> None:
-        self.root.write_bytes(self._key(version, "evaluation.json"), _json_bytes(evaluation))
+    def record_partition(self, day: str, version: str, run_id: str) -> None:
+        self.root.write_json(f"{BY_PARTITION}/{day}.json", {"version": version, "run_id": run_id})
+
+    def candidate_for_partition(self, day: str) -> str:
+        key = f"{BY_PARTITION}/{day}.json"
+        if not self.root.exists(key):
+            raise ModelLoadError(f"trained_lstm {day} has produced no candidate under {self.root.uri}: materialise trained_lstm {day} first")
+        return self.root.read_json(key)["version"]
+
+    # --- evaluation, verdicts and the serving pointer ------------------------------------
+
+    def write_json(self, version: str, name: str, value: dict) -> None:
+        self.root.write_bytes(self._key(version, name), _json_bytes(value))
+
+    def read_json(self, version: str, name: str) -> dict | None:
+        key = self._key(version, name)
+        return json.loads(self.root.read_bytes(key)) if self.root.exists(key) else None
 
     def read_evaluation(self, version: str) -> dict:
-        key = self._key(version, "evaluation.json")
-        if not self.root.exists(key):
+        evaluation = self.read_json(version, "evaluation.json")
+        if evaluation is None:
             raise ModelLoadError(f"{version} has no evaluation.json: it was never evaluated")
-        return json.loads(self.root.read_bytes(key))
+        return evaluation
 
     def serving(self) -> dict | None:
         """The serving record (version, since, run id, metrics), or None before the first promotion."""

@@ -9,6 +9,7 @@ from consumer_assets.features.assets import daily_histories, order_labels
 from consumer_assets.metadata import count_table, figure_markdown
 from consumer_assets.model.encoding import VocabularyLimits
 from consumer_assets.model.network import ModelConfig
+from consumer_assets.model.store import ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import training_curves
 from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, StorageResource, TrainingResource
@@ -16,6 +17,7 @@ from consumer_assets.training.batches import NotEnoughDataError
 from consumer_assets.training.gpu import GPU_OP_TAGS, GPU_POOL
 from consumer_assets.training.run import plan_training, train_candidate
 from consumer_assets.training.train import TrainConfig
+from consumer_assets.validation.evaluate import evaluate_candidate
 
 TRAINED_LSTM = "trained_lstm"
 # Lineage only: training at T reads the matured snapshots before T - H; the code picks them.
@@ -62,7 +64,13 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
     except NotEnoughDataError as exc:
         raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})") from exc
     candidate = train_candidate(root, plan, candidate_version(day, context.run_id), training.warm_start, context.log.info)
+    context.log.info(f"evaluating {candidate.version} on the test profiles of {plan.split.test_day} beside the baselines and the model in service")
+    evaluation = evaluate_candidate(root, candidate.version, plan.split.train_days, plan.split.test_day)
+    store = ModelStore(root)
+    store.write_json(candidate.version, "evaluation.json", evaluation)
+    store.record_partition(context.partition_key, candidate.version, context.run_id)
     result = candidate.result
+    primary = plan.targets[0]
     best = result.history[result.best_epoch - 1]
     return dg.MaterializeResult(
         metadata={
@@ -72,6 +80,9 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
             "epochs": len(result.history),
             "best_epoch": result.best_epoch,
             "validation_auc": best["validation_auc"],
+            "test_auc": evaluation["candidate"][primary]["auc"],
+            "test_auc_logistic_regression": evaluation["baselines"]["logistic_regression"]["auc"],
+            "test_auc_random_forest": evaluation["baselines"]["random_forest"]["auc"],
             "validation_log_loss": best["validation_log_loss"],
             "sequences_per_second": result.sequences_per_second,
             "training_seconds": result.seconds,

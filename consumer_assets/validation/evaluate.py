@@ -1,0 +1,138 @@
+"""Evaluation of a candidate on independent test data, beside the baselines and the model in service.
+
+Computed once, at the end of training, and stored as ``evaluation.json`` beside the
+candidate; each blocking check then judges it against its own threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
+from consumer_assets.serving.score import score_table
+from consumer_assets.storage import StorageRoot
+from consumer_assets.training.batches import SnapshotBatches
+from consumer_assets.validation.baselines import BASELINES, category_list, features, fit_baselines
+from consumer_assets.validation.metrics import calibration_table, paired_auc_difference, roc_points, summarise
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_EDGES = ((0, 5, "low"), (5, 20, "medium"), (20, None, "high"))
+MAX_BASELINE_ROWS = 200_000
+
+
+def labelled_rows(root: StorageRoot, days: tuple[date, ...], targets: tuple[str, ...], role: str, max_rows: int | None = None) -> tuple[pa.Table, np.ndarray]:
+    """History rows of ``role``'s profiles on ``days`` with their labels, at most ``max_rows`` (a random sample)."""
+    chunks, labels = [], []
+    for _, chunk, y in SnapshotBatches(root, days, targets, role).rows():
+        chunks.append(chunk)
+        labels.append(y)
+    if not chunks:
+        raise ValueError(f"no {role} profiles with labels on {', '.join(map(str, days))}")
+    table, y = pa.concat_tables(chunks), np.concatenate(labels)
+    if max_rows is not None and table.num_rows > max_rows:
+        keep = np.sort(np.random.default_rng(0).choice(table.num_rows, max_rows, replace=False))
+        table, y = table.take(pa.array(keep)), y[keep]
+    return table, y
+
+
+def slices(table: pa.Table) -> dict[str, np.ndarray]:
+    """Row masks of the slices every threshold is also applied to: activity level and platform."""
+    events = pc.fill_null(table.column("window_events"), 0).to_numpy(zero_copy_only=False)
+    masks = {}
+    for low, high, name in ACTIVITY_EDGES:
+        masks[f"activity={name}"] = (events >= low) & (events < high if high is not None else True)
+    values = np.array([p[-1] if p else None for p in table.column("platform").to_pylist()], dtype=object)  # the latest platform
+    for name in sorted({v for v in values if v is not None}):
+        masks[f"platform={name}"] = values == name
+    return masks
+
+
+def finite_weights(model: LoadedModel) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.network.state_dict().values())
+
+
+def evaluate_candidate(root: StorageRoot, version: str, train_days: tuple[date, ...], test_day: date) -> dict:
+    """Score the candidate, the model in service and the baselines on the same test rows."""
+    store = ModelStore(root)
+    try:
+        candidate = store.load(version)
+    except ModelLoadError as exc:
+        return {"version": version, "test_day": str(test_day), "load_error": str(exc)}
+    targets = candidate.config.targets
+    table, y = labelled_rows(root, (test_day,), targets, "test")
+    p = score_table(candidate, table)
+    primary_p, primary_y = p[:, 0], y[:, 0]
+    evaluation: dict = {
+        "version": version,
+        "test_day": str(test_day),
+        "train_days": [str(d) for d in train_days],
+        "targets": list(targets),
+        "candidate": {t: summarise(p[:, k], y[:, k], with_interval=k == 0) for k, t in enumerate(targets)},
+        "sanity": {
+            "finite_weights": finite_weights(candidate),
+            "finite_predictions": bool(np.isfinite(p).all()),
+            "prediction_std": float(np.nanstd(primary_p)),
+            "distinct_predictions": int(len(np.unique(np.round(primary_p, 6)))),
+        },
+        "calibration": {"candidate": calibration_table(primary_p, primary_y)},
+        "roc": {"candidate": roc_points(np.nan_to_num(primary_p), primary_y)},
+        "comparisons": {},
+    }
+    scores = {"candidate": primary_p}
+
+    serving = store.serving()
+    if serving is not None and serving["version"] != version:
+        served = store.load(serving["version"])
+        served_p = score_table(served, table)[:, 0]
+        scores["serving"] = served_p
+        evaluation["serving"] = {"version": serving["version"], **summarise(served_p, primary_y)}
+        evaluation["roc"]["serving"] = roc_points(served_p, primary_y)
+        evaluation["calibration"]["serving"] = calibration_table(served_p, primary_y)
+        evaluation["comparisons"]["serving"] = _difference(primary_p, served_p, primary_y)
+    else:
+        evaluation["serving"] = None
+
+    train_table, train_y = labelled_rows(root, train_days, targets[:1], "train", MAX_BASELINE_ROWS)
+    categories = category_list([train_table])
+    fitted = fit_baselines(features(train_table, categories), train_y[:, 0])
+    test_features = features(table, categories)
+    evaluation["baselines"] = {}
+    for name in BASELINES:
+        baseline_p = fitted[name].predict_proba(test_features)[:, 1]
+        scores[name] = baseline_p
+        evaluation["baselines"][name] = summarise(baseline_p, primary_y)
+        evaluation["roc"][name] = roc_points(baseline_p, primary_y)
+        evaluation["comparisons"][name] = _difference(primary_p, baseline_p, primary_y)
+    evaluation["baseline_training_rows"] = int(train_table.num_rows)
+
+    evaluation["slices"] = {}
+    for name, mask in slices(table).items():
+        entry = {"rows": int(mask.sum()), "positives": int(primary_y[mask].sum())}
+        entry["candidate"] = summarise(primary_p[mask], primary_y[mask], with_interval=False)["auc"] if mask.any() else float("nan")
+        if "serving" in scores and entry["positives"] > 0:
+            entry["serving"] = summarise(scores["serving"][mask], primary_y[mask], with_interval=False)["auc"]
+            entry["comparison"] = _difference(primary_p[mask], scores["serving"][mask], primary_y[mask])
+        evaluation["slices"][name] = entry
+    log.info("evaluated %s on %d test rows: AUC %.4f", version, len(primary_y), evaluation["candidate"][targets[0]]["auc"])
+    return evaluation
+
+
+def _difference(p_new: np.ndarray, p_old: np.ndarray, y: np.ndarray) -> dict:
+    """Point and paired-bootstrap figures of AUC(new) - AUC(old) on the same rows."""
+    differences = paired_auc_difference(np.nan_to_num(p_new), p_old, y)
+    if len(differences) == 0:
+        return {"auc_difference": float("nan"), "resamples": 0}
+    return {
+        "auc_difference": float(np.mean(differences)),
+        "ci_low": float(np.quantile(differences, 0.05)),
+        "ci_high": float(np.quantile(differences, 0.95)),
+        "differences": np.round(np.sort(differences), 5).tolist(),
+        "resamples": int(len(differences)),
+    }

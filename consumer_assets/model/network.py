@@ -56,6 +56,9 @@ class ConsumerLSTM(nn.Module):
         self.lstm = nn.LSTM(inputs, config.hidden_size, num_layers=1, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size + len(PROFILE), len(config.targets))
+        # Standardisation of the profile features, fitted on the training data and stored with the weights.
+        self.register_buffer("profile_mean", torch.zeros(len(PROFILE)))
+        self.register_buffer("profile_std", torch.ones(len(PROFILE)))
 
     @classmethod
     def for_vocabulary(cls, config: ModelConfig, vocabulary: Vocabulary) -> ConsumerLSTM:
@@ -67,7 +70,14 @@ class ConsumerLSTM(nn.Module):
         inputs = self.dropout(torch.cat([*embedded, continuous.to(embedded[0].dtype)], dim=-1))
         packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (hidden, _) = self.lstm(packed)
-        return self.head(torch.cat([self.dropout(hidden[-1]), profile.to(hidden.dtype)], dim=-1))
+        standardised = (profile.to(hidden.dtype) - self.profile_mean) / self.profile_std
+        return self.head(torch.cat([self.dropout(hidden[-1]), standardised], dim=-1))
+
+    def fit_standardisation(self, profile: torch.Tensor) -> None:
+        """Set the profile features' mean and spread from training rows, (rows, features)."""
+        with torch.no_grad():
+            self.profile_mean.copy_(profile.mean(dim=0))
+            self.profile_std.copy_(profile.std(dim=0).clamp_min(1e-3))
 
     def predict_proba(self, batch: EncodedBatch) -> torch.Tensor:
         """Probabilities, (batch, targets), for an encoded batch on the network's device."""

@@ -135,6 +135,8 @@ def train(
         torch.set_num_threads(config.threads)
     network = ConsumerLSTM.for_vocabulary(model_config, vocabulary)
     reason = warm_start(network, vocabulary, previous) if previous is not None else "no model in service"
+    if reason is not None:
+        network.fit_standardisation(torch.cat([batch.profile for batch in train_batches]))
     initialisation = f"warm start from {previous.version}" if previous is not None and reason is None else f"cold start: {reason}"
     log(f"training on {device}; {initialisation}")
     network.to(device)

@@ -67,7 +67,9 @@ def evaluate_candidate(root: StorageRoot, version: str, train_days: tuple[date, 
         return {"version": version, "test_day": str(test_day), "load_error": str(exc)}
     targets = candidate.config.targets
     table, y = labelled_rows(root, (test_day,), targets, "test")
-    p = score_table(candidate, table)
+    raw = score_table(candidate, table)
+    # Non-finite scores fail the sanity rule; the other figures are computed as if they were 0.5.
+    p = np.nan_to_num(raw, nan=0.5, posinf=1.0, neginf=0.0)
     primary_p, primary_y = p[:, 0], y[:, 0]
     evaluation: dict = {
         "version": version,
@@ -77,12 +79,12 @@ def evaluate_candidate(root: StorageRoot, version: str, train_days: tuple[date, 
         "candidate": {t: summarise(p[:, k], y[:, k], with_interval=k == 0) for k, t in enumerate(targets)},
         "sanity": {
             "finite_weights": finite_weights(candidate),
-            "finite_predictions": bool(np.isfinite(p).all()),
+            "finite_predictions": bool(np.isfinite(raw).all()),
             "prediction_std": float(np.nanstd(primary_p)),
             "distinct_predictions": int(len(np.unique(np.round(primary_p, 6)))),
         },
         "calibration": {"candidate": calibration_table(primary_p, primary_y)},
-        "roc": {"candidate": roc_points(np.nan_to_num(primary_p), primary_y)},
+        "roc": {"candidate": roc_points(primary_p, primary_y)},
         "comparisons": {},
     }
     scores = {"candidate": primary_p}
@@ -126,7 +128,7 @@ def evaluate_candidate(root: StorageRoot, version: str, train_days: tuple[date, 
 
 def _difference(p_new: np.ndarray, p_old: np.ndarray, y: np.ndarray) -> dict:
     """Point and paired-bootstrap figures of AUC(new) - AUC(old) on the same rows."""
-    differences = paired_auc_difference(np.nan_to_num(p_new), p_old, y)
+    differences = paired_auc_difference(p_new, p_old, y)
     if len(differences) == 0:
         return {"auc_difference": float("nan"), "resamples": 0}
     return {

@@ -1,0 +1,229 @@
+"""The gate with real training on small simulated data: good candidates serve, sabotaged ones never do."""
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from consumer_assets.datasets import LABELS, RAW_EVENTS
+from consumer_assets.features.build import build_labels, build_snapshot
+from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.spark import SparkStorage
+from consumer_assets.model.store import ModelStore
+from consumer_assets.resources import FeatureResource, GateResource, StorageResource, TrainingResource
+from consumer_assets.serving.score import score_table
+from consumer_assets.serving.smoke import synthetic_histories
+from consumer_assets.simulation import ShopSimulator, SimulationConfig
+from consumer_assets.storage import StorageRoot
+from consumer_assets.training.assets import trained_lstm
+from consumer_assets.validation.assets import validated_model, validation_checks
+from consumer_assets.validation.evaluate import evaluate_candidate
+
+START = date(2026, 10, 1)
+DAYS = 11
+HORIZON = 2
+TRAIN_AT = START + timedelta(days=DAYS - 1)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, spark) -> Path:
+    """Eleven simulated days of snapshots, labels matured for all but the last two."""
+    folder = tmp_path_factory.mktemp("gate") / "root"
+    root = StorageRoot(str(folder))
+    for day in ShopSimulator(SimulationConfig(profiles=5000, seed=21)).simulate(START, DAYS):
+        root.write_partition(RAW_EVENTS, day.day, day.events)
+    bridge = SparkStorage(root)
+    for k in range(DAYS):
+        build_snapshot(spark, bridge, START + timedelta(days=k), HistoryConfig(window_days=14, max_events=50), files=1)
+    for k in range(DAYS - HORIZON):
+        build_labels(spark, bridge, START + timedelta(days=k), HORIZON, {})
+    return folder
+
+
+@pytest.fixture
+def root_folder(prepared, tmp_path) -> Path:
+    """A private copy of the prepared data, so each test starts from the same state."""
+    folder = tmp_path / "root"
+    shutil.copytree(prepared, folder)
+    return folder
+
+
+def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
+    return {
+        "storage": StorageResource(root=str(folder)),
+        "training": TrainingResource(max_epochs=4, patience=2, hidden_size=16, batch_size=64, threads=2, learning_rate=3e-3, warm_start=warm_start),
+        "features": FeatureResource(label_horizon_days=HORIZON),
+        "gate": GateResource(**{"min_auc": 0.55, **gate}),
+    }
+
+
+def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True, **gate) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [trained_lstm, validated_model, *validation_checks], resources=_resources(folder, warm_start, **gate), partition_key=day.isoformat(), raise_on_error=False
+    )
+
+
+def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
+    """The checks and the promotion of an already stored candidate, without training."""
+    return dg.materialize(
+        [trained_lstm, validated_model, *validation_checks],
+        resources=_resources(folder, **gate),
+        partition_key=day.isoformat(),
+        selection=dg.AssetSelection.checks_for_assets(trained_lstm) | dg.AssetSelection.assets(validated_model),
+        raise_on_error=False,
+    )
+
+
+def _promotion_only(folder: Path, day: date) -> dg.ExecuteInProcessResult:
+    """A hand-started materialisation of validated_model alone, with no checks in the run."""
+    return dg.materialize([trained_lstm, validated_model], resources=_resources(folder), partition_key=day.isoformat(), selection=[validated_model], raise_on_error=False)
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict:
+    return {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+
+def _store_variant(folder: Path, source: str, version: str, day: date, change) -> None:
+    """Store a modified copy of candidate ``source`` as ``version`` for training partition ``day``, and evaluate it."""
+    root = StorageRoot(str(folder))
+    store = ModelStore(root)
+    model = store.load(source)
+    change(model.network)
+    training = store.read_training(source)
+    store.save_candidate(version, model.network, model.vocabulary, training)
+    split = training["split"]
+    evaluation = evaluate_candidate(root, version, tuple(date.fromisoformat(d) for d in split["train_days"]), date.fromisoformat(split["test_day"]))
+    store.write_json(version, "evaluation.json", evaluation)
+    store.record_partition(day.isoformat(), version, "test")
+
+
+@pytest.fixture
+def serving(root_folder) -> str:
+    """A good model trained, gated and promoted into service."""
+    result = _train_and_gate(root_folder)
+    assert result.success, [c.description for c in _checks(result).values() if not c.passed]
+    return ModelStore(StorageRoot(str(root_folder))).serving_version()
+
+
+def _assert_refused_and_still_serving(folder: Path, day: date, version: str, serving_version: str) -> None:
+    store = ModelStore(StorageRoot(str(folder)))
+    before = (folder / "models/serving.json").read_bytes()
+    gated = _gate_only(folder, day)
+    assert not gated.success
+    assert not [e for e in gated.get_asset_materialization_events() if e.asset_key == validated_model.key]
+    hand_started = _promotion_only(folder, day)
+    assert not hand_started.success
+    assert f"Refusing to serve {version}" in hand_started.failure_data_for_node("validated_model").error.message
+    assert (folder / "models/serving.json").read_bytes() == before
+    assert store.serving_version() == serving_version
+    scores = score_table(store.load(serving_version), synthetic_histories(50, 20))
+    assert np.isfinite(scores).all()
+
+
+def test_a_good_candidate_passes_every_check_and_serves(root_folder):
+    result = _train_and_gate(root_folder)
+    checks = _checks(result)
+    assert result.success, {k: c.description for k, c in checks.items() if not c.passed}
+    assert set(checks) == {
+        "check_value_thresholds", "check_not_worse_than_serving", "check_beats_logistic_regression",
+        "check_slices", "check_sanity", "check_serving_smoke_test",
+    }
+    assert all(c.passed for c in checks.values())
+    assert "no model in service yet" in checks["check_not_worse_than_serving"].description
+    store = ModelStore(StorageRoot(str(root_folder)))
+    version = store.serving_version()
+    metadata = result.asset_materializations_for_node("trained_lstm")[0].metadata
+    assert metadata["version"].value == version
+    # The baselines are real fits with real figures, reported beside the candidate.
+    evaluation = store.read_evaluation(version)
+    for name in ("logistic_regression", "random_forest"):
+        assert 0.5 < evaluation["baselines"][name]["auc"] < 1.0
+    assert evaluation["baseline_training_rows"] > 1000
+    assert metadata["test_auc"].value == pytest.approx(evaluation["candidate"]["order_any"]["auc"])
+    assert metadata["test_auc"].value > 0.6
+    assert checks["check_value_thresholds"].metadata["roc"].value.startswith("![ROC curves](data:image/png;base64,")
+    assert store.serving()["run_id"] == result.run_id
+
+
+def test_a_candidate_trained_on_shuffled_labels_never_serves(root_folder, serving):
+    root = StorageRoot(str(root_folder))
+    rng = np.random.default_rng(0)
+    for day in root.list_partitions(LABELS)[:-1]:  # the training and validation snapshots; test labels stay true
+        labels = root.read_partition(LABELS, day)
+        shuffled = labels.take(pa.array(rng.permutation(labels.num_rows)))
+        labels = pa.table({name: labels.column(name) if name == "profile_id" else shuffled.column(name) for name in labels.column_names})
+        root.write_partition(LABELS, day, labels, properties=root.manifest(LABELS, day).properties)
+    later = TRAIN_AT + timedelta(days=1)
+    result = _train_and_gate(root_folder, later, warm_start=False)  # from scratch: nothing to learn but noise
+    checks = _checks(result)
+    assert not result.success
+    assert not checks["check_value_thresholds"].passed
+    assert "below the floor" in checks["check_value_thresholds"].description
+    version = ModelStore(root).candidate_for_partition(later.isoformat())
+    _assert_refused_and_still_serving(root_folder, later, version, serving)
+
+
+def test_a_candidate_with_nan_weights_never_serves(root_folder, serving):
+    day = TRAIN_AT + timedelta(days=2)
+    _store_variant(root_folder, serving, "nan-weights", day, lambda net: net.lstm.weight_hh_l0.data.__setitem__((0, 0), float("nan")))
+    checks = _checks(_gate_only(root_folder, day))
+    assert not checks["check_sanity"].passed
+    assert "not finite" in checks["check_sanity"].description
+    _assert_refused_and_still_serving(root_folder, day, "nan-weights", serving)
+
+
+def test_a_candidate_worse_than_the_model_in_service_never_serves(root_folder, serving):
+    day = TRAIN_AT + timedelta(days=3)
+
+    def degrade(network):
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            network.head.weight.add_(torch.randn(network.head.weight.shape, generator=generator) * 2.0)
+
+    _store_variant(root_folder, serving, "degraded", day, degrade)
+    checks = _checks(_gate_only(root_folder, day, min_auc=0.0, max_calibration_error=1.0))
+    assert not checks["check_not_worse_than_serving"].passed
+    assert f"worse than the model in service {serving}" in checks["check_not_worse_than_serving"].description
+    _assert_refused_and_still_serving(root_folder, day, "degraded", serving)
+
+
+def test_a_candidate_with_a_tampered_config_never_serves(root_folder, serving):
+    day = TRAIN_AT + timedelta(days=4)
+    _store_variant(root_folder, serving, "tampered", day, lambda net: None)
+    config_path = root_folder / "models/candidates/tampered/config.json"
+    config = json.loads(config_path.read_text())
+    config["dropout"] = 0.0
+    config_path.write_text(json.dumps(config))
+    root = StorageRoot(str(root_folder))
+    split = ModelStore(root).read_training("tampered")["split"]
+    evaluation = evaluate_candidate(root, "tampered", tuple(date.fromisoformat(d) for d in split["train_days"]), date.fromisoformat(split["test_day"]))
+    ModelStore(root).write_json("tampered", "evaluation.json", evaluation)
+    checks = _checks(_gate_only(root_folder, day))
+    assert "config.json was changed after training" in checks["check_value_thresholds"].description
+    assert not checks["check_serving_smoke_test"].passed
+    _assert_refused_and_still_serving(root_folder, day, "tampered", serving)
+
+
+def test_rollback_accepts_only_validated_versions(root_folder, serving):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "consumer_assets.cli", "models", *args, "--root", str(root_folder)], capture_output=True, text=True)
+
+    day = TRAIN_AT + timedelta(days=2)
+    _store_variant(root_folder, serving, "never-validated", day, lambda net: None)
+    refused = cli("promote", "never-validated")
+    assert refused.returncode == 2 and "it was never validated" in refused.stderr
+    accepted = cli("promote", serving, "--reason", "test rollback")
+    assert accepted.returncode == 0, accepted.stderr
+    history = ModelStore(StorageRoot(str(root_folder))).serving_history()
+    assert [h["version"] for h in history] == [serving, serving]
+    assert history[-1]["reason"] == "test rollback"
+    listing = cli("list").stdout
+    assert f"{serving}" in listing and "<- in service" in listing

@@ -15,12 +15,14 @@ import dagster as dg
 
 from consumer_assets.definitions import defs
 from consumer_assets.partitions import START_DATE
-from consumer_assets.simulation import SimulationConfig, simulate_to_landing
+from consumer_assets.model.store import ModelStore
+from consumer_assets.simulation import SimulationConfig, oracle_auc, simulate_to_landing
+from consumer_assets.validation.evaluate import labelled_rows
 
 log = logging.getLogger("consumer_assets.demo")
 
-DEMO_DAYS = int(os.environ.get("DEMO_DAYS", "14"))
-DEMO_PROFILES = int(os.environ.get("DEMO_PROFILES", "5000"))
+DEMO_DAYS = int(os.environ.get("DEMO_DAYS", "21"))
+DEMO_PROFILES = int(os.environ.get("DEMO_PROFILES", "20000"))
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -33,6 +35,22 @@ def run_job(instance: dg.DagsterInstance, name: str, day: date) -> dg.ExecuteInP
     failed = [c.check_name for c in checks if not c.passed]
     log.info("%s %s: %s, %d checks, failed: %s", name, day, "ok" if result.success else "FAILED", len(checks), failed or "none")
     return result
+
+
+def report_models(root) -> None:
+    """The model in service beside the baselines and the oracle, on the same test profiles."""
+    store = ModelStore(root)
+    serving = store.serving()
+    if serving is None:
+        log.info("no model in service: the candidate was refused (see the checks in the UI)")
+        return
+    evaluation = store.read_evaluation(serving["version"])
+    table, y = labelled_rows(root, (date.fromisoformat(evaluation["test_day"]),), ("order_any",), "test")
+    oracle = oracle_auc(root, date.fromisoformat(evaluation["test_day"]), table.column("profile_id"), y[:, 0])
+    log.info("serving %s; test AUC on %d held-out profiles:", serving["version"], len(y))
+    log.info("  LSTM %.4f | logistic regression %.4f | random forest %.4f | oracle %.4f",
+             evaluation["candidate"]["order_any"]["auc"], evaluation["baselines"]["logistic_regression"]["auc"],
+             evaluation["baselines"]["random_forest"]["auc"], oracle)
 
 
 def main() -> None:
@@ -50,6 +68,9 @@ def main() -> None:
         run_job(instance, "daily_data_job", day)
         if offset >= horizon:
             run_job(instance, "labels_job", day - timedelta(days=horizon))
+    last_day = start + timedelta(days=DEMO_DAYS - 1)
+    run_job(instance, "training_job", last_day)
+    report_models(root)
     log.info("done in %.0f s", time.perf_counter() - started)
     print(
         f"\nData is under {root.uri}: {', '.join(root.list_dirs(''))}.\n"

@@ -30,6 +30,7 @@ class ModelConfig:
     hidden_size: int = 64
     embedding_dims: dict[str, int] = field(default_factory=lambda: {"event_type": 4, "article_id": 16, "category_id": 8, "brand_id": 8})
     dropout: float = 0.2
+    id_dropout: float = 0.5  # share of article and brand ids replaced by the OOV id while training
     max_length: int = 100
 
     def to_json(self) -> dict:
@@ -39,8 +40,12 @@ class ModelConfig:
     def from_json(cls, data: dict) -> ModelConfig:
         if data.get("architecture") != "consumer_lstm/1":
             raise ValueError(f"unknown architecture {data.get('architecture')!r}; this code reads consumer_lstm/1")
-        known = {k: data[k] for k in ("hidden_size", "embedding_dims", "dropout", "max_length") if k in data}
+        known = {k: data[k] for k in ("hidden_size", "embedding_dims", "dropout", "id_dropout", "max_length") if k in data}
         return cls(targets=tuple(data["targets"]), **known)
+
+
+ID_FIELDS = ("article_id", "brand_id")
+OOV_INDEX = 1
 
 
 class ConsumerLSTM(nn.Module):
@@ -66,12 +71,23 @@ class ConsumerLSTM(nn.Module):
 
     def forward(self, categorical: torch.Tensor, continuous: torch.Tensor, profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits, (batch, targets). Padding after ``lengths`` never reaches the LSTM (packed sequences)."""
+        if self.training and self.config.id_dropout > 0:
+            categorical = self._drop_ids(categorical)
         embedded = [self.embeddings[name](categorical[..., k]) for k, name in enumerate(CATEGORICAL)]
         inputs = self.dropout(torch.cat([*embedded, continuous.to(embedded[0].dtype)], dim=-1))
         packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (hidden, _) = self.lstm(packed)
         standardised = (profile.to(hidden.dtype) - self.profile_mean) / self.profile_std
         return self.head(torch.cat([self.dropout(hidden[-1]), standardised], dim=-1))
+
+    def _drop_ids(self, categorical: torch.Tensor) -> torch.Tensor:
+        """Hide some article and brand ids behind OOV, so the network cannot memorise profiles by their ids."""
+        dropped = categorical.clone()
+        for k, name in enumerate(CATEGORICAL):
+            if name in ID_FIELDS:
+                hide = (torch.rand(dropped[..., k].shape, device=dropped.device) < self.config.id_dropout) & (dropped[..., k] > OOV_INDEX)
+                dropped[..., k] = torch.where(hide, torch.full_like(dropped[..., k], OOV_INDEX), dropped[..., k])
+        return dropped
 
     def fit_standardisation(self, profile: torch.Tensor) -> None:
         """Set the profile features' mean and spread from training rows, (rows, features)."""

@@ -17,6 +17,9 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sklearn.metrics import roc_auc_score
 
 from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot, partition_dir
@@ -150,3 +153,10 @@ def simulate_to_landing(
         log.info("landed %s: %d events, %d bad rows, %d files", result.day, result.events, sum(result.bad_rows.values()), len(result.files))
         landed.append(result)
     return landed
+
+
+def oracle_auc(root: StorageRoot, day: date, profile_ids: pa.ChunkedArray | pa.Array, outcomes: np.ndarray) -> float:
+    """AUC of the simulator's true probabilities at ``day`` for these profiles: the best any model can reach."""
+    truth = root.read_partition(TRUTH_DATASET, day)
+    position = pc.index_in(profile_ids, value_set=truth.column("profile_id")).to_numpy(zero_copy_only=False)
+    return float(roc_auc_score(outcomes, truth.column("p_order_any").to_numpy()[position]))

@@ -1,0 +1,41 @@
+"""The code location as Dagster loads it: every asset, check, job and the GPU run tags."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from consumer_assets.definitions import defs
+from consumer_assets.training.gpu import GPU_POOL, GPU_RUN_TAG
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_asset_and_check_is_defined():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {"raw_events", "daily_histories", "order_labels", "trained_lstm", "validated_model"}
+    checks = {key.name for key in graph.asset_check_keys}
+    assert {"check_quarantine_rate", "check_no_event_after_cutoff", "check_label_rate_nonzero", "check_not_worse_than_serving", "check_serving_smoke_test"} <= checks
+
+
+def test_training_runs_carry_the_gpu_tags():
+    job = defs.resolve_job_def("training_job")
+    k8s = json.loads(job.tags["dagster-k8s/config"])  # Dagster stores structured tags as JSON
+    assert k8s["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert k8s["pod_spec_config"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert job.tags[GPU_RUN_TAG] == "true"
+    trained = defs.resolve_assets_def("trained_lstm")
+    op_tag = trained.op.tags["dagster-k8s/config"]
+    assert (json.loads(op_tag) if isinstance(op_tag, str) else op_tag) == k8s  # the per-step k8s executor reads it
+    assert trained.op.pool == GPU_POOL
+    assert "dagster-k8s/config" not in defs.resolve_job_def("daily_data_job").tags
+
+
+def test_definitions_validate_from_the_cli():
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Validation successful" in completed.stdout + completed.stderr

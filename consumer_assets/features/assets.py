@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import dagster as dg
 import pyarrow.compute as pc
 
-from consumer_assets.datasets import HISTORIES, LABELS
+from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.features.build import MissingInputError, build_labels, build_snapshot
 from consumer_assets.features.histories import HistoryConfig, cutoff, describe
 from consumer_assets.features.labels import targets
@@ -86,6 +86,13 @@ def check_profile_count_stable(context: dg.AssetCheckExecutionContext, storage: 
     if not root.has_partition(HISTORIES, previous):
         return dg.AssetCheckResult(passed=True, description=f"No snapshot for {previous} to compare with.", metadata={"profiles": profiles})
     before = root.manifest(HISTORIES, previous).rows
+    stored = root.list_partitions(RAW_EVENTS)
+    if stored and (day - stored[0]).days < features.window_days:
+        return dg.AssetCheckResult(
+            passed=True,
+            description=f"The window is still filling ({(day - stored[0]).days + 1} of {features.window_days} days of events): growth is expected.",
+            metadata={"profiles": profiles, "previous_profiles": before},
+        )
     change = profiles / max(before, 1) - 1
     return dg.AssetCheckResult(
         passed=abs(change) <= features.profile_count_band,

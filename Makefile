@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) instance
 	$(BIN)/python -m consumer_assets.demo
 
-test: $(STAMP)
+test: $(STAMP) instance
 	$(BIN)/python -m pytest
 
 dev: $(STAMP) instance

@@ -75,8 +75,6 @@ def train_candidate(root: StorageRoot, plan: TrainingPlan, version: str, warm_st
     log_fn(f"vocabulary sizes: {vocabulary.sizes()}; training on {len(train_days)} snapshots {train_days[0]}..{train_days[-1]}")
     store = ModelStore(root)
     previous, reason = serving_model(store) if warm_start else (None, "warm start disabled")
-    if reason:
-        log_fn(f"cold start: {reason}")
     training_batches = batches(root, plan, vocabulary, "train", train_days, shuffle_seed=plan.train.seed)
     result = train(
         training_batches,
@@ -87,6 +85,7 @@ def train_candidate(root: StorageRoot, plan: TrainingPlan, version: str, warm_st
         plan.train,
         previous=previous,
         log=log_fn,
+        cold_start_reason=reason or "no model in service",
     )
     training = {
         "version": version,

@@ -123,6 +123,7 @@ def train(
     config: TrainConfig = TrainConfig(),
     previous: LoadedModel | None = None,
     log: Callable[[str], None] = print,
+    cold_start_reason: str = "no model in service",
 ) -> TrainingResult:
     """Train with early stopping on the first target's validation log-loss; returns the best epoch's network.
 
@@ -134,7 +135,7 @@ def train(
     if device.type == "cpu":
         torch.set_num_threads(config.threads)
     network = ConsumerLSTM.for_vocabulary(model_config, vocabulary)
-    reason = warm_start(network, vocabulary, previous) if previous is not None else "no model in service"
+    reason = warm_start(network, vocabulary, previous) if previous is not None else cold_start_reason
     if reason is not None:
         network.fit_standardisation(torch.cat([batch.profile for batch in train_batches]))
     initialisation = f"warm start from {previous.version}" if previous is not None and reason is None else f"cold start: {reason}"

@@ -7,17 +7,18 @@ import dagster as dg
 from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.io_manager import PartitionedParquetIOManager
-from consumer_assets.jobs import daily_data_job, labels_job, training_job
+from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
 from consumer_assets.resources import DataQualityResource, FeatureResource, GateResource, SparkResource, TrainingResource, env_or_default, storage_from_env
+from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.validation.assets import validated_model, validation_checks
 
 storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *feature_assets, trained_lstm, validated_model],
-    asset_checks=[*ingest_checks, *feature_checks, *validation_checks],
-    jobs=[daily_data_job, labels_job, training_job],
+    assets=[*ingest_assets, *feature_assets, trained_lstm, validated_model, *serving_assets],
+    asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks],
+    jobs=[daily_data_job, labels_job, training_job, scoring_job],
     resources={
         "storage": storage,
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),

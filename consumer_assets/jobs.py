@@ -30,3 +30,10 @@ training_job = dg.define_asset_job(
     tags=GPU_JOB_TAGS,
     description="Train a candidate on a GPU node (when the launcher offers one), run its blocking checks, promote it if they pass.",
 )
+
+scoring_job = dg.define_asset_job(
+    name="scoring_job",
+    selection=dg.AssetSelection.assets("batch_predictions"),
+    partitions_def=daily_partitions,
+    description="Score every profile of day D's snapshot with the model in service (CPU).",
+)

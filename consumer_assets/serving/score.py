@@ -6,6 +6,9 @@ so a model is judged exactly as it will serve.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from datetime import date
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,3 +30,21 @@ def score_table(model: LoadedModel, table: pa.Table, batch_size: int = 1024) -> 
             batch = encode(table.take(pa.array(rows)), model.vocabulary, model.config.max_length)
             scores[rows] = model.network.predict_proba(batch).numpy()
     return scores
+
+
+def predictions_table(model: LoadedModel, table: pa.Table, snapshot_date: date) -> pa.Table:
+    """One row per profile: the probability of each target, the model version and the snapshot date."""
+    scores = score_table(model, table)
+    columns = {
+        "profile_id": table.column("profile_id"),
+        "snapshot_date": pa.array([snapshot_date] * table.num_rows, pa.date32()),
+        "model_version": pa.array([model.version] * table.num_rows, pa.string()),
+    }
+    columns.update({f"p_{target}": pa.array(scores[:, k], pa.float32()) for k, target in enumerate(model.config.targets)})
+    return pa.table(columns)
+
+
+def score_partition(model: LoadedModel, batches: Iterable[pa.RecordBatch], snapshot_date: date) -> Iterator[pa.Table]:
+    """Score a stream of history record batches chunk by chunk: memory stays bounded by the chunk."""
+    for batch in batches:
+        yield predictions_table(model, pa.Table.from_batches([batch]), snapshot_date)

@@ -1,0 +1,100 @@
+"""batch_predictions: scores from the model in service, the same whichever way they are computed."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from consumer_assets.datasets import HISTORIES, PREDICTIONS, RAW_EVENTS
+from consumer_assets.features.build import build_snapshot
+from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.spark import SparkStorage
+from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
+from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.model.store import ModelStore
+from consumer_assets.resources import StorageResource, TrainingResource
+from consumer_assets.serving.assets import serving_assets, serving_checks
+from consumer_assets.serving.score import score_table
+from consumer_assets.simulation import ShopSimulator, SimulationConfig
+from consumer_assets.storage import StorageRoot
+
+DAY = date(2026, 10, 3)
+
+
+@pytest.fixture
+def snapshot_root(spark, tmp_path) -> StorageRoot:
+    root = StorageRoot(str(tmp_path / "root"))
+    for day in ShopSimulator(SimulationConfig(profiles=1500, seed=4)).simulate(DAY - timedelta(days=2), 3):
+        root.write_partition(RAW_EVENTS, day.day, day.events)
+    build_snapshot(spark, SparkStorage(root), DAY, HistoryConfig(window_days=3, max_events=30), files=2)
+    return root
+
+
+def _save_model(root: StorageRoot, version: str, seed: int = 0) -> None:
+    """An untrained but complete model: scoring mechanics do not depend on what it learnt."""
+    histories = root.read_partition(HISTORIES, DAY)
+    vocabulary = Vocabulary.build([histories], VocabularyLimits(min_count=1))
+    torch.manual_seed(seed)
+    network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any", "order_c1"), hidden_size=8), vocabulary)
+    network.fit_standardisation(encode(histories, vocabulary, 30).profile)
+    ModelStore(root).save_candidate(version, network.eval(), vocabulary, {})
+
+
+def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
+    _save_model(root, version)
+    ModelStore(root).promote(version, {"run_id": "test"})
+
+
+def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*serving_assets, *serving_checks],
+        resources={"storage": StorageResource(root=root.uri), "training": TrainingResource(threads=1)},
+        partition_key=DAY.isoformat(),
+        raise_on_error=False,
+    )
+
+
+def test_every_profile_is_scored_once_by_the_model_in_service(snapshot_root):
+    _serve_a_model(snapshot_root)
+    _save_model(snapshot_root, "v-newer-but-not-served", seed=1)  # scoring must ignore it
+    result = _materialize(snapshot_root)
+    assert result.success
+    predictions = snapshot_root.read_partition(PREDICTIONS, DAY)
+    histories = snapshot_root.read_partition(HISTORIES, DAY)
+    assert predictions.num_rows == histories.num_rows
+    assert set(predictions.column("model_version").to_pylist()) == {"v-serving"}
+    assert predictions.column_names == ["profile_id", "snapshot_date", "model_version", "p_order_any", "p_order_c1"]
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    metadata = result.asset_materializations_for_node(PREDICTIONS)[0].metadata
+    assert metadata["rows"].value == histories.num_rows and metadata["profiles_per_second"].value > 0
+
+
+def test_batch_and_per_row_scores_are_identical(snapshot_root):
+    _serve_a_model(snapshot_root)
+    model = ModelStore(snapshot_root).load("v-serving")
+    histories = snapshot_root.read_partition(HISTORIES, DAY).slice(0, 60)
+    batched = score_table(model, histories, batch_size=32)
+    one_by_one = np.concatenate([score_table(model, histories.slice(i, 1)) for i in range(histories.num_rows)])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
+
+
+def test_empty_and_unseen_histories_still_get_a_score(snapshot_root):
+    _serve_a_model(snapshot_root)
+    model = ModelStore(snapshot_root).load("v-serving")
+    row = snapshot_root.read_partition(HISTORIES, DAY).slice(0, 1).to_pylist()[0]
+    empty = {**row, **{k: [] for k, v in row.items() if isinstance(v, list) and k != "days"}, "length": 0}
+    unseen = {**row, "article_id": ["never-seen"] * len(row["article_id"]), "brand_id": ["nope"] * len(row["brand_id"])}
+    table = pa.Table.from_pylist([empty, unseen], schema=snapshot_root.read_partition(HISTORIES, DAY).schema)
+    scores = score_table(model, table)
+    assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
+
+
+def test_without_a_model_in_service_scoring_fails_with_a_clear_message(snapshot_root):
+    result = _materialize(snapshot_root)
+    assert not result.success
+    message = result.failure_data_for_node(PREDICTIONS).error.message
+    assert "No model in service" in message and "validated_model" in message
+    assert not snapshot_root.has_partition(PREDICTIONS, DAY)

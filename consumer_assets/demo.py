@@ -71,6 +71,8 @@ def main() -> None:
     last_day = start + timedelta(days=DEMO_DAYS - 1)
     run_job(instance, "training_job", last_day)
     report_models(root)
+    if ModelStore(root).serving() is not None:
+        run_job(instance, "scoring_job", last_day)
     log.info("done in %.0f s", time.perf_counter() - started)
     print(
         f"\nData is under {root.uri}: {', '.join(root.list_dirs(''))}.\n"

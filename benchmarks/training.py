@@ -28,11 +28,12 @@ from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
 from consumer_assets.serving.smoke import synthetic_histories
-from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, oracle_auc
+from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, true_probabilities
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.run import plan_training, train_candidate
 from consumer_assets.training.train import TrainConfig
 from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
+from consumer_assets.validation.metrics import summarise
 
 HORIZON = 7
 START = date(2026, 10, 1)
@@ -106,7 +107,7 @@ def main() -> None:
         first = train_at(root, day, "bench-first", warm=False)
         evaluation = evaluate_candidate(root, "bench-first", first.plan.split.train_days, first.plan.split.test_day)
         table, y = labelled_rows(root, (first.plan.split.test_day,), ("order_any",), "test")
-        oracle = oracle_auc(root, first.plan.split.test_day, table.column("profile_id"), y[:, 0])
+        oracle = summarise(true_probabilities(root, first.plan.split.test_day, table.column("profile_id")), y[:, 0], with_interval=False)
         m = evaluation["candidate"]["order_any"]
         print(f"\ntest data: {m['rows']:,} held-out profiles of {first.plan.split.test_day}, {m['positives']} ordered")
         print(f"  {'model':<22} {'AUC':>7} {'mean log-lik':>13}")
@@ -114,7 +115,7 @@ def main() -> None:
         for name, b in evaluation["baselines"].items():
             print(f"  {name:<22} {b['auc']:>7.4f} {b['mean_log_likelihood']:>13.4f}")
         print(f"  {'base rate':<22} {0.5:>7.4f} {m['base_rate_log_likelihood']:>13.4f}")
-        print(f"  {'oracle (true p)':<22} {oracle:>7.4f}")
+        print(f"  {'oracle (true p)':<22} {oracle['auc']:>7.4f} {oracle['mean_log_likelihood']:>13.4f}")
 
         ModelStore(root).promote("bench-first", {"run_id": "benchmark"})
         next_day = day + timedelta(days=1)

@@ -16,8 +16,9 @@ import dagster as dg
 from consumer_assets.definitions import defs
 from consumer_assets.partitions import START_DATE
 from consumer_assets.model.store import ModelStore
-from consumer_assets.simulation import SimulationConfig, oracle_auc, simulate_to_landing
+from consumer_assets.simulation import SimulationConfig, simulate_to_landing, true_probabilities
 from consumer_assets.validation.evaluate import labelled_rows
+from consumer_assets.validation.metrics import summarise
 
 log = logging.getLogger("consumer_assets.demo")
 
@@ -45,12 +46,13 @@ def report_models(root) -> None:
         log.info("no model in service: the candidate was refused (see the checks in the UI)")
         return
     evaluation = store.read_evaluation(serving["version"])
-    table, y = labelled_rows(root, (date.fromisoformat(evaluation["test_day"]),), ("order_any",), "test")
-    oracle = oracle_auc(root, date.fromisoformat(evaluation["test_day"]), table.column("profile_id"), y[:, 0])
-    log.info("serving %s; test AUC on %d held-out profiles:", serving["version"], len(y))
-    log.info("  LSTM %.4f | logistic regression %.4f | random forest %.4f | oracle %.4f",
-             evaluation["candidate"]["order_any"]["auc"], evaluation["baselines"]["logistic_regression"]["auc"],
-             evaluation["baselines"]["random_forest"]["auc"], oracle)
+    test_day = date.fromisoformat(evaluation["test_day"])
+    table, y = labelled_rows(root, (test_day,), ("order_any",), "test")
+    oracle = summarise(true_probabilities(root, test_day, table.column("profile_id")), y[:, 0], with_interval=False)
+    models = {"LSTM": evaluation["candidate"]["order_any"], **evaluation["baselines"], "oracle (true p)": oracle}
+    log.info("serving %s; on %d held-out profiles of %s (%d ordered):", serving["version"], len(y), test_day, int(y.sum()))
+    for name, m in models.items():
+        log.info("  %-20s AUC %.4f  mean log-likelihood %.4f", name, m["auc"], m["mean_log_likelihood"])
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The project's own event simulator: a shop with known true purchase propensities."""
 
-from consumer_assets.simulation.landing import LANDING_PREFIX, TRUTH_DATASET, land_day, landing_prefix, oracle_auc, simulate_to_landing
+from consumer_assets.simulation.landing import LANDING_PREFIX, TRUTH_DATASET, land_day, landing_prefix, simulate_to_landing, true_probabilities
 from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
 
 __all__ = [
@@ -11,6 +11,6 @@ __all__ = [
     "SimulationConfig",
     "land_day",
     "landing_prefix",
-    "oracle_auc",
     "simulate_to_landing",
+    "true_probabilities",
 ]

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sklearn.metrics import roc_auc_score
 
 from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot, partition_dir
@@ -155,8 +154,8 @@ def simulate_to_landing(
     return landed
 
 
-def oracle_auc(root: StorageRoot, day: date, profile_ids: pa.ChunkedArray | pa.Array, outcomes: np.ndarray) -> float:
-    """AUC of the simulator's true probabilities at ``day`` for these profiles: the best any model can reach."""
+def true_probabilities(root: StorageRoot, day: date, profile_ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """The simulator's exact P(order in the next H days) at the end of ``day`` for these profiles."""
     truth = root.read_partition(TRUTH_DATASET, day)
     position = pc.index_in(profile_ids, value_set=truth.column("profile_id")).to_numpy(zero_copy_only=False)
-    return float(roc_auc_score(outcomes, truth.column("p_order_any").to_numpy()[position]))
+    return truth.column("p_order_any").to_numpy()[position]

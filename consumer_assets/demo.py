@@ -57,6 +57,7 @@ def report_models(root) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the instance's schema migrations, not news
     started = time.perf_counter()
     root = defs.resources["storage"].process_config_and_initialize().open()
     start = date.fromisoformat(START_DATE)

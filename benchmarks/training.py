@@ -14,7 +14,6 @@ epochs each first reached the cold run's best validation log-loss.
 import argparse
 import tempfile
 import time
-from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np

@@ -3,7 +3,6 @@
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
-import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from consumer_assets.features.histories import HistoryConfig, histories_from_scratch, histories_incremental

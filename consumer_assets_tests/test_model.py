@@ -1,7 +1,7 @@
 """The network, its encoding and its store: masking, round trips, refusals, warm start, determinism."""
 
+import hashlib
 import json
-from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
@@ -118,8 +118,6 @@ def test_weights_that_do_not_match_config_and_vocabulary_are_refused(tmp_path):
     config["hidden_size"] = 16
     (folder / "config.json").write_text(json.dumps(config))
     manifest = json.loads((folder / "manifest.json").read_text())
-    import hashlib
-
     manifest["sha256"]["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError, match=r"weights do not match config.json and vocab.json: .*lstm.weight_hh_l0 has shape \(32, 8\) but config\+vocab need \(64, 16\)"):

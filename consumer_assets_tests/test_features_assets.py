@@ -67,6 +67,17 @@ def test_histories_and_labels_materialise(pipeline, root: StorageRoot):
     assert [c.passed for c in labelled.get_asset_check_evaluations()] == [True]
 
 
+def test_a_changed_window_rebuilds_from_scratch_instead_of_extending(pipeline, root: StorageRoot):
+    resources, _ = pipeline
+    last = START + timedelta(days=DAYS - 1)
+    wider = {**resources, "features": FeatureResource(window_days=5, max_events=20, label_horizon_days=HORIZON, output_files=1)}
+    result = _run([feature_assets[0]], wider, last)
+    assert result.success
+    assert result.asset_materializations_for_node(HISTORIES)[0].metadata["mode"].value == "from_scratch"
+    assert root.manifest(HISTORIES, last).properties["window_days"] == 5
+    assert root.read_partition(HISTORIES, last).num_rows > root.manifest(HISTORIES, last - timedelta(days=1)).rows
+
+
 def test_labels_refuse_to_materialise_before_the_window_has_landed(pipeline, root: StorageRoot):
     resources, _ = pipeline
     day = START + timedelta(days=DAYS - 2)  # D+1 exists, D+2 and D+3 do not

@@ -34,13 +34,26 @@ def build_snapshot(spark: SparkSession, bridge: SparkStorage, day: date, config:
         raise MissingInputError(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
     read = lambda dataset, days: spark.read.parquet(*bridge.input_paths(dataset, days))  # noqa: E731
     previous = day - timedelta(days=1)
-    if root.has_partition(HISTORIES, previous):
+    shape = {"window_days": config.window_days, "max_events": config.max_events}
+    reason = _why_not_incremental(bridge, previous, shape)
+    if reason is None:
         frame, mode = histories_incremental(read(HISTORIES, [previous]), read(RAW_EVENTS, [day]), day, config), "incremental"
     else:
         days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
-        log.info("no snapshot for %s: building %s from %d days of raw events", previous, day, len(days))
+        log.info("%s: building %s from %d days of raw events", reason, day, len(days))
         frame, mode = histories_from_scratch(read(RAW_EVENTS, days), day, config), "from_scratch"
-    return BuiltSnapshot(bridge.write_partition(frame, HISTORIES, day, files=files, properties={"mode": mode}), mode)
+    manifest = bridge.write_partition(frame, HISTORIES, day, files=files, properties={"mode": mode, **shape})
+    return BuiltSnapshot(manifest, mode)
+
+
+def _why_not_incremental(bridge: SparkStorage, previous: date, shape: dict) -> str | None:
+    """Why snapshot D-1 cannot be extended (missing, or built with another window or length), else None."""
+    if not bridge.root.has_partition(HISTORIES, previous):
+        return f"no snapshot for {previous}"
+    built_with = {key: bridge.root.manifest(HISTORIES, previous).properties.get(key) for key in shape}
+    if built_with != shape:
+        return f"snapshot {previous} was built with {built_with}, not {shape}"
+    return None
 
 
 def article_groups(spark: SparkSession, bridge: SparkStorage, day: date, configured: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -122,13 +122,41 @@ def histories_from_scratch(events: DataFrame, day: date, config: HistoryConfig) 
     return finalise(aggregate_events(events), day, config)
 
 
+def _unchanged_rows(previous: DataFrame, day: date) -> DataFrame:
+    """Rows of snapshot D-1 that D leaves as they are, but for the clock: one day later."""
+    shift = F.lit(86_400.0)
+    return previous.select(
+        *[F.col(name) for name in previous.columns if name not in ("snapshot_date", "dt_cutoff_s", "recency_s")],
+        F.lit(day).alias("snapshot_date"),
+        F.transform("dt_cutoff_s", lambda s: s + shift).alias("dt_cutoff_s"),
+        (F.col("recency_s") + shift).alias("recency_s"),
+    )
+
+
 def histories_incremental(previous: DataFrame, events_of_day: DataFrame, day: date, config: HistoryConfig) -> DataFrame:
-    """The snapshot from yesterday's snapshot and today's raw events only."""
-    combined = snapshot_state(previous).unionByName(aggregate_events(events_of_day))
+    """The snapshot from yesterday's snapshot and today's raw events only.
+
+    Most profiles have no event today and nothing leaving the window: their rows are
+    carried over by a projection that shifts the clock, without a shuffle. Only the
+    profiles active today (a broadcast set of ids) and those with an event or a day
+    falling out of the window are regrouped and finalised again, so one day costs
+    its own events plus one pass over the snapshot, however long the window.
+    """
+    first_day = day - timedelta(days=config.window_days - 1)
+    window_start = cutoff(day) - timedelta(days=config.window_days)
+    active_today = events_of_day.select("profile_id").distinct().withColumn("active_today", F.lit(True))
+    flagged = previous.join(F.broadcast(active_today), "profile_id", "left").withColumn(
+        "rebuild",
+        F.col("active_today").isNotNull()
+        | (F.element_at("days", 1)["date"] < F.lit(first_day))
+        | (F.element_at("ts", 1) < F.lit(window_start)),
+    )
+    unchanged = _unchanged_rows(flagged.where(~F.col("rebuild")).drop("active_today", "rebuild"), day)
+    combined = snapshot_state(flagged.where(F.col("rebuild"))).unionByName(aggregate_events(events_of_day))
     state = combined.groupBy("profile_id").agg(
         F.flatten(F.collect_list("events")).alias("events"), F.flatten(F.collect_list("days")).alias("days")
     )
-    return finalise(state, day, config)
+    return finalise(state, day, config).unionByName(unchanged)
 
 
 EVENTS_PER_PROFILE_EDGES = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)

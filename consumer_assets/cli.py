@@ -11,14 +11,15 @@ from datetime import date
 
 from consumer_assets.model.store import ModelLoadError, ModelStore
 from consumer_assets.resources import DEFAULT_ROOT
-from consumer_assets.simulation import SimulationConfig, simulate_to_landing
+from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
 from consumer_assets.validation.gate import VERDICT
 
 
 def _simulate(args: argparse.Namespace) -> int:
     root = StorageRoot(args.root)
-    config = SimulationConfig(profiles=args.profiles, seed=args.seed, horizon_days=args.horizon)
+    drift = Drift(season_shift_from=args.season_shift_from, tracking_fault_from=args.tracking_fault_from)
+    config = SimulationConfig(profiles=args.profiles, seed=args.seed, horizon_days=args.horizon, drift=drift)
     started = time.perf_counter()
     landed = simulate_to_landing(root, args.start, args.days, config, bad_rate=args.bad_rate)
     seconds = time.perf_counter() - started
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=SimulationConfig.seed, help="random seed (default %(default)s)")
     simulate.add_argument("--horizon", type=int, default=SimulationConfig.horizon_days, help="label horizon H in days for the truth (default %(default)s)")
     simulate.add_argument("--bad-rate", type=float, default=0.0, help="share of rows that break the contract, plus one truncated file a day (default 0)")
+    simulate.add_argument("--season-shift-from", type=date.fromisoformat, default=None, help="drift: from this day, browsing moves to the next season's categories")
+    simulate.add_argument("--tracking-fault-from", type=date.fromisoformat, default=None, help="drift: from this day, the tracker loses 90%% of view events")
     simulate.set_defaults(handler=_simulate)
 
     models = commands.add_parser("models", help="the candidates and the model in service").add_subparsers(dest="models_command", required=True)

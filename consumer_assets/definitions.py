@@ -8,7 +8,18 @@ from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
-from consumer_assets.resources import DataQualityResource, FeatureResource, GateResource, SparkResource, TrainingResource, env_or_default, storage_from_env
+from consumer_assets.monitoring.assets import monitoring_assets, monitoring_checks
+from consumer_assets.resources import (
+    DataQualityResource,
+    FeatureResource,
+    GateResource,
+    MonitoringResource,
+    ScoringResource,
+    SparkResource,
+    TrainingResource,
+    env_or_default,
+    storage_from_env,
+)
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.validation.assets import validated_model, validation_checks
@@ -16,8 +27,8 @@ from consumer_assets.validation.assets import validated_model, validation_checks
 storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *feature_assets, trained_lstm, validated_model, *serving_assets],
-    asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks],
+    assets=[*ingest_assets, *feature_assets, trained_lstm, validated_model, *serving_assets, *monitoring_assets],
+    asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks],
     jobs=[daily_data_job, labels_job, training_job, scoring_job],
     resources={
         "storage": storage,
@@ -27,5 +38,7 @@ defs = dg.Definitions(
         "features": FeatureResource(),
         "training": TrainingResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
         "gate": GateResource(),
+        "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+        "monitoring": MonitoringResource(),
     },
 )

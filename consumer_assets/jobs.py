@@ -33,7 +33,7 @@ training_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     name="scoring_job",
-    selection=dg.AssetSelection.assets("batch_predictions"),
+    selection=dg.AssetSelection.assets("batch_predictions", "monitoring_stats"),
     partitions_def=daily_partitions,
-    description="Score every profile of day D's snapshot with the model in service (CPU).",
+    description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
 )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Mapping
 
 import dagster as dg
 import pyarrow as pa
+
+from consumer_assets.plots import png_bytes
 
 
 def count_table(counts: Mapping[str, int | float], label: str, value: str = "count") -> dg.TableMetadataValue:
@@ -31,7 +32,5 @@ def preview_table(table: pa.Table, rows: int = 10) -> dg.TableMetadataValue:
 
 def figure_markdown(figure, alt: str) -> dg.MarkdownMetadataValue:
     """A matplotlib figure embedded as a PNG in markdown metadata (shown inline by the UI)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    encoded = base64.b64encode(buffer.getvalue()).decode()
+    encoded = base64.b64encode(png_bytes(figure)).decode()
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")

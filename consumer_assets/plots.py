@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 import matplotlib
@@ -9,6 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+
+def png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str, ylabel: str) -> Figure:
@@ -67,6 +74,36 @@ def calibration_plot(tables: dict[str, list[dict]]) -> Figure:
     axes.set_xlabel("mean predicted probability")
     axes.set_ylabel("observed order rate")
     axes.set_title("Calibration by decile")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def psi_bars(rows: Sequence[dict], title: str = "Input drift against the reference window (PSI)") -> Figure:
+    """PSI per feature, coloured by band, with the 0.1 and 0.25 lines."""
+    colours = {"stable": "#55a868", "moderate": "#dd8452", "significant": "#c44e52"}
+    figure, axes = plt.subplots(figsize=(6, 3))
+    axes.bar(range(len(rows)), [r["psi"] for r in rows], color=[colours[r["band"]] for r in rows])
+    for level in (0.1, 0.25):
+        axes.axhline(level, color="grey", linestyle=":", linewidth=1)
+    axes.set_xticks(range(len(rows)), [r["feature"] for r in rows], rotation=45, ha="right", fontsize=8)
+    axes.set_ylabel("PSI")
+    axes.set_title(title)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def time_series(days: Sequence[str], series: dict[str, Sequence[float | None]], title: str, ylabel: str) -> Figure:
+    """One line per series over partition days (gaps where a value is missing)."""
+    figure, axes = plt.subplots(figsize=(6, 3))
+    for name, values in series.items():
+        axes.plot(range(len(days)), [float("nan") if v is None else v for v in values], marker="o", label=name)
+    step = max(1, len(days) // 10)
+    axes.set_xticks(range(0, len(days), step), list(days)[::step], rotation=45, ha="right", fontsize=8)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
     axes.legend(fontsize=8)
     figure.tight_layout()
     plt.close(figure)

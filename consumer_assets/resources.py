@@ -127,3 +127,25 @@ class GateResource(dg.ConfigurableResource):
 
     def config(self) -> GateConfig:
         return GateConfig(**{name: getattr(self, name) for name in GateConfig.__dataclass_fields__})
+
+
+class ScoringResource(dg.ConfigurableResource):
+    """How batch_predictions reads and scores a snapshot on CPU."""
+
+    chunk_rows: int = Field(default=50_000, description="Profiles read from Parquet and scored at a time: bounds memory whatever the snapshot size.")
+    batch_size: int = Field(default=2048, description="Profiles per forward pass, grouped by similar length.")
+    threads: int = Field(default=2, description="Torch intra-op threads for scoring.")
+
+
+class MonitoringResource(dg.ConfigurableResource):
+    """Reference window and alert thresholds of monitoring_stats (alerts are non-blocking checks)."""
+
+    reference_days: int = Field(default=7, description="Earlier days whose sketches form the reference distribution.")
+    top_categories: int = Field(default=50, description="Categorical features keep this many values; the rest pool as (other).")
+    psi_warn: float = Field(default=0.1, description="PSI above which input or prediction drift warns.")
+    psi_error: float = Field(default=0.25, description="PSI above which input or prediction drift is an error.")
+    min_volume_ratio: float = Field(default=0.5, description="Events of the day over the reference daily mean below which volume has collapsed.")
+    min_realised_auc: float = Field(default=0.6, description="Floor of the AUC of the predictions made H days earlier, once labelled.")
+    min_realised_over_predicted: float = Field(default=0.67, description="Realised over predicted order rate below this is an error (the model overpredicts).")
+    max_realised_over_predicted: float = Field(default=1.5, description="Realised over predicted order rate above this is an error (the model underpredicts).")
+    html_report: bool = Field(default=True, description="Store a static report.html beside each day's figures.")

@@ -15,9 +15,10 @@ from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
-from consumer_assets.resources import StorageResource, TrainingResource
+from consumer_assets.resources import ScoringResource, StorageResource
 from consumer_assets.serving.assets import serving_assets, serving_checks
-from consumer_assets.serving.score import score_table
+from consumer_assets.serving.score import predictions_table, score_table
+from consumer_assets.serving.spark_score import score_with_spark
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 
@@ -51,7 +52,7 @@ def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
 def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*serving_assets, *serving_checks],
-        resources={"storage": StorageResource(root=root.uri), "training": TrainingResource(threads=1)},
+        resources={"storage": StorageResource(root=root.uri), "scoring": ScoringResource(threads=1, chunk_rows=500, batch_size=64)},
         partition_key=DAY.isoformat(),
         raise_on_error=False,
     )
@@ -79,6 +80,19 @@ def test_batch_and_per_row_scores_are_identical(snapshot_root):
     batched = score_table(model, histories, batch_size=32)
     one_by_one = np.concatenate([score_table(model, histories.slice(i, 1)) for i in range(histories.num_rows)])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
+
+
+def test_spark_scores_exactly_as_the_in_process_path(snapshot_root, spark):
+    _serve_a_model(snapshot_root)
+    model = ModelStore(snapshot_root).load("v-serving")
+    expected = predictions_table(model, snapshot_root.read_partition(HISTORIES, DAY), DAY).sort_by("profile_id")
+    histories = spark.read.parquet(*SparkStorage(snapshot_root).input_paths(HISTORIES, [DAY])).repartition(3)
+    scored = score_with_spark(histories, snapshot_root.uri, "v-serving", DAY, batch_size=64).toArrow().sort_by("profile_id")
+    assert scored.num_rows == expected.num_rows > 100
+    assert scored.column("profile_id").equals(expected.column("profile_id"))
+    assert set(scored.column("model_version").to_pylist()) == {"v-serving"}
+    for target in ("p_order_any", "p_order_c1"):
+        np.testing.assert_allclose(scored.column(target).to_numpy(), expected.column(target).to_numpy(), atol=1e-6)
 
 
 def test_empty_and_unseen_histories_still_get_a_score(snapshot_root):

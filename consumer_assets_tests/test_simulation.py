@@ -1,11 +1,11 @@
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from consumer_assets.simulation import ShopSimulator, SimulationConfig
+from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig
 
 START = date(2026, 10, 1)
 
@@ -80,3 +80,28 @@ def test_the_hidden_intent_drives_both_truth_and_behaviour(days):
         types = [t for pid, t in zip(day.events.column("profile_id").to_pylist(), day.events.column("event_type").to_pylist()) if state[pid] == name]
         cart_share[name] = types.count("add_to_cart") / len(types)
     assert cart_share["ready"] > 3 * cart_share["browsing"]
+
+
+def _share(events, column: str) -> dict:
+    values, counts = np.unique(np.asarray(events.column(column).to_pylist(), dtype=object), return_counts=True)
+    return dict(zip(values, counts / counts.sum()))
+
+
+def test_drift_scenarios_start_on_their_day_and_leave_earlier_days_alone():
+    start = date(2026, 10, 1)
+    shift_day = start + timedelta(days=2)
+    plain = list(ShopSimulator(SimulationConfig(profiles=3000, seed=5)).simulate(start, 3))
+    season = list(ShopSimulator(SimulationConfig(profiles=3000, seed=5, drift=Drift(season_shift_from=shift_day))).simulate(start, 3))
+    fault = list(ShopSimulator(SimulationConfig(profiles=3000, seed=5, drift=Drift(tracking_fault_from=shift_day))).simulate(start, 3))
+    for k in range(2):
+        assert season[k].events.equals(plain[k].events) and fault[k].events.equals(plain[k].events)
+
+    before, after = _share(plain[2].events, "category_id"), _share(season[2].events, "category_id")
+    moved = 0.5 * sum(abs(after.get(c, 0) - before.get(c, 0)) for c in set(before) | set(after))
+    assert moved > 0.1  # total variation distance of the category mix (about 0.17 here)
+    assert season[2].events.num_rows == plain[2].events.num_rows
+
+    views = lambda table: sum(1 for t in table.column("event_type").to_pylist() if t == "view")  # noqa: E731
+    assert views(fault[2].events) == pytest.approx(0.1 * views(plain[2].events), rel=0.1)
+    assert fault[2].events.num_rows - views(fault[2].events) == plain[2].events.num_rows - views(plain[2].events)
+    assert fault[2].truth.equals(plain[2].truth)  # behaviour unchanged: only tracking lost events

@@ -32,6 +32,15 @@ def test_rewrite_replaces_the_partition(root: StorageRoot):
     assert len(files) == 3 and files[0].endswith(MANIFEST)
 
 
+def test_attachments_live_and_go_with_their_partition(root: StorageRoot):
+    root.write_partition("things", DAY, _table(2), attachments={"report.html": b"<p>one</p>"})
+    assert root.manifest("things", DAY).attachments == ["report.html"]
+    assert root.read_bytes("things/date=2026-10-05/report.html") == b"<p>one</p>"
+    assert root.read_partition("things", DAY).num_rows == 2  # readers of the table ignore it
+    root.write_partition("things", DAY, _table(3))
+    assert not root.exists("things/date=2026-10-05/report.html")
+
+
 def test_a_write_that_dies_half_way_leaves_the_previous_partition(root: StorageRoot):
     root.write_partition("things", DAY, _table(4))
 

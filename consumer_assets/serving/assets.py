@@ -15,11 +15,10 @@ from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart
-from consumer_assets.resources import StorageResource, TrainingResource
+from consumer_assets.resources import ScoringResource, StorageResource
 from consumer_assets.serving.score import score_partition
 
 SCORE_BINS = np.linspace(0, 1, 11)
-CHUNK_ROWS = 50_000
 
 
 @dg.asset(
@@ -32,7 +31,7 @@ CHUNK_ROWS = 50_000
     tags={"stage": "serving"},
     code_version="1",
 )
-def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResource, training: TrainingResource) -> dg.MaterializeResult:
+def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource) -> dg.MaterializeResult:
     """The probability of each target for every profile of daily_histories(D), from the model in service.
 
     Reads ``models/serving.json``, never the newest candidate: a refused candidate leaves
@@ -47,10 +46,11 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
         raise dg.Failure(str(exc)) from exc
     if not root.has_partition(HISTORIES, day):
         raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
-    torch.set_num_threads(training.threads)
+    torch.set_num_threads(scoring.threads)
     started = time.perf_counter()
-    batches = root.iter_partition_batches(HISTORIES, day, CHUNK_ROWS, columns=list(HISTORY_COLUMNS))
-    manifest = root.write_partition(PREDICTIONS, day, score_partition(model, batches, day), properties={"model_version": model.version})
+    batches = root.iter_partition_batches(HISTORIES, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
+    scored = score_partition(model, batches, day, scoring.batch_size, progress=context.log.info)
+    manifest = root.write_partition(PREDICTIONS, day, scored, properties={"model_version": model.version})
     seconds = time.perf_counter() - started
     scores = root.read_partition(PREDICTIONS, day, columns=["p_order_any"]).column("p_order_any").to_numpy()
     counts, _ = np.histogram(scores, SCORE_BINS)

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 DORMANT, BROWSING, INTERESTED, READY = range(4)
 STATE_NAMES = ("dormant", "browsing", "interested", "ready")
@@ -51,6 +52,28 @@ MEAN_SECONDS_BETWEEN_EVENTS = 45.0
 
 
 @dataclass(frozen=True)
+class Drift:
+    """Scenarios that change the shop or its tracking from a given day on, for monitoring to catch.
+
+    ``season_shift_from``: from that day, a share ``season_shift_strength`` of the
+    browsing that follows taste moves to the categories of the coming season (each
+    category's place taken by another: a fixed permutation), as when a shop turns from
+    summer to winter. ``tracking_fault_from``: from that day, the tracker loses a share
+    ``tracking_fault_drop`` of the ``view`` events; behaviour is unchanged, only what
+    the shop records of it.
+    """
+
+    season_shift_from: date | None = None
+    season_shift_strength: float = 0.6
+    tracking_fault_from: date | None = None
+    tracking_fault_drop: float = 0.9
+
+    @staticmethod
+    def active(start: date | None, day: date) -> bool:
+        return start is not None and day >= start
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     """Sizes and seeds of a simulated shop. Defaults give a few thousand events a day per 1,000 profiles."""
 
@@ -62,6 +85,7 @@ class SimulationConfig:
     articles_per_category: int = 150
     article_turnover: float = 0.03  # share of each category's articles replaced every day
     burn_in_days: int = 30
+    drift: Drift = field(default_factory=Drift)
 
 
 @dataclass
@@ -215,6 +239,8 @@ class ShopSimulator:
         category = np.where(focus, self.intent_category[profile], 0)
         taste = ~focus
         category[taste] = (self.taste_cdf[profile[taste]] < rng.random(taste.sum())[:, None]).sum(axis=1)
+        if Drift.active(cfg.drift.season_shift_from, day):
+            category = self._season_shift(category, taste, day)
 
         # Events of a session follow each other by exponential gaps; the remove goes last.
         order_in_session = np.argsort(event_session, kind="stable")
@@ -258,6 +284,8 @@ class ShopSimulator:
                 "platform": pa.array(np.array(PLATFORMS, dtype=object)[platform[chronological]]),
             }
         )
+        if Drift.active(cfg.drift.tracking_fault_from, day):
+            events = self._tracking_fault(events, day)
         truth = pa.table(
             {
                 "profile_id": pa.array(self.profile_ids),
@@ -269,6 +297,23 @@ class ShopSimulator:
         self._transition(ordered)
         self.catalogue.turn_over()
         return DayEvents(day=day, events=events, truth=truth)
+
+    def _drift_rng(self, day: date) -> np.random.Generator:
+        """Draws of a drift scenario, apart from the shop's own so that behaviour stays the same."""
+        return np.random.default_rng((self.config.seed, day.toordinal()))
+
+    def _season_shift(self, category: np.ndarray, taste: np.ndarray, day: date) -> np.ndarray:
+        rng = self._drift_rng(day)
+        season = np.random.default_rng(self.config.seed + 1).permutation(self.config.categories)
+        moved = taste & (rng.random(len(category)) < self.config.drift.season_shift_strength)
+        category = category.copy()
+        category[moved] = season[category[moved]]
+        return category
+
+    def _tracking_fault(self, events: pa.Table, day: date) -> pa.Table:
+        lost = pc.equal(events.column("event_type"), "view").to_numpy(zero_copy_only=False)
+        lost &= self._drift_rng(day).random(events.num_rows) < self.config.drift.tracking_fault_drop
+        return events.filter(pa.array(~lost))
 
     def simulate(self, start: date, days: int):
         for offset in range(days):

@@ -18,7 +18,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from urllib.parse import urlparse
 
@@ -43,16 +43,21 @@ def partition_dir(day: date | str) -> str:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What makes a partition: its files, row count and any properties the writer kept."""
+    """What makes a partition: its files, row count and any properties the writer kept.
+
+    ``attachments`` are other files of the partition (a report, a JSON summary) that
+    readers of the table ignore and that a re-write replaces with the rest.
+    """
 
     files: list[str]
     rows: int
     written_at: str
     properties: dict
+    attachments: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(
-            {"files": self.files, "rows": self.rows, "written_at": self.written_at, "properties": self.properties},
+            {"files": self.files, "rows": self.rows, "written_at": self.written_at, "properties": self.properties, "attachments": self.attachments},
             indent=2,
             sort_keys=True,
         )
@@ -60,7 +65,7 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         raw = json.loads(text)
-        return cls(files=raw["files"], rows=raw["rows"], written_at=raw["written_at"], properties=raw.get("properties", {}))
+        return cls(files=raw["files"], rows=raw["rows"], written_at=raw["written_at"], properties=raw.get("properties", {}), attachments=raw.get("attachments", []))
 
 
 class StorageRoot:
@@ -184,8 +189,9 @@ class StorageRoot:
         tables: pa.Table | Iterable[pa.Table],
         properties: dict | None = None,
         schema: pa.Schema | None = None,
+        attachments: dict[str, bytes] | None = None,
     ) -> Manifest:
-        """Replace a partition with ``tables`` (one file each), visible in one step.
+        """Replace a partition with ``tables`` (one file each) and ``attachments``, visible in one step.
 
         An iterable lets a writer stream a large partition chunk by chunk without
         holding it in memory.
@@ -208,10 +214,12 @@ class StorageRoot:
             self._ensure_parent(path)
             pq.write_table(schema.empty_table(), path, filesystem=self.fs)
             files.append(name)
-        return self.commit_partition(dataset, day, files, rows, properties)
+        for name, data in (attachments or {}).items():
+            self.write_bytes(f"{prefix}/{name}", data)
+        return self.commit_partition(dataset, day, files, rows, properties, attachments=sorted(attachments or {}))
 
     def commit_partition(
-        self, dataset: str, day: date | str, files: list[str], rows: int, properties: dict | None = None
+        self, dataset: str, day: date | str, files: list[str], rows: int, properties: dict | None = None, attachments: list[str] = ()
     ) -> Manifest:
         """Make ``files`` (already below the partition folder) the partition, then tidy up."""
         prefix = self.partition_key(dataset, day)
@@ -220,9 +228,10 @@ class StorageRoot:
             rows=rows,
             written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             properties=properties or {},
+            attachments=list(attachments),
         )
         self.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_json().encode())
-        keep = {f"{prefix}/{name}" for name in files} | {f"{prefix}/{MANIFEST}"}
+        keep = {f"{prefix}/{name}" for name in [*files, *attachments, MANIFEST]}
         for key in self.list_files(prefix):
             if key not in keep:
                 self.delete(key)

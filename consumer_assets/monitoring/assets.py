@@ -1,0 +1,187 @@
+"""monitoring_stats: the day's input, its predictions, and how earlier predictions fared, with alerting checks.
+
+The checks are not blocking: drift is a reason to look, not to stop scoring. Their
+ERROR results are what the alert sensor forwards.
+"""
+
+from datetime import date
+
+import dagster as dg
+
+from consumer_assets.datasets import LABELS, MONITORING
+from consumer_assets.features.assets import daily_histories
+from consumer_assets.ingest.assets import raw_events
+from consumer_assets.metadata import count_table, figure_markdown
+from consumer_assets.monitoring.daily import MonitoringConfig, MonitoringInputError, drift_table, monitor_day, realised_series
+from consumer_assets.monitoring.report import figures, html_report, score_buckets
+from consumer_assets.partitions import daily_partitions
+from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, MonitoringResource, StorageResource
+from consumer_assets.serving.assets import batch_predictions
+
+matured_labels = dg.TimeWindowPartitionMapping(
+    start_offset=-DEFAULT_LABEL_HORIZON_DAYS, end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
+)
+
+
+def _config(features: FeatureResource, monitoring: MonitoringResource) -> MonitoringConfig:
+    return MonitoringConfig(
+        reference_days=monitoring.reference_days,
+        top_categories=monitoring.top_categories,
+        horizon_days=features.label_horizon_days,
+        history_window_days=features.window_days,
+    )
+
+
+@dg.asset(
+    name=MONITORING,
+    partitions_def=daily_partitions,
+    group_name="monitoring",
+    deps=[raw_events, daily_histories, batch_predictions, dg.AssetDep(LABELS, partition_mapping=matured_labels)],
+    kinds={"parquet", "html"},
+    owners=["team:ml"],
+    tags={"stage": "monitoring"},
+    code_version="1",
+)
+def monitoring_stats(
+    context: dg.AssetExecutionContext, storage: StorageResource, features: FeatureResource, monitoring: MonitoringResource
+) -> dg.MaterializeResult:
+    """Input and prediction drift of day D against the previous days, and the predictions of D-H against what happened.
+
+    PSI per input feature (0.1/0.25 bands) and KS for continuous ones; the score
+    distribution and mean predicted rate; once order_labels(D-H) exist, the realised
+    AUC, log-likelihood, calibration, expected against realised orders and the top
+    decile's lift and share of orders, with a time series over earlier days.
+    """
+    day = date.fromisoformat(context.partition_key)
+    root = storage.open()
+    config = _config(features, monitoring)
+    try:
+        result = monitor_day(root, day, config)
+    except MonitoringInputError as exc:
+        raise dg.Failure(str(exc)) from exc
+    properties = result.properties
+    series = realised_series(root, day, properties["realised"], config)
+    plots = figures(properties, series)
+    attachments = {"report.html": html_report(day, properties, plots)} if monitoring.html_report else {}
+    manifest = root.write_partition(MONITORING, day, drift_table(result), properties=properties, attachments=attachments)
+
+    sketch = properties["sketch"]
+    metadata: dict = {
+        "events": sketch["events"],
+        "active_profiles": sketch["active_profiles"],
+        "snapshot_profiles": sketch["profiles"],
+        "reference_days": len(properties["reference_days"]),
+        "event_type_mix": count_table(sketch["features"]["event_type"]["counts"], "event type", "events"),
+        "drift_features": manifest.rows,
+    }
+    if properties["input_drift"]:
+        worst = max(properties["input_drift"], key=lambda row: row["psi"])
+        metadata["max_input_psi"] = worst["psi"]
+        metadata["max_input_psi_feature"] = worst["feature"]
+        metadata["input_psi"] = count_table({row["feature"]: round(row["psi"], 4) for row in properties["input_drift"]}, "feature", "PSI")
+    if properties["prediction_drift"]:
+        metadata["prediction_psi"] = properties["prediction_drift"]["psi"]
+    if sketch["scores"]:
+        metadata["mean_predicted_rate"] = sketch["scores"]["sum"] / max(sketch["scores"]["n"], 1)
+        metadata["score_distribution"] = count_table(score_buckets(sketch["scores"]), "p_order_any", "profiles")
+    matured = properties["realised"]
+    if matured:
+        metadata |= {
+            f"realised_{name}": matured[name]
+            for name in ("auc", "mean_log_likelihood", "expected_orders", "realised_orders", "top_decile_lift", "top_decile_share_of_orders")
+            if matured[name] is not None
+        }
+    for name, figure in plots.items():
+        metadata[f"{name}_plot"] = figure_markdown(figure, name)
+    if attachments:
+        metadata["report"] = dg.MetadataValue.path(root.path(root.partition_key(MONITORING, day), "report.html"))
+    context.log.info(
+        "%s: %d events, %d reference days, max input PSI %s, realised AUC %s",
+        day,
+        sketch["events"],
+        len(properties["reference_days"]),
+        f"{metadata['max_input_psi']:.3f}" if "max_input_psi" in metadata else "n/a",
+        f"{matured['auc']:.3f}" if matured else "not matured yet",
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _properties(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dict:
+    return storage.open().manifest(MONITORING, context.partition_key).properties
+
+
+def _psi_result(psi: float | None, feature: str | None, monitoring: MonitoringResource, metadata: dict) -> dg.AssetCheckResult:
+    if psi is None:
+        return dg.AssetCheckResult(passed=True, metadata={**metadata, "note": "no reference yet"})
+    severity = dg.AssetCheckSeverity.ERROR if psi > monitoring.psi_error else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(passed=psi <= monitoring.psi_warn, severity=severity, metadata={**metadata, "psi": psi, "feature": feature or ""})
+
+
+@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+def check_input_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+    """The largest PSI of an input feature against the reference: WARN above 0.1, ERROR above 0.25."""
+    rows = [row for row in _properties(context, storage)["input_drift"] if row["alerting"]]
+    if not rows:
+        return _psi_result(None, None, monitoring, {})
+    worst = max(rows, key=lambda row: row["psi"])
+    drifted = {row["feature"]: round(row["psi"], 4) for row in rows if row["psi"] > monitoring.psi_warn}
+    return _psi_result(worst["psi"], worst["feature"], monitoring, {"drifted_features": dg.MetadataValue.json(drifted)})
+
+
+@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+def check_prediction_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+    """PSI of the day's scores against the reference window's: WARN above 0.1, ERROR above 0.25."""
+    scores = _properties(context, storage)["prediction_drift"]
+    if scores is None:
+        return _psi_result(None, None, monitoring, {})
+    return _psi_result(scores["psi"], "p_order_any", monitoring, {"mean_predicted_rate": scores["mean"], "reference_mean": scores["reference_mean"]})
+
+
+@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+def check_event_volume(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+    """Events of the day against the reference daily mean: a collapse usually means broken tracking."""
+    volume = _properties(context, storage)["event_volume"]
+    if volume is None or volume["ratio"] is None:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no reference yet"})
+    return dg.AssetCheckResult(
+        passed=volume["ratio"] >= monitoring.min_volume_ratio,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={**volume, "min_ratio": monitoring.min_volume_ratio},
+    )
+
+
+def _matured(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dict | None:
+    return _properties(context, storage)["realised"]
+
+
+@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+def check_realised_auc(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+    """The AUC of the predictions made H days ago, now that their orders are known, above a floor."""
+    matured = _matured(context, storage)
+    if matured is None:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no labelled predictions from H days ago yet"})
+    auc = matured["auc"]
+    return dg.AssetCheckResult(
+        passed=auc == auc and auc >= monitoring.min_realised_auc,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"realised_auc": auc, "floor": monitoring.min_realised_auc, "scored_day": matured["scored_day"]},
+    )
+
+
+@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+def check_realised_rate(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+    """Realised over predicted order rate of the predictions made H days ago inside a band."""
+    matured = _matured(context, storage)
+    if matured is None or matured["realised_over_predicted"] is None:
+        return dg.AssetCheckResult(passed=True, metadata={"note": "no labelled predictions from H days ago yet"})
+    ratio = matured["realised_over_predicted"]
+    low, high = monitoring.min_realised_over_predicted, monitoring.max_realised_over_predicted
+    return dg.AssetCheckResult(
+        passed=low <= ratio <= high,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"realised_over_predicted": ratio, "band_low": low, "band_high": high, "expected_orders": matured["expected_orders"], "realised_orders": matured["realised_orders"]},
+    )
+
+
+monitoring_assets = [monitoring_stats]
+monitoring_checks = [check_input_drift, check_prediction_drift, check_event_volume, check_realised_auc, check_realised_rate]

@@ -1,0 +1,146 @@
+"""One day of monitoring over the storage root: sketch, compare, score the matured predictions, store.
+
+The day's sketch is kept in the manifest of ``monitoring_stats/date=D`` so that later
+days build their reference window from stored sketches (a few kilobytes each)
+instead of rereading a week of events. A reference day without a stored sketch
+(monitoring started late, or a backfill) is sketched from its stored data once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pyarrow as pa
+
+from consumer_assets.datasets import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
+from consumer_assets.monitoring.stats import day_sketch, event_volume, input_drift, prediction_drift, realised
+from consumer_assets.storage import StorageRoot
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ["profile_id", "ts", "event_type", "category_id", "platform", "price"]
+HISTORY_COLUMNS = ["profile_id", "length", "window_events", "active_days", "recency_s"]
+DRIFT_SCHEMA = pa.schema(
+    [
+        ("feature", pa.string()),
+        ("source", pa.string()),
+        ("kind", pa.string()),
+        ("psi", pa.float64()),
+        ("band", pa.string()),
+        ("ks", pa.float64()),
+        ("mean", pa.float64()),
+        ("reference_mean", pa.float64()),
+        ("alerting", pa.bool_()),
+    ]
+)
+
+
+class MonitoringInputError(RuntimeError):
+    """The day's raw events or snapshot are missing."""
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    reference_days: int = 7
+    top_categories: int = 50
+    horizon_days: int = 7
+    history_window_days: int = 90
+    series_days: int = 60
+
+
+@dataclass
+class DayMonitoring:
+    """Everything monitoring found for one day; ``properties`` is what gets stored and what checks read."""
+
+    day: date
+    drift: list[dict]
+    properties: dict = field(default_factory=dict)
+
+
+def _sketch_from_data(root: StorageRoot, day: date, config: MonitoringConfig) -> dict | None:
+    if not (root.has_partition(RAW_EVENTS, day) and root.has_partition(HISTORIES, day)):
+        return None
+    events = root.read_partition(RAW_EVENTS, day, columns=EVENT_COLUMNS)
+    histories = root.read_partition(HISTORIES, day, columns=HISTORY_COLUMNS)
+    predictions = root.read_partition(PREDICTIONS, day, columns=["p_order_any"]) if root.has_partition(PREDICTIONS, day) else None
+    return day_sketch(events, histories, predictions, config.top_categories)
+
+
+def stored_sketch(root: StorageRoot, day: date, config: MonitoringConfig) -> dict | None:
+    """The sketch of ``day``: stored with its monitoring partition, else computed from its data, else None."""
+    if root.has_partition(MONITORING, day):
+        sketch = root.manifest(MONITORING, day).properties.get("sketch")
+        if sketch is not None:
+            return sketch
+    return _sketch_from_data(root, day, config)
+
+
+def _histories_settled(root: StorageRoot, first_reference_day: date, config: MonitoringConfig) -> bool:
+    """Whether snapshot features are comparable: while the window fills after the first snapshot, they grow by design."""
+    snapshots = root.list_partitions(HISTORIES)
+    return bool(snapshots) and (first_reference_day - snapshots[0]).days >= config.history_window_days - 1
+
+
+def _realised(root: StorageRoot, day: date, config: MonitoringConfig) -> dict | None:
+    """The predictions made at D-H against the labels of D-H, once both exist."""
+    scored_day = day - timedelta(days=config.horizon_days)
+    if not (root.has_partition(PREDICTIONS, scored_day) and root.has_partition(LABELS, scored_day)):
+        return None
+    predictions = root.read_partition(PREDICTIONS, scored_day, columns=["profile_id", "p_order_any", "model_version"])
+    labels = root.read_partition(LABELS, scored_day, columns=["profile_id", "order_any"])
+    joined = predictions.join(labels, "profile_id", join_type="inner")
+    if joined.num_rows == 0:
+        return None
+    p = joined.column("p_order_any").to_numpy(zero_copy_only=False).astype(float)
+    y = joined.column("order_any").to_numpy(zero_copy_only=False).astype(float)
+    versions = sorted(set(joined.column("model_version").to_pylist()))
+    return {"scored_day": scored_day.isoformat(), "model_versions": versions, **realised(p, y)}
+
+
+def realised_series(root: StorageRoot, day: date, today: dict | None, config: MonitoringConfig) -> list[dict]:
+    """Realised figures of the earlier monitored days and today, oldest first."""
+    series = []
+    for earlier in root.list_partitions(MONITORING):
+        if day - timedelta(days=config.series_days) <= earlier < day:
+            figures = root.manifest(MONITORING, earlier).properties.get("realised")
+            if figures:
+                series.append({"day": earlier.isoformat(), **{k: v for k, v in figures.items() if k != "calibration"}})
+    if today:
+        series.append({"day": day.isoformat(), **{k: v for k, v in today.items() if k != "calibration"}})
+    return series
+
+
+def monitor_day(root: StorageRoot, day: date, config: MonitoringConfig) -> DayMonitoring:
+    """Sketch ``day``, compare it with the reference window and score what has matured."""
+    current = _sketch_from_data(root, day, config)
+    if current is None:
+        raise MonitoringInputError(
+            f"monitoring_stats {day} needs raw_events and daily_histories of {day} under {root.uri}: materialise them first."
+        )
+    reference_days = [day - timedelta(days=k) for k in range(config.reference_days, 0, -1)]
+    reference = [(d, s) for d in reference_days if (s := stored_sketch(root, d, config)) is not None]
+    log.info("monitoring %s against %d reference days", day, len(reference))
+    sketches = [s for _, s in reference]
+    settled = bool(reference) and _histories_settled(root, reference[0][0], config)
+    drift = [{**row, "alerting": row["source"] != "histories" or settled} for row in input_drift(current, sketches)]
+    scores = prediction_drift(current, sketches)
+    matured = _realised(root, day, config)
+    properties = {
+        "sketch": current,
+        "reference_days": [d.isoformat() for d, _ in reference],
+        "histories_settled": settled,
+        "input_drift": drift,
+        "prediction_drift": scores,
+        "event_volume": event_volume(current, sketches),
+        "realised": matured,
+    }
+    return DayMonitoring(day=day, drift=drift, properties=properties)
+
+
+def drift_table(monitoring: DayMonitoring) -> pa.Table:
+    rows = list(monitoring.drift)
+    if monitoring.properties["prediction_drift"]:
+        rows.append({**monitoring.properties["prediction_drift"], "alerting": True})
+    return pa.Table.from_pylist(rows, schema=DRIFT_SCHEMA)

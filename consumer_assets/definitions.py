@@ -4,6 +4,8 @@ import os
 
 import dagster as dg
 
+from consumer_assets.automation.schedules import schedules
+from consumer_assets.automation.sensors import sensors
 from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.io_manager import PartitionedParquetIOManager
@@ -13,6 +15,8 @@ from consumer_assets.resources import (
     DataQualityResource,
     FeatureResource,
     GateResource,
+    AlertResource,
+    LandingSensorResource,
     MonitoringResource,
     ScoringResource,
     SparkResource,
@@ -27,9 +31,11 @@ from consumer_assets.validation.assets import validated_model, validation_checks
 storage = storage_from_env()
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, *feature_assets, trained_lstm, validated_model, *serving_assets, *monitoring_assets],
+    assets=dg.with_source_code_references([*ingest_assets, *feature_assets, trained_lstm, validated_model, *serving_assets, *monitoring_assets]),
     asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks],
     jobs=[daily_data_job, labels_job, training_job, scoring_job],
+    schedules=schedules,
+    sensors=sensors,
     resources={
         "storage": storage,
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
@@ -40,5 +46,14 @@ defs = dg.Definitions(
         "gate": GateResource(),
         "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
         "monitoring": MonitoringResource(),
+        "landing": LandingSensorResource(completion=os.environ.get("CONSUMER_ASSETS_LANDING_COMPLETION", "marker")),
+        "alerts": AlertResource(
+            webhook_url=env_or_default("CONSUMER_ASSETS_ALERT_WEBHOOK", None),
+            smtp_host=env_or_default("CONSUMER_ASSETS_SMTP_HOST", None),
+            smtp_port=int(os.environ.get("CONSUMER_ASSETS_SMTP_PORT", "25")),
+            smtp_recipients=os.environ.get("CONSUMER_ASSETS_ALERT_EMAILS", ""),
+            smtp_password=env_or_default("CONSUMER_ASSETS_SMTP_PASSWORD", None),
+            ui_url=os.environ.get("CONSUMER_ASSETS_UI_URL", "http://127.0.0.1:3000"),
+        ),
     },
 )

@@ -1,7 +1,8 @@
 """Jobs: what runs together for one day.
 
-The daily data job ingests day D and builds its snapshot. Labels of D mature H days
-later, so they have their own job, run for D once D+1..D+H have landed.
+The daily data job ingests day D, builds its snapshot, scores it with the model in
+service and monitors the day. Labels of D mature H days later, so they have their
+own job (and an automation condition that runs it once D+1..D+H have landed).
 """
 
 import dagster as dg
@@ -11,9 +12,9 @@ from consumer_assets.training.gpu import GPU_JOB_TAGS
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
-    selection=dg.AssetSelection.assets("raw_events", "daily_histories"),
+    selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "monitoring_stats"),
     partitions_def=daily_partitions,
-    description="Ingest one day of landing files and build that day's snapshot.",
+    description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor it.",
 )
 
 labels_job = dg.define_asset_job(

@@ -17,6 +17,23 @@ from consumer_assets.plots import bar_chart
 from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, SparkResource, StorageResource
 
 
+def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.AutomationCondition:
+    """Request order_labels(D) once D is H days old and D+1..D+H have landed, for the last few such days.
+
+    The partition mapping declares the dependency; this condition waits until the
+    window is there (the newest H partitions can never be labelled yet) and asks once
+    per update of the inputs, so a failed run is not retried in a loop.
+    """
+    condition = dg.AutomationCondition
+    matured = condition.in_latest_time_window(timedelta(days=horizon_days + catch_up_days)) & ~condition.in_latest_time_window(
+        timedelta(days=horizon_days)
+    )
+    inputs_ready = ~condition.any_deps_missing() & ~condition.any_deps_in_progress() & ~condition.in_progress()
+    return (matured & condition.missing() & inputs_ready & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()).with_label(
+        "labels matured"
+    )
+
+
 def _day(context) -> date:
     return date.fromisoformat(context.partition_key)
 
@@ -123,6 +140,7 @@ def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage:
     owners=["team:data-platform"],
     tags={"stage": "features"},
     code_version="1",
+    automation_condition=labels_matured_condition(DEFAULT_LABEL_HORIZON_DAYS),
 )
 def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource) -> dg.MaterializeResult:
     """For each profile of the snapshot at D: did it order in (D, D+H], overall and per article group.

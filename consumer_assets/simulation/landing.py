@@ -26,6 +26,7 @@ from consumer_assets.storage import StorageRoot, partition_dir
 log = logging.getLogger(__name__)
 
 LANDING_PREFIX = "landing/events"
+COMPLETE_MARKER = "_SUCCESS"  # written last, as Spark and most exporters do, when a day's files are all there
 TRUTH_DATASET = "truth/order_any"
 EVENTS_PER_FILE = 250_000
 
@@ -133,6 +134,7 @@ def land_day(
         root.write_bytes(key, whole[: len(whole) // 2])
         files.append(key)
         bad["truncated_gzip_file"] = 1
+    root.write_bytes(f"{prefix}/{COMPLETE_MARKER}", b"")
     root.write_partition(TRUTH_DATASET, day_events.day, day_events.truth)
     return LandedDay(day=day_events.day, events=day_events.events.num_rows, bad_rows=bad, files=files)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from urllib.parse import urlparse
 
+import boto3
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -68,6 +69,13 @@ class Manifest:
         return cls(files=raw["files"], rows=raw["rows"], written_at=raw["written_at"], properties=raw.get("properties", {}), attachments=raw.get("attachments", []))
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str  # relative to the root
+    size: int
+    modified: float  # seconds since the epoch
+
+
 class StorageRoot:
     """A filesystem and a base path; every key below it uses ``/`` separators."""
 
@@ -78,7 +86,9 @@ class StorageRoot:
             parsed = urlparse(uri)
             if not parsed.netloc:
                 raise StorageError(f"S3 root {uri!r} names no bucket; use s3://BUCKET/PREFIX")
-            self.fs = _s3_filesystem(endpoint_url or os.environ.get("AWS_ENDPOINT_URL"), region)
+            self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+            self.region = region
+            self.fs = _s3_filesystem(self.endpoint_url, region)
             self.base = f"{parsed.netloc}{parsed.path}".rstrip("/")
         elif "://" in self.uri and not self.uri.startswith("file://"):
             raise StorageError(f"Unsupported storage root {uri!r}: use a local folder or s3://BUCKET/PREFIX")
@@ -133,6 +143,38 @@ class StorageRoot:
             for info in self.fs.get_file_info(selector)
             if info.type == pafs.FileType.File and info.path.endswith(suffix)
         )
+
+    def list_after(self, prefix: str, start_after: str = "", page_size: int = 1000) -> Iterator[ObjectInfo]:
+        """Objects below ``prefix`` whose keys sort after ``start_after``, in key order.
+
+        On S3 this is ListObjectsV2 with ``StartAfter``, page by page: a caller that
+        remembers the last key it saw lists only what is new, however many keys the
+        prefix already holds.
+        """
+        if self.is_s3:
+            yield from self._s3_list_after(prefix, start_after, page_size)
+            return
+        folder = self.path(prefix)
+        found = []
+        for directory, _, names in os.walk(folder):
+            for name in names:
+                key = os.path.relpath(os.path.join(directory, name), self.base).replace(os.sep, "/")
+                if key > start_after and ".tmp-" not in name:
+                    found.append(key)
+        for key in sorted(found):
+            stat = os.stat(self.path(key))
+            yield ObjectInfo(key, stat.st_size, stat.st_mtime)
+
+    def _s3_list_after(self, prefix: str, start_after: str, page_size: int) -> Iterator[ObjectInfo]:
+        bucket, _, base_prefix = self.base.partition("/")
+        base = f"{base_prefix}/" if base_prefix else ""
+        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or os.environ.get("AWS_REGION"))
+        arguments = {"Bucket": bucket, "Prefix": f"{base}{prefix.strip('/')}/", "MaxKeys": page_size}
+        if start_after:
+            arguments["StartAfter"] = f"{base}{start_after}"
+        for page in client.get_paginator("list_objects_v2").paginate(**arguments):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"][len(base) :], item["Size"], item["LastModified"].timestamp())
 
     def list_dirs(self, prefix: str) -> list[str]:
         selector = pafs.FileSelector(self.path(prefix), recursive=False, allow_not_found=True)

@@ -116,6 +116,7 @@ def check_serving_smoke_test(context: dg.AssetCheckExecutionContext, storage: St
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="training",
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     deps=[trained_lstm],
     kinds={"json"},
     owners=["team:ml"],

@@ -1,0 +1,150 @@
+"""Sensors: run a day when its landing files are complete, alert on failed checks and runs, and automation.
+
+The alert sensor reads the instance's event log rather than listening to run
+failures: a failed non-blocking check (monitoring's drift alerts) does not fail its
+run, so only the check evaluations themselves show it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+from dagster._core.event_api import EventLogCursor
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
+
+from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
+from consumer_assets.automation.landing import scan_landing
+from consumer_assets.jobs import daily_data_job
+from consumer_assets.model.store import ModelStore
+from consumer_assets.resources import AlertResource, LandingSensorResource, StorageResource
+
+FEATURE_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories")]
+PAGE = 100
+
+
+@dg.sensor(job=daily_data_job, minimum_interval_seconds=60, description="Requests daily_data_job for a day once its landing files are complete; late files re-run the day.")
+def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
+    root = storage.open()
+    due, cursor = scan_landing(
+        root,
+        context.cursor,
+        today=datetime.now(timezone.utc).date(),
+        now=time.time(),
+        lookback_days=landing.lookback_days,
+        completion=landing.completion,
+        quiet_seconds=landing.quiet_seconds,
+    )
+    serving = ModelStore(root).serving() is not None
+    requests = [
+        dg.RunRequest(
+            run_key=day.run_key,
+            partition_key=day.day.isoformat(),
+            asset_selection=None if serving else FEATURE_ASSETS,  # nothing to score before a model serves
+            tags={"consumer-assets/landing-files": str(day.files), "consumer-assets/late-files": str(day.late).lower()},
+        )
+        for day in due
+    ]
+    context.update_cursor(cursor)
+    if not requests:
+        return dg.SkipReason("no landing day newly complete")
+    return requests
+
+
+def _metadata_values(metadata: dict) -> dict:
+    return {name: getattr(value, "value", value) for name, value in metadata.items() if isinstance(getattr(value, "value", value), (int, float, str, bool))}
+
+
+def _run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    run = instance.get_run_by_id(run_id)
+    return run.tags.get("dagster/partition") if run else None
+
+
+def check_alert(record: AssetCheckExecutionRecord, instance: dg.DagsterInstance, ui_url: str) -> Alert | None:
+    """An alert for a failed ERROR check evaluation, else None (passed, or only a warning)."""
+    evaluation = record.event.dagster_event.event_specific_data if record.event else None
+    if evaluation is None or evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+        return None
+    return Alert(
+        title=f"check {evaluation.check_name} failed" + (" (blocking)" if evaluation.blocking else ""),
+        asset=evaluation.asset_key.to_user_string(),
+        partition=evaluation.partition or record.partition or _run_partition(instance, record.run_id),
+        check=evaluation.check_name,
+        run_id=record.run_id,
+        run_url=f"{ui_url.rstrip('/')}/runs/{record.run_id}",
+        figures=_metadata_values(evaluation.metadata),
+    )
+
+
+def run_failure_alert(record, instance: dg.DagsterInstance, ui_url: str) -> Alert:
+    run_id = record.event_log_entry.run_id
+    run = instance.get_run_by_id(run_id)
+    return Alert(
+        title=f"run of {run.job_name if run else 'a job'} failed: {record.event_log_entry.dagster_event.message or ''}".strip(),
+        asset=None,
+        partition=run.tags.get("dagster/partition") if run else None,
+        check=None,
+        run_id=run_id,
+        run_url=f"{ui_url.rstrip('/')}/runs/{run_id}",
+    )
+
+
+def failed_check_records(instance: dg.DagsterInstance, key: dg.AssetCheckKey, after_id: int) -> list[AssetCheckExecutionRecord]:
+    """Failed evaluations of one check newer than ``after_id``, oldest first, paging back as far as needed."""
+    records, page_cursor = [], None
+    while True:
+        page = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=PAGE, cursor=page_cursor, status={AssetCheckExecutionRecordStatus.FAILED}
+        )
+        fresh = [r for r in page if r.id > after_id]
+        records.extend(fresh)
+        if len(fresh) < len(page) or len(page) < PAGE:
+            return sorted(records, key=lambda r: r.id)
+        page_cursor = page[-1].id
+
+
+@dg.sensor(minimum_interval_seconds=30, description="Sends failed ERROR checks (blocking or not) and failed runs to the webhook and/or e-mail, each once.")
+def alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource):
+    cursor = json.loads(context.cursor) if context.cursor else {"checks": {}, "runs": None}
+    notifiers = alerts.notifiers()
+    sent = 0
+
+    def send(alert: Alert) -> None:
+        nonlocal sent
+        context.log.warning("alert: %s", alert.text)
+        deliver(alert, notifiers, alerts.retries, alerts.backoff_seconds)
+        sent += 1
+
+    try:
+        for key in sorted(context.repository_def.asset_graph.asset_check_keys, key=str):
+            name = key.to_user_string()
+            for record in failed_check_records(context.instance, key, cursor["checks"].get(name, 0)):
+                alert = check_alert(record, context.instance, alerts.ui_url)
+                if alert is not None:
+                    send(alert)
+                cursor["checks"][name] = record.id
+        while True:
+            result = context.instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=PAGE, cursor=cursor["runs"], ascending=True)
+            for record in result.records:
+                send(run_failure_alert(record, context.instance, alerts.ui_url))
+                cursor["runs"] = EventLogCursor.from_storage_id(record.storage_id).to_string()
+            if not result.has_more:
+                break
+    except DeliveryError as exc:
+        return dg.SkipReason(f"alert delivery failed, will retry: {exc}")
+    finally:
+        context.update_cursor(json.dumps(cursor))  # what was sent stays sent; a failed one is retried next tick
+    return dg.SkipReason(f"sent {sent} alerts" if sent else "nothing to alert")
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    minimum_interval_seconds=60,
+    description="Evaluates the assets' automation conditions (order_labels once matured, validated_model after passed checks).",
+)
+
+sensors = [landing_sensor, alert_sensor, automation_sensor]

@@ -1,0 +1,277 @@
+"""Schedules, the landing sensor, the automation condition of order_labels, and alerts to real local servers."""
+
+import json
+import socketserver
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+
+from consumer_assets.automation.alerts import Alert, DeliveryError, WebhookNotifier, deliver
+from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.schedules import training_cron, training_schedule
+from consumer_assets.automation.sensors import FEATURE_ASSETS, alert_sensor, landing_sensor
+from consumer_assets.definitions import defs
+from consumer_assets.resources import AlertResource, LandingSensorResource, StorageResource
+from consumer_assets.simulation import SimulationConfig, simulate_to_landing
+from consumer_assets.simulation.landing import COMPLETE_MARKER, landing_prefix
+from consumer_assets.storage import StorageRoot
+
+DAY = date(2026, 10, 5)
+
+
+# --- schedules -------------------------------------------------------------------------
+
+
+def test_schedules_run_the_day_that_just_ended():
+    tick = datetime(2026, 10, 6, 2, 0, tzinfo=timezone.utc)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+        [request] = defs.get_schedule_def("daily_data_schedule").evaluate_tick(context).run_requests
+        assert request.partition_key == "2026-10-05"
+        [training] = training_schedule.evaluate_tick(context).run_requests
+        assert training.partition_key == "2026-10-05"
+    assert defs.get_schedule_def("daily_data_schedule").cron_schedule == "0 2 * * *"
+    assert training_cron("weekly") == "0 4 * * 1" and training_cron("daily") == "0 4 * * *"
+    with pytest.raises(ValueError, match="must be one of"):
+        training_cron("hourly")
+
+
+# --- landing --------------------------------------------------------------------------
+
+
+def _land(root: StorageRoot, days: int = 2) -> None:
+    simulate_to_landing(root, DAY, days, SimulationConfig(profiles=100))
+
+
+def _scan(root: StorageRoot, cursor: str | None, **options):
+    return scan_landing(root, cursor, today=DAY + timedelta(days=2), now=time.time(), **options)
+
+
+def test_complete_days_are_due_once_and_late_files_make_them_due_again(root: StorageRoot):
+    _land(root)
+    due, cursor = _scan(root, None)
+    assert [(d.day, d.files, d.late) for d in due] == [(DAY, 1, False), (DAY + timedelta(days=1), 1, False)]
+    assert _scan(root, cursor)[0] == []  # nothing new: no key processed twice
+
+    root.write_bytes(f"{landing_prefix(DAY)}/events-late-20261007T0315.jsonl.gz", b"")
+    due, cursor = _scan(root, cursor)
+    assert [(d.day, d.files, d.late) for d in due] == [(DAY, 2, True)]
+    assert due[0].run_key.endswith("events-late-20261007T0315.jsonl.gz")
+    assert _scan(root, cursor)[0] == []
+
+
+def test_a_day_without_its_marker_waits_unless_quiet_long_enough(root: StorageRoot):
+    _land(root, days=1)
+    root.delete(f"{landing_prefix(DAY)}/{COMPLETE_MARKER}")
+    assert _scan(root, None)[0] == []
+    assert _scan(root, None, completion="quiet", quiet_seconds=3600)[0] == []
+    assert [d.day for d in scan_landing(root, None, DAY, now=time.time() + 7200, completion="quiet", quiet_seconds=3600)[0]] == [DAY]
+    with pytest.raises(ValueError, match="completion must be one of"):
+        _scan(root, None, completion="sometimes")
+
+
+def test_days_beyond_the_lookback_are_ignored_and_forgotten(root: StorageRoot):
+    _land(root)
+    _, cursor = _scan(root, None)
+    due, later_cursor = scan_landing(root, cursor, today=DAY + timedelta(days=8), now=time.time(), lookback_days=7)
+    assert due == [] and json.loads(later_cursor) == {(DAY + timedelta(days=1)).isoformat(): json.loads(cursor)[(DAY + timedelta(days=1)).isoformat()]}
+
+
+def test_listing_from_the_cursor_returns_only_new_keys_among_thousands(s3_endpoint, s3_bucket):
+    root = StorageRoot(f"s3://{s3_bucket}/many", endpoint_url=s3_endpoint)
+    prefix = landing_prefix(DAY)
+    for i in range(2500):  # more than two ListObjectsV2 pages
+        root.write_bytes(f"{prefix}/events-{i:05d}.jsonl.gz", b"")
+    assert len(list(root.list_after(prefix))) == 2500
+    root.write_bytes(f"{prefix}/events-99999.jsonl.gz", b"")
+    assert [o.key for o in root.list_after(prefix, f"{prefix}/events-02499.jsonl.gz")] == [f"{prefix}/events-99999.jsonl.gz"]
+
+
+def test_the_landing_sensor_requests_the_day_and_skips_scoring_before_a_model_serves(tmp_path):
+    root = StorageRoot(str(tmp_path))
+    today = datetime.now(timezone.utc).date()
+    simulate_to_landing(root, today - timedelta(days=1), 1, SimulationConfig(profiles=100))
+    resources = {"storage": StorageResource(root=root.uri), "landing": LandingSensorResource()}
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
+        [request] = landing_sensor(context)
+        assert request.partition_key == (today - timedelta(days=1)).isoformat()
+        assert request.asset_selection == FEATURE_ASSETS
+        again = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources=resources, definitions=defs)
+        assert isinstance(landing_sensor(again), dg.SkipReason)
+
+
+# --- automation conditions ----------------------------------------------------------
+
+
+def _report(instance: dg.DagsterInstance, asset: str, day: date) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=day.isoformat()))
+
+
+def test_order_labels_are_requested_once_their_window_has_landed():
+    horizon = defs.resources["features"].label_horizon_days
+    labelled = date(2026, 10, 10)
+    now = datetime.combine(labelled + timedelta(days=horizon + 1), datetime.min.time(), timezone.utc) + timedelta(hours=3)
+    with dg.instance_for_test() as instance:
+        _report(instance, "daily_histories", labelled)
+        for k in range(1, horizon):
+            _report(instance, "raw_events", labelled + timedelta(days=k))
+        selection = dg.AssetSelection.assets("order_labels")
+        waiting = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, evaluation_time=now)
+        assert labelled.isoformat() not in waiting.get_requested_partitions(dg.AssetKey("order_labels"))
+
+        _report(instance, "raw_events", labelled + timedelta(days=horizon))  # the last day of the window lands
+        ready = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, evaluation_time=now, cursor=waiting.cursor)
+        assert labelled.isoformat() in ready.get_requested_partitions(dg.AssetKey("order_labels"))
+
+
+# --- alerts ---------------------------------------------------------------------------
+
+
+class _Recorder:
+    """What a local server received, and how many requests it should fail first."""
+
+    def __init__(self, fail_first: int = 0):
+        self.received: list = []
+        self.attempts = 0
+        self.fail_first = fail_first
+
+
+@pytest.fixture
+def webhook():
+    recorder = _Recorder()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            recorder.attempts += 1
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if recorder.attempts <= recorder.fail_first:
+                self.send_response(503)
+                self.end_headers()
+                return
+            recorder.received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    recorder.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield recorder
+    server.shutdown()
+
+
+@pytest.fixture
+def smtp_sink():
+    """A minimal SMTP server (the standard library's socketserver) that keeps each message it is sent."""
+    recorder = _Recorder()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def reply(self, line: str) -> None:
+            self.wfile.write(f"{line}\r\n".encode())
+
+        def handle(self):
+            self.reply("220 sink ready")
+            while line := self.rfile.readline().decode():
+                command = line.strip().upper()
+                if command.startswith(("EHLO", "HELO")):
+                    self.reply("250 sink")
+                elif command == "DATA":
+                    self.reply("354 go ahead")
+                    lines = []
+                    while (data := self.rfile.readline().decode()) not in (".\r\n", ""):
+                        lines.append(data)
+                    recorder.received.append("".join(lines))
+                    self.reply("250 queued")
+                elif command == "QUIT":
+                    self.reply("221 bye")
+                    return
+                else:
+                    self.reply("250 ok")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    recorder.port = server.server_address[1]
+    yield recorder
+    server.shutdown()
+
+
+@dg.asset(partitions_def=dg.DailyPartitionsDefinition(start_date="2026-10-01"))
+def watched():
+    return None
+
+
+@dg.asset_check(asset=watched)
+def volume_collapsed():
+    return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata={"ratio": 0.12})
+
+
+@dg.asset_check(asset=watched)
+def small_drift():
+    return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"psi": 0.15})
+
+
+@dg.asset
+def broken():
+    raise RuntimeError("upstream export missing")
+
+
+ALERTED = dg.Definitions(assets=[watched, broken], asset_checks=[volume_collapsed, small_drift])
+
+
+def _alert_context(instance, cursor, webhook, smtp_sink, retries=2):
+    alerts = AlertResource(
+        webhook_url=webhook.url, smtp_host="127.0.0.1", smtp_port=smtp_sink.port, smtp_recipients="ops@example.com",
+        ui_url="http://dagster.example", retries=retries, backoff_seconds=0.01,
+    )
+    return dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": alerts}, definitions=ALERTED)
+
+
+def test_failed_error_checks_and_failed_runs_alert_once_by_webhook_and_email(webhook, smtp_sink):
+    with dg.instance_for_test() as instance:
+        checked = dg.materialize([watched, volume_collapsed, small_drift], instance=instance, partition_key="2026-10-05")
+        assert checked.success  # a failed non-blocking check does not fail its run: only the event log shows it
+        failed = dg.materialize([broken], instance=instance, raise_on_error=False)
+        assert not failed.success
+
+        context = _alert_context(instance, None, webhook, smtp_sink)
+        assert "sent 2 alerts" in alert_sensor(context).skip_message
+        check_alert, run_alert = webhook.received
+        assert (check_alert["asset"], check_alert["partition"], check_alert["check"]) == ("watched", "2026-10-05", "volume_collapsed")
+        assert check_alert["figures"] == {"ratio": 0.12}
+        assert check_alert["run_url"] == f"http://dagster.example/runs/{checked.run_id}"
+        assert run_alert["run_id"] == failed.run_id and "failed" in run_alert["text"]
+        assert len(smtp_sink.received) == 2 and "volume_collapsed" in smtp_sink.received[0]
+        assert "ops@example.com" in smtp_sink.received[0]
+
+        again = _alert_context(instance, context.cursor, webhook, smtp_sink)
+        assert alert_sensor(again).skip_message == "nothing to alert"
+        assert len(webhook.received) == 2  # each alert once (the WARN check never)
+
+
+def test_a_failing_endpoint_is_retried_and_nothing_is_lost(webhook, smtp_sink):
+    webhook.fail_first = 2
+    alert = Alert("check x failed", "a", "2026-10-05", "x", "run1", "http://ui/runs/run1")
+    deliver(alert, [WebhookNotifier(webhook.url)], retries=2, backoff_seconds=0.01)
+    assert webhook.attempts == 3 and len(webhook.received) == 1
+
+    webhook.attempts, webhook.fail_first = 0, 100
+    with pytest.raises(DeliveryError, match="after 2 attempts"):
+        deliver(alert, [WebhookNotifier(webhook.url)], retries=1, backoff_seconds=0.01)
+
+    with dg.instance_for_test() as instance:
+        dg.materialize([watched, volume_collapsed], instance=instance, partition_key="2026-10-05")
+        context = _alert_context(instance, None, webhook, smtp_sink, retries=1)
+        assert "will retry" in alert_sensor(context).skip_message
+        webhook.fail_first = 0
+        retry = _alert_context(instance, context.cursor, webhook, smtp_sink)
+        assert "sent 1 alerts" in alert_sensor(retry).skip_message
+        assert webhook.received[-1]["check"] == "volume_collapsed"

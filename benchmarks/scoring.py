@@ -11,8 +11,8 @@ mode. Prints profiles/s and that process's peak resident memory.
 """
 
 import argparse
-import multiprocessing
-import resource
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -76,8 +76,14 @@ def prepare(folder: str, profiles: int, mean_length: float) -> None:
     print(f"snapshot: {manifest.rows:,} profiles, {sum(len(x) for x in sample.column('event_type').to_pylist()) / sample.num_rows:.1f} events per profile on average")
 
 
-def score(folder: str, threads: int, batch_size: int, queue) -> None:
-    """Runs in a fresh process so that its peak memory is the scoring's alone."""
+def peak_resident_kib() -> int:
+    """This process's peak resident memory (VmHWM): unlike ru_maxrss it does not carry the parent's peak across exec."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+
+def score(folder: str, threads: int, batch_size: int) -> None:
+    """Runs in a fresh process (``--score FOLDER``) so that its peak memory is the scoring's alone."""
     torch.set_num_threads(threads)
     root = StorageRoot(folder)
     model = ModelStore(root).load("benchmark")
@@ -85,7 +91,9 @@ def score(folder: str, threads: int, batch_size: int, queue) -> None:
     batches = root.iter_partition_batches(HISTORIES, DAY, CHUNK)
     manifest = root.write_partition(PREDICTIONS, DAY, score_partition(model, batches, DAY, batch_size))
     seconds = time.perf_counter() - started
-    queue.put((manifest.rows, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2))
+    peak_gib = peak_resident_kib() / 1024**2
+    print(f"scored {manifest.rows:,} profiles in {seconds:.1f} s: {manifest.rows / seconds:,.0f} profiles/s, peak memory {peak_gib:.2f} GiB "
+          f"({threads} threads, batches of {batch_size}, chunks of {CHUNK:,})")
 
 
 def main() -> None:
@@ -94,19 +102,15 @@ def main() -> None:
     parser.add_argument("--mean-length", type=float, default=15.0, help="mean events per history (capped at 100)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--score", metavar="FOLDER", help=argparse.SUPPRESS)  # the measured child process
     args = parser.parse_args()
+    if args.score:
+        score(args.score, args.threads, args.batch_size)
+        return
     with tempfile.TemporaryDirectory() as folder:
         prepare(folder, args.profiles, args.mean_length)
-        context = multiprocessing.get_context("spawn")
-        queue = context.Queue()
-        process = context.Process(target=score, args=(folder, args.threads, args.batch_size, queue))
-        process.start()
-        process.join()
-        if process.exitcode != 0:
-            raise SystemExit(f"the scoring process failed with exit code {process.exitcode}")
-        rows, seconds, peak_gib = queue.get()
-    print(f"scored {rows:,} profiles in {seconds:.1f} s: {rows / seconds:,.0f} profiles/s, peak memory {peak_gib:.2f} GiB "
-          f"({args.threads} threads, batches of {args.batch_size}, chunks of {CHUNK:,})")
+        options = ["--threads", str(args.threads), "--batch-size", str(args.batch_size)]
+        subprocess.run([sys.executable, __file__, "--score", folder, *options], check=True)
 
 
 if __name__ == "__main__":

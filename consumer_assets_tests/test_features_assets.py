@@ -13,6 +13,7 @@ from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.resources import DataQualityResource, FeatureResource, SparkResource, StorageResource
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
+from consumer_assets.validation.evaluate import labelled_rows
 
 START = date(2026, 10, 1)
 DAYS = 5
@@ -76,6 +77,16 @@ def test_a_changed_window_rebuilds_from_scratch_instead_of_extending(pipeline, r
     assert result.asset_materializations_for_node(HISTORIES)[0].metadata["mode"].value == "from_scratch"
     assert root.manifest(HISTORIES, last).properties["window_days"] == 5
     assert root.read_partition(HISTORIES, last).num_rows > root.manifest(HISTORIES, last - timedelta(days=1)).rows
+
+
+def test_rows_for_training_read_across_scratch_and_incremental_snapshots(pipeline, root: StorageRoot):
+    resources, _ = pipeline
+    days = (START, START + timedelta(days=1))  # built from scratch, then incrementally
+    for day in days:
+        assert _run([feature_assets[1]], resources, day).success
+    table, y = labelled_rows(root, days, ("order_any",), "train")
+    expected = sum(root.manifest(HISTORIES, d).rows for d in days)
+    assert 0.6 * expected < table.num_rows == len(y) < expected  # the train share of both days
 
 
 def test_labels_refuse_to_materialise_before_the_window_has_landed(pipeline, root: StorageRoot):

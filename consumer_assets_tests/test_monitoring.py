@@ -18,7 +18,7 @@ from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
 from consumer_assets.monitoring.assets import monitoring_assets, monitoring_checks
-from consumer_assets.monitoring.daily import MonitoringConfig, monitor_day
+from consumer_assets.monitoring.daily import MonitoringConfig, matured_scored_day, monitor_day
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, merge, psi
 from consumer_assets.monitoring.stats import realised
 from consumer_assets.resources import FeatureResource, MonitoringResource, StorageResource
@@ -158,6 +158,8 @@ def test_a_stable_week_raises_nothing(scenarios):
     assert max(row["psi"] for row in properties["input_drift"]) < 0.1
     assert properties["prediction_drift"]["psi"] < 0.1
     assert properties["realised"]["scored_day"] == (DRIFT_DAY - timedelta(days=HORIZON)).isoformat()
+    # the next day's run comes before labels(D-H) can be built: it scores the newest matured day instead
+    assert matured_scored_day(root, DRIFT_DAY + timedelta(days=1), CONFIG) == DRIFT_DAY - timedelta(days=HORIZON)
     assert root.read_bytes(f"{MONITORING}/date={DRIFT_DAY}/report.html").startswith(b"<!doctype html>")
     metadata = result.asset_materializations_for_node(MONITORING)[0].metadata
     assert metadata["drift_plot"].value.startswith("![drift](data:image/png;base64,")

@@ -37,6 +37,9 @@ DRIFT_SCHEMA = pa.schema(
 )
 
 
+LABEL_SLACK_DAYS = 2
+
+
 class MonitoringInputError(RuntimeError):
     """The day's raw events or snapshot are missing."""
 
@@ -83,10 +86,23 @@ def _histories_settled(root: StorageRoot, first_reference_day: date, config: Mon
     return bool(snapshots) and (first_reference_day - snapshots[0]).days >= config.history_window_days - 1
 
 
+def matured_scored_day(root: StorageRoot, day: date, config: MonitoringConfig) -> date | None:
+    """The newest day among D-H, D-H-1, D-H-2 with both predictions and labels.
+
+    In the daily flow order_labels(D-H) is built just after raw_events(D), so the
+    day's own monitoring run usually finds D-H-1; a backfill finds D-H.
+    """
+    for lag in range(config.horizon_days, config.horizon_days + LABEL_SLACK_DAYS + 1):
+        scored_day = day - timedelta(days=lag)
+        if root.has_partition(PREDICTIONS, scored_day) and root.has_partition(LABELS, scored_day):
+            return scored_day
+    return None
+
+
 def _realised(root: StorageRoot, day: date, config: MonitoringConfig) -> dict | None:
-    """The predictions made at D-H against the labels of D-H, once both exist."""
-    scored_day = day - timedelta(days=config.horizon_days)
-    if not (root.has_partition(PREDICTIONS, scored_day) and root.has_partition(LABELS, scored_day)):
+    """The predictions made at the newest matured day against its labels."""
+    scored_day = matured_scored_day(root, day, config)
+    if scored_day is None:
         return None
     predictions = root.read_partition(PREDICTIONS, scored_day, columns=["profile_id", "p_order_any", "model_version"])
     labels = root.read_partition(LABELS, scored_day, columns=["profile_id", "order_any"])

@@ -35,7 +35,7 @@ def labelled_rows(root: StorageRoot, days: tuple[date, ...], targets: tuple[str,
         labels.append(y)
     if not chunks:
         raise ValueError(f"no {role} profiles with labels on {', '.join(map(str, days))}")
-    table, y = pa.concat_tables(chunks), np.concatenate(labels)
+    table, y = pa.concat_tables(chunks, promote_options="default"), np.concatenate(labels)
     if max_rows is not None and table.num_rows > max_rows:
         keep = np.sort(np.random.default_rng(0).choice(table.num_rows, max_rows, replace=False))
         table, y = table.take(pa.array(keep)), y[keep]

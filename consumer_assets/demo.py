@@ -140,7 +140,7 @@ def main() -> None:
     today = datetime.now(timezone.utc).date()
     start = today - timedelta(days=DEMO_DAYS)
     shift = start + timedelta(days=SEASON_SHIFT_DAY)
-    config = SimulationConfig(profiles=DEMO_PROFILES, drift=Drift(season_shift_from=shift))
+    config = SimulationConfig(profiles=DEMO_PROFILES, drift=Drift(season_shift_from=shift, season_shift_strength=0.8))
     log.info("replaying %d days of a shop with %d profiles, %s to %s, into %s (season shift from %s)", DEMO_DAYS, DEMO_PROFILES, start, today - timedelta(days=1), root.uri, shift)
     sink = WebhookSink()
     replay = Replay(dg.DagsterInstance.get(), root, sink)

@@ -20,6 +20,9 @@ DAYS = 5
 HORIZON = 3
 
 
+FOLDER_ONLY = pytest.mark.parametrize("root_uri", ["folder"], indirect=True)  # storage-independent: one root is enough
+
+
 def _resources(uri: str, endpoint: str | None, scratch: str) -> dict:
     storage = StorageResource(root=uri, endpoint_url=endpoint)
     return {
@@ -68,6 +71,7 @@ def test_histories_and_labels_materialise(pipeline, root: StorageRoot):
     assert [c.passed for c in labelled.get_asset_check_evaluations()] == [True]
 
 
+@FOLDER_ONLY
 def test_a_changed_window_rebuilds_from_scratch_instead_of_extending(pipeline, root: StorageRoot):
     resources, _ = pipeline
     last = START + timedelta(days=DAYS - 1)
@@ -79,6 +83,7 @@ def test_a_changed_window_rebuilds_from_scratch_instead_of_extending(pipeline, r
     assert root.read_partition(HISTORIES, last).num_rows > root.manifest(HISTORIES, last - timedelta(days=1)).rows
 
 
+@FOLDER_ONLY
 def test_rows_for_training_read_across_scratch_and_incremental_snapshots(pipeline, root: StorageRoot):
     resources, _ = pipeline
     days = (START, START + timedelta(days=1))  # built from scratch, then incrementally

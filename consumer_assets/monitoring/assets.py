@@ -45,12 +45,13 @@ def _config(features: FeatureResource, monitoring: MonitoringResource) -> Monito
 def monitoring_stats(
     context: dg.AssetExecutionContext, storage: StorageResource, features: FeatureResource, monitoring: MonitoringResource
 ) -> dg.MaterializeResult:
-    """Input and prediction drift of day D against the previous days, and the predictions of D-H against what happened.
+    """Input and prediction drift of day D against the previous days, and earlier predictions against what happened.
 
     PSI per input feature (0.1/0.25 bands) and KS for continuous ones; the score
-    distribution and mean predicted rate; once order_labels(D-H) exist, the realised
-    AUC, log-likelihood, calibration, expected against realised orders and the top
-    decile's lift and share of orders, with a time series over earlier days.
+    distribution and mean predicted rate; for the newest scored day whose labels have
+    matured (D-H, or D-H-1 in the daily flow), the realised AUC, log-likelihood,
+    calibration, expected against realised orders and the top decile's lift and share
+    of orders, with a time series over earlier days.
     """
     day = date.fromisoformat(context.partition_key)
     root = storage.open()

@@ -114,7 +114,8 @@ def test_a_day_without_landing_files_names_the_missing_prefix(tmp_path: Path):
 
 def test_simulate_command_writes_landing_files_and_truth(tmp_path: Path):
     completed = subprocess.run(
-        [sys.executable, "-m", "consumer_assets.cli", "simulate", "--root", str(tmp_path), "--start", "2026-10-01", "--days", "2", "--profiles", "200", "--bad-rate", "0.01"],
+        [sys.executable, "-m", "consumer_assets.cli", "simulate", "--root", str(tmp_path), "--start", "2026-10-01", "--days", "2", "--profiles", "200", "--bad-rate", "0.01",
+         "--tracking-fault-from", "2026-10-02"],
         capture_output=True,
         text=True,
         check=True,
@@ -123,3 +124,5 @@ def test_simulate_command_writes_landing_files_and_truth(tmp_path: Path):
     root = StorageRoot(str(tmp_path))
     assert root.list_files("landing/events/date=2026-10-02", ".jsonl.gz")
     assert root.list_partitions("truth/order_any") == [date(2026, 10, 1), date(2026, 10, 2)]
+    drift = root.read_json("truth/simulation.json")["config"]["drift"]
+    assert drift["tracking_fault_from"] == "2026-10-02" and drift["season_shift_from"] is None

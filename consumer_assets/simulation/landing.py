@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 
 import numpy as np
@@ -147,7 +147,7 @@ def simulate_to_landing(
     bad_rate: float = 0.0,
 ) -> list[LandedDay]:
     """Simulate ``days`` days from ``start`` and land each one; logs a line per day."""
-    root.write_json("truth/simulation.json", {"config": config.__dict__, "start": start.isoformat(), "days": days, "bad_rate": bad_rate})
+    root.write_json("truth/simulation.json", {"config": asdict(config), "start": start.isoformat(), "days": days, "bad_rate": bad_rate})
     landed = []
     for day_events in ShopSimulator(config).simulate(start, days):
         result = land_day(root, day_events, bad_rate=bad_rate, seed=config.seed)

@@ -4,9 +4,11 @@ import json
 import socketserver
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import boto3
 import dagster as dg
 import pytest
 
@@ -84,8 +86,9 @@ def test_days_beyond_the_lookback_are_ignored_and_forgotten(root: StorageRoot):
 def test_listing_from_the_cursor_returns_only_new_keys_among_thousands(s3_endpoint, s3_bucket):
     root = StorageRoot(f"s3://{s3_bucket}/many", endpoint_url=s3_endpoint)
     prefix = landing_prefix(DAY)
-    for i in range(2500):  # more than two ListObjectsV2 pages
-        root.write_bytes(f"{prefix}/events-{i:05d}.jsonl.gz", b"")
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    with ThreadPoolExecutor(8) as pool:  # more than two ListObjectsV2 pages of 1,000 keys
+        list(pool.map(lambda i: client.put_object(Bucket=s3_bucket, Key=f"many/{prefix}/events-{i:05d}.jsonl.gz", Body=b""), range(2500)))
     assert len(list(root.list_after(prefix))) == 2500
     root.write_bytes(f"{prefix}/events-99999.jsonl.gz", b"")
     assert [o.key for o in root.list_after(prefix, f"{prefix}/events-02499.jsonl.gz")] == [f"{prefix}/events-99999.jsonl.gz"]

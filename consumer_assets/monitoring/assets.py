@@ -75,10 +75,12 @@ def monitoring_stats(
         "event_type_mix": count_table(sketch["features"]["event_type"]["counts"], "event type", "events"),
         "drift_features": manifest.rows,
     }
-    if properties["input_drift"]:
-        worst = max(properties["input_drift"], key=lambda row: row["psi"])
+    alerting = [row for row in properties["input_drift"] if row["alerting"]]
+    if alerting:
+        worst = max(alerting, key=lambda row: row["psi"])
         metadata["max_input_psi"] = worst["psi"]
         metadata["max_input_psi_feature"] = worst["feature"]
+    if properties["input_drift"]:
         metadata["input_psi"] = count_table({row["feature"]: round(row["psi"], 4) for row in properties["input_drift"]}, "feature", "PSI")
     if properties["prediction_drift"]:
         metadata["prediction_psi"] = properties["prediction_drift"]["psi"]

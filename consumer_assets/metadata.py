@@ -32,5 +32,9 @@ def preview_table(table: pa.Table, rows: int = 10) -> dg.TableMetadataValue:
 
 def figure_markdown(figure, alt: str) -> dg.MarkdownMetadataValue:
     """A matplotlib figure embedded as a PNG in markdown metadata (shown inline by the UI)."""
-    encoded = base64.b64encode(png_bytes(figure)).decode()
-    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")
+    return png_markdown(png_bytes(figure), alt)
+
+
+def png_markdown(png: bytes, alt: str) -> dg.MarkdownMetadataValue:
+    """An already rendered PNG embedded in markdown metadata."""
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")

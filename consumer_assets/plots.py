@@ -12,6 +12,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
+def _finished(figure: Figure) -> Figure:
+    """Lay out and detach from pyplot: figures are only ever saved, and an open one would leak."""
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
 def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -25,9 +32,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str, xlabel
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
+    return _finished(figure)
 
 
 def training_curves(history: Sequence[dict]) -> Figure:
@@ -42,9 +47,7 @@ def training_curves(history: Sequence[dict]) -> Figure:
     auc_axes.plot(epochs, [h["validation_auc"] for h in history], marker="o", color="#55a868")
     auc_axes.set_xlabel("epoch")
     auc_axes.set_title("validation AUC (order_any)")
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
+    return _finished(figure)
 
 
 def roc_curves(curves: dict[str, dict]) -> Figure:
@@ -57,9 +60,7 @@ def roc_curves(curves: dict[str, dict]) -> Figure:
     axes.set_ylabel("true positive rate")
     axes.set_title("ROC on the test data")
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
+    return _finished(figure)
 
 
 def calibration_plot(tables: dict[str, list[dict]]) -> Figure:
@@ -75,9 +76,7 @@ def calibration_plot(tables: dict[str, list[dict]]) -> Figure:
     axes.set_ylabel("observed order rate")
     axes.set_title("Calibration by decile")
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
+    return _finished(figure)
 
 
 def psi_bars(rows: Sequence[dict], title: str = "Input drift against the reference window (PSI)") -> Figure:
@@ -90,9 +89,7 @@ def psi_bars(rows: Sequence[dict], title: str = "Input drift against the referen
     axes.set_xticks(range(len(rows)), [r["feature"] for r in rows], rotation=45, ha="right", fontsize=8)
     axes.set_ylabel("PSI")
     axes.set_title(title)
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
+    return _finished(figure)
 
 
 def time_series(days: Sequence[str], series: dict[str, Sequence[float | None]], title: str, ylabel: str) -> Figure:
@@ -105,6 +102,4 @@ def time_series(days: Sequence[str], series: dict[str, Sequence[float | None]], 
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
+    return _finished(figure)

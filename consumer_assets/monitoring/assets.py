@@ -11,9 +11,9 @@ import dagster as dg
 from consumer_assets.datasets import LABELS, MONITORING
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.ingest.assets import raw_events
-from consumer_assets.metadata import count_table, figure_markdown
+from consumer_assets.metadata import count_table, png_markdown
 from consumer_assets.monitoring.daily import MonitoringConfig, MonitoringInputError, drift_table, monitor_day, realised_series
-from consumer_assets.monitoring.report import figures, html_report, score_buckets
+from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, MonitoringResource, StorageResource
 from consumer_assets.serving.assets import batch_predictions
@@ -62,7 +62,7 @@ def monitoring_stats(
         raise dg.Failure(str(exc)) from exc
     properties = result.properties
     series = realised_series(root, day, properties["realised"], config)
-    plots = figures(properties, series)
+    plots = rendered_plots(properties, series)
     attachments = {"report.html": html_report(day, properties, plots)} if monitoring.html_report else {}
     manifest = root.write_partition(MONITORING, day, drift_table(result), properties=properties, attachments=attachments)
 
@@ -94,8 +94,8 @@ def monitoring_stats(
             for name in ("auc", "mean_log_likelihood", "expected_orders", "realised_orders", "top_decile_lift", "top_decile_share_of_orders")
             if matured[name] is not None
         }
-    for name, figure in plots.items():
-        metadata[f"{name}_plot"] = figure_markdown(figure, name)
+    for name, png in plots.items():
+        metadata[f"{name}_plot"] = png_markdown(png, name)
     if attachments:
         metadata["report"] = dg.MetadataValue.path(root.path(root.partition_key(MONITORING, day), "report.html"))
     context.log.info(

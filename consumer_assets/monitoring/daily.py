@@ -57,7 +57,6 @@ class MonitoringConfig:
 class DayMonitoring:
     """Everything monitoring found for one day; ``properties`` is what gets stored and what checks read."""
 
-    day: date
     drift: list[dict]
     properties: dict = field(default_factory=dict)
 
@@ -152,7 +151,7 @@ def monitor_day(root: StorageRoot, day: date, config: MonitoringConfig) -> DayMo
         "event_volume": event_volume(current, sketches),
         "realised": matured,
     }
-    return DayMonitoring(day=day, drift=drift, properties=properties)
+    return DayMonitoring(drift=drift, properties=properties)
 
 
 def drift_table(monitoring: DayMonitoring) -> pa.Table:

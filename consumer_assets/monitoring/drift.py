@@ -128,7 +128,3 @@ def band(value: float) -> str:
 def mean(sketch: dict) -> float | None:
     return sketch["sum"] / sketch["n"] if sketch.get("n") else None
 
-
-def shares(sketch: dict) -> dict[str, float]:
-    total = sum(sketch["counts"].values()) or 1
-    return {value: count / total for value, count in sketch["counts"].items()}

@@ -24,8 +24,12 @@ def score_buckets(sketch: dict) -> dict[str, int]:
     return {f"{lo:g}-{hi:g}": int(n) for lo, hi, n in zip(SCORE_BUCKETS[:-1], SCORE_BUCKETS[1:], pooled)}
 
 
-def figures(properties: dict, series: list[dict]) -> dict[str, Figure]:
-    """Every plot the day has data for, by name."""
+def rendered_plots(properties: dict, series: list[dict]) -> dict[str, bytes]:
+    """Every plot the day has data for, by name, as PNG: rendered once for the UI and the report."""
+    return {name: png_bytes(figure) for name, figure in _figures(properties, series).items()}
+
+
+def _figures(properties: dict, series: list[dict]) -> dict[str, Figure]:
     plots: dict[str, Figure] = {}
     drift = list(properties["input_drift"]) + ([properties["prediction_drift"]] if properties["prediction_drift"] else [])
     if drift:
@@ -58,7 +62,7 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def html_report(day: date, properties: dict, plots: dict[str, Figure]) -> bytes:
+def html_report(day: date, properties: dict, plots: dict[str, bytes]) -> bytes:
     """A self-contained page: tables of the figures and the plots inlined as PNG."""
     sections = [f"<h1>Monitoring {day}</h1>", f"<p>Reference days: {', '.join(properties['reference_days']) or 'none yet'}</p>"]
     if properties["input_drift"]:
@@ -68,8 +72,8 @@ def html_report(day: date, properties: dict, plots: dict[str, Figure]) -> bytes:
     if properties["realised"]:
         matured = {k: v for k, v in properties["realised"].items() if k != "calibration"}
         sections += ["<h2>Realised against predicted</h2>", _table([matured], list(matured))]
-    for name, figure in plots.items():
-        encoded = base64.b64encode(png_bytes(figure)).decode()
+    for name, png in plots.items():
+        encoded = base64.b64encode(png).decode()
         sections.append(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">')
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>Monitoring {day}</title><style>{style}</style></head><body>{''.join(sections)}</body></html>"

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, mean, merge, psi
-from consumer_assets.validation.metrics import auc, calibration_table, mean_log_likelihood
+from consumer_assets.validation.metrics import auc, calibration_table, mean_log_likelihood, top_decile_lift
 
 
 def _fine(start: float, stop: float, bins: int) -> list[float]:
@@ -30,10 +30,6 @@ class Feature:
     name: str
     source: str  # "events" (the day's raw events) or "histories" (the day's snapshot)
     edges: tuple[float, ...] | None = None  # None: categorical
-
-    @property
-    def kind(self) -> str:
-        return "categorical" if self.edges is None else "continuous"
 
 
 INPUT_FEATURES = (
@@ -135,7 +131,7 @@ def realised(p: np.ndarray, y: np.ndarray) -> dict:
         "expected_orders": expected,
         "realised_orders": observed,
         "realised_over_predicted": observed / expected if expected else None,
-        "top_decile_lift": float(y[top].mean() / y.mean()) if observed else None,
+        "top_decile_lift": top_decile_lift(p, y) if observed else None,
         "top_decile_share_of_orders": float(y[top].sum() / observed) if observed else None,
         "calibration": calibration_table(p, y),
     }

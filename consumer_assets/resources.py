@@ -93,6 +93,12 @@ class FeatureResource(dg.ConfigurableResource):
     )
     profile_count_band: float = Field(default=0.5, description="A snapshot whose profile count moves more than this share from the previous day's raises a WARN.")
     output_files: int = Field(default=2, description="Parquet files per snapshot partition.")
+    max_change_share: float = Field(
+        default=1.0,
+        description="A day usually stores only the profiles that changed, as a layer on the day before's snapshot; once the "
+        "layers hold this share of the base's rows the day is written in full. 0 writes every snapshot in full (plain Parquet).",
+    )
+    max_layers: int = Field(default=8, description="At most this many layers (base included) before a day is written in full.")
 
 
 class TrainingResource(dg.ConfigurableResource):

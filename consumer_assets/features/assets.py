@@ -7,8 +7,9 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
-from consumer_assets.features.build import MissingInputError, build_labels, build_snapshot
+from consumer_assets.features.build import Compaction, MissingInputError, build_labels, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig, cutoff, describe
+from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.features.labels import targets
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, figure_markdown
@@ -56,29 +57,33 @@ def daily_histories(
 ) -> dg.MaterializeResult:
     """Every profile active in the trailing window, with its last L events up to the end of the day.
 
-    Built from yesterday's snapshot and today's raw events (incremental), or from the
+    Built from yesterday's snapshot and today's raw events (incremental: only the
+    profiles that changed today are written, as a layer on yesterday's), or from the
     window's raw events when yesterday's snapshot is missing. List columns per event:
     type, article, category, brand, price, ts, seconds since the previous event and
     before the cut-off, hour, weekday; plus window totals for the baselines.
     """
     day = _day(context)
     config = HistoryConfig(window_days=features.window_days, max_events=features.max_events)
+    compaction = Compaction(max_change_share=features.max_change_share, max_layers=features.max_layers)
     session = spark.session()
     bridge = spark.bridge(storage.open())
     started = time.perf_counter()
     try:
-        built = build_snapshot(session, bridge, day, config, files=features.output_files)
+        built = build_snapshot(session, bridge, day, config, files=features.output_files, compaction=compaction)
     except MissingInputError as exc:
         raise dg.Failure(str(exc)) from exc
     manifest, mode = built.manifest, built.mode
     spark_seconds = time.perf_counter() - started
-    figures = describe(session.read.parquet(*bridge.input_paths(HISTORIES, [day])))
-    context.log.info("%s: %d profiles (%s) in %.1f s", day, manifest.rows, mode, spark_seconds)
+    context.log.info("%s: %d profiles (%s, %d written) in %.1f s", day, manifest.rows, mode, built.changed_profiles, spark_seconds)
+    figures = describe(snapshot_frame(session, bridge, day))
     histogram = figures["events_per_profile"]
     return dg.MaterializeResult(
         metadata={
             "profiles": manifest.rows,
             "mode": mode,
+            "profiles_written": built.changed_profiles,
+            "layers": len(layers_of(manifest, day)),
             "spark_seconds": spark_seconds,
             "events_in_window": figures["window_events"],
             "events_kept": figures["events_kept"],
@@ -122,7 +127,7 @@ def check_profile_count_stable(context: dg.AssetCheckExecutionContext, storage: 
 def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     """No feature comes from an event at or after the end of the snapshot's day: no leakage."""
     day = _day(context)
-    ts = pc.list_flatten(storage.open().read_partition(HISTORIES, day, columns=["ts"]).column("ts"))
+    ts = pc.list_flatten(read_snapshot(storage.open(), day, columns=["ts"]).column("ts"))
     latest = pc.max(ts).as_py()
     late = pc.sum(pc.greater_equal(ts, cutoff(day))).as_py() or 0
     return dg.AssetCheckResult(passed=late == 0, metadata={"events_after_cutoff": late, "latest_event": str(latest), "cutoff": str(cutoff(day))})

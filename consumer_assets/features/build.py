@@ -5,14 +5,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import reduce
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from consumer_assets.features.histories import HistoryConfig, histories_from_scratch, histories_incremental, window_days
+from consumer_assets.features.histories import (
+    STATE_COLUMNS,
+    HistoryConfig,
+    changed_histories,
+    histories_from_scratch,
+    histories_incremental,
+    window_days,
+    with_clock_moved,
+)
 from consumer_assets.features.labels import label_days, largest_categories, order_labels
+from consumer_assets.features.snapshots import READER, SECONDS_PER_DAY, Layer, clock_shift_seconds, in_window_seconds, layers_of
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS
-from consumer_assets.storage import Manifest
+from consumer_assets.storage import LAYERS, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +32,70 @@ class MissingInputError(RuntimeError):
     """An input partition the day needs has not been materialised."""
 
 
+@dataclass(frozen=True)
+class Compaction:
+    """When a day is written in full (a new base) instead of as a layer of changes.
+
+    Readers merge the base and every layer, so the changes are bounded by a share of
+    the base's rows and by a number of layers. ``max_change_share=0`` writes every
+    snapshot in full: self-contained plain Parquet, at a cost that grows with the window.
+    """
+
+    max_change_share: float = 1.0
+    max_layers: int = 8
+
+    def why_full(self, layers: list[Layer]) -> str | None:
+        """Why snapshot D, on top of ``layers`` (those of D-1), is written in full; None for a layer of changes."""
+        changes = sum(layer.rows for layer in layers[1:])
+        if len(layers) >= self.max_layers:
+            return f"snapshot D-1 already has {len(layers)} layers (at most {self.max_layers})"
+        if changes >= self.max_change_share * layers[0].rows:
+            return f"the changes since the base ({changes:,} rows) reached {self.max_change_share:g} x its {layers[0].rows:,} rows"
+        return None
+
+
 @dataclass
 class BuiltSnapshot:
     manifest: Manifest
-    mode: str  # "incremental" or "from_scratch"
+    mode: str  # "incremental" (a layer of changes), "compacted" (in full from D-1) or "from_scratch"
+    changed_profiles: int
 
 
-def build_snapshot(spark: SparkSession, bridge: SparkStorage, day: date, config: HistoryConfig, files: int = 2) -> BuiltSnapshot:
-    """Snapshot D from snapshot D-1 and raw events of D, or from the window's raw events when D-1 is missing."""
+def snapshot_frame(spark: SparkSession, bridge: SparkStorage, day: date, columns: list[str] | None = None) -> DataFrame:
+    """The snapshot of ``day`` as a DataFrame, its layers merged (see :mod:`consumer_assets.features.snapshots`)."""
+    manifest = bridge.root.manifest(HISTORIES, day)
+    layers = layers_of(manifest, day)
+    return _merged(spark, bridge, day, layers, in_window_seconds(manifest), columns)
+
+
+def _merged(spark: SparkSession, bridge: SparkStorage, day: date, layers: list[Layer], window_s: float, columns: list[str] | None) -> DataFrame:
+    prefix = bridge.root.partition_key(HISTORIES, day)
+    frames = [spark.read.parquet(*bridge.spark_paths([bridge.root.path(prefix, name) for name in layer.files])) for layer in layers]
+    wanted = columns or frames[0].columns
+    if len(layers) == 1 and layers[0].day == day:
+        return frames[0].select(*wanted)
+    needed = list(dict.fromkeys([*wanted, "profile_id", "recency_s"]))
+    rows = reduce(DataFrame.unionByName, [frame.select(*needed, F.lit(i).alias("layer")) for i, frame in enumerate(frames)])
+    newest = (
+        reduce(DataFrame.unionByName, [frame.select("profile_id", F.lit(i).alias("layer")) for i, frame in enumerate(frames) if i > 0])
+        .groupBy("profile_id")
+        .agg(F.max("layer").alias("newest_layer"))
+    )
+    shift = F.element_at(F.array(*[F.lit(clock_shift_seconds(layer.day, day)) for layer in layers]), F.col("layer") + 1)
+    current = rows.join(F.broadcast(newest), "profile_id", "left").where(
+        (F.col("newest_layer").isNull() | (F.col("layer") == F.col("newest_layer"))) & (F.col("recency_s") + shift <= F.lit(window_s))
+    )
+    return with_clock_moved(current, shift, day).select(*wanted)
+
+
+def build_snapshot(
+    spark: SparkSession, bridge: SparkStorage, day: date, config: HistoryConfig, files: int = 2, compaction: Compaction = Compaction()
+) -> BuiltSnapshot:
+    """Snapshot D from snapshot D-1 and the raw events of D, or from the window's raw events when D-1 is missing.
+
+    Usually only the profiles that changed on D are written, as a layer on top of
+    D-1's; see :class:`Compaction` for when D is written in full.
+    """
     root = bridge.root
     if not root.has_partition(RAW_EVENTS, day):
         raise MissingInputError(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
@@ -36,14 +103,30 @@ def build_snapshot(spark: SparkSession, bridge: SparkStorage, day: date, config:
     previous = day - timedelta(days=1)
     shape = {"window_days": config.window_days, "max_events": config.max_events}
     reason = _why_not_incremental(bridge, previous, shape)
-    if reason is None:
-        frame, mode = histories_incremental(read(HISTORIES, [previous]), read(RAW_EVENTS, [day]), day, config), "incremental"
-    else:
+    if reason is not None:
         days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
         log.info("%s: building %s from %d days of raw events", reason, day, len(days))
-        frame, mode = histories_from_scratch(read(RAW_EVENTS, days), day, config), "from_scratch"
-    manifest = bridge.write_partition(frame, HISTORIES, day, files=files, properties={"mode": mode, **shape})
-    return BuiltSnapshot(manifest, mode)
+        manifest = bridge.write_partition(histories_from_scratch(read(RAW_EVENTS, days), day, config), HISTORIES, day, files, {"mode": "from_scratch", **shape})
+        return BuiltSnapshot(manifest, "from_scratch", manifest.rows)
+    layers = layers_of(root.manifest(HISTORIES, previous), previous)
+    events = read(RAW_EVENTS, [day])
+    full = compaction.why_full(layers)
+    if full is not None:
+        log.info("%s: writing %s in full", full, day)
+        frame = histories_incremental(snapshot_frame(spark, bridge, previous), events, day, config)
+        manifest = bridge.write_partition(frame, HISTORIES, day, files, {"mode": "compacted", **shape})
+        return BuiltSnapshot(manifest, "compacted", manifest.rows)
+    changes = changed_histories(snapshot_frame(spark, bridge, previous, list(STATE_COLUMNS)), events, day, config)
+    names, rows = bridge.write_files(changes, HISTORIES, day, files)
+    carried = [name for layer in layers for name in layer.files]
+    root.copy_partition_files(HISTORIES, previous, carried, day)
+    stacked = [*layers, Layer(day, tuple(names), rows)]
+    window_s = float(config.window_days * SECONDS_PER_DAY)
+    profiles = _merged(spark, bridge, day, stacked, window_s, ["profile_id"]).count()
+    log.info("%s: %d changed profiles written as layer %d on the base of %s", day, rows, len(stacked) - 1, stacked[0].day)
+    properties = {"mode": "incremental", **shape, LAYERS: [layer.to_json() for layer in stacked], "reader": READER}
+    manifest = root.commit_partition(HISTORIES, day, [*carried, *names], profiles, properties)
+    return BuiltSnapshot(manifest, "incremental", rows)
 
 
 def _why_not_incremental(bridge: SparkStorage, previous: date, shape: dict) -> str | None:
@@ -81,7 +164,7 @@ def build_labels(spark: SparkSession, bridge: SparkStorage, day: date, horizon_d
     if not root.has_partition(HISTORIES, day):
         raise MissingInputError(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
     groups = article_groups(spark, bridge, day, configured_groups)
-    profiles = spark.read.parquet(*bridge.input_paths(HISTORIES, [day]))
+    profiles = snapshot_frame(spark, bridge, day, ["profile_id"])
     later_events = spark.read.parquet(*bridge.input_paths(RAW_EVENTS, later))
     labels = order_labels(profiles, later_events, day, horizon_days, groups)
     return bridge.write_partition(labels, LABELS, day, files=1, properties={"groups": groups, "horizon_days": horizon_days})

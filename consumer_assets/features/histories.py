@@ -7,8 +7,9 @@ its own vocabularies.
 
 The snapshot also keeps one small struct per active day (counts per event type and
 spend), so that window totals stay exact even when a profile has more than L events,
-and so that day D can be built from snapshot D-1 plus the events of D alone: one
-day's cost grows with that day's events, not with the window.
+and so that day D can be built from snapshot D-1 plus the events of D alone. Only
+the profiles that changed on D are finished again; how they are stored on top of
+the day before is in :mod:`consumer_assets.features.snapshots`.
 """
 
 from __future__ import annotations
@@ -122,41 +123,58 @@ def histories_from_scratch(events: DataFrame, day: date, config: HistoryConfig) 
     return finalise(aggregate_events(events), day, config)
 
 
-def _unchanged_rows(previous: DataFrame, day: date) -> DataFrame:
-    """Rows of snapshot D-1 that D leaves as they are, but for the clock: one day later."""
-    shift = F.lit(86_400.0)
-    return previous.select(
-        *[F.col(name) for name in previous.columns if name not in ("snapshot_date", "dt_cutoff_s", "recency_s")],
-        F.lit(day).alias("snapshot_date"),
-        F.transform("dt_cutoff_s", lambda s: s + shift).alias("dt_cutoff_s"),
-        (F.col("recency_s") + shift).alias("recency_s"),
-    )
+STATE_COLUMNS = ("profile_id", *EVENT_FIELDS, "days")
 
 
-def histories_incremental(previous: DataFrame, events_of_day: DataFrame, day: date, config: HistoryConfig) -> DataFrame:
-    """The snapshot from yesterday's snapshot and today's raw events only.
+def with_clock_moved(rows: DataFrame, seconds: Column, day: date) -> DataFrame:
+    """Rows finished ``seconds`` before the cut-off of ``day``, their clock moved to it; nothing else changes."""
+    moved = {
+        "snapshot_date": F.lit(day),
+        "dt_cutoff_s": F.transform("dt_cutoff_s", lambda s: s + seconds),
+        "recency_s": F.col("recency_s") + seconds,
+    }
+    return rows.select(*[moved[name].alias(name) if name in moved else F.col(name) for name in rows.columns])
 
-    Most profiles have no event today and nothing leaving the window: their rows are
-    carried over by a projection that shifts the clock, without a shuffle. Only the
-    profiles active today (a broadcast set of ids) and those with an event or a day
-    falling out of the window are regrouped and finalised again, so one day costs
-    its own events plus one pass over the snapshot, however long the window.
-    """
+
+def _flag_changed(previous: DataFrame, events_of_day: DataFrame, day: date, config: HistoryConfig) -> DataFrame:
+    """Snapshot D-1 with ``changed``: the profile has an event today, or an event or a day leaving the window."""
     first_day = day - timedelta(days=config.window_days - 1)
     window_start = cutoff(day) - timedelta(days=config.window_days)
     active_today = events_of_day.select("profile_id").distinct().withColumn("active_today", F.lit(True))
-    flagged = previous.join(F.broadcast(active_today), "profile_id", "left").withColumn(
-        "rebuild",
-        F.col("active_today").isNotNull()
-        | (F.element_at("days", 1)["date"] < F.lit(first_day))
-        | (F.element_at("ts", 1) < F.lit(window_start)),
+    return previous.join(F.broadcast(active_today), "profile_id", "left").select(
+        *previous.columns,
+        (
+            F.col("active_today").isNotNull()
+            | (F.element_at("days", 1)["date"] < F.lit(first_day))
+            | (F.element_at("ts", 1) < F.lit(window_start))
+        ).alias("changed"),
     )
-    unchanged = _unchanged_rows(flagged.where(~F.col("rebuild")).drop("active_today", "rebuild"), day)
-    combined = snapshot_state(flagged.where(F.col("rebuild"))).unionByName(aggregate_events(events_of_day))
+
+
+def changed_histories(previous: DataFrame, events_of_day: DataFrame, day: date, config: HistoryConfig) -> DataFrame:
+    """Rows of snapshot D for the profiles that changed on D, from snapshot D-1 and D's events.
+
+    ``previous`` needs only :data:`STATE_COLUMNS`. A profile whose last event left the
+    window gets no row: readers drop it from the snapshot by its recency.
+    """
+    flagged = _flag_changed(previous.select(*STATE_COLUMNS), events_of_day, day, config)
+    combined = snapshot_state(flagged.where(F.col("changed"))).unionByName(aggregate_events(events_of_day))
     state = combined.groupBy("profile_id").agg(
         F.flatten(F.collect_list("events")).alias("events"), F.flatten(F.collect_list("days")).alias("days")
     )
-    return finalise(state, day, config).unionByName(unchanged)
+    return finalise(state, day, config)
+
+
+def histories_incremental(previous: DataFrame, events_of_day: DataFrame, day: date, config: HistoryConfig) -> DataFrame:
+    """The whole snapshot of D from snapshot D-1 and D's events only, without rereading the window.
+
+    Profiles that did not change are carried over by a projection that moves their
+    clock a day on, without a shuffle; the changed ones are regrouped with today's
+    events (see :func:`changed_histories`).
+    """
+    flagged = _flag_changed(previous, events_of_day, day, config)
+    unchanged = with_clock_moved(flagged.where(~F.col("changed")).drop("changed"), F.lit(float(86_400)), day)
+    return changed_histories(previous, events_of_day, day, config).unionByName(unchanged)
 
 
 EVENTS_PER_PROFILE_EDGES = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)

@@ -75,7 +75,10 @@ class SparkStorage:
 
     def input_paths(self, dataset: str, days: list[date]) -> list[str]:
         """Paths of the committed files of ``days``, local copies when Spark cannot reach S3."""
-        paths = [path for day in days for path in self.root.partition_files(dataset, day)]
+        return self.spark_paths([path for day in days for path in self.root.partition_files(dataset, day)])
+
+    def spark_paths(self, paths: list[str]) -> list[str]:
+        """Spark's paths for files of the root: the same files, or local copies when Spark cannot reach S3."""
         if not self.staged:
             return [self._spark_path(p) for p in paths]
         local_dir = tempfile.mkdtemp(prefix="stage-in-", dir=self.scratch_dir)
@@ -84,11 +87,11 @@ class SparkStorage:
             local = os.path.join(local_dir, f"{i:05d}-{os.path.basename(path)}")
             pafs.copy_files(path, local, source_filesystem=self.root.fs, destination_filesystem=pafs.LocalFileSystem())
             local_paths.append(local)
-        log.info("staged %d files of %s to %s", len(paths), dataset, local_dir)
+        log.info("staged %d files to %s", len(paths), local_dir)
         return local_paths
 
-    def write_partition(self, frame: DataFrame, dataset: str, day: date, files: int = 1, properties: dict | None = None) -> Manifest:
-        """Write ``frame`` as the partition of ``day`` and commit it in one step."""
+    def write_files(self, frame: DataFrame, dataset: str, day: date, files: int = 1) -> tuple[list[str], int]:
+        """Write ``frame`` into the partition folder of ``day`` without committing: (names, rows)."""
         run_dir = f"run-{uuid.uuid4().hex[:12]}"
         partition_key = self.root.partition_key(dataset, day)
         target = self.root.path(partition_key, run_dir)
@@ -99,4 +102,9 @@ class SparkStorage:
             shutil.rmtree(local_out, ignore_errors=True)
         names = [key[len(partition_key) + 1 :] for key in self.root.list_files(f"{partition_key}/{run_dir}", ".parquet")]
         rows = sum(pq.ParquetFile(self.root.path(partition_key, name), filesystem=self.root.fs).metadata.num_rows for name in names)
+        return names, rows
+
+    def write_partition(self, frame: DataFrame, dataset: str, day: date, files: int = 1, properties: dict | None = None) -> Manifest:
+        """Write ``frame`` as the partition of ``day`` and commit it in one step."""
+        names, rows = self.write_files(frame, dataset, day, files)
         return self.root.commit_partition(dataset, day, names, rows, properties)

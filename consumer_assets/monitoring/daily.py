@@ -15,6 +15,7 @@ from datetime import date, timedelta
 import pyarrow as pa
 
 from consumer_assets.datasets import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
+from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.monitoring.stats import day_sketch, event_volume, input_drift, prediction_drift, realised
 from consumer_assets.storage import StorageRoot
 
@@ -65,7 +66,7 @@ def _sketch_from_data(root: StorageRoot, day: date, config: MonitoringConfig) ->
     if not (root.has_partition(RAW_EVENTS, day) and root.has_partition(HISTORIES, day)):
         return None
     events = root.read_partition(RAW_EVENTS, day, columns=EVENT_COLUMNS)
-    histories = root.read_partition(HISTORIES, day, columns=HISTORY_COLUMNS)
+    histories = read_snapshot(root, day, columns=HISTORY_COLUMNS)
     predictions = root.read_partition(PREDICTIONS, day, columns=["p_order_any"]) if root.has_partition(PREDICTIONS, day) else None
     return day_sketch(events, histories, predictions, config.top_categories)
 

@@ -10,6 +10,7 @@ import torch
 
 from consumer_assets.datasets import HISTORIES, PREDICTIONS
 from consumer_assets.features.assets import daily_histories
+from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.metadata import count_table, figure_markdown
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
@@ -48,7 +49,7 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
         raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
     torch.set_num_threads(scoring.threads)
     started = time.perf_counter()
-    batches = root.iter_partition_batches(HISTORIES, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
+    batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
     scored = score_partition(model, batches, day, scoring.batch_size, progress=context.log.info)
     manifest = root.write_partition(PREDICTIONS, day, scored, properties={"model_version": model.version})
     seconds = time.perf_counter() - started

@@ -10,12 +10,18 @@ folder) is written last and names the files that make up the partition. Readers
 read only the files the manifest names, so a writer that dies half-way leaves the
 previous partition readable and at most some unreferenced files behind, which the
 next successful write of that partition removes.
+
+A partition may also be stored in *layers* (``properties["layers"]``): files whose
+rows supersede each other, which only the dataset's own reader can merge. The
+plain readers here refuse such a partition, naming that reader, rather than return
+rows that are no longer true.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 MANIFEST = "_manifest.json"
+LAYERS = "layers"
 
 
 class StorageError(RuntimeError):
@@ -279,8 +286,40 @@ class StorageRoot:
                 self.delete(key)
         return manifest
 
+    def copy_partition_files(self, dataset: str, from_day: date | str, names: list[str], to_day: date | str) -> None:
+        """Copy files of one partition into another's folder under the same names, for a later commit to name.
+
+        Files are never changed once written and their names are unique, so a file
+        already there is the same file. On a folder a hard link copies no bytes; on S3
+        the copy happens on the server.
+        """
+        for name in names:
+            source = self.path(self.partition_key(dataset, from_day), name)
+            target = self.path(self.partition_key(dataset, to_day), name)
+            if self.is_s3:
+                self.fs.copy_file(source, target)
+                continue
+            if os.path.exists(target):
+                continue
+            self._ensure_parent(target)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+
+    def _plain_files(self, dataset: str, day: date | str) -> list[str]:
+        """Paths of a partition whose files hold its rows as they are (not layers that supersede each other)."""
+        manifest = self.manifest(dataset, day)
+        if LAYERS in manifest.properties:
+            raise StorageError(
+                f"{dataset} {partition_dir(day)} under {self.uri} is stored in layers whose rows supersede each other: "
+                f"read it with {manifest.properties.get('reader', 'the reader that wrote it')}"
+            )
+        prefix = self.partition_key(dataset, day)
+        return [self.path(prefix, name) for name in manifest.files]
+
     def read_partition(self, dataset: str, day: date | str, columns: list[str] | None = None) -> pa.Table:
-        paths = self.partition_files(dataset, day)
+        paths = self._plain_files(dataset, day)
         return pq.ParquetDataset(paths, filesystem=self.fs, partitioning=None).read(columns=columns)
 
     def read_partitions(
@@ -302,7 +341,7 @@ class StorageRoot:
         self, dataset: str, day: date | str, batch_rows: int = 65_536, columns: list[str] | None = None
     ) -> Iterator[pa.RecordBatch]:
         """Stream a partition in record batches so memory stays bounded by the batch."""
-        for path in self.partition_files(dataset, day):
+        for path in self._plain_files(dataset, day):
             with self.fs.open_input_file(path) as f:
                 yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns)
 

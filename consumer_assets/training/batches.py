@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.model.encoding import HISTORY_COLUMNS, EncodedBatch, Vocabulary, encode
 from consumer_assets.datasets import HISTORIES, LABELS
 from consumer_assets.storage import StorageRoot
@@ -95,7 +96,7 @@ class SnapshotBatches:
         """Chunks of (day, history rows, labels) for the chosen profiles."""
         for day in self.days:
             labels = self.labels(day)
-            for batch in self.root.iter_partition_batches(HISTORIES, day, self.chunk_rows, columns=list(HISTORY_COLUMNS)):
+            for batch in iter_snapshot_batches(self.root, day, self.chunk_rows, columns=list(HISTORY_COLUMNS)):
                 chunk = pa.Table.from_batches([batch])
                 chunk = chunk.filter(pa.array(profile_roles(chunk.column("profile_id")) == self.role))
                 position = pc.index_in(chunk.column("profile_id"), value_set=labels.column("profile_id"))

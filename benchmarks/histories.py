@@ -3,21 +3,25 @@
     .venv/bin/python benchmarks/histories.py [--day-profiles 870000] [--curve-profiles 60000] [--windows 7 30 90]
 
 Raw events are written straight from the simulator to raw_events partitions (the
-JSON landing path has its own benchmark). Part one builds day D incrementally from
-snapshot D-1 with a day of about a million events. Part two, for each window W, builds
-snapshot D-1 over W days, then times day D built incrementally (from D-1 and D's
-events) against day D built from scratch (from the W days of events): the first stays
-flat as W grows, the second grows with it.
+JSON landing path has its own benchmark). Part one builds day D from snapshot D-1
+with a day of about a million events. Part two, for each window W, builds snapshot
+D-1 over W days, then times day D three ways: as a layer of the profiles that
+changed (what most days are), written in full from D-1 (a compaction day) and from
+the W days of raw events. A layer's cost should stay flat as W grows; the other two
+grow with the snapshot. The amortised figure spreads one compaction over the days
+between two, as the default Compaction would schedule them for this layer size.
 """
 
 import argparse
+import math
 import tempfile
 import time
 from datetime import date, timedelta
 
-from consumer_assets.features.histories import HistoryConfig, histories_from_scratch, histories_incremental
+from consumer_assets.features.build import Compaction, build_snapshot
+from consumer_assets.features.histories import HistoryConfig, histories_from_scratch
 from consumer_assets.features.spark import SparkStorage, spark_session
-from consumer_assets.datasets import HISTORIES, RAW_EVENTS
+from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 
@@ -33,12 +37,15 @@ def land_raw(root: StorageRoot, profiles: int, days: int) -> int:
     return events
 
 
-def timed(label: str, build) -> float:
+def timed(build):
     started = time.perf_counter()
-    manifest = build()
-    seconds = time.perf_counter() - started
-    print(f"  {label:<42} {seconds:>8.1f} s  ({manifest.rows:,} profiles)")
-    return seconds
+    result = build()
+    return time.perf_counter() - started, result
+
+
+def days_between_compactions(base_rows: int, layer_rows: int, compaction: Compaction) -> int:
+    """Days from one full snapshot to the next: layers are added until they reach the share or the count."""
+    return min(math.ceil(compaction.max_change_share * base_rows / max(layer_rows, 1)), compaction.max_layers - 1) + 1
 
 
 def main() -> None:
@@ -49,38 +56,40 @@ def main() -> None:
     args = parser.parse_args()
     spark = spark_session("local[*]", {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false"})
     spark.range(1).count()  # start the JVM before timing
+    compaction = Compaction()
 
     with tempfile.TemporaryDirectory() as folder:
-        root = StorageRoot(folder)
-        bridge = SparkStorage(root)
-        events = land_raw(root, args.day_profiles, 2)
+        bridge = SparkStorage(StorageRoot(folder))
+        events = land_raw(bridge.root, args.day_profiles, 2)
         per_day = events // 2
         config = HistoryConfig(window_days=90)
-        read = lambda dataset, days: spark.read.parquet(*bridge.input_paths(dataset, days))  # noqa: E731
         print(f"one day of {per_day:,} events (window {config.window_days} days, L={config.max_events})")
-        timed("snapshot D-1 from scratch", lambda: bridge.write_partition(histories_from_scratch(read(RAW_EVENTS, [D - timedelta(days=1)]), D - timedelta(days=1), config), HISTORIES, D - timedelta(days=1), files=4))
-        seconds = timed("snapshot D incremental", lambda: bridge.write_partition(histories_incremental(read(HISTORIES, [D - timedelta(days=1)]), read(RAW_EVENTS, [D]), D, config), HISTORIES, D, files=4))
-        print(f"  events/s                                   {per_day / seconds:>8,.0f}")
+        seconds, built = timed(lambda: build_snapshot(spark, bridge, D - timedelta(days=1), config, files=4))
+        print(f"  snapshot D-1 from scratch   {seconds:>8.1f} s  ({built.manifest.rows:,} profiles)")
+        seconds, built = timed(lambda: build_snapshot(spark, bridge, D, config, files=4, compaction=compaction))
+        print(f"  snapshot D ({built.mode})   {seconds:>8.1f} s  ({built.manifest.rows:,} profiles, {built.changed_profiles:,} written)")
+        print(f"  events/s                    {per_day / seconds:>8,.0f}")
 
-    print(f"\ncost of one day as the window grows ({args.curve_profiles:,} profiles)")
-    print(f"  {'window':>6} {'events in window':>17} {'incremental s':>14} {'from scratch s':>15}")
+    print(f"\ncost of one day as the window grows ({args.curve_profiles:,} profiles; seconds)")
+    print(f"  {'window':>6} {'events in window':>17} {'profiles':>9} {'changed':>8} {'layer':>6} {'in full':>8} {'every':>6} {'amortised':>10} {'from scratch':>13}")
     for window in args.windows:
         with tempfile.TemporaryDirectory() as folder:
-            root = StorageRoot(folder)
-            bridge = SparkStorage(root)
+            bridge = SparkStorage(StorageRoot(folder))
             read = lambda dataset, days: spark.read.parquet(*bridge.input_paths(dataset, days))  # noqa: E731
-            events = land_raw(root, args.curve_profiles, window + 1)
+            events = land_raw(bridge.root, args.curve_profiles, window + 1)
             config = HistoryConfig(window_days=window)
-            before = [D - timedelta(days=k) for k in range(1, window + 1)]
-            bridge.write_partition(histories_from_scratch(read(RAW_EVENTS, before), D - timedelta(days=1), config), HISTORIES, D - timedelta(days=1))
-            started = time.perf_counter()
-            bridge.write_partition(histories_incremental(read(HISTORIES, [D - timedelta(days=1)]), read(RAW_EVENTS, [D]), D, config), HISTORIES, D)
-            incremental = time.perf_counter() - started
-            started = time.perf_counter()
+            build_snapshot(spark, bridge, D - timedelta(days=1), config)
+            layer_s, layer = timed(lambda: build_snapshot(spark, bridge, D, config, compaction=compaction))
+            full_s, full = timed(lambda: build_snapshot(spark, bridge, D, config, compaction=Compaction(max_change_share=0)))
             window_days = [D - timedelta(days=k) for k in range(window)]
-            bridge.write_partition(histories_from_scratch(read(RAW_EVENTS, window_days), D, config), "scratch", D)
-            scratch = time.perf_counter() - started
-            print(f"  {window:>6} {events:>17,} {incremental:>14.1f} {scratch:>15.1f}")
+            scratch_s, _ = timed(lambda: bridge.write_partition(histories_from_scratch(read(RAW_EVENTS, window_days), D, config), "scratch", D))
+            assert (layer.mode, full.mode) == ("incremental", "compacted")
+            every = days_between_compactions(full.manifest.rows, layer.changed_profiles, compaction)
+            amortised = (layer_s * (every - 1) + full_s) / every
+            print(
+                f"  {window:>6} {events:>17,} {full.manifest.rows:>9,} {layer.changed_profiles:>8,} {layer_s:>6.1f} {full_s:>8.1f} "
+                f"{every:>4} d {amortised:>10.1f} {scratch_s:>13.1f}"
+            )
 
 
 if __name__ == "__main__":

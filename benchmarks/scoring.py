@@ -22,6 +22,7 @@ import pyarrow as pa
 import torch
 
 from consumer_assets.datasets import HISTORIES, PREDICTIONS
+from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
@@ -88,7 +89,7 @@ def score(folder: str, threads: int, batch_size: int) -> None:
     root = StorageRoot(folder)
     model = ModelStore(root).load("benchmark")
     started = time.perf_counter()
-    batches = root.iter_partition_batches(HISTORIES, DAY, CHUNK)
+    batches = iter_snapshot_batches(root, DAY, CHUNK)
     manifest = root.write_partition(PREDICTIONS, DAY, score_partition(model, batches, DAY, batch_size))
     seconds = time.perf_counter() - started
     peak_gib = peak_resident_kib() / 1024**2

@@ -30,7 +30,7 @@ def _resources(uri: str, endpoint: str | None, scratch: str) -> dict:
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
         "quality": DataQualityResource(),
         "spark": SparkResource(master="local[2]", shuffle_partitions=4, scratch_dir=scratch),
-        "features": FeatureResource(window_days=3, max_events=20, label_horizon_days=HORIZON, output_files=1),
+        "features": FeatureResource(window_days=3, max_events=20, label_horizon_days=HORIZON, output_files=1, max_change_share=10.0),
     }
 
 
@@ -54,6 +54,8 @@ def test_histories_and_labels_materialise(pipeline, root: StorageRoot):
     assert all(r.success for r in results)
     modes = [r.asset_materializations_for_node(HISTORIES)[0].metadata["mode"].value for r in results]
     assert modes == ["from_scratch"] + ["incremental"] * (DAYS - 1)
+    layers = [r.asset_materializations_for_node(HISTORIES)[0].metadata["layers"].value for r in results]
+    assert layers == list(range(1, DAYS + 1))
     first = results[0].asset_materializations_for_node(HISTORIES)[0].metadata
     assert first["profiles"].value == root.manifest(HISTORIES, START).rows > 20
     assert first["events_per_profile_plot"].value.startswith("![events per profile](data:image/png;base64,")

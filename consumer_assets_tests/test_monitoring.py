@@ -13,6 +13,7 @@ import torch
 from consumer_assets.datasets import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
 from consumer_assets.features.build import build_labels, build_snapshot
 from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
@@ -76,7 +77,7 @@ def test_realised_figures_of_matured_predictions():
 
 def _serve_untrained_model(root: StorageRoot) -> None:
     """A complete model whose scores depend on the inputs: enough to watch the score distribution."""
-    histories = root.read_partition(HISTORIES, START + timedelta(days=WINDOW))
+    histories = read_snapshot(root, START + timedelta(days=WINDOW))
     vocabulary = Vocabulary.build([histories], VocabularyLimits(min_count=1))
     torch.manual_seed(0)
     network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any",), hidden_size=8), vocabulary)
@@ -95,7 +96,7 @@ def _land_and_process(spark, root: StorageRoot, day_events) -> None:
         _serve_untrained_model(root)
     if store.serving() is not None:
         model = store.load(store.serving_version())
-        root.write_partition(PREDICTIONS, day_events.day, predictions_table(model, root.read_partition(HISTORIES, day_events.day), day_events.day))
+        root.write_partition(PREDICTIONS, day_events.day, predictions_table(model, read_snapshot(root, day_events.day), day_events.day))
     labelled = day_events.day - timedelta(days=HORIZON)
     if root.has_partition(HISTORIES, labelled):
         build_labels(spark, bridge, labelled, HORIZON, {"c1": ["c1"]})

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from consumer_assets.datasets import HISTORIES, PREDICTIONS, RAW_EVENTS
-from consumer_assets.features.build import build_snapshot
+from consumer_assets.features.build import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
@@ -28,15 +29,17 @@ DAY = date(2026, 10, 3)
 @pytest.fixture
 def snapshot_root(spark, tmp_path) -> StorageRoot:
     root = StorageRoot(str(tmp_path / "root"))
+    """Snapshot DAY stored as a base and two layers of changes, so scoring reads through the layers."""
     for day in ShopSimulator(SimulationConfig(profiles=1500, seed=4)).simulate(DAY - timedelta(days=2), 3):
         root.write_partition(RAW_EVENTS, day.day, day.events)
-    build_snapshot(spark, SparkStorage(root), DAY, HistoryConfig(window_days=3, max_events=30), files=2)
+        build_snapshot(spark, SparkStorage(root), day.day, HistoryConfig(window_days=3, max_events=30), files=2, compaction=Compaction(max_change_share=10.0))
+    assert len(layers_of(root.manifest(HISTORIES, DAY), DAY)) == 3
     return root
 
 
 def _save_model(root: StorageRoot, version: str, seed: int = 0) -> None:
     """An untrained but complete model: scoring mechanics do not depend on what it learnt."""
-    histories = root.read_partition(HISTORIES, DAY)
+    histories = read_snapshot(root, DAY)
     vocabulary = Vocabulary.build([histories], VocabularyLimits(min_count=1))
     torch.manual_seed(seed)
     network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any", "order_c1"), hidden_size=8), vocabulary)
@@ -64,7 +67,7 @@ def test_every_profile_is_scored_once_by_the_model_in_service(snapshot_root):
     result = _materialize(snapshot_root)
     assert result.success
     predictions = snapshot_root.read_partition(PREDICTIONS, DAY)
-    histories = snapshot_root.read_partition(HISTORIES, DAY)
+    histories = read_snapshot(snapshot_root, DAY)
     assert predictions.num_rows == histories.num_rows
     assert set(predictions.column("model_version").to_pylist()) == {"v-serving"}
     assert predictions.column_names == ["profile_id", "snapshot_date", "model_version", "p_order_any", "p_order_c1"]
@@ -76,7 +79,7 @@ def test_every_profile_is_scored_once_by_the_model_in_service(snapshot_root):
 def test_batch_and_per_row_scores_are_identical(snapshot_root):
     _serve_a_model(snapshot_root)
     model = ModelStore(snapshot_root).load("v-serving")
-    histories = snapshot_root.read_partition(HISTORIES, DAY).slice(0, 60)
+    histories = read_snapshot(snapshot_root, DAY).slice(0, 60)
     batched = score_table(model, histories, batch_size=32)
     one_by_one = np.concatenate([score_table(model, histories.slice(i, 1)) for i in range(histories.num_rows)])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
@@ -85,8 +88,8 @@ def test_batch_and_per_row_scores_are_identical(snapshot_root):
 def test_spark_scores_exactly_as_the_in_process_path(snapshot_root, spark):
     _serve_a_model(snapshot_root)
     model = ModelStore(snapshot_root).load("v-serving")
-    expected = predictions_table(model, snapshot_root.read_partition(HISTORIES, DAY), DAY).sort_by("profile_id")
-    histories = spark.read.parquet(*SparkStorage(snapshot_root).input_paths(HISTORIES, [DAY])).repartition(3)
+    expected = predictions_table(model, read_snapshot(snapshot_root, DAY), DAY).sort_by("profile_id")
+    histories = snapshot_frame(spark, SparkStorage(snapshot_root), DAY).repartition(3)
     scored = score_with_spark(histories, snapshot_root.uri, "v-serving", DAY, batch_size=64).toArrow().sort_by("profile_id")
     assert scored.num_rows == expected.num_rows > 100
     assert scored.column("profile_id").equals(expected.column("profile_id"))
@@ -98,10 +101,10 @@ def test_spark_scores_exactly_as_the_in_process_path(snapshot_root, spark):
 def test_empty_and_unseen_histories_still_get_a_score(snapshot_root):
     _serve_a_model(snapshot_root)
     model = ModelStore(snapshot_root).load("v-serving")
-    row = snapshot_root.read_partition(HISTORIES, DAY).slice(0, 1).to_pylist()[0]
+    row = read_snapshot(snapshot_root, DAY).slice(0, 1).to_pylist()[0]
     empty = {**row, **{k: [] for k, v in row.items() if isinstance(v, list) and k != "days"}, "length": 0}
     unseen = {**row, "article_id": ["never-seen"] * len(row["article_id"]), "brand_id": ["nope"] * len(row["brand_id"])}
-    table = pa.Table.from_pylist([empty, unseen], schema=snapshot_root.read_partition(HISTORIES, DAY).schema)
+    table = pa.Table.from_pylist([empty, unseen], schema=read_snapshot(snapshot_root, DAY).schema)
     scores = score_table(model, table)
     assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
 

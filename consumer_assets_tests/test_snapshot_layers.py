@@ -7,7 +7,7 @@ import pytest
 from consumer_assets.datasets import HISTORIES, RAW_EVENTS
 from consumer_assets.features.build import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig, histories_from_scratch
-from consumer_assets.features.snapshots import iter_snapshot_batches, layers_of, read_snapshot
+from consumer_assets.features.snapshots import Layer, iter_snapshot_batches, layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageError, StorageRoot
@@ -36,6 +36,17 @@ def _by_profile(rows: list[dict]) -> list[dict]:
 
 def _build_days(spark, bridge: SparkStorage, days: list[date], compaction: Compaction) -> list[str]:
     return [build_snapshot(spark, bridge, day, CONFIG, files=1, compaction=compaction).mode for day in days]
+
+
+def test_a_day_is_written_in_full_once_the_layers_reach_the_share_or_the_count():
+    base = Layer(START, ("base.parquet",), 100)
+    changes = [Layer(START + timedelta(days=k), (f"{k}.parquet",), 45) for k in (1, 2, 3)]
+    by_share = Compaction(max_change_share=1.0, max_layers=8)
+    assert by_share.why_full([base]) is None
+    assert by_share.why_full([base, *changes[:2]]) is None  # 90 < 100
+    assert "reached 1 x its 100 rows" in by_share.why_full([base, *changes])  # 135 >= 100
+    assert "already has 3 layers" in Compaction(max_change_share=10.0, max_layers=3).why_full([base, *changes[:2]])
+    assert Compaction(max_change_share=0).why_full([base]) is not None
 
 
 def test_every_day_of_a_layered_chain_equals_the_snapshot_from_scratch(spark, tmp_path):

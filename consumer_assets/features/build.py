@@ -65,7 +65,8 @@ def snapshot_frame(spark: SparkSession, bridge: SparkStorage, day: date, columns
     """The snapshot of ``day`` as a DataFrame, its layers merged (see :mod:`consumer_assets.features.snapshots`)."""
     manifest = bridge.root.manifest(HISTORIES, day)
     layers = layers_of(manifest, day)
-    return _merged(spark, bridge, day, layers, in_window_seconds(manifest), columns)
+    window_s = in_window_seconds(manifest) if len(layers) > 1 else float("inf")  # a snapshot in full needs no merging
+    return _merged(spark, bridge, day, layers, window_s, columns)
 
 
 def _merged(spark: SparkSession, bridge: SparkStorage, day: date, layers: list[Layer], window_s: float, columns: list[str] | None) -> DataFrame:

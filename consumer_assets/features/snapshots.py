@@ -32,7 +32,6 @@ from consumer_assets.datasets import HISTORIES
 from consumer_assets.storage import LAYERS, Manifest, StorageRoot
 
 READER = f"{__name__}.read_snapshot"
-CLOCK_COLUMNS = ("snapshot_date", "dt_cutoff_s", "recency_s")
 SECONDS_PER_DAY = 86_400
 
 

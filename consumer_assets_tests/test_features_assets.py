@@ -1,5 +1,6 @@
 """daily_histories and order_labels as Dagster assets, on a folder and on S3 (staged through local Spark)."""
 
+import shutil
 from datetime import date, timedelta
 
 import boto3
@@ -38,14 +39,30 @@ def _run(assets, resources, day: date) -> dg.ExecuteInProcessResult:
     return dg.materialize(assets, resources=resources, partition_key=day.isoformat(), raise_on_error=False)
 
 
+@pytest.fixture(scope="module")
+def built_folder_pipeline(tmp_path_factory) -> dict:
+    """The folder pipeline, once per module: (a pristine copy of its root, its run results), filled by the first test."""
+    return {"copy": str(tmp_path_factory.mktemp("pipeline") / "root")}
+
+
 @pytest.fixture
-def pipeline(root, root_uri, spark, tmp_path):
-    """Five simulated days ingested and turned into snapshots, on the parametrised root."""
-    simulate_to_landing(root, START, DAYS, SimulationConfig(profiles=400, seed=3))
+def pipeline(root, root_uri, spark, tmp_path, built_folder_pipeline):
+    """Five simulated days ingested and turned into snapshots, on the parametrised root.
+
+    Tests add to the root, so each gets its own: on a folder a copy of the one built
+    for the module, on S3 a fresh build in its own bucket.
+    """
     resources = _resources(*root_uri, str(tmp_path))
+    if not root.is_s3 and "results" in built_folder_pipeline:
+        shutil.copytree(built_folder_pipeline["copy"], root.base)
+        return resources, built_folder_pipeline["results"]
+    simulate_to_landing(root, START, DAYS, SimulationConfig(profiles=400, seed=3))
     results = []
     for k in range(DAYS):
         results.append(_run([*ingest_assets, *ingest_checks, feature_assets[0], *feature_checks[:2]], resources, START + timedelta(days=k)))
+    if not root.is_s3:
+        shutil.copytree(root.base, built_folder_pipeline["copy"])
+        built_folder_pipeline["results"] = results
     return resources, results
 
 

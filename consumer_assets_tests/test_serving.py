@@ -1,5 +1,6 @@
 """batch_predictions: scores from the model in service, the same whichever way they are computed."""
 
+import shutil
 from datetime import date, timedelta
 
 import dagster as dg
@@ -26,15 +27,22 @@ from consumer_assets.storage import StorageRoot
 DAY = date(2026, 10, 3)
 
 
-@pytest.fixture
-def snapshot_root(spark, tmp_path) -> StorageRoot:
-    root = StorageRoot(str(tmp_path / "root"))
+@pytest.fixture(scope="module")
+def layered_snapshot(spark, tmp_path_factory) -> str:
     """Snapshot DAY stored as a base and two layers of changes, so scoring reads through the layers."""
+    folder = str(tmp_path_factory.mktemp("layered") / "root")
+    root = StorageRoot(folder)
     for day in ShopSimulator(SimulationConfig(profiles=1500, seed=4)).simulate(DAY - timedelta(days=2), 3):
         root.write_partition(RAW_EVENTS, day.day, day.events)
         build_snapshot(spark, SparkStorage(root), day.day, HistoryConfig(window_days=3, max_events=30), files=2, compaction=Compaction(max_change_share=10.0))
     assert len(layers_of(root.manifest(HISTORIES, DAY), DAY)) == 3
-    return root
+    return folder
+
+
+@pytest.fixture
+def snapshot_root(layered_snapshot, tmp_path) -> StorageRoot:
+    """A test's own copy of the layered snapshot: tests serve models and write predictions into it."""
+    return StorageRoot(shutil.copytree(layered_snapshot, str(tmp_path / "root")))
 
 
 def _save_model(root: StorageRoot, version: str, seed: int = 0) -> None:

@@ -9,6 +9,7 @@ from consumer_assets.features.build import Compaction, build_snapshot, snapshot_
 from consumer_assets.features.histories import HistoryConfig, histories_from_scratch
 from consumer_assets.features.snapshots import Layer, iter_snapshot_batches, layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage
+from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageError, StorageRoot
 
@@ -53,10 +54,12 @@ def test_every_day_of_a_layered_chain_equals_the_snapshot_from_scratch(spark, tm
     root = StorageRoot(str(tmp_path))
     bridge = SparkStorage(root)
     days = _land(root, 8)
+    root.write_partition(RAW_EVENTS, days[3], EVENT_SCHEMA.empty_table())  # a quiet day: no event, nothing leaves the window yet
     modes = _build_days(spark, bridge, days, Compaction(max_change_share=3.0, max_layers=4))
 
     assert modes[0] == "from_scratch"
     assert "compacted" in modes and modes.count("incremental") >= 4
+    assert layers_of(root.manifest(HISTORIES, days[3]), days[3])[-1].rows == 0
     assert max(len(layers_of(root.manifest(HISTORIES, d), d)) for d in days) == 4
     for day in days:
         expected = _from_scratch(spark, bridge, day)

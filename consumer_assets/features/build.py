@@ -70,22 +70,24 @@ def snapshot_frame(spark: SparkSession, bridge: SparkStorage, day: date, columns
 
 
 def _merged(spark: SparkSession, bridge: SparkStorage, day: date, layers: list[Layer], window_s: float, columns: list[str] | None) -> DataFrame:
+    """``layers`` (files below the partition folder of ``day``) merged into the snapshot of ``day``."""
     prefix = bridge.root.partition_key(HISTORIES, day)
+    layers = [layer for layer in layers if layer.files]  # a day on which nothing changed may have written no file
     frames = [spark.read.parquet(*bridge.spark_paths([bridge.root.path(prefix, name) for name in layer.files])) for layer in layers]
     wanted = columns or frames[0].columns
     if len(layers) == 1 and layers[0].day == day:
         return frames[0].select(*wanted)
     needed = list(dict.fromkeys([*wanted, "profile_id", "recency_s"]))
     rows = reduce(DataFrame.unionByName, [frame.select(*needed, F.lit(i).alias("layer")) for i, frame in enumerate(frames)])
-    newest = (
-        reduce(DataFrame.unionByName, [frame.select("profile_id", F.lit(i).alias("layer")) for i, frame in enumerate(frames) if i > 0])
-        .groupBy("profile_id")
-        .agg(F.max("layer").alias("newest_layer"))
-    )
+    if len(frames) > 1:
+        newest = (
+            reduce(DataFrame.unionByName, [frame.select("profile_id", F.lit(i).alias("layer")) for i, frame in enumerate(frames) if i > 0])
+            .groupBy("profile_id")
+            .agg(F.max("layer").alias("newest_layer"))
+        )
+        rows = rows.join(F.broadcast(newest), "profile_id", "left").where(F.col("newest_layer").isNull() | (F.col("layer") == F.col("newest_layer")))
     shift = F.element_at(F.array(*[F.lit(clock_shift_seconds(layer.day, day)) for layer in layers]), F.col("layer") + 1)
-    current = rows.join(F.broadcast(newest), "profile_id", "left").where(
-        (F.col("newest_layer").isNull() | (F.col("layer") == F.col("newest_layer"))) & (F.col("recency_s") + shift <= F.lit(window_s))
-    )
+    current = rows.where(F.col("recency_s") + shift <= F.lit(window_s))
     return with_clock_moved(current, shift, day).select(*wanted)
 
 

@@ -113,6 +113,7 @@ def test_rows_for_training_read_across_scratch_and_incremental_snapshots(pipelin
     assert 0.6 * expected < table.num_rows == len(y) < expected  # the train share of both days
 
 
+@FOLDER_ONLY
 def test_labels_refuse_to_materialise_before_the_window_has_landed(pipeline, root: StorageRoot):
     resources, _ = pipeline
     day = START + timedelta(days=DAYS - 2)  # D+1 exists, D+2 and D+3 do not

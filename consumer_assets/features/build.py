@@ -20,7 +20,7 @@ from consumer_assets.features.histories import (
     with_clock_moved,
 )
 from consumer_assets.features.labels import label_days, largest_categories, order_labels
-from consumer_assets.features.snapshots import READER, SECONDS_PER_DAY, Layer, clock_shift_seconds, in_window_seconds, layers_of
+from consumer_assets.features.snapshots import READER, Layer, clock_shift_seconds, in_window_seconds, layers_of
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.storage import LAYERS, Manifest
@@ -65,7 +65,7 @@ def snapshot_frame(spark: SparkSession, bridge: SparkStorage, day: date, columns
     """The snapshot of ``day`` as a DataFrame, its layers merged (see :mod:`consumer_assets.features.snapshots`)."""
     manifest = bridge.root.manifest(HISTORIES, day)
     layers = layers_of(manifest, day)
-    window_s = in_window_seconds(manifest) if len(layers) > 1 else float("inf")  # a snapshot in full needs no merging
+    window_s = in_window_seconds(manifest.properties["window_days"]) if len(layers) > 1 else float("inf")  # a snapshot in full needs no merging
     return _merged(spark, bridge, day, layers, window_s, columns)
 
 
@@ -124,8 +124,7 @@ def build_snapshot(
     carried = [name for layer in layers for name in layer.files]
     root.copy_partition_files(HISTORIES, previous, carried, day)
     stacked = [*layers, Layer(day, tuple(names), rows)]
-    window_s = float(config.window_days * SECONDS_PER_DAY)
-    profiles = _merged(spark, bridge, day, stacked, window_s, ["profile_id"]).count()
+    profiles = _merged(spark, bridge, day, stacked, in_window_seconds(config.window_days), ["profile_id"]).count()
     log.info("%s: %d changed profiles written as layer %d on the base of %s", day, rows, len(stacked) - 1, stacked[0].day)
     properties = {"mode": "incremental", **shape, LAYERS: [layer.to_json() for layer in stacked], "reader": READER}
     manifest = root.commit_partition(HISTORIES, day, [*carried, *names], profiles, properties)

@@ -58,9 +58,9 @@ def clock_shift_seconds(layer_day: date, day: date) -> float:
     return float((day - layer_day).days * SECONDS_PER_DAY)
 
 
-def in_window_seconds(manifest: Manifest) -> float:
+def in_window_seconds(window_days: int) -> float:
     """A profile stays while its last event is at most this long before the cut-off."""
-    return float(manifest.properties["window_days"] * SECONDS_PER_DAY)
+    return float(window_days * SECONDS_PER_DAY)
 
 
 def iter_snapshot_batches(root: StorageRoot, day: date, batch_rows: int = 65_536, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
@@ -70,7 +70,7 @@ def iter_snapshot_batches(root: StorageRoot, day: date, batch_rows: int = 65_536
         yield from root.iter_partition_batches(HISTORIES, day, batch_rows, columns)
         return
     prefix = root.partition_key(HISTORIES, day)
-    window_s = in_window_seconds(manifest)
+    window_s = in_window_seconds(manifest.properties["window_days"])
     wanted = columns or pq.read_schema(root.path(prefix, manifest.files[0]), filesystem=root.fs).names
     needed = list(dict.fromkeys([*wanted, "profile_id", "recency_s"]))
     superseded = pa.array([], pa.string())

@@ -228,8 +228,11 @@ class StorageRoot:
 
     def partition_files(self, dataset: str, day: date | str) -> list[str]:
         """Filesystem paths of the files that make up a committed partition."""
+        return self._paths(dataset, day, self.manifest(dataset, day))
+
+    def _paths(self, dataset: str, day: date | str, manifest: Manifest) -> list[str]:
         prefix = self.partition_key(dataset, day)
-        return [self.path(prefix, name) for name in self.manifest(dataset, day).files]
+        return [self.path(prefix, name) for name in manifest.files]
 
     def write_partition(
         self,
@@ -315,8 +318,7 @@ class StorageRoot:
                 f"{dataset} {partition_dir(day)} under {self.uri} is stored in layers whose rows supersede each other: "
                 f"read it with {manifest.properties.get('reader', 'the reader that wrote it')}"
             )
-        prefix = self.partition_key(dataset, day)
-        return [self.path(prefix, name) for name in manifest.files]
+        return self._paths(dataset, day, manifest)
 
     def read_partition(self, dataset: str, day: date | str, columns: list[str] | None = None) -> pa.Table:
         paths = self._plain_files(dataset, day)

@@ -32,7 +32,7 @@ from consumer_assets.storage import StorageRoot
 from consumer_assets.training.run import plan_training, train_candidate
 from consumer_assets.training.train import TrainConfig
 from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
-from consumer_assets.validation.metrics import summarise
+from consumer_assets.metrics import summarise
 
 HORIZON = 7
 START = date(2026, 10, 1)

@@ -30,7 +30,7 @@ from consumer_assets.model.store import ModelStore
 from consumer_assets.resources import AlertResource, LandingSensorResource
 from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig, land_day, true_probabilities
 from consumer_assets.validation.evaluate import labelled_rows
-from consumer_assets.validation.metrics import summarise
+from consumer_assets.metrics import summarise
 
 log = logging.getLogger("consumer_assets.demo")
 

@@ -15,6 +15,8 @@ from pyspark.sql import SparkSession
 from consumer_assets.automation.alerts import EmailNotifier, WebhookNotifier
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.storage import StorageRoot
+from consumer_assets.training.batches import HELD_OUT_DAYS
+from consumer_assets.training.train import TrainConfig
 from consumer_assets.validation.gate import GateConfig
 
 DEFAULT_ROOT = ".data"
@@ -104,11 +106,12 @@ class FeatureResource(dg.ConfigurableResource):
 class TrainingResource(dg.ConfigurableResource):
     """How trained_lstm trains; the defaults train a useful model on the simulator in minutes on CPU."""
 
-    max_training_days: int = Field(default=14, description="Matured snapshots used for training (the latest two validate and test).")
+    max_training_days: int = Field(default=14, description="Matured snapshots used for training, all earlier than the held-out days.")
+    held_out_days: int = Field(default=HELD_OUT_DAYS, description="The latest matured snapshots, pooled, whose validation and test profiles judge the model.")
     hidden_size: int = Field(default=64, description="LSTM hidden size (one layer).")
     max_epochs: int = Field(default=8, description="Upper bound on epochs; early stopping usually ends sooner.")
     patience: int = Field(default=2, description="Epochs without a better validation log-loss before stopping.")
-    learning_rate: float = Field(default=2e-3, description="AdamW learning rate.")
+    learning_rate: float = Field(default=TrainConfig.learning_rate, description="AdamW learning rate.")
     batch_size: int = Field(default=128, description="Sequences per batch (length-bucketed).")
     max_articles: int = Field(default=5_000, description="Articles with an embedding of their own; rarer ones share the OOV row.")
     min_id_count: int = Field(default=5, description="An id needs this many events in the training data to get an embedding.")
@@ -125,10 +128,12 @@ class GateResource(dg.ConfigurableResource):
     min_log_likelihood_gain: float = Field(default=GateConfig.min_log_likelihood_gain, description="Mean log-likelihood must beat the base-rate predictor's by this much per row.")
     max_auc_drop: float = Field(default=GateConfig.max_auc_drop, description="Largest tolerated AUC drop against the model in service (absolute).")
     max_relative_auc_drop: float = Field(default=GateConfig.max_relative_auc_drop, description="Largest tolerated AUC drop against the model in service (share of its AUC).")
-    baseline_tolerance: float = Field(default=GateConfig.baseline_tolerance, description="Tolerated AUC shortfall against the logistic-regression baseline.")
+    baseline_tolerance: float = Field(default=GateConfig.baseline_tolerance, description="Tolerated AUC shortfall against the strongest baseline.")
     confidence: float = Field(default=GateConfig.confidence, description="Share of paired bootstrap resamples that must show a shortfall to refuse a candidate.")
+    min_positives: int = Field(default=GateConfig.min_positives, description="Fewer test positives (or negatives) than this: 'too little data to judge', and nothing is promoted.")
     min_slice_positives: int = Field(default=GateConfig.min_slice_positives, description="Slices with fewer positives are listed as too small to judge.")
-    max_calibration_error: float = Field(default=GateConfig.max_calibration_error, description="Largest tolerated expected calibration error.")
+    max_calibration_error: float = Field(default=GateConfig.max_calibration_error, description="Refuse when the expected calibration error's whole 95 % interval lies above this.")
+    max_rate_ratio: float = Field(default=GateConfig.max_rate_ratio, description="Refuse when observed/predicted order rate lies wholly outside [1/ratio, ratio] (95 % interval).")
     min_prediction_std: float = Field(default=GateConfig.min_prediction_std, description="Predictions with a smaller spread count as constant.")
     max_smoke_latency_s: float = Field(default=GateConfig.max_smoke_latency_s, description="Seconds a fresh process may take to load the model and score 1,000 profiles.")
 

@@ -8,9 +8,11 @@ import pyarrow as pa
 import pytest
 import torch
 
+from consumer_assets.model.calibration import fit_platt
 from consumer_assets.model.encoding import OOV, PAD, PROFILE, Vocabulary, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
+from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.train import TrainConfig, train, warm_start
 
@@ -163,10 +165,48 @@ def _toy_batches(seed: int, rows: int = 256):
 def test_training_is_deterministic_on_cpu_and_learns_from_the_sequence():
     train_batches, validation = _toy_batches(1, 512), _toy_batches(2)
     config = TrainConfig(max_epochs=6, patience=6, learning_rate=1e-2, seed=7, device="cpu")
-    rates = np.array([0.25, 0.25])
-    first = train(train_batches, validation, rates, CONFIG, VOCAB, config, log=lambda _: None)
-    second = train(train_batches, validation, rates, CONFIG, VOCAB, config, log=lambda _: None)
+    first = train(train_batches, validation, CONFIG, VOCAB, config, log=lambda _: None)
+    second = train(train_batches, validation, CONFIG, VOCAB, config, log=lambda _: None)
     for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values()):
         assert torch.equal(a, b)
     assert first.history[-1]["validation_auc"] > 0.9
     assert first.initialisation == "cold start: no model in service"
+    # Calibration is fitted on the validation rows: at the maximum-likelihood fit the mean prediction equals the observed rate.
+    figures = first.calibration_figures
+    assert figures["fitted_on_rows"] == 256
+    assert figures["mean_prediction_after"] == pytest.approx(figures["observed_rate"], abs=1e-4)
+    assert figures["log_likelihood_after"] >= figures["log_likelihood_before"] - 1e-9
+    assert first.network.calibration_scale.tolist() == pytest.approx(list(first.calibration.scale))
+
+
+def test_platt_scaling_recovers_a_known_distortion():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, (40_000, 2))
+    truth = 1 / (1 + np.exp(-(0.5 * logits - 1.0)))  # the model is over-confident and too high
+    labels = (rng.random(truth.shape) < truth).astype(float)
+    labels[:, 1] = 0.0  # a target without positives keeps the identity
+    scaling = fit_platt(logits, labels)
+    assert scaling.scale[0] == pytest.approx(0.5, abs=0.03) and scaling.bias[0] == pytest.approx(-1.0, abs=0.04)
+    assert (scaling.scale[1], scaling.bias[1]) == (1.0, 0.0)
+    with pytest.raises(ValueError, match="must both be"):
+        fit_platt(logits[:, 0], labels[:, 0])
+
+
+def test_calibration_is_stored_with_the_weights_and_applied_when_scoring(tmp_path):
+    store = ModelStore(StorageRoot(str(tmp_path)))
+    network = _network(seed=4)
+    table = _histories([5, 1, 12, 7])
+    batch = encode(table, VOCAB, 10)
+    identity = network.predict_proba(batch)
+    with torch.no_grad():
+        network.calibration_scale.copy_(torch.tensor([0.5, 2.0]))
+        network.calibration_bias.copy_(torch.tensor([-1.0, 0.3]))
+    calibrated = network.predict_proba(batch)
+    logits = network(batch.categorical, batch.continuous, batch.profile, batch.lengths)
+    assert torch.allclose(calibrated, torch.sigmoid(logits * torch.tensor([0.5, 2.0]) + torch.tensor([-1.0, 0.3])))
+    assert not torch.allclose(calibrated, identity)
+    store.save_candidate("v1", network, VOCAB, {})
+    loaded = store.load("v1")
+    assert loaded.network.calibration_scale.tolist() == [0.5, 2.0]
+    # The path every scorer takes (evaluation, smoke test, batch, Spark) gives the calibrated scores.
+    assert np.allclose(score_table(loaded, table), calibrated.detach().numpy(), atol=1e-6)

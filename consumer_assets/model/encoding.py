@@ -18,7 +18,9 @@ import torch
 
 PAD, OOV = "<pad>", "<oov>"
 CATEGORICAL = ("event_type", "article_id", "category_id", "brand_id")
-CONTINUOUS = ("log_dt_prev", "log_dt_cutoff", "log_price", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
+# What the LSTM reads at each step describes the event alone (never the moment of
+# prediction), so the state after a profile's last event can be carried forward.
+CONTINUOUS = ("log_dt_prev", "log_price", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
 PROFILE = (
     "window_events",
     "window_view",
@@ -146,7 +148,6 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
     features = np.stack(
         [
             np.log1p(np.maximum(numbers("dt_prev_s"), 0)) / 10,
-            np.log1p(np.maximum(numbers("dt_cutoff_s"), 0)) / 10,
             np.log1p(np.maximum(numbers("price"), 0)) / 5,
             np.sin(hour),
             np.cos(hour),

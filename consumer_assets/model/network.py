@@ -1,9 +1,18 @@
-"""The network: embeddings and a few continuous inputs per event, ONE LSTM layer, a sigmoid head per target.
+"""The network: embeddings and a few continuous inputs per event, ONE LSTM layer, a head per target.
 
-The head also sees a handful of log-scaled window totals of the profile (counts
-per event type, spend, active days, recency). They are exact where the sequence
-is cut at L events, and they let the LSTM spend its state on what counts cannot
-tell: order and timing.
+What the LSTM reads at each step describes that event alone: its type and ids,
+the gap since the previous event, its price and time of day. Nothing depends on
+the moment of prediction, so the state after a profile's last event can be carried
+forward (one step per new event) and the score after every prefix of a history is
+one pass. The moment of prediction enters only at the head, as the time since the
+last event (``recency_s``) beside a handful of log-scaled window totals (counts per
+event type, spend, active days). The head is a small MLP, so that how much the state
+counts can depend on how long ago it was last updated.
+
+Probabilities are calibrated by a step of their own: Platt scaling of each target's
+logit (a scale and a bias), fitted on validation profiles after training and stored
+with the weights, so every path that scores (evaluation, smoke test, batch, Spark)
+applies the same calibration by calling ``predict_proba``.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, EncodedBatch, Vocabulary
+
+
+ARCHITECTURE = "consumer_lstm/2"  # /2: per-step inputs free of the cut-off, MLP head, calibration buffers
 
 
 @dataclass(frozen=True)
@@ -33,14 +45,16 @@ class ModelConfig:
     id_dropout: float = 0.5  # share of article and brand ids replaced by the OOV id while training
     max_length: int = 100
 
+    head_size: int = 32
+
     def to_json(self) -> dict:
-        return {"architecture": "consumer_lstm/1", **asdict(self), "targets": list(self.targets)}
+        return {"architecture": ARCHITECTURE, **asdict(self), "targets": list(self.targets)}
 
     @classmethod
     def from_json(cls, data: dict) -> ModelConfig:
-        if data.get("architecture") != "consumer_lstm/1":
-            raise ValueError(f"unknown architecture {data.get('architecture')!r}; this code reads consumer_lstm/1")
-        known = {k: data[k] for k in ("hidden_size", "embedding_dims", "dropout", "id_dropout", "max_length") if k in data}
+        if data.get("architecture") != ARCHITECTURE:
+            raise ValueError(f"unknown architecture {data.get('architecture')!r}; this code reads {ARCHITECTURE}")
+        known = {k: data[k] for k in ("hidden_size", "embedding_dims", "dropout", "id_dropout", "max_length", "head_size") if k in data}
         return cls(targets=tuple(data["targets"]), **known)
 
 
@@ -60,17 +74,22 @@ class ConsumerLSTM(nn.Module):
         inputs = sum(config.embedding_dims[name] for name in CATEGORICAL) + len(CONTINUOUS)
         self.lstm = nn.LSTM(inputs, config.hidden_size, num_layers=1, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden_size + len(PROFILE), len(config.targets))
+        self.head = nn.Sequential(
+            nn.Linear(config.hidden_size + len(PROFILE), config.head_size), nn.ReLU(), nn.Linear(config.head_size, len(config.targets))
+        )
         # Standardisation of the profile features, fitted on the training data and stored with the weights.
         self.register_buffer("profile_mean", torch.zeros(len(PROFILE)))
         self.register_buffer("profile_std", torch.ones(len(PROFILE)))
+        # Platt scaling per target, fitted on validation profiles; identity until fitted.
+        self.register_buffer("calibration_scale", torch.ones(len(config.targets)))
+        self.register_buffer("calibration_bias", torch.zeros(len(config.targets)))
 
     @classmethod
     def for_vocabulary(cls, config: ModelConfig, vocabulary: Vocabulary) -> ConsumerLSTM:
         return cls(config, vocabulary.sizes())
 
     def forward(self, categorical: torch.Tensor, continuous: torch.Tensor, profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Logits, (batch, targets). Padding after ``lengths`` never reaches the LSTM (packed sequences)."""
+        """Uncalibrated logits, (batch, targets): what training optimises. Padding never reaches the LSTM (packed sequences)."""
         if self.training and self.config.id_dropout > 0:
             categorical = self._drop_ids(categorical)
         embedded = [self.embeddings[name](categorical[..., k]) for k, name in enumerate(CATEGORICAL)]
@@ -95,6 +114,9 @@ class ConsumerLSTM(nn.Module):
             self.profile_mean.copy_(profile.mean(dim=0))
             self.profile_std.copy_(profile.std(dim=0).clamp_min(1e-3))
 
+    def calibrate(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.float() * self.calibration_scale + self.calibration_bias
+
     def predict_proba(self, batch: EncodedBatch) -> torch.Tensor:
-        """Probabilities, (batch, targets), for an encoded batch on the network's device."""
-        return torch.sigmoid(self.forward(batch.categorical, batch.continuous, batch.profile, batch.lengths).float())
+        """Calibrated probabilities, (batch, targets), for an encoded batch on the network's device."""
+        return torch.sigmoid(self.calibrate(self.forward(batch.categorical, batch.continuous, batch.profile, batch.lengths)))

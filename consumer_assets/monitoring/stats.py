@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, mean, merge, psi
-from consumer_assets.validation.metrics import auc, calibration_table, mean_log_likelihood, top_decile_lift
+from consumer_assets.metrics import auc, calibration_table, mean_log_likelihood, top_decile_lift
 
 
 def _fine(start: float, stop: float, bins: int) -> list[float]:

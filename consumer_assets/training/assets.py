@@ -49,7 +49,7 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
     """
     day = date.fromisoformat(context.partition_key)
     root = storage.open()
-    model_config = ModelConfig(hidden_size=training.hidden_size)
+    model_config = ModelConfig(hidden_size=training.hidden_size, max_length=features.max_events)
     train_config = TrainConfig(
         max_epochs=training.max_epochs,
         patience=training.patience,
@@ -60,18 +60,22 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
     )
     limits = VocabularyLimits(max_articles=training.max_articles, min_count=training.min_id_count)
     try:
-        plan = plan_training(root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.batch_size)
+        plan = plan_training(
+            root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.batch_size, training.held_out_days
+        )
     except NotEnoughDataError as exc:
         raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})") from exc
     candidate = train_candidate(root, plan, candidate_version(day, context.run_id), training.warm_start, context.log.info)
-    context.log.info(f"evaluating {candidate.version} on the test profiles of {plan.split.test_day} beside the baselines and the model in service")
-    evaluation = evaluate_candidate(root, candidate.version, plan.split.train_days, plan.split.test_day)
+    held_out = f"{plan.split.held_out_days[0]}..{plan.split.held_out_days[-1]}"
+    context.log.info(f"evaluating {candidate.version} on the test profiles of {held_out} beside the baselines and the model in service")
+    evaluation = evaluate_candidate(root, candidate.version, plan.split)
     store = ModelStore(root)
     store.write_json(candidate.version, "evaluation.json", evaluation)
     store.record_partition(context.partition_key, candidate.version, context.run_id)
     result = candidate.result
     primary = plan.targets[0]
     best = result.history[result.best_epoch - 1]
+    m = evaluation["candidate"][primary]
     return dg.MaterializeResult(
         metadata={
             "version": candidate.version,
@@ -80,15 +84,19 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
             "epochs": len(result.history),
             "best_epoch": result.best_epoch,
             "validation_auc": best["validation_auc"],
-            "test_auc": evaluation["candidate"][primary]["auc"],
-            "test_auc_logistic_regression": evaluation["baselines"]["logistic_regression"]["auc"],
-            "test_auc_random_forest": evaluation["baselines"]["random_forest"]["auc"],
+            "test_rows": m["rows"],
+            "test_positives": m["positives"],
+            "test_auc": m["auc"],
+            "test_auc_95_interval": f"{m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}",
+            **{f"test_auc_{name}": b["auc"] for name, b in evaluation["baselines"].items()},
+            "test_mean_prediction": m["mean_prediction"],
+            "test_observed_rate": m["observed_rate"],
             "validation_log_loss": best["validation_log_loss"],
+            "calibration": dg.MetadataValue.json(result.calibration_figures),
             "sequences_per_second": result.sequences_per_second,
             "training_seconds": result.seconds,
             "train_days": f"{plan.split.train_days[0]}..{plan.split.train_days[-1]}",
-            "validation_day": str(plan.split.validation_day),
-            "test_day": str(plan.split.test_day),
+            "held_out_days": held_out,
             "targets": dg.MetadataValue.json(list(plan.targets)),
             "vocabulary_sizes": count_table(candidate.vocabulary.sizes(), "field", "tokens"),
             "training_curves": figure_markdown(training_curves(result.history), "training curves"),

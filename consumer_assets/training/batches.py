@@ -1,11 +1,16 @@
 """Which snapshots train, validate and test a model, and batches streamed from their Parquet.
 
-Profiles fall into fixed hash buckets: 10 % test, 10 % validation, the rest train.
-Test data is independent twice over: its profiles never train, and its snapshot is
-later than every training snapshot. Validation (early stopping) is the same: its
-own profiles, on a snapshot later than the training ones. Held-out profiles matter:
-the same profile appears in many daily snapshots, and a network that memorises it
-would look good on a later snapshot of the very profiles it trained on.
+Profiles fall into fixed hash buckets: 20 % test, 20 % validation, the rest train.
+Test data is independent twice over: its profiles never train, and its snapshot
+days are later than every training day. Validation (early stopping, calibration)
+likewise: its own profiles, on the same later days as the test. Held-out profiles
+matter: the same profile appears in many daily snapshots, and a network that
+memorises it would look good on a later snapshot of the very profiles it trained on.
+
+Validation and test pool the last few matured days (``held_out_days``, default 3),
+so that a verdict rests on several hundred positives rather than one day's few
+dozen; the bootstrap resamples profiles, not rows, because one profile gives a row
+on each pooled day.
 
 Batches stream from the partitions chunk by chunk, so memory is bounded by the
 chunk, not the data. Within a chunk, rows are sorted by length and cut into
@@ -28,8 +33,9 @@ from consumer_assets.model.encoding import HISTORY_COLUMNS, EncodedBatch, Vocabu
 from consumer_assets.datasets import HISTORIES, LABELS
 from consumer_assets.storage import StorageRoot
 
-TEST_PERCENT = 10
-VALIDATION_PERCENT = 10
+TEST_PERCENT = 20
+VALIDATION_PERCENT = 20
+HELD_OUT_DAYS = 3
 ROLES = ("train", "validation", "test")
 
 
@@ -45,23 +51,29 @@ def profile_roles(profile_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SnapshotSplit:
+    """Training days, and the later days whose validation and test profiles are held out."""
+
     train_days: tuple[date, ...]
-    validation_day: date
-    test_day: date
+    held_out_days: tuple[date, ...]
 
     def to_json(self) -> dict:
-        return {"train_days": [d.isoformat() for d in self.train_days], "validation_day": self.validation_day.isoformat(), "test_day": self.test_day.isoformat()}
+        return {"train_days": [d.isoformat() for d in self.train_days], "held_out_days": [d.isoformat() for d in self.held_out_days]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SnapshotSplit:
+        return cls(tuple(map(date.fromisoformat, data["train_days"])), tuple(map(date.fromisoformat, data["held_out_days"])))
 
 
-def plan_split(labelled_days: list[date], max_training_days: int) -> SnapshotSplit:
-    """Latest labelled snapshot tests; the one before validates; up to ``max_training_days`` before that train."""
+def plan_split(labelled_days: list[date], max_training_days: int, held_out_days: int = HELD_OUT_DAYS) -> SnapshotSplit:
+    """The latest ``held_out_days`` labelled snapshots validate and test; up to ``max_training_days`` before them train."""
     days = sorted(labelled_days)
-    if len(days) < 3:
+    if len(days) < held_out_days + 1:
         raise NotEnoughDataError(
-            f"Training needs at least 3 matured snapshots (train, validation, test); found {len(days)}: "
-            f"{', '.join(map(str, days)) or 'none'}. Materialise daily_histories and order_labels for more days."
+            f"Training needs at least {held_out_days + 1} matured snapshots ({held_out_days} held out for validation and test, "
+            f"one or more earlier to train on); found {len(days)}: {', '.join(map(str, days)) or 'none'}. "
+            "Materialise daily_histories and order_labels for more days."
         )
-    return SnapshotSplit(train_days=tuple(days[:-2][-max_training_days:]), validation_day=days[-2], test_day=days[-1])
+    return SnapshotSplit(train_days=tuple(days[:-held_out_days][-max_training_days:]), held_out_days=tuple(days[-held_out_days:]))
 
 
 def matured_days(root: StorageRoot, until: date) -> list[date]:
@@ -118,16 +130,6 @@ class SnapshotBatches:
                 rng.shuffle(batches)
             for rows in batches:
                 yield encode(chunk.take(pa.array(rows)), self.vocabulary, self.max_length, y[rows])
-
-    def positive_rates(self) -> np.ndarray:
-        """Share of positives per target over all chosen rows (labels only; no histories read)."""
-        positives, rows = np.zeros(len(self.targets)), 0
-        for day in self.days:
-            labels = self.labels(day)
-            labels = labels.filter(pa.array(profile_roles(labels.column("profile_id")) == self.role))
-            positives += [pc.sum(labels.column(t)).as_py() or 0 for t in self.targets]
-            rows += labels.num_rows
-        return positives / max(rows, 1)
 
     def history_tables(self) -> Iterator[pa.Table]:
         """The chosen history rows, for building vocabularies."""

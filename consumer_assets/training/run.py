@@ -17,7 +17,7 @@ from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
 from consumer_assets.model.network import ModelConfig
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
 from consumer_assets.storage import StorageRoot
-from consumer_assets.training.batches import SnapshotBatches, SnapshotSplit, matured_days, plan_split
+from consumer_assets.training.batches import HELD_OUT_DAYS, SnapshotBatches, SnapshotSplit, matured_days, plan_split
 from consumer_assets.training.train import TrainConfig, TrainingResult, train
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,19 @@ class TrainedCandidate:
 
 
 def plan_training(
-    root: StorageRoot, day: date, horizon_days: int, max_training_days: int, model: ModelConfig, config: TrainConfig, limits: VocabularyLimits, batch_size: int
+    root: StorageRoot,
+    day: date,
+    horizon_days: int,
+    max_training_days: int,
+    model: ModelConfig,
+    config: TrainConfig,
+    limits: VocabularyLimits,
+    batch_size: int,
+    held_out_days: int = HELD_OUT_DAYS,
 ) -> TrainingPlan:
     """Snapshots whose labels have matured by ``day``: D + H <= ``day``."""
-    split = plan_split(matured_days(root, day - timedelta(days=horizon_days)), max_training_days)
-    groups = root.manifest(LABELS, split.test_day).properties.get("groups", {})
+    split = plan_split(matured_days(root, day - timedelta(days=horizon_days)), max_training_days, held_out_days)
+    groups = root.manifest(LABELS, split.held_out_days[-1]).properties.get("groups", {})
     targets = tuple(target_names(groups))
     return TrainingPlan(split=split, targets=targets, model=replace(model, targets=targets), train=config, limits=limits, batch_size=batch_size)
 
@@ -72,14 +80,13 @@ def train_candidate(root: StorageRoot, plan: TrainingPlan, version: str, warm_st
     """Train and save a candidate under models/candidates/<version>/."""
     train_days = plan.split.train_days
     vocabulary = Vocabulary.build(batches(root, plan, None, "train", train_days).history_tables(), plan.limits)
+    held_out = plan.split.held_out_days
     log_fn(f"vocabulary sizes: {vocabulary.sizes()}; training on {len(train_days)} snapshots {train_days[0]}..{train_days[-1]}")
     store = ModelStore(root)
     previous, reason = serving_model(store) if warm_start else (None, "warm start disabled")
-    training_batches = batches(root, plan, vocabulary, "train", train_days, shuffle_seed=plan.train.seed)
     result = train(
-        training_batches,
-        batches(root, plan, vocabulary, "validation", (plan.split.validation_day,)),
-        training_batches.positive_rates(),
+        batches(root, plan, vocabulary, "train", train_days, shuffle_seed=plan.train.seed),
+        batches(root, plan, vocabulary, "validation", held_out),
         plan.model,
         vocabulary,
         plan.train,
@@ -99,7 +106,7 @@ def train_candidate(root: StorageRoot, plan: TrainingPlan, version: str, warm_st
         "seconds": result.seconds,
         "best_epoch": result.best_epoch,
         "history": result.history,
-        "positive_weights": result.positive_weights,
+        "calibration": result.calibration_figures,
     }
     store.save_candidate(version, result.network, vocabulary, training)
     log_fn(f"saved candidate {version}")

@@ -1,7 +1,11 @@
 """Evaluation of a candidate on independent test data, beside the baselines and the model in service.
 
-Computed once, at the end of training, and stored as ``evaluation.json`` beside the
-candidate; each blocking check then judges it against its own threshold.
+The test rows are the test profiles' snapshots on the held-out days (pooled, later
+than every training day). Every figure carries its rows, positives, profiles and a
+95 % interval from a bootstrap over profiles; comparisons are paired (the same
+resampled profiles for both models). Computed once, at the end of training, and
+stored as ``evaluation.json`` beside the candidate; each blocking check then judges
+it against its own rule.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import torch
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
 from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
-from consumer_assets.training.batches import SnapshotBatches
+from consumer_assets.training.batches import SnapshotBatches, SnapshotSplit
 from consumer_assets.validation.baselines import BASELINES, category_list, features, fit_baselines
-from consumer_assets.validation.metrics import calibration_table, paired_auc_difference, roc_points, summarise
+from consumer_assets.metrics import calibration_table, paired_differences, roc_points, summarise
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +32,13 @@ MAX_BASELINE_ROWS = 200_000
 
 
 def labelled_rows(root: StorageRoot, days: tuple[date, ...], targets: tuple[str, ...], role: str, max_rows: int | None = None) -> tuple[pa.Table, np.ndarray]:
-    """History rows of ``role``'s profiles on ``days`` with their labels, at most ``max_rows`` (a random sample)."""
+    """History rows of ``role``'s profiles on ``days`` with their labels, at most ``max_rows`` (a random sample).
+
+    The rows carry a ``snapshot_date`` column: one profile gives a row on each day it is active.
+    """
     chunks, labels = [], []
-    for _, chunk, y in SnapshotBatches(root, days, targets, role).rows():
-        chunks.append(chunk)
+    for day, chunk, y in SnapshotBatches(root, days, targets, role).rows():
+        chunks.append(chunk.append_column("snapshot_date", pa.array([day] * chunk.num_rows, pa.date32())))
         labels.append(y)
     if not chunks:
         raise ValueError(f"no {role} profiles with labels on {', '.join(map(str, days))}")
@@ -58,25 +65,33 @@ def finite_weights(model: LoadedModel) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.network.state_dict().values())
 
 
-def evaluate_candidate(root: StorageRoot, version: str, train_days: tuple[date, ...], test_day: date) -> dict:
+def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) -> dict:
     """Score the candidate, the model in service and the baselines on the same test rows."""
     store = ModelStore(root)
+    days = {"train_days": [str(d) for d in split.train_days], "test_days": [str(d) for d in split.held_out_days]}
     try:
         candidate = store.load(version)
     except ModelLoadError as exc:
-        return {"version": version, "test_day": str(test_day), "load_error": str(exc)}
+        return {"version": version, **days, "load_error": str(exc)}
     targets = candidate.config.targets
-    table, y = labelled_rows(root, (test_day,), targets, "test")
+    table, y = labelled_rows(root, split.held_out_days, targets, "test")
+    groups = np.asarray(table.column("profile_id").to_pylist(), dtype=object)
     raw = score_table(candidate, table)
     # Non-finite scores fail the sanity rule; the other figures are computed as if they were 0.5.
     p = np.nan_to_num(raw, nan=0.5, posinf=1.0, neginf=0.0)
     primary_p, primary_y = p[:, 0], y[:, 0]
+    test_dates = table.column("snapshot_date").to_pylist()
     evaluation: dict = {
         "version": version,
-        "test_day": str(test_day),
-        "train_days": [str(d) for d in train_days],
+        **days,
         "targets": list(targets),
-        "candidate": {t: summarise(p[:, k], y[:, k], with_interval=k == 0) for k, t in enumerate(targets)},
+        "test_data": {
+            "rows": int(len(primary_y)),
+            "positives": int(primary_y.sum()),
+            "profiles": int(len(set(groups))),
+            "per_day": {str(d): {"rows": int(n), "positives": int(primary_y[np.array(test_dates) == d].sum())} for d, n in zip(*np.unique(test_dates, return_counts=True))},
+        },
+        "candidate": {t: summarise(p[:, k], y[:, k], groups) for k, t in enumerate(targets)},
         "sanity": {
             "finite_weights": finite_weights(candidate),
             "finite_predictions": bool(np.isfinite(raw).all()),
@@ -94,14 +109,14 @@ def evaluate_candidate(root: StorageRoot, version: str, train_days: tuple[date, 
         served = store.load(serving["version"])
         served_p = score_table(served, table)[:, 0]
         scores["serving"] = served_p
-        evaluation["serving"] = {"version": serving["version"], **summarise(served_p, primary_y)}
+        evaluation["serving"] = {"version": serving["version"], **summarise(served_p, primary_y, groups)}
         evaluation["roc"]["serving"] = roc_points(served_p, primary_y)
         evaluation["calibration"]["serving"] = calibration_table(served_p, primary_y)
-        evaluation["comparisons"]["serving"] = _difference(primary_p, served_p, primary_y)
+        evaluation["comparisons"]["serving"] = paired_differences(primary_p, served_p, primary_y, groups)
     else:
         evaluation["serving"] = None
 
-    train_table, train_y = labelled_rows(root, train_days, targets[:1], "train", MAX_BASELINE_ROWS)
+    train_table, train_y = labelled_rows(root, split.train_days, targets[:1], "train", MAX_BASELINE_ROWS)
     categories = category_list([train_table])
     fitted = fit_baselines(features(train_table, categories), train_y[:, 0])
     test_features = features(table, categories)
@@ -109,32 +124,19 @@ def evaluate_candidate(root: StorageRoot, version: str, train_days: tuple[date, 
     for name in BASELINES:
         baseline_p = fitted[name].predict_proba(test_features)[:, 1]
         scores[name] = baseline_p
-        evaluation["baselines"][name] = summarise(baseline_p, primary_y)
+        evaluation["baselines"][name] = summarise(baseline_p, primary_y, groups)
         evaluation["roc"][name] = roc_points(baseline_p, primary_y)
-        evaluation["comparisons"][name] = _difference(primary_p, baseline_p, primary_y)
+        evaluation["comparisons"][name] = paired_differences(primary_p, baseline_p, primary_y, groups)
+    evaluation["strongest_baseline"] = max(BASELINES, key=lambda name: evaluation["baselines"][name]["auc"])
     evaluation["baseline_training_rows"] = int(train_table.num_rows)
 
     evaluation["slices"] = {}
     for name, mask in slices(table).items():
         entry = {"rows": int(mask.sum()), "positives": int(primary_y[mask].sum())}
-        entry["candidate"] = summarise(primary_p[mask], primary_y[mask], with_interval=False)["auc"] if mask.any() else float("nan")
+        entry["candidate"] = summarise(primary_p[mask], primary_y[mask], groups[mask]) if mask.any() else None
         if "serving" in scores and entry["positives"] > 0:
             entry["serving"] = summarise(scores["serving"][mask], primary_y[mask], with_interval=False)["auc"]
-            entry["comparison"] = _difference(primary_p[mask], scores["serving"][mask], primary_y[mask])
+            entry["comparison"] = paired_differences(primary_p[mask], scores["serving"][mask], primary_y[mask], groups[mask])
         evaluation["slices"][name] = entry
-    log.info("evaluated %s on %d test rows: AUC %.4f", version, len(primary_y), evaluation["candidate"][targets[0]]["auc"])
+    log.info("evaluated %s on %d test rows (%d positives): AUC %.4f", version, len(primary_y), int(primary_y.sum()), evaluation["candidate"][targets[0]]["auc"])
     return evaluation
-
-
-def _difference(p_new: np.ndarray, p_old: np.ndarray, y: np.ndarray) -> dict:
-    """Point and paired-bootstrap figures of AUC(new) - AUC(old) on the same rows."""
-    differences = paired_auc_difference(p_new, p_old, y)
-    if len(differences) == 0:
-        return {"auc_difference": float("nan"), "resamples": 0}
-    return {
-        "auc_difference": float(np.mean(differences)),
-        "ci_low": float(np.quantile(differences, 0.05)),
-        "ci_high": float(np.quantile(differences, 0.95)),
-        "differences": np.round(np.sort(differences), 5).tolist(),
-        "resamples": int(len(differences)),
-    }

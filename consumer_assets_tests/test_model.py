@@ -196,7 +196,7 @@ def test_calibration_is_stored_with_the_weights_and_applied_when_scoring(tmp_pat
     store = ModelStore(StorageRoot(str(tmp_path)))
     network = _network(seed=4)
     table = _histories([5, 1, 12, 7])
-    batch = encode(table, VOCAB, 10)
+    batch = encode(table, VOCAB, CONFIG.max_length)
     identity = network.predict_proba(batch)
     with torch.no_grad():
         network.calibration_scale.copy_(torch.tensor([0.5, 2.0]))

@@ -46,12 +46,15 @@ def snapshot_root(layered_snapshot, tmp_path) -> StorageRoot:
 
 
 def _save_model(root: StorageRoot, version: str, seed: int = 0) -> None:
-    """An untrained but complete model: scoring mechanics do not depend on what it learnt."""
+    """An untrained but complete model with a calibration step: scoring mechanics do not depend on what it learnt."""
     histories = read_snapshot(root, DAY)
     vocabulary = Vocabulary.build([histories], VocabularyLimits(min_count=1))
     torch.manual_seed(seed)
     network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any", "order_c1"), hidden_size=8), vocabulary)
     network.fit_standardisation(encode(histories, vocabulary, 30).profile)
+    with torch.no_grad():  # every scoring path must apply it, the Spark one included
+        network.calibration_scale.copy_(torch.tensor([0.7, 1.3]))
+        network.calibration_bias.copy_(torch.tensor([-0.8, 0.2]))
     ModelStore(root).save_candidate(version, network.eval(), vocabulary, {})
 
 

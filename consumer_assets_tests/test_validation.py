@@ -24,21 +24,22 @@ from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.assets import trained_lstm
+from consumer_assets.training.batches import SnapshotSplit
 from consumer_assets.validation.assets import validated_model, validation_checks
 from consumer_assets.validation.evaluate import evaluate_candidate
 
 START = date(2026, 10, 1)
-DAYS = 11
-HORIZON = 2
+DAYS = 13
+HORIZON = 4
 TRAIN_AT = START + timedelta(days=DAYS - 1)
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory, spark) -> Path:
-    """Eleven simulated days of snapshots, labels matured for all but the last two."""
+    """Thirteen simulated days of snapshots, labels matured for all but the last four."""
     folder = tmp_path_factory.mktemp("gate") / "root"
     root = StorageRoot(str(folder))
-    for day in ShopSimulator(SimulationConfig(profiles=5000, seed=21)).simulate(START, DAYS):
+    for day in ShopSimulator(SimulationConfig(profiles=10_000, seed=21)).simulate(START, DAYS):
         root.write_partition(RAW_EVENTS, day.day, day.events)
     bridge = SparkStorage(root)
     for k in range(DAYS):
@@ -99,8 +100,7 @@ def _store_variant(folder: Path, source: str, version: str, day: date, change) -
     change(model.network)
     training = store.read_training(source)
     store.save_candidate(version, model.network, model.vocabulary, training)
-    split = training["split"]
-    evaluation = evaluate_candidate(root, version, tuple(date.fromisoformat(d) for d in split["train_days"]), date.fromisoformat(split["test_day"]))
+    evaluation = evaluate_candidate(root, version, SnapshotSplit.from_json(training["split"]))
     store.write_json(version, "evaluation.json", evaluation)
     store.record_partition(day.isoformat(), version, "test")
 
@@ -133,7 +133,7 @@ def test_a_good_candidate_passes_every_check_and_serves(root_folder):
     checks = _checks(result)
     assert result.success, {k: c.description for k, c in checks.items() if not c.passed}
     assert set(checks) == {
-        "check_value_thresholds", "check_not_worse_than_serving", "check_beats_logistic_regression",
+        "check_value_thresholds", "check_not_worse_than_serving", "check_beats_baselines",
         "check_slices", "check_sanity", "check_serving_smoke_test",
     }
     assert all(c.passed for c in checks.values())
@@ -144,7 +144,7 @@ def test_a_good_candidate_passes_every_check_and_serves(root_folder):
     assert metadata["version"].value == version
     # The baselines are real fits with real figures, reported beside the candidate.
     evaluation = store.read_evaluation(version)
-    for name in ("logistic_regression", "random_forest"):
+    for name in ("logistic_regression", "random_forest", "gradient_boosting"):
         assert 0.5 < evaluation["baselines"][name]["auc"] < 1.0
     assert evaluation["baseline_training_rows"] > 1000
     assert metadata["test_auc"].value == pytest.approx(evaluation["candidate"]["order_any"]["auc"])
@@ -186,7 +186,7 @@ def test_a_candidate_worse_than_the_model_in_service_never_serves(root_folder, s
     def degrade(network):
         generator = torch.Generator().manual_seed(0)
         with torch.no_grad():
-            network.head.weight.add_(torch.randn(network.head.weight.shape, generator=generator) * 2.0)
+            network.head[0].weight.add_(torch.randn(network.head[0].weight.shape, generator=generator) * 2.0)
 
     _store_variant(root_folder, serving, "degraded", day, degrade)
     checks = _checks(_gate_only(root_folder, day, min_auc=0.0, max_calibration_error=1.0))
@@ -203,8 +203,8 @@ def test_a_candidate_with_a_tampered_config_never_serves(root_folder, serving):
     config["dropout"] = 0.0
     config_path.write_text(json.dumps(config))
     root = StorageRoot(str(root_folder))
-    split = ModelStore(root).read_training("tampered")["split"]
-    evaluation = evaluate_candidate(root, "tampered", tuple(date.fromisoformat(d) for d in split["train_days"]), date.fromisoformat(split["test_day"]))
+    split = SnapshotSplit.from_json(ModelStore(root).read_training("tampered")["split"])
+    evaluation = evaluate_candidate(root, "tampered", split)
     ModelStore(root).write_json("tampered", "evaluation.json", evaluation)
     checks = _checks(_gate_only(root_folder, day))
     assert "config.json was changed after training" in checks["check_value_thresholds"].description

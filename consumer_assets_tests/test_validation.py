@@ -62,7 +62,7 @@ def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
         "storage": StorageResource(root=str(folder)),
         "training": TrainingResource(max_epochs=4, patience=2, hidden_size=16, batch_size=64, threads=2, learning_rate=3e-3, warm_start=warm_start),
         "features": FeatureResource(label_horizon_days=HORIZON),
-        "gate": GateResource(**{"min_auc": 0.55, **gate}),
+        "gate": GateResource(**gate),
     }
 
 
@@ -227,3 +227,58 @@ def test_rollback_accepts_only_validated_versions(root_folder, serving):
     assert history[-1]["reason"] == "test rollback"
     listing = cli("list").stdout
     assert f"{serving}" in listing and "<- in service" in listing
+
+
+def test_too_little_data_is_its_own_outcome_and_nothing_serves(root_folder):
+    result = _train_and_gate(root_folder, min_positives=1_000_000)
+    checks = _checks(result)
+    assert not result.success
+    assert not [e for e in result.get_asset_materialization_events() if e.asset_key == validated_model.key]
+    assert not (root_folder / "models/serving.json").exists()
+    for name in ("check_value_thresholds", "check_not_worse_than_serving", "check_beats_baselines", "check_slices", "check_sanity"):
+        check = checks[name]
+        assert not check.passed and check.metadata["outcome"].value == "too_little_data", name
+        assert "too little data to judge" in check.description
+    value = checks["check_value_thresholds"]
+    rows, positives = value.metadata["test_rows"].value, value.metadata["test_positives"].value
+    assert f"{rows} test rows with {positives} positives" in value.description
+    # The rows it would take at the observed rate, so the user knows how far off a verdict is.
+    assert value.metadata["rows_needed"].value == pytest.approx(1_000_000 * rows / positives, rel=0.01)
+
+
+def test_every_gate_figure_carries_its_sample_size_and_interval(root_folder, serving):
+    evaluation = ModelStore(StorageRoot(str(root_folder))).read_evaluation(serving)
+    data = evaluation["test_data"]
+    assert len(evaluation["test_days"]) == 3 and max(evaluation["train_days"]) < min(evaluation["test_days"])
+    assert data["rows"] > data["profiles"] > 0 and data["positives"] >= 100
+    assert sum(day["rows"] for day in data["per_day"].values()) == data["rows"]
+    for m in [evaluation["candidate"]["order_any"], *evaluation["baselines"].values()]:
+        assert (m["rows"], m["positives"], m["profiles"]) == (data["rows"], data["positives"], data["profiles"])
+        for name in ("auc", "mean_log_likelihood", "ece", "observed_over_predicted"):
+            assert m[f"{name}_ci_low"] <= m[name] <= m[f"{name}_ci_high"] or name == "ece", name
+            assert m[f"{name}_ci_high"] > m[f"{name}_ci_low"], name
+    # Calibrated on validation profiles of the same later days: the test rate is met within its interval.
+    m = evaluation["candidate"]["order_any"]
+    assert m["observed_over_predicted_ci_low"] < 1 < m["observed_over_predicted_ci_high"]
+    for comparison in evaluation["comparisons"].values():
+        assert comparison["auc_difference_ci_low"] < comparison["auc_difference_ci_high"] and comparison["resamples"] == 300
+
+
+def test_a_candidate_that_loses_to_the_baselines_never_serves(root_folder, serving):
+    day = TRAIN_AT + timedelta(days=5)
+
+    def blur(network):  # noise on the head: the scores keep some signal, less than the hand-made features give
+        generator = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            network.head[0].weight.add_(torch.randn(network.head[0].weight.shape, generator=generator) * 1.0)
+
+    _store_variant(root_folder, serving, "blurred", day, blur)
+    evaluation = ModelStore(StorageRoot(str(root_folder))).read_evaluation("blurred")
+    strongest = evaluation["strongest_baseline"]
+    assert evaluation["comparisons"][strongest]["auc_difference_ci_high"] < 0
+    checks = _checks(_gate_only(root_folder, day, min_auc=0.0, max_calibration_error=1.0, max_rate_ratio=100.0))
+    check = checks["check_beats_baselines"]
+    assert not check.passed and check.metadata["outcome"].value == "refuse"
+    assert f"worse than the strongest baseline ({strongest})" in check.description
+    assert check.metadata["strongest_baseline"].value == strongest
+    _assert_refused_and_still_serving(root_folder, day, "blurred", serving)

@@ -116,6 +116,11 @@ class EncodedBatch:
         )
 
 
+def profile_features(raw: np.ndarray) -> np.ndarray:
+    """The head's profile inputs from raw window totals in ``PROFILE`` order (last axis): log-scaled, float32."""
+    return (np.log1p(np.maximum(raw, 0)) / 5).astype(np.float32)
+
+
 def _flat(table: pa.Table, name: str) -> pa.Array:
     return pc.list_flatten(table.column(name)).combine_chunks() if table.num_rows else pa.array([], pa.string())
 
@@ -158,10 +163,8 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
     )
     continuous = np.zeros((rows, width, len(CONTINUOUS)), np.float32)
     continuous[row_index, step] = features
-    profile = np.stack(
-        [np.log1p(np.maximum(pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64), 0)) / 5 for name in PROFILE],
-        axis=1,
-    ).astype(np.float32) if rows else np.zeros((0, len(PROFILE)), np.float32)
+    raw = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1) if rows else np.zeros((0, len(PROFILE)))
+    profile = profile_features(raw)
     return EncodedBatch(
         categorical=torch.from_numpy(categorical),
         continuous=torch.from_numpy(continuous),

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, EncodedBatch, Vocabulary
 
@@ -90,14 +90,32 @@ class ConsumerLSTM(nn.Module):
 
     def forward(self, categorical: torch.Tensor, continuous: torch.Tensor, profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits, (batch, targets): what training optimises. Padding never reaches the LSTM (packed sequences)."""
+        packed = pack_padded_sequence(self.step_inputs(categorical, continuous), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)
+        return self.head_logits(hidden[-1], profile)
+
+    def step_inputs(self, categorical: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
+        """What the LSTM reads at each step, (..., time, inputs): the event alone, never the moment of prediction."""
         if self.training and self.config.id_dropout > 0:
             categorical = self._drop_ids(categorical)
         embedded = [self.embeddings[name](categorical[..., k]) for k, name in enumerate(CATEGORICAL)]
-        inputs = self.dropout(torch.cat([*embedded, continuous.to(embedded[0].dtype)], dim=-1))
-        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)
-        standardised = (profile.to(hidden.dtype) - self.profile_mean) / self.profile_std
-        return self.head(torch.cat([self.dropout(hidden[-1]), standardised], dim=-1))
+        return self.dropout(torch.cat([*embedded, continuous.to(embedded[0].dtype)], dim=-1))
+
+    def head_logits(self, state: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated logits from an LSTM state and the profile features at the moment of prediction (any leading shape)."""
+        standardised = (profile.to(state.dtype) - self.profile_mean) / self.profile_std
+        return self.head(torch.cat([self.dropout(state), standardised], dim=-1))
+
+    def prefix_logits(self, categorical: torch.Tensor, continuous: torch.Tensor, prefix_profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated logits after every prefix of each sequence, (batch, time, targets), in one LSTM pass.
+
+        ``prefix_profile`` (batch, time, features) holds the profile features as they
+        stand after each event; at the last real event they are the snapshot's, so the
+        last point equals ``forward``. Steps past ``lengths`` are padding.
+        """
+        packed = pack_padded_sequence(self.step_inputs(categorical, continuous), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=categorical.shape[1])
+        return self.head_logits(states, prefix_profile)
 
     def _drop_ids(self, categorical: torch.Tensor) -> torch.Tensor:
         """Hide some article and brand ids behind OOV, so the network cannot memorise profiles by their ids."""

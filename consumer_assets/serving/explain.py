@@ -1,0 +1,183 @@
+"""Why did the model say so: each event's contribution to a profile's score, from one pass over its history.
+
+The LSTM reads each event alone (never the moment of prediction), so the state
+after event t is the state of the history cut at t. The probability after each
+prefix is the head applied to that state, with the profile features as they stood
+then (window totals less the events still to come, and the time from event t to
+the cut-off), calibrated as every score is. An event's contribution is the change
+it caused: p(after t) - p(after t-1), starting from the score of an empty history.
+The contributions therefore add up exactly to the final score minus the
+empty-history score, and the last point of the trajectory is the batch score.
+
+One LSTM pass per profile, not one per prefix: explaining costs a few times
+scoring. Plain Python: the asset, the CLI and tests call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from consumer_assets.model.encoding import PROFILE, encode, profile_features
+from consumer_assets.model.store import LoadedModel
+from consumer_assets.serving.score import score_table
+
+EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")
+AGE_BUCKETS = ((3_600, "< 1 hour"), (86_400, "1 hour - 1 day"), (3 * 86_400, "1-3 days"), (7 * 86_400, "3-7 days"), (30 * 86_400, "7-30 days"), (np.inf, ">= 30 days"))
+EXPLANATION_SCHEMA = pa.schema(
+    [
+        ("profile_id", pa.string()),
+        ("position", pa.int32()),
+        ("event_type", pa.string()),
+        ("category_id", pa.string()),
+        ("article_id", pa.string()),
+        ("seconds_before_cutoff", pa.float64()),
+        ("probability", pa.float32()),
+        ("contribution", pa.float32()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """Per-event rows of the explained profiles (first target), and the score every trajectory starts from."""
+
+    events: pa.Table
+    empty_score: float
+    target: str
+
+
+def empty_history_score(model: LoadedModel) -> np.ndarray:
+    """What the model gives a profile with no events and no window totals, per target."""
+    empty = pa.table({"profile_id": ["-"], **{name: pa.array([[]], pa.list_(pa.string())) for name in ("event_type", "article_id", "category_id", "brand_id", "platform")},
+                      **{name: pa.array([[]], pa.list_(pa.float64())) for name in ("price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday")},
+                      **{name: pa.array([0.0]) for name in PROFILE}})
+    return score_table(model, empty)[0]
+
+
+def _kept(table: pa.Table, name: str, kept: np.ndarray, width: int, fill, dtype) -> np.ndarray:
+    """The last ``kept`` values of a list column per row, left-aligned and padded to ``width``: (rows, width)."""
+    lengths = pc.list_value_length(table.column(name)).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pc.fill_null(pc.list_flatten(table.column(name)), fill).to_numpy(zero_copy_only=False)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    out = np.full((table.num_rows, width), fill, dtype=dtype)
+    rows = np.repeat(np.arange(table.num_rows), kept)
+    step = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+    out[rows, step] = flat[np.repeat(starts + lengths - kept, kept) + step]
+    return out
+
+
+def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw profile features after each kept event, (rows, steps, features) in ``PROFILE`` order, and the kept lengths.
+
+    Totals after event t are the snapshot's totals less the events after t; the
+    recency is the time from event t to the cut-off. At the last event they are
+    the snapshot's own values, so the last prefix is the scored profile.
+    """
+    lengths = pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False).astype(np.int64)
+    kept = np.minimum(lengths, max_length)
+    width = max(int(kept.max()) if len(kept) else 1, 1)
+    types = _kept(table, "event_type", kept, width, "", object)
+    price = _kept(table, "price", kept, width, 0.0, np.float64)
+    age = _kept(table, "dt_cutoff_s", kept, width, 0.0, np.float64)
+    real = np.arange(width)[None, :] < kept[:, None]
+
+    def after(values: np.ndarray) -> np.ndarray:  # sum over the events after t
+        values = np.where(real, values, 0.0)
+        return np.cumsum(values[:, ::-1], axis=1)[:, ::-1] - values
+
+    final = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
+    raw = np.repeat(final[:, None, :], width, axis=1)
+    raw[..., 0] -= after(np.ones_like(age))
+    for k, event_type in enumerate(EVENT_TYPES):
+        raw[..., 1 + k] -= after((types == event_type).astype(float))
+    raw[..., PROFILE.index("window_spend")] -= after(np.where(types == "order", price, 0.0))
+    day = np.floor(age / 86_400)
+    new_day = np.ones_like(day)
+    new_day[:, 1:] = day[:, 1:] != day[:, :-1]
+    days_up_to = np.cumsum(np.where(real, new_day, 0.0), axis=1)
+    raw[..., PROFILE.index("active_days")] -= days_up_to[np.arange(len(kept)), np.maximum(kept - 1, 0)][:, None] - days_up_to
+    raw[..., PROFILE.index("recency_s")] = age
+    last = np.maximum(kept - 1, 0)
+    raw[np.arange(len(kept)), last] = final  # exactly the snapshot's row at the last event
+    return raw, kept
+
+
+def _explain_rows(model: LoadedModel, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities after each prefix (rows, steps) for the first target, and the kept lengths."""
+    max_length = model.config.max_length
+    batch = encode(table, model.vocabulary, max_length)
+    raw, kept = prefix_profiles(table, max_length)
+    network = model.network
+    with torch.inference_mode():
+        logits = network.prefix_logits(batch.categorical, batch.continuous, torch.from_numpy(profile_features(raw)), batch.lengths)
+        probabilities = torch.sigmoid(network.calibrate(logits))[..., 0].numpy()
+    return probabilities, kept
+
+
+def explain(model: LoadedModel, table: pa.Table, batch_size: int = 512) -> Explanations:
+    """Per-event probabilities and contributions of every profile in ``table`` (snapshot rows)."""
+    empty = float(empty_history_score(model)[0])
+    parts = [_event_rows(model, table.slice(start, batch_size), empty) for start in range(0, table.num_rows, batch_size)]
+    events = pa.concat_tables(parts) if parts else EXPLANATION_SCHEMA.empty_table()
+    return Explanations(events=events, empty_score=empty, target=model.config.targets[0])
+
+
+def _event_rows(model: LoadedModel, table: pa.Table, empty: float) -> pa.Table:
+    probabilities, kept = _explain_rows(model, table)
+    width = probabilities.shape[1]
+    previous = np.concatenate([np.full((len(kept), 1), empty), probabilities[:, :-1]], axis=1)
+    contribution = probabilities - previous
+    real = np.arange(width)[None, :] < kept[:, None]
+    columns = {name: _kept(table, name, kept, width, None, object)[real] for name in ("event_type", "category_id", "article_id")}
+    return pa.table(
+        {
+            "profile_id": pa.array(np.repeat(np.asarray(table.column("profile_id").to_pylist(), dtype=object), kept), pa.string()),
+            "position": pa.array(np.nonzero(real)[1].astype(np.int32)),
+            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
+            "seconds_before_cutoff": pa.array(_kept(table, "dt_cutoff_s", kept, width, 0.0, np.float64)[real]),
+            "probability": pa.array(probabilities[real].astype(np.float32)),
+            "contribution": pa.array(contribution[real].astype(np.float32)),
+        },
+        schema=EXPLANATION_SCHEMA,
+    )
+
+
+def age_bucket(seconds: np.ndarray) -> np.ndarray:
+    edges = np.array([edge for edge, _ in AGE_BUCKETS])
+    names = np.array([name for _, name in AGE_BUCKETS], dtype=object)
+    return names[np.searchsorted(edges, np.asarray(seconds, float), side="right").clip(0, len(names) - 1)]
+
+
+def contribution_summary(events: pa.Table) -> list[dict]:
+    """What moves scores: per event type and time before the cut-off, the events, their mean contribution and share pushing up."""
+    if events.num_rows == 0:
+        return []
+    table = pa.table(
+        {
+            "event_type": events.column("event_type"),
+            "age": pa.array(age_bucket(events.column("seconds_before_cutoff").to_numpy()), pa.string()),
+            "contribution": events.column("contribution").cast(pa.float64()),
+            "up": pc.greater(events.column("contribution"), 0).cast(pa.float64()),
+        }
+    )
+    grouped = table.group_by(["event_type", "age"]).aggregate([("contribution", "count"), ("contribution", "mean"), ("up", "mean"), ("contribution", "sum")])
+    order = {name: k for k, (_, name) in enumerate(AGE_BUCKETS)}
+    rows = [
+        {"event_type": r["event_type"], "age": r["age"], "events": r["contribution_count"], "mean_contribution": r["contribution_mean"], "share_up": r["up_mean"], "total_contribution": r["contribution_sum"]}
+        for r in grouped.to_pylist()
+    ]
+    return sorted(rows, key=lambda r: (EVENT_TYPES.index(r["event_type"]) if r["event_type"] in EVENT_TYPES else 99, order[r["age"]]))
+
+
+def iter_profiles(events: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """The explained events grouped by profile, in the order they were explained."""
+    ids = events.column("profile_id").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(ids)]):
+        yield str(ids[start]), events.slice(int(start), int(stop - start))

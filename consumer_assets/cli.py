@@ -1,4 +1,4 @@
-"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back."""
+"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import time
 from datetime import date
 
 from consumer_assets.model.store import ModelLoadError, ModelStore
+from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.resources import DEFAULT_ROOT
+from consumer_assets.serving.explain import ExplanationError, explain_profile
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
 from consumer_assets.validation.gate import VERDICT
@@ -58,6 +60,42 @@ def _models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """Print a profile's events with each one's contribution to its score, and plot the trajectory."""
+    try:
+        result = explain_profile(StorageRoot(args.root), args.day, args.profile)
+    except ExplanationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    explained = result.explanations
+    events = explained.events.to_pylist()
+    print(f"profile {result.profile_id} on {result.day}, model {result.model_version}")
+    print(f"P({explained.target}) = {result.batch_score:.4f} (batch score); empty history: {explained.empty_score:.4f}; {len(events)} events explained")
+    print(f"{'#':>3} {'before cut-off':>14} {'event':<17} {'category':<9} {'article':<10} {'P after':>8} {'contribution':>12}")
+    for e in events:
+        print(
+            f"{e['position']:>3} {_duration(e['seconds_before_cutoff']):>14} {e['event_type']:<17} {str(e['category_id']):<9} {str(e['article_id']):<10} "
+            f"{e['probability']:>8.4f} {e['contribution']:>+12.4f}"
+        )
+    total = sum(e["contribution"] for e in events)
+    print(f"sum of contributions {total:+.4f} = final {events[-1]['probability']:.4f} - empty {explained.empty_score:.4f}" if events else "no events")
+    plot = args.plot or f"explain-{result.profile_id}-{result.day}.png"
+    figure = explanation_timeline(
+        result.profile_id, [e["seconds_before_cutoff"] / 3600 for e in events], [e["probability"] for e in events], [e["event_type"] for e in events], explained.empty_score
+    )
+    with open(plot, "wb") as f:
+        f.write(png_bytes(figure))
+    print(f"plot written to {plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="consumer-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("version")
     promote.add_argument("--reason", default="manual rollback", help="kept in the serving history")
     promote.set_defaults(handler=_models_promote)
-    for sub in (listing, promote):
+    explain = commands.add_parser("explain", help="each event's contribution to a profile's score on a scored day")
+    explain.add_argument("--day", type=date.fromisoformat, required=True, help="a day batch_predictions scored, YYYY-MM-DD")
+    explain.add_argument("--profile", required=True, help="the profile id")
+    explain.add_argument("--plot", default=None, help="where to write the PNG timeline (default: explain-PROFILE-DAY.png)")
+    explain.set_defaults(handler=_explain)
+    for sub in (listing, promote, explain):
         sub.add_argument("--root", default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT), help="storage root (default: $CONSUMER_ASSETS_ROOT or .data)")
     return parser
 

@@ -13,6 +13,7 @@ from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, traini
 from consumer_assets.monitoring.assets import monitoring_assets, monitoring_checks
 from consumer_assets.resources import (
     DataQualityResource,
+    ExplanationResource,
     FeatureResource,
     GateResource,
     AlertResource,
@@ -45,6 +46,7 @@ defs = dg.Definitions(
         "training": TrainingResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
         "gate": GateResource(),
         "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+        "explanations": ExplanationResource(),
         "monitoring": MonitoringResource(),
         "landing": LandingSensorResource(completion=os.environ.get("CONSUMER_ASSETS_LANDING_COMPLETION", "marker")),
         "alerts": AlertResource(

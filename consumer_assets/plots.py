@@ -39,7 +39,7 @@ def training_curves(history: Sequence[dict]) -> Figure:
     """Loss and validation AUC per epoch."""
     epochs = [h["epoch"] for h in history]
     figure, (loss_axes, auc_axes) = plt.subplots(1, 2, figsize=(8, 3))
-    loss_axes.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train (weighted)")
+    loss_axes.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train (all targets)")
     loss_axes.plot(epochs, [h["validation_log_loss"] for h in history], marker="o", label="validation")
     loss_axes.set_xlabel("epoch")
     loss_axes.set_title("loss")
@@ -102,4 +102,37 @@ def time_series(days: Sequence[str], series: dict[str, Sequence[float | None]], 
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.legend(fontsize=8)
+    return _finished(figure)
+
+
+EVENT_COLOURS = {"view": "#8c8c8c", "wishlist": "#8172b2", "add_to_cart": "#dd8452", "remove_from_cart": "#c44e52", "order": "#55a868"}
+
+
+def explanation_timeline(profile_id: str, hours_before_cutoff: Sequence[float], probabilities: Sequence[float], event_types: Sequence[str], empty_score: float) -> Figure:
+    """A profile's predicted probability after each event, events marked by type, time running to the cut-off."""
+    figure, axes = plt.subplots(figsize=(7, 3))
+    x = [-h for h in hours_before_cutoff]
+    axes.step([x[0], *x], [empty_score, *probabilities], where="post", color="#4c72b0", linewidth=1.2)
+    for event_type, colour in EVENT_COLOURS.items():
+        points = [(xi, p) for xi, p, t in zip(x, probabilities, event_types) if t == event_type]
+        if points:
+            axes.scatter(*zip(*points), s=18, color=colour, label=event_type, zorder=3)
+    axes.axhline(empty_score, color="grey", linestyle=":", linewidth=1, label="empty history")
+    axes.set_xlabel("hours before the cut-off")
+    axes.set_ylabel("P(order)")
+    axes.set_title(f"profile {profile_id}: score after each event")
+    axes.legend(fontsize=7, loc="upper left")
+    return _finished(figure)
+
+
+def contribution_bars(summary: Sequence[dict]) -> Figure:
+    """Mean contribution per event type and time before the cut-off."""
+    labels = [f"{row['event_type']} {row['age']}" for row in summary]
+    values = [row["mean_contribution"] for row in summary]
+    figure, axes = plt.subplots(figsize=(7, 3.5))
+    axes.bar(range(len(values)), values, color=["#55a868" if v > 0 else "#c44e52" for v in values])
+    axes.axhline(0, color="grey", linewidth=0.8)
+    axes.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    axes.set_ylabel("mean change of P(order)")
+    axes.set_title("What moves scores: mean contribution per event")
     return _finished(figure)

@@ -8,7 +8,15 @@ import torch
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import LoadedModel
-from consumer_assets.serving.explain import contribution_summary, empty_history_score, explain, iter_profiles, prefix_profiles
+from consumer_assets.serving.explain import (
+    attribution_drift,
+    attribution_shares,
+    contribution_summary,
+    empty_history_score,
+    explain,
+    iter_profiles,
+    prefix_profiles,
+)
 from consumer_assets.serving.score import score_table
 
 TYPES = np.array(["view", "wishlist", "add_to_cart", "remove_from_cart", "order"])
@@ -100,3 +108,18 @@ def test_the_summary_groups_by_event_type_and_time_before_the_cutoff(model):
     assert sum(r["total_contribution"] for r in summary) == pytest.approx(float(np.sum(explained.events.column("contribution").to_numpy(), dtype=np.float64)), abs=1e-4)
     assert {r["event_type"] for r in summary} <= set(TYPES)
     assert all(0.0 <= r["share_up"] <= 1.0 for r in summary)
+
+
+def test_attribution_drift_flags_a_shift_and_refuses_to_judge_on_too_little_data(model):
+    explained = explain(model, histories([15] * 60, seed=5)).events
+    shares = attribution_shares(explained)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    same = attribution_drift(explained, [shares, shares], min_events=100, warn_shift=0.1)
+    assert same["judged"] and same["flagged"] == [] and same["max_shift"] == pytest.approx(0.0, abs=1e-9)
+    view_heavy = {t: (0.9 if t == "view" else 0.1 / 4) for t in shares}
+    moved = attribution_drift(explained, [view_heavy], min_events=100, warn_shift=0.1)
+    assert "view" in moved["flagged"]
+    row = next(r for r in moved["rows"] if r["event_type"] == "view")
+    assert row["share_ci_low"] <= row["share"] <= row["share_ci_high"]
+    scarce = attribution_drift(explained.slice(0, 50), [view_heavy], min_events=100, warn_shift=0.1)
+    assert not scarce["judged"] and "too little data to judge: 50 explained events" in scarce["reason"]

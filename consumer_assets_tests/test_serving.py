@@ -1,6 +1,8 @@
 """batch_predictions: scores from the model in service, the same whichever way they are computed."""
 
 import shutil
+import subprocess
+import sys
 from datetime import date, timedelta
 
 import dagster as dg
@@ -9,7 +11,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.datasets import HISTORIES, PREDICTIONS, RAW_EVENTS
+from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, RAW_EVENTS
 from consumer_assets.features.build import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.snapshots import layers_of, read_snapshot
@@ -17,7 +19,7 @@ from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
-from consumer_assets.resources import ScoringResource, StorageResource
+from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.serving.score import predictions_table, score_table
 from consumer_assets.serving.spark_score import score_with_spark
@@ -66,7 +68,11 @@ def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
 def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*serving_assets, *serving_checks],
-        resources={"storage": StorageResource(root=root.uri), "scoring": ScoringResource(threads=1, chunk_rows=500, batch_size=64)},
+        resources={
+            "storage": StorageResource(root=root.uri),
+            "scoring": ScoringResource(threads=1, chunk_rows=500, batch_size=64),
+            "explanations": ExplanationResource(top_profiles=20, sample_profiles=30, plotted_profiles=2),
+        },
         partition_key=DAY.isoformat(),
         raise_on_error=False,
     )
@@ -126,3 +132,45 @@ def test_without_a_model_in_service_scoring_fails_with_a_clear_message(snapshot_
     message = result.failure_data_for_node(PREDICTIONS).error.message
     assert "No model in service" in message and "validated_model" in message
     assert not snapshot_root.has_partition(PREDICTIONS, DAY)
+
+
+def test_explanations_end_at_the_batch_scores_and_add_up(snapshot_root):
+    _serve_a_model(snapshot_root)
+    result = _materialize(snapshot_root)
+    assert result.success
+    events = snapshot_root.read_partition(EXPLANATIONS, DAY)
+    predictions = snapshot_root.read_partition(PREDICTIONS, DAY)
+    batch = dict(zip(predictions.column("profile_id").to_pylist(), predictions.column("p_order_any").to_pylist()))
+    empty = snapshot_root.manifest(EXPLANATIONS, DAY).properties["empty_score"]
+    chosen = {}
+    for row in events.to_pylist():
+        chosen.setdefault(row["profile_id"], []).append(row)
+    assert sorted(w for w in (rows[0]["chosen_as"] for rows in chosen.values())).count("top") == 20 and len(chosen) == 50
+    top = sorted(batch, key=lambda p: -batch[p])[:20]
+    assert {p for p, rows in chosen.items() if rows[0]["chosen_as"] == "top"} == set(top)
+    for profile, rows in chosen.items():
+        assert rows[-1]["probability"] == pytest.approx(batch[profile], abs=1e-5)
+        assert sum(r["contribution"] for r in rows) == pytest.approx(batch[profile] - empty, abs=1e-5)
+    metadata = result.asset_materializations_for_node(EXPLANATIONS)[0].metadata
+    assert metadata["model_version"].value == "v-serving" and metadata["profiles"].value == 50
+    assert metadata["trajectory_1"].value.startswith("![trajectory of") and "trajectory_3" not in metadata
+    assert sum(r["events"] for r in metadata["summary"].value.records and [r.data for r in metadata["summary"].value.records]) == events.num_rows
+
+
+def test_explain_command_prints_contributions_and_refuses_bad_input(snapshot_root, tmp_path):
+    _serve_a_model(snapshot_root)
+    assert _materialize(snapshot_root).success
+    profile = snapshot_root.read_partition(PREDICTIONS, DAY).column("profile_id")[0].as_py()
+
+    def cli(*args):
+        command = [sys.executable, "-m", "consumer_assets.cli", "explain", "--root", snapshot_root.uri, *args]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+
+    shown = cli("--day", DAY.isoformat(), "--profile", profile)
+    assert shown.returncode == 0, shown.stderr
+    assert f"profile {profile} on {DAY}, model v-serving" in shown.stdout and "sum of contributions" in shown.stdout
+    assert (tmp_path / f"explain-{profile}-{DAY}.png").read_bytes()[:4] == b"\x89PNG"
+    unknown = cli("--day", DAY.isoformat(), "--profile", "nobody")
+    assert unknown.returncode == 2 and "profile 'nobody' was not scored on" in unknown.stderr
+    unscored = cli("--day", "2026-09-01", "--profile", profile)
+    assert unscored.returncode == 2 and "no batch_predictions for 2026-09-01" in unscored.stderr

@@ -1,22 +1,25 @@
-"""batch_predictions: every profile of the day's snapshot scored by the model in service, on CPU."""
+"""batch_predictions: every profile of the day's snapshot scored by the model in service, on CPU;
+score_explanations: why, event by event, for the top profiles and a sample."""
 
 import time
 from datetime import date
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from consumer_assets.datasets import HISTORIES, PREDICTIONS
+from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.metadata import count_table, figure_markdown
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.partitions import daily_partitions
-from consumer_assets.plots import bar_chart
-from consumer_assets.resources import ScoringResource, StorageResource
+from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
+from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
+from consumer_assets.serving.explain import attribution_shares, contribution_summary, explain, iter_profiles
 from consumer_assets.serving.score import score_partition
 
 SCORE_BINS = np.linspace(0, 1, 11)
@@ -89,5 +92,92 @@ def check_probabilities_valid(context: dg.AssetCheckExecutionContext, storage: S
     return dg.AssetCheckResult(passed=valid and spread > 1e-4, metadata={"all_valid_probabilities": valid, "std_p_order_any": spread})
 
 
-serving_assets = [batch_predictions]
+def choose_profiles(predictions: pa.Table, top: int, sample: int, seed: int) -> dict[str, str]:
+    """The ``top`` highest-scored profiles and a seeded random ``sample`` of the rest: profile id -> why it was chosen."""
+    scores = predictions.column("p_order_any").to_numpy()
+    ids = predictions.column("profile_id").to_pylist()
+    order = np.argsort(-scores, kind="stable")
+    chosen = {ids[i]: "top" for i in order[:top]}
+    rest = order[top:]
+    for i in np.random.default_rng(seed).choice(rest, size=min(sample, len(rest)), replace=False):
+        chosen[ids[i]] = "sample"
+    return chosen
+
+
+@dg.asset(
+    name=EXPLANATIONS,
+    partitions_def=daily_partitions,
+    group_name="serving",
+    deps=[daily_histories, batch_predictions],
+    kinds={"pytorch", "parquet"},
+    owners=["team:ml"],
+    tags={"stage": "serving"},
+    code_version="1",
+)
+def score_explanations(context: dg.AssetExecutionContext, storage: StorageResource, explanations: ExplanationResource) -> dg.MaterializeResult:
+    """Each event's contribution to the score of the day's top profiles and of a random sample.
+
+    Explained with the model that scored the day (the version in batch_predictions), so
+    every trajectory ends at the profile's batch score and its contributions add up to
+    that score minus the empty-history score. The summary says which event types, and
+    how long before the cut-off, move scores up or down; monitoring compares it day by day.
+    """
+    day = date.fromisoformat(context.partition_key)
+    root = storage.open()
+    if not root.has_partition(PREDICTIONS, day):
+        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.")
+    version = root.manifest(PREDICTIONS, day).properties["model_version"]
+    try:
+        model = ModelStore(root).load(version)
+    except ModelLoadError as exc:
+        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}") from exc
+    chosen = choose_profiles(root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]), explanations.top_profiles, explanations.sample_profiles, day.toordinal())
+    wanted = pa.array(list(chosen), pa.string())
+    rows = [batch.filter(pc.is_in(batch.column("profile_id"), value_set=wanted)) for batch in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))]
+    histories = pa.Table.from_batches([r for r in rows if r.num_rows])
+    started = time.perf_counter()
+    explained = explain(model, histories)
+    seconds = time.perf_counter() - started
+    events = explained.events.append_column("chosen_as", pa.array([chosen[p] for p in explained.events.column("profile_id").to_pylist()], pa.string()))
+    summary = contribution_summary(events)
+    shares = attribution_shares(events)
+    root.write_partition(
+        EXPLANATIONS, day, events,
+        properties={"model_version": version, "empty_score": explained.empty_score, "attribution_shares": shares, "profiles": histories.num_rows},
+    )
+    context.log.info("%s: explained %d profiles (%d events) with %s in %.1f s", day, histories.num_rows, events.num_rows, version, seconds)
+    top = [profile for profile, why in chosen.items() if why == "top"][: explanations.plotted_profiles]
+    by_profile = {p: e for p, e in iter_profiles(explained.events) if p in top}
+    plots = {
+        f"trajectory_{rank + 1}": figure_markdown(
+            explanation_timeline(
+                profile, (by_profile[profile].column("seconds_before_cutoff").to_numpy() / 3600).tolist(),
+                by_profile[profile].column("probability").to_pylist(), by_profile[profile].column("event_type").to_pylist(), explained.empty_score,
+            ),
+            f"trajectory of {profile}",
+        )
+        for rank, profile in enumerate(top) if profile in by_profile
+    }
+    return dg.MaterializeResult(
+        metadata={
+            "profiles": histories.num_rows,
+            "events": events.num_rows,
+            "model_version": version,
+            "empty_history_score": explained.empty_score,
+            "seconds": seconds,
+            "summary": dg.MetadataValue.table(
+                records=[dg.TableRecord({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}) for row in summary],
+                schema=dg.TableSchema(columns=[
+                    dg.TableColumn("event_type", "string"), dg.TableColumn("age", "string"), dg.TableColumn("events", "int"),
+                    dg.TableColumn("mean_contribution", "float"), dg.TableColumn("share_up", "float"), dg.TableColumn("total_contribution", "float"),
+                ]),
+            ),
+            "attribution_shares": count_table({k: round(v, 4) for k, v in shares.items()}, "event_type", "share of |contribution|"),
+            "what_moves_scores": figure_markdown(contribution_bars(summary), "mean contribution per event type and age"),
+            **plots,
+        }
+    )
+
+
+serving_assets = [batch_predictions, score_explanations]
 serving_checks = [check_every_profile_scored_once, check_probabilities_valid]

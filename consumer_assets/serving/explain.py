@@ -17,15 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from consumer_assets.model.encoding import PROFILE, encode, profile_features
-from consumer_assets.model.store import LoadedModel
+from consumer_assets.datasets import PREDICTIONS
+from consumer_assets.features.snapshots import iter_snapshot_batches
+from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, encode, profile_features
+from consumer_assets.model.store import LoadedModel, ModelStore
 from consumer_assets.serving.score import score_table
+from consumer_assets.storage import StorageRoot
 
 EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")
 AGE_BUCKETS = ((3_600, "< 1 hour"), (86_400, "1 hour - 1 day"), (3 * 86_400, "1-3 days"), (7 * 86_400, "3-7 days"), (30 * 86_400, "7-30 days"), (np.inf, ">= 30 days"))
@@ -41,6 +45,10 @@ EXPLANATION_SCHEMA = pa.schema(
         ("contribution", pa.float32()),
     ]
 )
+
+
+class ExplanationError(ValueError):
+    """A profile cannot be explained for a day; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -181,3 +189,69 @@ def iter_profiles(events: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     for start, stop in zip(starts, np.r_[starts[1:], len(ids)]):
         yield str(ids[start]), events.slice(int(start), int(stop - start))
+
+
+def attribution_shares(events: pa.Table, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Each event type's share of the total absolute contribution: what drives the scores, in one vector."""
+    types = events.column("event_type").to_numpy(zero_copy_only=False)
+    size = np.abs(events.column("contribution").to_numpy().astype(np.float64)) * (1.0 if weights is None else weights)
+    total = size.sum()
+    return {t: float(size[types == t].sum() / total) if total > 0 else 0.0 for t in EVENT_TYPES}
+
+
+def attribution_drift(events: pa.Table, reference: list[dict[str, float]], min_events: int, warn_shift: float, resamples: int = 200) -> dict:
+    """The day's attribution shares against the mean of earlier days', with 95 % intervals over profiles.
+
+    A type is flagged when its share moved by more than ``warn_shift`` and the whole
+    interval of the day's share lies beyond that distance. Too few explained events
+    or no reference days: not judged, and the result says why.
+    """
+    shares = attribution_shares(events)
+    result: dict = {"events": events.num_rows, "profiles": len(set(events.column("profile_id").to_pylist())), "shares": shares, "reference_days": len(reference)}
+    if events.num_rows < min_events or not reference:
+        result["judged"] = False
+        result["reason"] = f"too little data to judge: {events.num_rows} explained events (needs {min_events})" if events.num_rows < min_events else "no earlier days to compare with"
+        return result
+    _, codes = np.unique(events.column("profile_id").to_numpy(zero_copy_only=False), return_inverse=True)
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(resamples):
+        drawn = np.bincount(rng.integers(0, codes.max() + 1, codes.max() + 1), minlength=codes.max() + 1)
+        draws.append(attribution_shares(events, drawn[codes].astype(float)))
+    baseline = {t: float(np.mean([r.get(t, 0.0) for r in reference])) for t in EVENT_TYPES}
+    rows, flagged = [], []
+    for t in EVENT_TYPES:
+        low, high = np.quantile([d[t] for d in draws], [0.025, 0.975])
+        shift = shares[t] - baseline[t]
+        beyond = low > baseline[t] + warn_shift or high < baseline[t] - warn_shift
+        rows.append({"event_type": t, "share": shares[t], "share_ci_low": float(low), "share_ci_high": float(high), "reference_share": baseline[t], "shift": shift})
+        if beyond:
+            flagged.append(t)
+    return {**result, "judged": True, "rows": rows, "flagged": flagged, "max_shift": max(abs(r["shift"]) for r in rows)}
+
+
+@dataclass(frozen=True)
+class ProfileExplanation:
+    """One profile's explanation on one day, with the batch score it must end at."""
+
+    profile_id: str
+    day: date
+    model_version: str
+    batch_score: float
+    explanations: Explanations
+
+
+def explain_profile(root: StorageRoot, day: date, profile_id: str) -> ProfileExplanation:
+    """Explain a scored profile of ``day`` with the model that scored it (the version in batch_predictions)."""
+    if not root.has_partition(PREDICTIONS, day):
+        scored = ", ".join(str(d) for d in root.list_partitions(PREDICTIONS)[-5:]) or "none"
+        raise ExplanationError(f"no batch_predictions for {day} under {root.uri} (latest scored days: {scored}); materialise batch_predictions {day} first")
+    predictions = root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any", "model_version"])
+    row = predictions.filter(pc.equal(predictions.column("profile_id"), profile_id))
+    if row.num_rows == 0:
+        raise ExplanationError(f"profile {profile_id!r} was not scored on {day}: it had no event in the window of daily_histories {day}, or the id is wrong")
+    version = row.column("model_version")[0].as_py()
+    model = ModelStore(root).load(version)
+    wanted = pa.array([profile_id], pa.string())
+    history = pa.Table.from_batches([b.filter(pc.is_in(b.column("profile_id"), value_set=wanted)) for b in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))])
+    return ProfileExplanation(profile_id, day, version, float(row.column("p_order_any")[0].as_py()), explain(model, history))

@@ -37,11 +37,12 @@ from consumer_assets.metrics import summarise
 
 log = logging.getLogger("consumer_assets.demo")
 
-DEMO_DAYS = int(os.environ.get("DEMO_DAYS", "24"))
+DEMO_DAYS = int(os.environ.get("DEMO_DAYS", "26"))
 DEMO_PROFILES = int(os.environ.get("DEMO_PROFILES", "20000"))
-# Offsets from the first day. Training on day 14 has 8 matured snapshots: 5 train, 3 held out,
-# so the first verdict rests on a few hundred test positives.
-TRAINING_DAY, BAD_CANDIDATE_DAY, SEASON_SHIFT_DAY = 14, 17, 20
+# Offsets from the first day. Training on day 15 has 9 matured snapshots: 6 train, 3 held out,
+# so the first verdict rests on a few hundred test positives; the days it scores mature
+# before the end, so realised rates are judged on three of them.
+TRAINING_DAY, BAD_CANDIDATE_DAY, SEASON_SHIFT_DAY = 15, 18, 22
 QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 BAD_CANDIDATE = {"resources": {"training": {"config": {"learning_rate": 0.0, "max_epochs": 1, "warm_start": False}}}}
 

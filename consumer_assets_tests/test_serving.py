@@ -20,6 +20,7 @@ from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
 from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
+from consumer_assets.monitoring.assets import check_attribution_drift
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.serving.score import predictions_table, score_table
 from consumer_assets.serving.spark_score import score_with_spark
@@ -67,7 +68,7 @@ def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
 
 def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*serving_assets, *serving_checks],
+        [*serving_assets, *serving_checks, check_attribution_drift],
         resources={
             "storage": StorageResource(root=root.uri),
             "scoring": ScoringResource(threads=1, chunk_rows=500, batch_size=64),
@@ -154,7 +155,10 @@ def test_explanations_end_at_the_batch_scores_and_add_up(snapshot_root):
     metadata = result.asset_materializations_for_node(EXPLANATIONS)[0].metadata
     assert metadata["model_version"].value == "v-serving" and metadata["profiles"].value == 50
     assert metadata["trajectory_1"].value.startswith("![trajectory of") and "trajectory_3" not in metadata
-    assert sum(r["events"] for r in metadata["summary"].value.records and [r.data for r in metadata["summary"].value.records]) == events.num_rows
+    assert sum(r.data["events"] for r in metadata["summary"].value.records) == events.num_rows
+    # The first explained day of a model has nothing to compare with: said, not judged.
+    [drift] = [c for c in result.get_asset_check_evaluations() if c.check_name == "check_attribution_drift"]
+    assert drift.passed and drift.description == "not judged: no earlier days to compare with"
 
 
 def test_explain_command_prints_contributions_and_refuses_bad_input(snapshot_root, tmp_path):

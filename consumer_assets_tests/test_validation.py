@@ -19,6 +19,7 @@ from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.store import ModelStore
 from consumer_assets.resources import FeatureResource, GateResource, StorageResource, TrainingResource
+from consumer_assets.serving.explain import explain
 from consumer_assets.serving.score import score_table
 from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
@@ -26,7 +27,7 @@ from consumer_assets.storage import StorageRoot
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.training.batches import SnapshotSplit
 from consumer_assets.validation.assets import validated_model, validation_checks
-from consumer_assets.validation.evaluate import evaluate_candidate
+from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
 
 START = date(2026, 10, 1)
 DAYS = 13
@@ -282,3 +283,40 @@ def test_a_candidate_that_loses_to_the_baselines_never_serves(root_folder, servi
     assert f"worse than the strongest baseline ({strongest})" in check.description
     assert check.metadata["strongest_baseline"].value == strongest
     _assert_refused_and_still_serving(root_folder, day, "blurred", serving)
+
+
+def _with_event(rows: list[dict], event_type: str, seconds_before_cutoff: float = 3600.0) -> pa.Table:
+    """Each snapshot row with one more event of ``event_type`` just before the cut-off, totals updated."""
+    changed = []
+    for row in rows:
+        row = dict(row)
+        gap = row["dt_cutoff_s"][-1] - seconds_before_cutoff
+        for name, value in (("event_type", event_type), ("article_id", row["article_id"][-1]), ("category_id", row["category_id"][-1]),
+                            ("brand_id", row["brand_id"][-1]), ("price", row["price"][-1]), ("platform", row["platform"][-1]),
+                            ("dt_prev_s", gap), ("dt_cutoff_s", seconds_before_cutoff), ("hour", 23), ("weekday", row["weekday"][-1])):
+            row[name] = [*row[name], value]
+        row["length"] += 1
+        row["window_events"] += 1
+        row[f"window_{event_type}"] += 1
+        row["window_spend"] += row["price"][-1] if event_type == "order" else 0.0
+        row["active_days"] += 1 if gap > 86_400 else 0
+        row["recency_s"] = seconds_before_cutoff
+        changed.append(row)
+    return pa.Table.from_pylist(changed)
+
+
+def test_explanations_follow_the_simulators_chain(root_folder, serving):
+    """On real trained weights: a cart add just before the cut-off raises the score, an order resets it."""
+    root = StorageRoot(str(root_folder))
+    model = ModelStore(root).load(serving)
+    day = max(root.list_partitions(LABELS))
+    table, _ = labelled_rows(root, (day,), ("order_any",), "test")
+    rows = [r for r in table.drop_columns(["snapshot_date"]).to_pylist() if r["length"] < model.config.max_length][:300]
+    last = {}
+    for event_type in ("view", "add_to_cart", "order"):
+        events = explain(model, _with_event(rows, event_type)).events
+        ends = np.flatnonzero(np.r_[events.column("profile_id").to_numpy(zero_copy_only=False)[1:] != events.column("profile_id").to_numpy(zero_copy_only=False)[:-1], True])
+        last[event_type] = events.column("contribution").to_numpy()[ends]  # the planted event's contribution, one per profile
+        assert len(last[event_type]) == len(rows)
+    assert last["add_to_cart"].mean() > 0 and (last["add_to_cart"] > last["view"]).mean() > 0.8
+    assert last["order"].mean() < 0 and (last["order"] < last["view"]).mean() > 0.8

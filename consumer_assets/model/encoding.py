@@ -116,9 +116,12 @@ class EncodedBatch:
         )
 
 
+PROFILE_SCALE = 5.0
+
+
 def profile_features(raw: np.ndarray) -> np.ndarray:
-    """The head's profile inputs from raw window totals in ``PROFILE`` order (last axis): log-scaled, float32."""
-    return (np.log1p(np.maximum(raw, 0)) / 5).astype(np.float32)
+    """The head's profile inputs from raw window totals in ``PROFILE`` order (last axis): log1p / PROFILE_SCALE, float32."""
+    return (np.log1p(np.maximum(raw, 0)) / PROFILE_SCALE).astype(np.float32)
 
 
 def _flat(table: pa.Table, name: str) -> pa.Array:

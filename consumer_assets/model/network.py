@@ -17,13 +17,14 @@ applies the same calibration by calling ``predict_proba``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, EncodedBatch, Vocabulary
+from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, PROFILE_SCALE, EncodedBatch, Vocabulary
 
 
 ARCHITECTURE = "consumer_lstm/2"  # /2: per-step inputs free of the cut-off, MLP head, calibration buffers
@@ -59,6 +60,7 @@ class ModelConfig:
 
 
 ID_FIELDS = ("article_id", "brand_id")
+RECENCY = PROFILE.index("recency_s")
 OOV_INDEX = 1
 
 
@@ -80,6 +82,8 @@ class ConsumerLSTM(nn.Module):
         # Standardisation of the profile features, fitted on the training data and stored with the weights.
         self.register_buffer("profile_mean", torch.zeros(len(PROFILE)))
         self.register_buffer("profile_std", torch.ones(len(PROFILE)))
+        # How fast each unit of the state fades between the last event and the prediction (per day).
+        self.decay_log_rate = nn.Parameter(torch.linspace(math.log(1 / 30), math.log(2.0), config.hidden_size))
         # Platt scaling per target, fitted on validation profiles; identity until fitted.
         self.register_buffer("calibration_scale", torch.ones(len(config.targets)))
         self.register_buffer("calibration_bias", torch.zeros(len(config.targets)))
@@ -104,7 +108,9 @@ class ConsumerLSTM(nn.Module):
     def head_logits(self, state: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits from an LSTM state and the profile features at the moment of prediction (any leading shape)."""
         standardised = (profile.to(state.dtype) - self.profile_mean) / self.profile_std
-        return self.head(torch.cat([self.dropout(state), standardised], dim=-1))
+        recency_days = torch.expm1(profile[..., RECENCY].to(state.dtype) * PROFILE_SCALE).clamp_min(0) / 86_400
+        faded = state * torch.exp(-torch.exp(self.decay_log_rate) * recency_days.unsqueeze(-1))
+        return self.head(torch.cat([self.dropout(faded), standardised], dim=-1))
 
     def prefix_logits(self, categorical: torch.Tensor, continuous: torch.Tensor, prefix_profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits after every prefix of each sequence, (batch, time, targets), in one LSTM pass.

@@ -4,19 +4,20 @@ The checks are not blocking: drift is a reason to look, not to stop scoring. The
 ERROR results are what the alert sensor forwards.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
-from consumer_assets.datasets import LABELS, MONITORING
+from consumer_assets.datasets import EXPLANATIONS, LABELS, MONITORING
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, png_markdown
 from consumer_assets.monitoring.daily import MonitoringConfig, MonitoringInputError, drift_table, monitor_day, realised_series
 from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets
 from consumer_assets.partitions import daily_partitions
-from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, MonitoringResource, StorageResource
-from consumer_assets.serving.assets import batch_predictions
+from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, ExplanationResource, FeatureResource, MonitoringResource, StorageResource
+from consumer_assets.serving.assets import batch_predictions, score_explanations
+from consumer_assets.serving.explain import attribution_drift
 
 matured_labels = dg.TimeWindowPartitionMapping(
     start_offset=-DEFAULT_LABEL_HORIZON_DAYS, end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
@@ -157,34 +158,91 @@ def _matured(context: dg.AssetCheckExecutionContext, storage: StorageResource) -
     return _properties(context, storage)["realised"]
 
 
+def _too_few(matured: dict, monitoring: MonitoringResource) -> dg.AssetCheckResult | None:
+    """A pass that says "too little data to judge" when the matured predictions hold too few orders (or non-orders)."""
+    positives = matured.get("positives", 0)
+    if positives >= monitoring.min_realised_positives and matured["rows"] - positives >= monitoring.min_realised_positives:
+        return None
+    note = f"too little data to judge: {matured['rows']} matured predictions with {positives} orders (needs {monitoring.min_realised_positives})"
+    return dg.AssetCheckResult(passed=True, description=note, metadata={"note": note, "rows": matured["rows"], "orders": positives, "scored_day": matured["scored_day"]})
+
+
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
 def check_realised_auc(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
-    """The AUC of the predictions made H days ago, now that their orders are known, above a floor."""
+    """The AUC of the predictions made H days ago, now that their orders are known: ERROR when its 95 % interval lies below the floor."""
     matured = _matured(context, storage)
     if matured is None:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no labelled predictions from H days ago yet"})
-    auc = matured["auc"]
+    if scarce := _too_few(matured, monitoring):
+        return scarce
+    auc, high = matured["auc"], matured["auc_ci_high"]
     return dg.AssetCheckResult(
-        passed=auc == auc and auc >= monitoring.min_realised_auc,
+        passed=high >= monitoring.min_realised_auc,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"realised_auc": auc, "floor": monitoring.min_realised_auc, "scored_day": matured["scored_day"]},
+        description=f"realised AUC {auc:.3f} (95 % interval {matured['auc_ci_low']:.3f}-{high:.3f}) on {matured['rows']} predictions with {matured['positives']} orders; floor {monitoring.min_realised_auc}",
+        metadata={
+            "realised_auc": auc, "realised_auc_ci_low": matured["auc_ci_low"], "realised_auc_ci_high": high, "floor": monitoring.min_realised_auc,
+            "rows": matured["rows"], "orders": matured["positives"], "scored_day": matured["scored_day"],
+        },
     )
 
 
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
 def check_realised_rate(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
-    """Realised over predicted order rate of the predictions made H days ago inside a band."""
+    """Realised over predicted order rate of the predictions made H days ago: ERROR when its 95 % interval lies wholly outside the band."""
     matured = _matured(context, storage)
     if matured is None or matured["realised_over_predicted"] is None:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no labelled predictions from H days ago yet"})
-    ratio = matured["realised_over_predicted"]
+    if scarce := _too_few(matured, monitoring):
+        return scarce
+    ratio, ratio_low, ratio_high = matured["realised_over_predicted"], matured["realised_over_predicted_ci_low"], matured["realised_over_predicted_ci_high"]
     low, high = monitoring.min_realised_over_predicted, monitoring.max_realised_over_predicted
     return dg.AssetCheckResult(
-        passed=low <= ratio <= high,
+        passed=not (ratio_high < low or ratio_low > high),
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"realised_over_predicted": ratio, "band_low": low, "band_high": high, "expected_orders": matured["expected_orders"], "realised_orders": matured["realised_orders"]},
+        description=f"realised/predicted {ratio:.3f} (95 % interval {ratio_low:.3f}-{ratio_high:.3f}) on {matured['rows']} predictions; band {low}-{high}",
+        metadata={
+            "realised_over_predicted": ratio, "realised_over_predicted_ci_low": ratio_low, "realised_over_predicted_ci_high": ratio_high,
+            "band_low": low, "band_high": high, "expected_orders": matured["expected_orders"], "realised_orders": matured["realised_orders"], "rows": matured["rows"],
+        },
+    )
+
+
+@dg.asset_check(asset=score_explanations, partitions_def=daily_partitions)
+def check_attribution_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, explanations: ExplanationResource) -> dg.AssetCheckResult:
+    """What drives the scores, against the earlier days explained by the same model: WARN when an event type's share moves.
+
+    Compares each event type's share of the total |contribution| with its mean over
+    the reference days; a type is flagged only when the whole 95 % interval (profiles
+    resampled) of the day's share lies beyond the tolerated shift. Another model
+    explains differently by design, so only days of the same model version count.
+    """
+    root = storage.open()
+    day = date.fromisoformat(context.partition_key)
+    version = root.manifest(EXPLANATIONS, day).properties["model_version"]
+    reference = []
+    for earlier in root.list_partitions(EXPLANATIONS):
+        if day - timedelta(days=explanations.reference_days) <= earlier < day:
+            properties = root.manifest(EXPLANATIONS, earlier).properties
+            if properties["model_version"] == version:
+                reference.append(properties["attribution_shares"])
+    events = root.read_partition(EXPLANATIONS, day, columns=["profile_id", "event_type", "contribution"])
+    drift = attribution_drift(events, reference, explanations.min_events_for_drift, explanations.attribution_shift_warn)
+    metadata = {"model_version": version, "explained_events": drift["events"], "explained_profiles": drift["profiles"], "reference_days": drift["reference_days"]}
+    if not drift["judged"]:
+        return dg.AssetCheckResult(passed=True, description=f"not judged: {drift['reason']}", metadata={**metadata, "note": drift["reason"]})
+    table = dg.MetadataValue.table(
+        records=[dg.TableRecord({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}) for row in drift["rows"]],
+        schema=dg.TableSchema(columns=[dg.TableColumn("event_type", "string"), *[dg.TableColumn(c, "float") for c in ("share", "share_ci_low", "share_ci_high", "reference_share", "shift")]]),
+    )
+    flagged = ", ".join(drift["flagged"]) or "none"
+    return dg.AssetCheckResult(
+        passed=not drift["flagged"],
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"event types whose share of the attribution moved beyond {explanations.attribution_shift_warn}: {flagged}",
+        metadata={**metadata, "max_shift": drift["max_shift"], "flagged": flagged, "shares": table},
     )
 
 
 monitoring_assets = [monitoring_stats]
-monitoring_checks = [check_input_drift, check_prediction_drift, check_event_volume, check_realised_auc, check_realised_rate]
+monitoring_checks = [check_input_drift, check_prediction_drift, check_event_volume, check_realised_auc, check_realised_rate, check_attribution_drift]

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, mean, merge, psi
-from consumer_assets.metrics import auc, calibration_table, mean_log_likelihood, top_decile_lift
+from consumer_assets.metrics import auc, calibration_table, mean_log_likelihood, summarise, top_decile_lift
 
 
 def _fine(start: float, stop: float, bins: int) -> list[float]:
@@ -122,9 +122,15 @@ def realised(p: np.ndarray, y: np.ndarray) -> dict:
     rows = len(y)
     expected, observed = float(p.sum()), float(y.sum())
     top = np.argsort(-p, kind="stable")[: max(1, rows // 10)]
+    summary = summarise(p, y, resamples=200) if 0 < observed < rows else {}
     return {
         "rows": rows,
+        "positives": int(observed),
         "auc": auc(p, y),
+        "auc_ci_low": summary.get("auc_ci_low"),
+        "auc_ci_high": summary.get("auc_ci_high"),
+        "realised_over_predicted_ci_low": summary.get("observed_over_predicted_ci_low"),
+        "realised_over_predicted_ci_high": summary.get("observed_over_predicted_ci_high"),
         "mean_log_likelihood": mean_log_likelihood(p, y),
         "mean_predicted_rate": float(p.mean()),
         "realised_rate": float(y.mean()),

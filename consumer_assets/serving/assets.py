@@ -19,7 +19,7 @@ from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingMod
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
 from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
-from consumer_assets.serving.explain import attribution_shares, contribution_summary, explain, iter_profiles
+from consumer_assets.serving.explain import attribution_shares, contribution_summary, explain, iter_profiles, snapshot_rows
 from consumer_assets.serving.score import score_partition
 
 SCORE_BINS = np.linspace(0, 1, 11)
@@ -132,9 +132,7 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     except ModelLoadError as exc:
         raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}") from exc
     chosen = choose_profiles(root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]), explanations.top_profiles, explanations.sample_profiles, day.toordinal())
-    wanted = pa.array(list(chosen), pa.string())
-    rows = [batch.filter(pc.is_in(batch.column("profile_id"), value_set=wanted)) for batch in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))]
-    histories = pa.Table.from_batches([r for r in rows if r.num_rows])
+    histories = snapshot_rows(root, day, list(chosen))
     started = time.perf_counter()
     explained = explain(model, histories)
     seconds = time.perf_counter() - started

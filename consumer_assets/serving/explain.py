@@ -241,6 +241,14 @@ class ProfileExplanation:
     explanations: Explanations
 
 
+def snapshot_rows(root: StorageRoot, day: date, profile_ids: list[str]) -> pa.Table:
+    """The snapshot rows of some profiles, streamed through the layered reader (memory bounded by a chunk)."""
+    wanted = pa.array(profile_ids, pa.string())
+    parts = [pa.Table.from_batches([b]).filter(pc.is_in(b.column("profile_id"), value_set=wanted)) for b in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))]
+    # Layers written on different days may differ in nullability; promote to one schema.
+    return pa.concat_tables(parts, promote_options="default")
+
+
 def explain_profile(root: StorageRoot, day: date, profile_id: str) -> ProfileExplanation:
     """Explain a scored profile of ``day`` with the model that scored it (the version in batch_predictions)."""
     if not root.has_partition(PREDICTIONS, day):
@@ -252,6 +260,5 @@ def explain_profile(root: StorageRoot, day: date, profile_id: str) -> ProfileExp
         raise ExplanationError(f"profile {profile_id!r} was not scored on {day}: it had no event in the window of daily_histories {day}, or the id is wrong")
     version = row.column("model_version")[0].as_py()
     model = ModelStore(root).load(version)
-    wanted = pa.array([profile_id], pa.string())
-    history = pa.Table.from_batches([b.filter(pc.is_in(b.column("profile_id"), value_set=wanted)) for b in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))])
+    history = snapshot_rows(root, day, [profile_id])
     return ProfileExplanation(profile_id, day, version, float(row.column("p_order_any")[0].as_py()), explain(model, history))

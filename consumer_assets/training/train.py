@@ -29,8 +29,8 @@ from consumer_assets.metrics import auc, mean_log_likelihood
 class TrainConfig:
     """Optimisation settings; defaults train a good model on the simulator in a few epochs on CPU."""
 
-    max_epochs: int = 8
-    patience: int = 2
+    max_epochs: int = 12
+    patience: int = 3
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0

@@ -116,7 +116,7 @@ def test_attribution_drift_flags_a_shift_and_refuses_to_judge_on_too_little_data
     assert sum(shares.values()) == pytest.approx(1.0)
     same = attribution_drift(explained, [shares, shares], min_events=100, warn_shift=0.1)
     assert same["judged"] and same["flagged"] == [] and same["max_shift"] == pytest.approx(0.0, abs=1e-9)
-    view_heavy = {t: (0.9 if t == "view" else 0.1 / 4) for t in shares}
+    view_heavy = {t: (0.98 if t == "view" else 0.02 / 4) for t in shares}
     moved = attribution_drift(explained, [view_heavy], min_events=100, warn_shift=0.1)
     assert "view" in moved["flagged"]
     row = next(r for r in moved["rows"] if r["event_type"] == "view")

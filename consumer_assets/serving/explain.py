@@ -131,19 +131,31 @@ def _explain_rows(model: LoadedModel, table: pa.Table) -> tuple[np.ndarray, np.n
 def explain(model: LoadedModel, table: pa.Table, batch_size: int = 512) -> Explanations:
     """Per-event probabilities and contributions of every profile in ``table`` (snapshot rows)."""
     empty = float(empty_history_score(model)[0])
-    parts = [_event_rows(model, table.slice(start, batch_size), empty) for start in range(0, table.num_rows, batch_size)]
-    events = pa.concat_tables(parts) if parts else EXPLANATION_SCHEMA.empty_table()
+    if table.num_rows == 0:
+        return Explanations(events=EXPLANATION_SCHEMA.empty_table(), empty_score=empty, target=model.config.targets[0])
+    # Batches of similar length pad little; the rows go back to the table's order at the end.
+    order = np.argsort(pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False), kind="stable")
+    parts, rows = [], []
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        part, kept = _event_rows(model, table.take(pa.array(chosen)), empty)
+        parts.append(part)
+        rows.append(np.repeat(chosen, kept))
+    events = pa.concat_tables(parts)
+    events = events.take(pa.array(np.argsort(np.concatenate(rows), kind="stable")))
     return Explanations(events=events, empty_score=empty, target=model.config.targets[0])
 
 
-def _event_rows(model: LoadedModel, table: pa.Table, empty: float) -> pa.Table:
+
+def _event_rows(model: LoadedModel, table: pa.Table, empty: float) -> tuple[pa.Table, np.ndarray]:
+    """The explained events of ``table``'s rows, and how many events each row gave."""
     probabilities, kept = _explain_rows(model, table)
     width = probabilities.shape[1]
     previous = np.concatenate([np.full((len(kept), 1), empty), probabilities[:, :-1]], axis=1)
     contribution = probabilities - previous
     real = np.arange(width)[None, :] < kept[:, None]
     columns = {name: _kept(table, name, kept, width, None, object)[real] for name in ("event_type", "category_id", "article_id")}
-    return pa.table(
+    events = pa.table(
         {
             "profile_id": pa.array(np.repeat(np.asarray(table.column("profile_id").to_pylist(), dtype=object), kept), pa.string()),
             "position": pa.array(np.nonzero(real)[1].astype(np.int32)),
@@ -154,6 +166,7 @@ def _event_rows(model: LoadedModel, table: pa.Table, empty: float) -> pa.Table:
         },
         schema=EXPLANATION_SCHEMA,
     )
+    return events, kept
 
 
 def age_bucket(seconds: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
-from consumer_assets.monitoring.assets import monitoring_assets, monitoring_checks
+from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
 from consumer_assets.resources import (
     DataQualityResource,
     ExplanationResource,
@@ -33,7 +33,7 @@ storage = storage_from_env()
 
 defs = dg.Definitions(
     assets=dg.with_source_code_references([*ingest_assets, *feature_assets, trained_lstm, validated_model, *serving_assets, *monitoring_assets]),
-    asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks],
+    asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
     jobs=[daily_data_job, labels_job, training_job, scoring_job],
     schedules=schedules,
     sensors=sensors,

@@ -245,4 +245,5 @@ def check_attribution_drift(context: dg.AssetCheckExecutionContext, storage: Sto
 
 
 monitoring_assets = [monitoring_stats]
-monitoring_checks = [check_input_drift, check_prediction_drift, check_event_volume, check_realised_auc, check_realised_rate, check_attribution_drift]
+monitoring_checks = [check_input_drift, check_prediction_drift, check_event_volume, check_realised_auc, check_realised_rate]
+attribution_checks = [check_attribution_drift]  # on score_explanations

@@ -306,7 +306,7 @@ def _with_event(rows: list[dict], event_type: str, seconds_before_cutoff: float 
 
 
 def test_explanations_follow_the_simulators_chain(root_folder, serving):
-    """On real trained weights: a cart add just before the cut-off raises the score, an order resets it."""
+    """On real trained weights: a cart add just before the cut-off raises the score more than a view, an order resets it."""
     root = StorageRoot(str(root_folder))
     model = ModelStore(root).load(serving)
     day = max(root.list_partitions(LABELS))
@@ -318,5 +318,7 @@ def test_explanations_follow_the_simulators_chain(root_folder, serving):
         ends = np.flatnonzero(np.r_[events.column("profile_id").to_numpy(zero_copy_only=False)[1:] != events.column("profile_id").to_numpy(zero_copy_only=False)[:-1], True])
         last[event_type] = events.column("contribution").to_numpy()[ends]  # the planted event's contribution, one per profile
         assert len(last[event_type]) == len(rows)
-    assert last["add_to_cart"].mean() > 0 and (last["add_to_cart"] > last["view"]).mean() > 0.8
-    assert last["order"].mean() < 0 and (last["order"] < last["view"]).mean() > 0.8
+    # Any event an hour before the cut-off says the profile is around; a cart add says more (interested or ready).
+    assert last["add_to_cart"].mean() > last["view"].mean() > 0 and (last["add_to_cart"] > last["view"]).mean() > 0.8
+    # An order sends the chain back to dormant or browsing: it moves the score less than a view or a cart add would.
+    assert (last["order"] < last["view"]).mean() > 0.8 and (last["order"] < last["add_to_cart"]).mean() > 0.9

@@ -19,10 +19,8 @@ RESAMPLES = 300
 LEVEL = 0.95  # two-sided level of every interval reported
 
 
-def auc(p: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> float:
-    if weights is None:
-        return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
-    return _weighted_auc(np.unique(p, return_inverse=True)[1], y, weights)
+def auc(p: np.ndarray, y: np.ndarray) -> float:
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def _weighted_auc(rank: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
@@ -59,13 +57,10 @@ def _bin_index(p: np.ndarray, bins: int) -> np.ndarray:
     return index
 
 
-def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10, weights: np.ndarray | None = None, bin_index: np.ndarray | None = None) -> float:
-    """Row-weighted mean |predicted - observed| over equal-count bins of the predictions."""
-    index = _bin_index(p, bins) if bin_index is None else bin_index
-    w = np.ones(len(p)) if weights is None else weights
-    mass = np.bincount(index, weights=w, minlength=bins)
-    gap = np.abs(np.bincount(index, weights=w * p, minlength=bins) - np.bincount(index, weights=w * y, minlength=bins))
-    return float(gap.sum() / max(mass.sum(), EPS))
+def _calibration_error(p: np.ndarray, y: np.ndarray, w: np.ndarray, bin_index: np.ndarray) -> float:
+    """Expected calibration error: row-weighted mean |predicted - observed| over the given bins of the predictions."""
+    gap = np.abs(np.bincount(bin_index, weights=w * p) - np.bincount(bin_index, weights=w * y))
+    return float(gap.sum() / max(w.sum(), EPS))
 
 
 def top_decile_lift(p: np.ndarray, y: np.ndarray) -> float:
@@ -112,7 +107,7 @@ def _figures(p: np.ndarray, y: np.ndarray, w: np.ndarray, bin_index: np.ndarray,
     return {
         "auc": _weighted_auc(rank, y, w),
         "mean_log_likelihood": ll,
-        "ece": expected_calibration_error(p, y, weights=w, bin_index=bin_index, bins=int(bin_index.max()) + 1),
+        "ece": _calibration_error(p, y, w, bin_index),
         "mean_prediction": predicted,
         "observed_rate": observed,
         "observed_over_predicted": observed / max(predicted, EPS),

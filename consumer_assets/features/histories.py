@@ -20,8 +20,9 @@ from datetime import date, datetime, timedelta, timezone
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from consumer_assets.ingest.contract import EVENT_TYPES
+
 EVENT_FIELDS = ("ts", "event_type", "article_id", "category_id", "brand_id", "price", "platform")
-EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")
 DAY_COUNT_FIELDS = ("events", *EVENT_TYPES)
 
 

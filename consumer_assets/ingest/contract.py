@@ -20,7 +20,7 @@ import pyarrow as pa
 
 REQUIRED_STRINGS = ("event_id", "profile_id", "event_type", "article_id")
 OPTIONAL_STRINGS = ("brand_id", "category_id", "platform")
-EVENT_TYPES = frozenset({"view", "wishlist", "add_to_cart", "remove_from_cart", "order"})
+EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")  # ordered: window totals and the simulator follow it
 FIELDS = ("event_id", "profile_id", "ts", "event_type", "article_id", "brand_id", "category_id", "price", "platform")
 
 EVENT_SCHEMA = pa.schema(
@@ -150,7 +150,7 @@ def _validate(frame: pd.DataFrame, reasons: np.ndarray, day: date) -> pd.Series:
     start = pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
     _reject(reasons, (ts < start) | (ts >= start + timedelta(days=1)), "ts_outside_day")
 
-    _reject(reasons, ~frame["event_type"].isin(EVENT_TYPES), "unknown_event_type")
+    _reject(reasons, ~frame["event_type"].isin(list(EVENT_TYPES)), "unknown_event_type")
 
     price = frame["price"]
     has_price = price.notna().to_numpy(dtype=bool)

@@ -16,22 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from consumer_assets.ingest.contract import EVENT_TYPES
+
 PAD, OOV = "<pad>", "<oov>"
 CATEGORICAL = ("event_type", "article_id", "category_id", "brand_id")
 # What the LSTM reads at each step describes the event alone (never the moment of
 # prediction), so the state after a profile's last event can be carried forward.
 CONTINUOUS = ("log_dt_prev", "log_price", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos")
-PROFILE = (
-    "window_events",
-    "window_view",
-    "window_wishlist",
-    "window_add_to_cart",
-    "window_remove_from_cart",
-    "window_order",
-    "window_spend",
-    "active_days",
-    "recency_s",
-)
+PROFILE = ("window_events", *(f"window_{t}" for t in EVENT_TYPES), "window_spend", "active_days", "recency_s")
 HISTORY_COLUMNS = ("profile_id", "length", *CATEGORICAL, "price", "platform", "dt_prev_s", "dt_cutoff_s", "hour", "weekday", *PROFILE)
 
 
@@ -128,6 +120,32 @@ def _flat(table: pa.Table, name: str) -> pa.Array:
     return pc.list_flatten(table.column(name)).combine_chunks() if table.num_rows else pa.array([], pa.string())
 
 
+@dataclass(frozen=True)
+class KeptEvents:
+    """Where the last ``max_length`` events of each row sit: in the flattened list columns and in a padded batch."""
+
+    kept: np.ndarray  # (rows,) events kept per row
+    width: int  # padded steps, at least 1
+    row_index: np.ndarray  # (kept events,) batch row of each kept event
+    step: np.ndarray  # (kept events,) its step in the batch
+    source: np.ndarray  # (kept events,) its position in the flattened lists
+
+    @classmethod
+    def of(cls, table: pa.Table, max_length: int) -> KeptEvents:
+        rows = table.num_rows
+        lengths = pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False).astype(np.int64)
+        kept = np.minimum(lengths, max_length)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if rows else np.zeros(0, np.int64)
+        step = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+        return cls(kept, max(int(kept.max()) if rows else 1, 1), np.repeat(np.arange(rows), kept), step, np.repeat(starts + lengths - kept, kept) + step)
+
+    def padded(self, flat: np.ndarray, fill, dtype) -> np.ndarray:
+        """A flattened list column's kept values as (rows, width), left-aligned, ``fill`` after each row's end."""
+        out = np.full((len(self.kept), self.width), fill, dtype=dtype)
+        out[self.row_index, self.step] = flat[self.source]
+        return out
+
+
 def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.ndarray | None = None) -> EncodedBatch:
     """Encode snapshot rows: the last ``max_length`` events of each, padded at the end.
 
@@ -135,14 +153,8 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
     a score; its continuous inputs are zeros.
     """
     rows = table.num_rows
-    lengths = pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False).astype(np.int64)
-    kept = np.minimum(lengths, max_length)
-    width = max(int(kept.max()) if rows else 1, 1)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if rows else np.zeros(0, np.int64)
-    # Positions of each kept event in the flattened arrays, and where it goes in the batch.
-    row_index = np.repeat(np.arange(rows), kept)
-    step = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
-    source = np.repeat(starts + lengths - kept, kept) + step
+    layout = KeptEvents.of(table, max_length)
+    kept, width, row_index, step, source = layout.kept, layout.width, layout.row_index, layout.step, layout.source
 
     categorical = np.zeros((rows, width, len(CATEGORICAL)), np.int64)
     for k, field in enumerate(CATEGORICAL):

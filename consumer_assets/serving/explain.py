@@ -26,12 +26,12 @@ import torch
 
 from consumer_assets.datasets import PREDICTIONS
 from consumer_assets.features.snapshots import iter_snapshot_batches
-from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, encode, profile_features
+from consumer_assets.ingest.contract import EVENT_TYPES
+from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, KeptEvents, encode, profile_features
 from consumer_assets.model.store import LoadedModel, ModelStore
 from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
 
-EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")
 AGE_BUCKETS = ((3_600, "< 1 hour"), (86_400, "1 hour - 1 day"), (3 * 86_400, "1-3 days"), (7 * 86_400, "3-7 days"), (30 * 86_400, "7-30 days"), (np.inf, ">= 30 days"))
 EXPLANATION_SCHEMA = pa.schema(
     [
@@ -68,16 +68,10 @@ def empty_history_score(model: LoadedModel) -> np.ndarray:
     return score_table(model, empty)[0]
 
 
-def _kept(table: pa.Table, name: str, kept: np.ndarray, width: int, fill, dtype) -> np.ndarray:
-    """The last ``kept`` values of a list column per row, left-aligned and padded to ``width``: (rows, width)."""
-    lengths = pc.list_value_length(table.column(name)).to_numpy(zero_copy_only=False).astype(np.int64)
-    flat = pc.fill_null(pc.list_flatten(table.column(name)), fill).to_numpy(zero_copy_only=False)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    out = np.full((table.num_rows, width), fill, dtype=dtype)
-    rows = np.repeat(np.arange(table.num_rows), kept)
-    step = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
-    out[rows, step] = flat[np.repeat(starts + lengths - kept, kept) + step]
-    return out
+def _padded(table: pa.Table, name: str, layout: KeptEvents, fill, dtype) -> np.ndarray:
+    """A list column's kept events as (rows, steps), ``fill`` after each row's end."""
+    flat = pc.list_flatten(table.column(name))
+    return layout.padded(pc.fill_null(flat, fill).to_numpy(zero_copy_only=False) if fill is not None else flat.to_numpy(zero_copy_only=False), fill, dtype)
 
 
 def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,12 +81,11 @@ def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, np.nd
     recency is the time from event t to the cut-off. At the last event they are
     the snapshot's own values, so the last prefix is the scored profile.
     """
-    lengths = pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False).astype(np.int64)
-    kept = np.minimum(lengths, max_length)
-    width = max(int(kept.max()) if len(kept) else 1, 1)
-    types = _kept(table, "event_type", kept, width, "", object)
-    price = _kept(table, "price", kept, width, 0.0, np.float64)
-    age = _kept(table, "dt_cutoff_s", kept, width, 0.0, np.float64)
+    layout = KeptEvents.of(table, max_length)
+    kept, width = layout.kept, layout.width
+    types = _padded(table, "event_type", layout, "", object)
+    price = _padded(table, "price", layout, 0.0, np.float64)
+    age = _padded(table, "dt_cutoff_s", layout, 0.0, np.float64)
     real = np.arange(width)[None, :] < kept[:, None]
 
     def after(values: np.ndarray) -> np.ndarray:  # sum over the events after t
@@ -116,16 +109,16 @@ def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, np.nd
     return raw, kept
 
 
-def _explain_rows(model: LoadedModel, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities after each prefix (rows, steps) for the first target, and the kept lengths."""
+def _explain_rows(model: LoadedModel, table: pa.Table) -> tuple[np.ndarray, KeptEvents]:
+    """Probabilities after each prefix (rows, steps) for the first target, and where the kept events sit."""
     max_length = model.config.max_length
     batch = encode(table, model.vocabulary, max_length)
-    raw, kept = prefix_profiles(table, max_length)
+    raw, _ = prefix_profiles(table, max_length)
     network = model.network
     with torch.inference_mode():
         logits = network.prefix_logits(batch.categorical, batch.continuous, torch.from_numpy(profile_features(raw)), batch.lengths)
         probabilities = torch.sigmoid(network.calibrate(logits))[..., 0].numpy()
-    return probabilities, kept
+    return probabilities, KeptEvents.of(table, max_length)
 
 
 def explain(model: LoadedModel, table: pa.Table, batch_size: int = 512) -> Explanations:
@@ -146,27 +139,27 @@ def explain(model: LoadedModel, table: pa.Table, batch_size: int = 512) -> Expla
     return Explanations(events=events, empty_score=empty, target=model.config.targets[0])
 
 
-
 def _event_rows(model: LoadedModel, table: pa.Table, empty: float) -> tuple[pa.Table, np.ndarray]:
     """The explained events of ``table``'s rows, and how many events each row gave."""
-    probabilities, kept = _explain_rows(model, table)
-    width = probabilities.shape[1]
-    previous = np.concatenate([np.full((len(kept), 1), empty), probabilities[:, :-1]], axis=1)
-    contribution = probabilities - previous
-    real = np.arange(width)[None, :] < kept[:, None]
-    columns = {name: _kept(table, name, kept, width, None, object)[real] for name in ("event_type", "category_id", "article_id")}
+    probabilities, layout = _explain_rows(model, table)
+    previous = np.concatenate([np.full((len(layout.kept), 1), empty), probabilities[:, :-1]], axis=1)
+    at = (layout.row_index, layout.step)  # the real events, row by row, oldest first
+
+    def flat(name: str) -> np.ndarray:
+        return pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False)[layout.source]
+
     events = pa.table(
         {
-            "profile_id": pa.array(np.repeat(np.asarray(table.column("profile_id").to_pylist(), dtype=object), kept), pa.string()),
-            "position": pa.array(np.nonzero(real)[1].astype(np.int32)),
-            **{name: pa.array(values, pa.string()) for name, values in columns.items()},
-            "seconds_before_cutoff": pa.array(_kept(table, "dt_cutoff_s", kept, width, 0.0, np.float64)[real]),
-            "probability": pa.array(probabilities[real].astype(np.float32)),
-            "contribution": pa.array(contribution[real].astype(np.float32)),
+            "profile_id": pa.array(np.repeat(np.asarray(table.column("profile_id").to_pylist(), dtype=object), layout.kept), pa.string()),
+            "position": pa.array(layout.step.astype(np.int32)),
+            **{name: pa.array(flat(name), pa.string()) for name in ("event_type", "category_id", "article_id")},
+            "seconds_before_cutoff": pa.array(flat("dt_cutoff_s").astype(np.float64)),
+            "probability": pa.array(probabilities[at].astype(np.float32)),
+            "contribution": pa.array((probabilities - previous)[at].astype(np.float32)),
         },
         schema=EXPLANATION_SCHEMA,
     )
-    return events, kept
+    return events, layout.kept
 
 
 def age_bucket(seconds: np.ndarray) -> np.ndarray:

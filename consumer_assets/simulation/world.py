@@ -21,10 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumer_assets.ingest.contract import EVENT_TYPES
+
 DORMANT, BROWSING, INTERESTED, READY = range(4)
 STATE_NAMES = ("dormant", "browsing", "interested", "ready")
 
-EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")
 PLATFORMS = ("web", "ios", "android")
 
 # Daily transitions for browsing/interested/ready. A dormant profile wakes up with

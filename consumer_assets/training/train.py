@@ -161,7 +161,7 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
     history: list[dict] = []
-    best_loss, best_epoch, best_state = math.inf, 0, copy.deepcopy(network.state_dict())
+    best_loss, best_epoch, best_state, best_validation = math.inf, 0, copy.deepcopy(network.state_dict()), None
     started = time.perf_counter()
     for epoch in range(1, config.max_epochs + 1):
         network.train()
@@ -196,12 +196,13 @@ def train(
             f"{record['validation_log_loss']:.4f}, AUC {record['validation_auc']:.4f}, {record['sequences_per_second']:,.0f} sequences/s"
         )
         if record["validation_log_loss"] < best_loss - 1e-5:
-            best_loss, best_epoch, best_state = record["validation_log_loss"], epoch, copy.deepcopy(network.state_dict())
+            best_loss, best_epoch, best_state, best_validation = record["validation_log_loss"], epoch, copy.deepcopy(network.state_dict()), (z, y)
         elif epoch - best_epoch >= config.patience:
             log(f"early stop: no improvement for {config.patience} epochs; keeping epoch {best_epoch}")
             break
     network.load_state_dict(best_state)
-    scaling, calibration_figures = calibrate(network, *predict_logits(network, validation_batches, device))
+    # The best epoch's validation logits are the calibration's input; no second pass over validation.
+    scaling, calibration_figures = calibrate(network, *(best_validation or predict_logits(network, validation_batches, device)))
     log(
         f"calibrated on {calibration_figures['fitted_on_rows']:,} validation rows ({calibration_figures['fitted_on_positives']:,} positives): "
         f"mean prediction {calibration_figures['mean_prediction_before']:.4f} -> {calibration_figures['mean_prediction_after']:.4f}, "

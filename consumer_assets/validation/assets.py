@@ -69,8 +69,9 @@ def _rule_check(name: str, description: str):
         verdict = RULES[name](evaluation, gate.config())
         extra = {}
         if name in ("check_value_thresholds", "check_beats_baselines") and "load_error" not in evaluation:
-            extra = {
-                "metrics": _metrics_table(evaluation),
+            extra = {"metrics": _metrics_table(evaluation)}
+        if name == "check_value_thresholds" and "load_error" not in evaluation:  # the plots once per candidate
+            extra |= {
                 "roc": figure_markdown(roc_curves(evaluation["roc"]), "ROC curves"),
                 "calibration": figure_markdown(calibration_plot(evaluation["calibration"]), "calibration"),
             }

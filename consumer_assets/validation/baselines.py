@@ -21,10 +21,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from consumer_assets.ingest.contract import EVENT_TYPES
 from consumer_assets.model.encoding import PROFILE
 
 BASELINES = ("logistic_regression", "random_forest", "gradient_boosting")
-EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")
 RECENT_DAYS = (1, 3, 7, 30)
 NEVER_S = 400 * 86_400.0  # "time since the last event of a type" when the history holds none
 

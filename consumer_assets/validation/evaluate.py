@@ -80,7 +80,7 @@ def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) ->
     # Non-finite scores fail the sanity rule; the other figures are computed as if they were 0.5.
     p = np.nan_to_num(raw, nan=0.5, posinf=1.0, neginf=0.0)
     primary_p, primary_y = p[:, 0], y[:, 0]
-    test_dates = table.column("snapshot_date").to_pylist()
+    test_dates = np.asarray(table.column("snapshot_date").to_pylist())
     evaluation: dict = {
         "version": version,
         **days,
@@ -89,7 +89,7 @@ def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) ->
             "rows": int(len(primary_y)),
             "positives": int(primary_y.sum()),
             "profiles": int(len(set(groups))),
-            "per_day": {str(d): {"rows": int(n), "positives": int(primary_y[np.array(test_dates) == d].sum())} for d, n in zip(*np.unique(test_dates, return_counts=True))},
+            "per_day": {str(d): {"rows": int((test_dates == d).sum()), "positives": int(primary_y[test_dates == d].sum())} for d in np.unique(test_dates)},
         },
         "candidate": {t: summarise(p[:, k], y[:, k], groups) for k, t in enumerate(targets)},
         "sanity": {

@@ -1,20 +1,32 @@
-"""Training figures: sequences/s, and the LSTM against the baselines, the forward filter and the oracle.
+"""Training figures: throughput of the input pipeline and of training, memory, contention, and model quality.
 
-    .venv/bin/python benchmarks/training.py [--profiles 100000] [--days 24] [--data FOLDER] [--skip-quality] [--warm-start]
+    .venv/bin/python benchmarks/training.py [--data FOLDER] [--profiles 100000] [--days 24] [--threads 2]
+        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start]
+    .venv/bin/python benchmarks/training.py --steps-only [--step-batches 256,2048]   # raw training steps, fp32 and bf16 on CUDA
+    .venv/bin/python benchmarks/training.py --contention   # one training run alone, then two side by side (CPU)
+    .venv/bin/python benchmarks/training.py --memory        # peak RSS of a run on 1 million sequences of mean length 30
 
-Part one times training steps of the LSTM (hidden 64, sequences of length 100) on
-CPU, and on CUDA when there is a GPU. Part two simulates a shop, builds snapshots
-and labels with Spark, trains a candidate exactly as trained_lstm does and prints
-its test AUC and log-likelihood next to the scikit-learn baselines and the oracle
-(the simulator's true probabilities) and a forward filter over the hidden intent
-states given each profile's day-by-day counts (the best reachable from counts),
-every figure with its 95 % interval over profiles, on the pooled held-out test
-days. With --warm-start, part three promotes that model, trains the next day's
-candidate twice, warm-started and cold, and prints after how many epochs each
-first reached the cold run's best validation log-loss.
+Part one times raw training steps of the LSTM (hidden 64, every sequence of
+length 100) on CPU, and on CUDA when there is a GPU (fp32 and bfloat16 autocast).
+Part two simulates a shop (or reuses ``--data``), builds snapshots and labels with
+Spark, and trains a candidate exactly as trained_lstm does, once per batch size:
+it prints the one-time encoding, sequences/s end to end per epoch and the test
+AUC. With ``--pipeline-only`` it times the input pipeline alone (gathering an
+epoch of batches from the encoded rows, no compute). Then the quality table: the
+LSTM beside the scikit-learn baselines and, when the data folder has the
+simulator's raw events and truth, the oracle (true probabilities) and a forward
+filter over daily counts, every figure with its 95 % interval over profiles on the
+pooled held-out test days. With --warm-start, part three promotes that model,
+trains the next day's candidate twice, warm-started and cold, and prints after how
+many epochs each first reached the cold run's best validation log-loss.
 """
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -24,10 +36,7 @@ import pyarrow as pa
 import torch
 
 from consumer_assets.datasets import LABELS, RAW_EVENTS
-from consumer_assets.features.build import build_labels, build_snapshot
-from consumer_assets.features.histories import HistoryConfig
-from consumer_assets.features.spark import SparkStorage, spark_session
-from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
+from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
 from consumer_assets.metrics import paired_differences, summarise
@@ -36,15 +45,18 @@ from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, true_probabilities
 from consumer_assets.simulation.filter import filter_probabilities
 from consumer_assets.storage import StorageRoot
-from consumer_assets.training.run import plan_training, train_candidate
-from consumer_assets.training.train import TrainConfig
+from consumer_assets.training.dataset import EncodedRows
+from consumer_assets.training.run import encode_rows, plan_training, train_candidate
+from consumer_assets.training.split import SnapshotRows
+from consumer_assets.training.train import TrainConfig, resolve_device, train
 from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
 
 HORIZON = 7
 START = date(2026, 10, 1)
 
 
-def steps_per_second(device: str, batch_size: int = 256, steps: int = 20) -> float:
+def steps_per_second(device: str, batch_size: int = 256, steps: int = 20, precision: str = "fp32") -> float:
+    """Raw training steps (forward, backward, optimiser) on one batch kept on the device: the ceiling of feeding."""
     table = synthetic_histories(batch_size, 100)
     vocabulary = Vocabulary.build([table], VocabularyLimits(min_count=1))
     network = ConsumerLSTM.for_vocabulary(ModelConfig(hidden_size=64), vocabulary).to(device)
@@ -53,14 +65,16 @@ def steps_per_second(device: str, batch_size: int = 256, steps: int = 20) -> flo
     batch = batch.to(device)
     optimiser = torch.optim.AdamW(network.parameters())
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     for step in range(steps + 3):
         if step == 3:
             if device == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
         optimiser.zero_grad()
-        loss = loss_fn(network(batch.categorical, batch.continuous, batch.profile, batch.lengths), batch.labels)
-        loss.backward()
+        with torch.autocast(device_type=device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = network(batch.categorical, batch.continuous, batch.profile, batch.lengths)
+        loss_fn(logits.float(), batch.labels).backward()
         optimiser.step()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -68,6 +82,10 @@ def steps_per_second(device: str, batch_size: int = 256, steps: int = 20) -> flo
 
 
 def build_data(root: StorageRoot, profiles: int, days: int) -> None:
+    from consumer_assets.features.build import build_labels, build_snapshot  # Spark only where data is built
+    from consumer_assets.features.histories import HistoryConfig
+    from consumer_assets.features.spark import SparkStorage, spark_session
+
     for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(START, days):
         root.write_partition(RAW_EVENTS, day.day, day.events)
         root.write_partition(TRUTH_DATASET, day.day, day.truth)
@@ -79,10 +97,116 @@ def build_data(root: StorageRoot, profiles: int, days: int) -> None:
         build_labels(spark, bridge, START + timedelta(days=k), HORIZON, {})
 
 
-def train_at(root: StorageRoot, day: date, version: str, warm: bool, patience: int = 2, threads: int = 2):
-    config = TrainConfig(max_epochs=8, patience=patience, threads=threads)
-    plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits(), 128)
+def train_at(root: StorageRoot, day: date, version: str, warm: bool, patience: int = 2, threads: int = 2, batch_size: int | None = None, max_epochs: int | None = 8):
+    config = TrainConfig(max_epochs=max_epochs, patience=patience, threads=threads, batch_size=batch_size)
+    plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
     return train_candidate(root, plan, version, warm_start=warm, log_fn=lambda line: print("   ", line))
+
+
+def pipeline_only(root: StorageRoot, day: date, batch_sizes: list[int]) -> None:
+    """Encode the training rows once, then time epochs of gathered batches without any compute."""
+    plan = plan_training(root, day, HORIZON, 14, ModelConfig(), TrainConfig(), VocabularyLimits())
+    source = SnapshotRows(root, plan.split.train_days, plan.targets, "train")
+    vocabulary = Vocabulary.build((chunk for _, chunk, _ in source), plan.limits)
+    started = time.perf_counter()
+    rows = encode_rows(source, vocabulary, plan.model.max_length)
+    seconds = time.perf_counter() - started
+    print(f"\ninput pipeline: {len(rows):,} training rows ({rows.events:,} events, {rows.nbytes / 2**20:,.0f} MiB) read and encoded once in {seconds:.1f} s ({len(rows) / seconds:,.0f} rows/s)")
+    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    rng = np.random.default_rng(0)
+    for device in devices:
+        placed = rows.to(device)
+        for batch_size in batch_sizes:
+            for epoch in range(2):  # the first warms up
+                started = time.perf_counter()
+                for batch in placed.batches(batch_size, rng):
+                    pass
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - started
+            print(f"  gathered on {device:<4} batch {batch_size:>5}: {len(rows) / seconds:>12,.0f} sequences/s (an epoch in {seconds:.2f} s)")
+
+
+def synthetic_rows(rows: int, mean_length: int, seed: int = 0, chunk: int = 16_384):
+    """(history rows, labels) chunks of random histories, built column-wise so a million rows take seconds."""
+    rng = np.random.default_rng(seed)
+    types = pa.array(["view", "wishlist", "add_to_cart", "remove_from_cart", "order"])
+    for begin in range(0, rows, chunk):
+        n = min(chunk, rows - begin)
+        lengths = rng.integers(0, 2 * mean_length + 1, n)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+        events = int(lengths.sum())
+
+        def ids(prefix: str, count: int) -> pa.ListArray:
+            values = pa.array(np.char.add(prefix, rng.integers(0, count, events).astype(str)))
+            return pa.ListArray.from_arrays(offsets, values)
+
+        def numbers(values: np.ndarray) -> pa.ListArray:
+            return pa.ListArray.from_arrays(offsets, pa.array(values))
+
+        table = pa.table(
+            {
+                "profile_id": pa.array([f"p{begin + i}" for i in range(n)]),
+                "event_type": pa.ListArray.from_arrays(offsets, types.take(pa.array(rng.integers(0, 5, events)))),
+                "article_id": ids("a", 5_000),
+                "category_id": ids("c", 50),
+                "brand_id": ids("b", 300),
+                "price": numbers(rng.uniform(1, 200, events)),
+                "dt_prev_s": numbers(rng.exponential(3_600, events)),
+                "hour": numbers(rng.integers(0, 24, events)),
+                "weekday": numbers(rng.integers(0, 7, events)),
+                **{name: pa.array(rng.integers(0, 50, n).astype(float)) for name in PROFILE},
+            }
+        )
+        yield table, (rng.random((n, 1)) < 0.05).astype(np.float32)
+
+
+def synthetic_training(rows: int, mean_length: int, epochs: int, threads: int, device: str = "cpu", batch_size: int | None = None) -> dict:
+    """A real ``train`` on random histories (no Spark, no storage): sequences/s, peak RSS, encoding time."""
+    vocabulary = Vocabulary.build((table for table, _ in synthetic_rows(50_000, mean_length)), VocabularyLimits())
+    started = time.perf_counter()
+    train_rows = EncodedRows.encode(synthetic_rows(rows, mean_length, seed=1), vocabulary, 100)
+    encoding = time.perf_counter() - started
+    validation = EncodedRows.encode(synthetic_rows(20_000, mean_length, seed=2), vocabulary, 100)
+    config = TrainConfig(max_epochs=epochs, patience=epochs, threads=threads, device=device, batch_size=batch_size)
+    result = train(train_rows, validation, ModelConfig(), vocabulary, config, log=lambda line: None)
+    return {
+        "rows": len(train_rows),
+        "events": train_rows.events,
+        "encoded_mib": train_rows.nbytes / 2**20,
+        "encoding_s": encoding,
+        "sequences_per_second": result.sequences_per_second,
+        "per_epoch": [round(h["sequences_per_second"]) for h in result.history],
+        "batch_size": result.batch_size,
+        "device": result.device,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def in_subprocesses(copies: int, *options: str) -> list[dict]:
+    """Run ``copies`` workers of this script at once; their JSON figures."""
+    command = [sys.executable, __file__, *options]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+    return [json.loads(worker.communicate()[0].strip().splitlines()[-1]) for worker in workers]
+
+
+def contention(threads: int) -> None:
+    """One training run alone, then two side by side: sequences/s of each, and together against alone."""
+    options = ("--worker", "--worker-rows", "30000", "--worker-epochs", "3", "--threads", str(threads))
+    alone = in_subprocesses(1, *options)[0]["sequences_per_second"]
+    pair = [w["sequences_per_second"] for w in in_subprocesses(2, *options)]
+    print(f"\ncontention on {os.cpu_count()} cores, hidden 64, mean length 30, batch 128, at most {threads} threads per run (train(), 3 epochs of 30,000 rows):")
+    print(f"  one run alone       {alone:>8,.0f} sequences/s")
+    print(f"  two side by side    {pair[0]:>8,.0f} + {pair[1]:,.0f} = {sum(pair):,.0f} sequences/s ({sum(pair) / alone:.0%} of one alone)")
+
+
+def memory() -> None:
+    figures = in_subprocesses(1, "--worker", "--worker-rows", "1000000", "--worker-epochs", "1")[0]
+    print(
+        f"\nmemory: a training run (one epoch) on {figures['rows']:,} sequences of mean length 30 ({figures['events']:,} events): "
+        f"encoded once in {figures['encoding_s']:.0f} s to {figures['encoded_mib']:,.0f} MiB; peak RSS {figures['peak_rss_gib']:.2f} GiB; "
+        f"{figures['sequences_per_second']:,.0f} sequences/s"
+    )
 
 
 def reference_scores(root: StorageRoot, table, config: SimulationConfig) -> dict[str, np.ndarray]:
@@ -112,7 +236,11 @@ def quality_table(root: StorageRoot, version: str, split, config: SimulationConf
     lstm = score_table(ModelStore(root).load(version), table)[:, 0]
     data = evaluation["test_data"]
     print(f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on {', '.join(evaluation['test_days'])}; {data['positives']:,} positives")
-    references = reference_scores(root, table, config)
+    if root.list_partitions(TRUTH_DATASET) and root.list_partitions(RAW_EVENTS):
+        references = reference_scores(root, table, config)
+    else:
+        references = {}
+        print("  (no raw events and truth in this data folder: no oracle or forward filter)")
     rows = {"LSTM": evaluation["candidate"]["order_any"], **evaluation["baselines"], **{name: summarise(p, y, groups) for name, p in references.items()}}
     print(f"  {'model':<28} {'AUC (95 % interval)':>24} {'mean log-lik':>13} {'ECE (95 %)':>22} {'mean p / observed':>18}")
     for name, m in rows.items():
@@ -122,7 +250,8 @@ def quality_table(root: StorageRoot, version: str, split, config: SimulationConf
         )
     strongest = evaluation["strongest_baseline"]
     others = {f"strongest baseline ({strongest})": evaluation["comparisons"][strongest]}
-    others["forward filter"] = paired_differences(lstm, references["forward filter (counts/day)"], y, groups)
+    if references:
+        others["forward filter"] = paired_differences(lstm, references["forward filter (counts/day)"], y, groups)
     for name, c in others.items():
         print(f"  LSTM - {name}: AUC {c['auc_difference']:+.4f} (paired 95 % interval {c['auc_difference_ci_low']:+.4f} to {c['auc_difference_ci_high']:+.4f})")
 
@@ -133,18 +262,50 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=24)
     parser.add_argument("--data", default=None, help="keep the simulated data in this folder and reuse it when it is there")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip-quality", action="store_true", help="only time training steps")
+    parser.add_argument("--steps-only", action="store_true", help="only time raw training steps")
+    parser.add_argument("--step-batches", default="256", help="batch sizes of the raw steps, comma-separated")
+    parser.add_argument("--pipeline-only", action="store_true", help="only time the input pipeline (after the one-time encoding)")
+    parser.add_argument("--batch-sizes", default="", help="end-to-end runs at these batch sizes (default: the device's default)")
+    parser.add_argument("--max-epochs", type=int, default=None, help="upper bound of the end-to-end runs' epochs (early stopping, patience 2); default: 12 on the CPU, 40 on a GPU")
+    parser.add_argument("--skip-quality", action="store_true", help="no baselines and references after training")
     parser.add_argument("--warm-start", action="store_true", help="also compare a warm start with a cold one on the next day")
+    parser.add_argument("--contention", action="store_true", help="one CPU training run alone, then two side by side")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of a training run on 1 million sequences")
+    parser.add_argument("--throughput", type=int, default=0, metavar="ROWS", help="train() end to end on ROWS random histories on the default device, per --batch-sizes")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-rows", type=int, default=15_000, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-epochs", type=int, default=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.worker:
+        print(json.dumps(synthetic_training(args.worker_rows, 30, args.worker_epochs, args.threads)))
+        return
+    if args.throughput:
+        for batch_size in [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [None]:
+            figures = synthetic_training(args.throughput, 30, 3, args.threads, "auto", batch_size)
+            name = torch.cuda.get_device_name() if figures["device"].startswith("cuda") else f"{torch.get_num_threads()} threads"
+            print(
+                f"train() on {figures['rows']:,} random histories of mean length 30, {figures['device']} ({name}), batch {figures['batch_size']}: "
+                f"{figures['sequences_per_second']:,.0f} sequences/s (epochs {figures['per_epoch']}), encoded once in {figures['encoding_s']:.1f} s"
+            )
+        return
+    if args.contention or args.memory:
+        if args.contention:
+            contention(args.threads)
+        if args.memory:
+            memory()
+        return
     torch.set_num_threads(args.threads)
-    print("training speed, hidden 64, length 100, batch 256 (forward + backward + step)")
-    print(f"  cpu  {steps_per_second('cpu'):>10,.0f} sequences/s ({torch.get_num_threads()} threads)")
+    print("raw training steps, hidden 64, length 100 (forward + backward + step, one batch kept on the device)")
+    for batch_size in map(int, args.step_batches.split(",")):
+        print(f"  cpu  batch {batch_size:>5} fp32 {steps_per_second('cpu', batch_size):>10,.0f} sequences/s ({torch.get_num_threads()} threads)")
     if torch.cuda.is_available():
-        print(f"  cuda {steps_per_second('cuda'):>10,.0f} sequences/s ({torch.cuda.get_device_name()})")
+        for batch_size in map(int, args.step_batches.split(",")):
+            for precision in ("fp32", "bf16"):
+                print(f"  cuda batch {batch_size:>5} {precision} {steps_per_second('cuda', batch_size, precision=precision):>10,.0f} sequences/s ({torch.cuda.get_device_name()})")
     else:
         print("  cuda          - (no GPU on this machine)")
-    if args.skip_quality:
+    if args.steps_only:
         return
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -154,12 +315,23 @@ def main() -> None:
             build_data(root, args.profiles, args.days)
             print(f"\nsimulated and built {args.days} days of {args.profiles:,} profiles in {time.perf_counter() - started:.0f} s")
         day = START + timedelta(days=args.days - 2)
+        if args.pipeline_only:
+            pipeline_only(root, day, [int(b) for b in (args.batch_sizes or "128,1024").split(",")])
+            return
+        device = resolve_device("auto")
         version = f"bench-{int(time.time())}"
-        print(f"cold-start training at {day}")
-        first = train_at(root, day, version, warm=False, threads=args.threads)
-        quality_table(root, version, first.plan.split, SimulationConfig(profiles=args.profiles))
+        for batch_size in [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [None]:
+            print(f"\ncold-start training at {day} on {device}{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, batch {batch_size or 'default'}")
+            first = train_at(root, day, f"{version}-{batch_size or 'default'}", warm=False, threads=args.threads, batch_size=batch_size, max_epochs=args.max_epochs)
+            result = first.result
+            epochs = [f"{h['sequences_per_second']:,.0f}" for h in result.history]
+            print(f"  end to end: {result.sequences_per_second:,.0f} sequences/s on average (per epoch: {', '.join(epochs)}); best epoch {result.best_epoch}")
+            if args.skip_quality:
+                continue
+            quality_table(root, first.version, first.plan.split, SimulationConfig(profiles=args.profiles))
         if not args.warm_start:
             return
+        version = first.version
         ModelStore(root).promote(version, {"run_id": "benchmark"})
         next_day = day + timedelta(days=1)
         print(f"\nnext day ({next_day}): warm start from {version} against a cold start, early stopping off")

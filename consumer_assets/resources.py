@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from consumer_assets.automation.alerts import EmailNotifier, WebhookNotifier
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.storage import StorageRoot
-from consumer_assets.training.batches import HELD_OUT_DAYS
+from consumer_assets.training.split import HELD_OUT_DAYS
 from consumer_assets.training.train import TrainConfig
 from consumer_assets.validation.gate import GateConfig
 
@@ -109,14 +109,14 @@ class TrainingResource(dg.ConfigurableResource):
     max_training_days: int = Field(default=14, description="Matured snapshots used for training, all earlier than the held-out days.")
     held_out_days: int = Field(default=HELD_OUT_DAYS, description="The latest matured snapshots, pooled, whose validation and test profiles judge the model.")
     hidden_size: int = Field(default=64, description="LSTM hidden size (one layer).")
-    max_epochs: int = Field(default=TrainConfig.max_epochs, description="Upper bound on epochs; early stopping usually ends sooner.")
+    max_epochs: int | None = Field(default=TrainConfig.max_epochs, description="Upper bound on epochs; None: 12 on the CPU, 40 on a GPU (larger batches, fewer steps per epoch). Early stopping usually ends sooner.")
     patience: int = Field(default=TrainConfig.patience, description="Epochs without a better validation log-loss before stopping.")
-    learning_rate: float = Field(default=TrainConfig.learning_rate, description="AdamW learning rate.")
-    batch_size: int = Field(default=128, description="Sequences per batch (length-bucketed).")
+    learning_rate: float = Field(default=TrainConfig.learning_rate, description="AdamW learning rate at a batch of 128; larger batches scale it by the root of batch/128.")
+    batch_size: int | None = Field(default=TrainConfig.batch_size, description="Sequences per batch (length-bucketed); None: 128 on the CPU, 1,024 on a GPU, the learning rate scaled by the root of batch/128.")
     max_articles: int = Field(default=5_000, description="Articles with an embedding of their own; rarer ones share the OOV row.")
     min_id_count: int = Field(default=5, description="An id needs this many events in the training data to get an embedding.")
     device: str = Field(default="auto", description="'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
-    threads: int = Field(default=2, description="CPU threads for training and scoring (env TORCH_THREADS).")
+    threads: int = Field(default=2, description="Most torch threads for training on the CPU (env TORCH_THREADS); runs that share the machine split its cores.")
     seed: int = Field(default=0, description="Seed of initialisation and batch order: same seed, same model on CPU.")
     warm_start: bool = Field(default=True, description="Start from the model in service when its config is compatible.")
 

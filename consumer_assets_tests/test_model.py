@@ -14,6 +14,7 @@ from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
+from consumer_assets.training.dataset import EncodedRows
 from consumer_assets.training.train import TrainConfig, train, warm_start
 
 VOCAB = Vocabulary(
@@ -154,17 +155,17 @@ def test_warm_start_refuses_an_incompatible_model(tmp_path):
     assert "targets differs" in warm_start(other, VOCAB, store.load("v1"))
 
 
-def _toy_batches(seed: int, rows: int = 256):
-    """Sequences whose label is whether an order came last: learnable only from the sequence."""
+def _toy_rows(seed: int, rows: int = 256) -> EncodedRows:
+    """Sequences whose label is whether a cart add came last: learnable only from the sequence."""
     table = _histories([int(n) for n in np.random.default_rng(seed).integers(1, 12, rows)], seed)
     last = np.array([types[-1] == "add_to_cart" for types in table.column("event_type").to_pylist()], np.float32)
     labels = np.stack([last, last], axis=1)
-    return [encode(table.slice(i, 64), VOCAB, 12, labels[i : i + 64]) for i in range(0, rows, 64)]
+    return EncodedRows.encode(((table.slice(i, 64), labels[i : i + 64]) for i in range(0, rows, 64)), VOCAB, 12)
 
 
 def test_training_is_deterministic_on_cpu_and_learns_from_the_sequence():
-    train_batches, validation = _toy_batches(1, 512), _toy_batches(2)
-    config = TrainConfig(max_epochs=6, patience=6, learning_rate=1e-2, seed=7, device="cpu")
+    train_batches, validation = _toy_rows(1, 512), _toy_rows(2)
+    config = TrainConfig(max_epochs=6, patience=6, learning_rate=1e-2, batch_size=64, seed=7, device="cpu")
     first = train(train_batches, validation, CONFIG, VOCAB, config, log=lambda _: None)
     second = train(train_batches, validation, CONFIG, VOCAB, config, log=lambda _: None)
     for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values()):

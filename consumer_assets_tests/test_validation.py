@@ -25,7 +25,7 @@ from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.assets import trained_lstm
-from consumer_assets.training.batches import SnapshotSplit
+from consumer_assets.training.split import SnapshotSplit
 from consumer_assets.validation.assets import validated_model, validation_checks
 from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
 

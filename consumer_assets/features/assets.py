@@ -10,7 +10,7 @@ from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.features.build import Compaction, MissingInputError, build_labels, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig, cutoff, describe
 from consumer_assets.features.snapshots import layers_of, read_snapshot
-from consumer_assets.features.labels import targets
+from consumer_assets.features.targets import targets
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, figure_markdown
 from consumer_assets.partitions import daily_partitions

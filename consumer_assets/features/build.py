@@ -19,7 +19,8 @@ from consumer_assets.features.histories import (
     window_days,
     with_clock_moved,
 )
-from consumer_assets.features.labels import label_days, largest_categories, order_labels
+from consumer_assets.features.labels import largest_categories, order_labels
+from consumer_assets.features.targets import label_days
 from consumer_assets.features.snapshots import READER, Layer, clock_shift_seconds, in_window_seconds, layers_of
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS

@@ -107,6 +107,16 @@ class EncodedBatch:
             None if self.labels is None else self.labels.to(device, non_blocking=True),
         )
 
+    def pin_memory(self) -> EncodedBatch:
+        """The batch in page-locked host memory, so its copy to a GPU can overlap computation."""
+        return EncodedBatch(
+            self.categorical.pin_memory(),
+            self.continuous.pin_memory(),
+            self.profile.pin_memory(),
+            self.lengths,
+            None if self.labels is None else self.labels.pin_memory(),
+        )
+
 
 PROFILE_SCALE = 5.0
 

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, PROFILE_SCALE, EncodedBatch, Vocabulary
 
@@ -93,10 +92,17 @@ class ConsumerLSTM(nn.Module):
         return cls(config, vocabulary.sizes())
 
     def forward(self, categorical: torch.Tensor, continuous: torch.Tensor, profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Uncalibrated logits, (batch, targets): what training optimises. Padding never reaches the LSTM (packed sequences)."""
-        packed = pack_padded_sequence(self.step_inputs(categorical, continuous), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, (hidden, _) = self.lstm(packed)
-        return self.head_logits(hidden[-1], profile)
+        """Uncalibrated logits, (batch, targets): what training optimises.
+
+        The LSTM runs over the padded batch and the state after each row's last real
+        event is picked out: the LSTM reads forward, so padding after that event
+        cannot change it. On the CPU this is one fused oneDNN kernel where packed
+        sequences cost a small matrix product per time step (1.5x to 2x slower,
+        ``benchmarks/training.py``); batches are length-bucketed, so little padding is computed.
+        """
+        states, _ = self.lstm(self.step_inputs(categorical, continuous))
+        last = (lengths.to(states.device) - 1).clamp_min(0)
+        return self.head_logits(states[torch.arange(states.shape[0], device=states.device), last], profile)
 
     def step_inputs(self, categorical: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
         """What the LSTM reads at each step, (..., time, inputs): the event alone, never the moment of prediction."""
@@ -112,15 +118,14 @@ class ConsumerLSTM(nn.Module):
         faded = state * torch.exp(-torch.exp(self.decay_log_rate) * recency_days.unsqueeze(-1))
         return self.head(torch.cat([self.dropout(faded), standardised], dim=-1))
 
-    def prefix_logits(self, categorical: torch.Tensor, continuous: torch.Tensor, prefix_profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def prefix_logits(self, categorical: torch.Tensor, continuous: torch.Tensor, prefix_profile: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits after every prefix of each sequence, (batch, time, targets), in one LSTM pass.
 
         ``prefix_profile`` (batch, time, features) holds the profile features as they
         stand after each event; at the last real event they are the snapshot's, so the
-        last point equals ``forward``. Steps past ``lengths`` are padding.
+        last point equals ``forward``. Steps past a row's length are padding: ignore them.
         """
-        packed = pack_padded_sequence(self.step_inputs(categorical, continuous), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=categorical.shape[1])
+        states, _ = self.lstm(self.step_inputs(categorical, continuous))
         return self.head_logits(states, prefix_profile)
 
     def _drop_ids(self, categorical: torch.Tensor) -> torch.Tensor:

@@ -116,7 +116,7 @@ def _explain_rows(model: LoadedModel, table: pa.Table) -> tuple[np.ndarray, Kept
     raw, _ = prefix_profiles(table, max_length)
     network = model.network
     with torch.inference_mode():
-        logits = network.prefix_logits(batch.categorical, batch.continuous, torch.from_numpy(profile_features(raw)), batch.lengths)
+        logits = network.prefix_logits(batch.categorical, batch.continuous, torch.from_numpy(profile_features(raw)))
         probabilities = torch.sigmoid(network.calibrate(logits))[..., 0].numpy()
     return probabilities, KeptEvents.of(table, max_length)
 

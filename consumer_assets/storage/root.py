@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from urllib.parse import urlparse
 
-import boto3
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -175,6 +174,8 @@ class StorageRoot:
     def _s3_list_after(self, prefix: str, start_after: str, page_size: int) -> Iterator[ObjectInfo]:
         bucket, _, base_prefix = self.base.partition("/")
         base = f"{base_prefix}/" if base_prefix else ""
+        import boto3  # only S3 roots need it; a local root works where boto3 is not installed (the GPU machine)
+
         client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or os.environ.get("AWS_REGION"))
         arguments = {"Bucket": bucket, "Prefix": f"{base}{prefix.strip('/')}/", "MaxKeys": page_size}
         if start_after:

@@ -13,7 +13,7 @@ from consumer_assets.model.store import ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import training_curves
 from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, StorageResource, TrainingResource
-from consumer_assets.training.batches import NotEnoughDataError
+from consumer_assets.training.split import NotEnoughDataError
 from consumer_assets.training.gpu import GPU_OP_TAGS, GPU_POOL
 from consumer_assets.training.run import plan_training, train_candidate
 from consumer_assets.training.train import TrainConfig
@@ -57,11 +57,12 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
         seed=training.seed,
         threads=training.threads,
         device=training.device,
+        batch_size=training.batch_size,
     )
     limits = VocabularyLimits(max_articles=training.max_articles, min_count=training.min_id_count)
     try:
         plan = plan_training(
-            root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.batch_size, training.held_out_days
+            root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.held_out_days
         )
     except NotEnoughDataError as exc:
         raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})") from exc

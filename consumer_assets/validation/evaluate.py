@@ -21,7 +21,7 @@ import torch
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
 from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
-from consumer_assets.training.batches import SnapshotBatches, SnapshotSplit
+from consumer_assets.training.split import SnapshotRows, SnapshotSplit
 from consumer_assets.validation.baselines import BASELINES, category_list, features, fit_baselines
 from consumer_assets.metrics import calibration_table, paired_differences, roc_points, summarise
 
@@ -37,7 +37,7 @@ def labelled_rows(root: StorageRoot, days: tuple[date, ...], targets: tuple[str,
     The rows carry a ``snapshot_date`` column: one profile gives a row on each day it is active.
     """
     chunks, labels = [], []
-    for day, chunk, y in SnapshotBatches(root, days, targets, role).rows():
+    for day, chunk, y in SnapshotRows(root, days, targets, role):
         chunks.append(chunk.append_column("snapshot_date", pa.array([day] * chunk.num_rows, pa.date32())))
         labels.append(y)
     if not chunks:

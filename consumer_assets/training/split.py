@@ -1,4 +1,4 @@
-"""Which snapshots train, validate and test a model, and batches streamed from their Parquet.
+"""Which snapshots train, validate and test a model, and their labelled rows streamed from Parquet.
 
 Profiles fall into fixed hash buckets: 20 % test, 20 % validation, the rest train.
 Test data is independent twice over: its profiles never train, and its snapshot
@@ -12,9 +12,8 @@ so that a verdict rests on several hundred positives rather than one day's few
 dozen; the bootstrap resamples profiles, not rows, because one profile gives a row
 on each pooled day.
 
-Batches stream from the partitions chunk by chunk, so memory is bounded by the
-chunk, not the data. Within a chunk, rows are sorted by length and cut into
-batches, so a batch pads little; the order of batches is shuffled.
+Rows stream from the partitions chunk by chunk, so memory is bounded by the chunk;
+training encodes them once (``training/dataset.py``), evaluation scores them.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.features.snapshots import iter_snapshot_batches
-from consumer_assets.model.encoding import HISTORY_COLUMNS, EncodedBatch, Vocabulary, encode
+from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.datasets import HISTORIES, LABELS
 from consumer_assets.storage import StorageRoot
 
@@ -82,29 +81,24 @@ def matured_days(root: StorageRoot, until: date) -> list[date]:
     return [d for d in root.list_partitions(HISTORIES) if d in labelled and d <= until]
 
 
-@dataclass
-class SnapshotBatches:
-    """Re-iterable stream of labelled batches from some snapshot days (one pass per epoch)."""
+@dataclass(frozen=True)
+class SnapshotRows:
+    """The labelled history rows of one role's profiles on some snapshot days, chunk by chunk (re-iterable)."""
 
     root: StorageRoot
     days: tuple[date, ...]
     targets: tuple[str, ...]
     role: str  # which profiles: "train", "validation" or "test"
-    vocabulary: Vocabulary | None = None  # needed to iterate batches, not to build a vocabulary
-    max_length: int = 100
-    batch_size: int = 256
     chunk_rows: int = 16_384
-    shuffle_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {self.role!r}")
-        self._epoch = 0
 
     def labels(self, day: date) -> pa.Table:
         return self.root.read_partition(LABELS, day, columns=["profile_id", *self.targets])
 
-    def rows(self) -> Iterator[tuple[date, pa.Table, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[date, pa.Table, np.ndarray]]:
         """Chunks of (day, history rows, labels) for the chosen profiles."""
         for day in self.days:
             labels = self.labels(day)
@@ -117,21 +111,3 @@ class SnapshotBatches:
                 y = np.stack([labels.column(t).to_numpy()[position] for t in self.targets], axis=1).astype(np.float32)
                 if chunk.num_rows:
                     yield day, chunk, y
-
-    def __iter__(self) -> Iterator[EncodedBatch]:
-        if self.vocabulary is None:
-            raise ValueError("SnapshotBatches needs a vocabulary to encode batches")
-        rng = np.random.default_rng(None if self.shuffle_seed is None else [self.shuffle_seed, self._epoch])
-        self._epoch += 1
-        for _, chunk, y in self.rows():
-            order = np.argsort(pc.list_value_length(chunk.column("event_type")).to_numpy(zero_copy_only=False), kind="stable")
-            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-            if self.shuffle_seed is not None:
-                rng.shuffle(batches)
-            for rows in batches:
-                yield encode(chunk.take(pa.array(rows)), self.vocabulary, self.max_length, y[rows])
-
-    def history_tables(self) -> Iterator[pa.Table]:
-        """The chosen history rows, for building vocabularies."""
-        for _, chunk, _ in self.rows():
-            yield chunk

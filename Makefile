@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CONSUMER_ASSETS_ROOT ?= $(CURDIR)/.data
 
-.PHONY: install demo test dev clean instance
+.PHONY: install demo test dev clean instance redis serve
 
 install: $(STAMP)
 
@@ -27,8 +27,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) instance
 	$(BIN)/python -m consumer_assets.demo
 
-test: $(STAMP) instance
+# redis-server, the online service's shared state store in the tests: apt has it, PyPI does not.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+test: $(STAMP) instance redis
 	$(BIN)/python -m pytest
+
+# Online scores over the demo's root: the newest profile_states and the model that wrote them.
+serve: $(STAMP)
+	$(BIN)/consumer-assets serve --host 127.0.0.1 --port 8080
 
 dev: $(STAMP) instance
 	$(BIN)/dagster dev -w workspace.yaml

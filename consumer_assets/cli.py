@@ -1,4 +1,4 @@
-"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score."""
+"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score, serve online scores."""
 
 from __future__ import annotations
 
@@ -96,6 +96,24 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from consumer_assets.serving.online import NoStatesError, OnlineScorer, create_app
+
+    try:
+        scorer = OnlineScorer(StorageRoot(args.root), state_store=args.state_store, refresh_s=args.refresh_s)
+        scorer.start()
+    except NoStatesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        uvicorn.run(create_app(scorer), host=args.host, port=args.port, log_level="warning", access_log=False)
+    finally:
+        scorer.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="consumer-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,7 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--profile", required=True, help="the profile id")
     explain.add_argument("--plot", default=None, help="where to write the PNG timeline (default: explain-PROFILE-DAY.png)")
     explain.set_defaults(handler=_explain)
-    for sub in (listing, promote, explain):
+    serve = commands.add_parser("serve", help="online scores: each profile's LSTM state carried forward, one step per event (HTTP)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
+    serve.add_argument(
+        "--state-store",
+        default=os.environ.get("CONSUMER_ASSETS_STATE_STORE", "embedded"),
+        help="'embedded' (in this process, one machine) or redis://HOST:PORT/DB for several replicas (default: $CONSUMER_ASSETS_STATE_STORE or embedded)",
+    )
+    serve.add_argument("--refresh-s", type=float, default=30.0, help="seconds between looks for newer profile_states (default %(default)s)")
+    serve.set_defaults(handler=_serve)
+    for sub in (listing, promote, explain, serve):
         sub.add_argument("--root", default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT), help="storage root (default: $CONSUMER_ASSETS_ROOT or .data)")
     return parser
 

@@ -7,8 +7,9 @@ the 2-core CI machine (training steps, ``benchmarks/training.py --contention``),
 process alone 3,451 sequences/s, two at once 54 + 54. One thread per process never
 spins: two at once reached 2,519 + 2,378, more than one alone with two threads.
 
-So each compute-heavy step holds a claim on the cores while it runs (a locked file
-in a folder every process of the machine sees). A torch step sizes its intra-op
+So each compute-heavy step (training, scoring, a Spark build) holds a claim on the
+cores while it runs (a locked file in a folder every process of the machine sees,
+``$CONSUMER_ASSETS_CORE_CLAIMS`` or the temp folder's ``consumer-assets-core-claims``). A torch step sizes its intra-op
 threads to its share, ``cores // claims``, and looks again every few seconds: a run
 alone keeps all its threads, two runs drop to one each and back when one ends. The
 kernel drops a dead process's lock, so a killed run frees its claim.
@@ -20,11 +21,14 @@ import fcntl
 import os
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 CLAIMS_ENV = "CONSUMER_ASSETS_CORE_CLAIMS"
+T = TypeVar("T")
 
 
 def claims_folder() -> Path:
@@ -89,6 +93,12 @@ class CoreShare:
     def threads(self) -> int:
         """This claim's share of the cores: all of them (up to ``max_threads``) when alone."""
         return max(1, min(self.max_threads, available_cores() // max(live_claims(self.folder), 1)))
+
+    def rebalancing(self, items: Iterable[T]) -> Iterator[T]:
+        """``items``, rebalancing the threads before each: for loops that run a torch step per item."""
+        for item in items:
+            self.rebalance()
+            yield item
 
     def rebalance(self, force: bool = False) -> int:
         """Set torch's intra-op threads to this claim's share; returns them."""

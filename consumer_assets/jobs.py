@@ -12,7 +12,7 @@ from consumer_assets.training.gpu import GPU_JOB_TAGS
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
-    selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "score_explanations", "monitoring_stats"),
+    selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
     partitions_def=daily_partitions,
     description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor it.",
 )
@@ -34,7 +34,7 @@ training_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     name="scoring_job",
-    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "monitoring_stats"),
+    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
     partitions_def=daily_partitions,
     description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
 )

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, RAW_EVENTS
+from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, RAW_EVENTS, STATES
 from consumer_assets.features.build import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.snapshots import layers_of, read_snapshot
@@ -23,6 +23,7 @@ from consumer_assets.resources import ExplanationResource, ScoringResource, Stor
 from consumer_assets.monitoring.assets import check_attribution_drift
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.serving.score import predictions_table, score_table
+from consumer_assets.serving.states import OnlineModel, ProfileState, cutoff_seconds, states_from_table
 from consumer_assets.serving.spark_score import score_with_spark
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
@@ -92,6 +93,16 @@ def test_every_profile_is_scored_once_by_the_model_in_service(snapshot_root):
     assert all(c.passed for c in result.get_asset_check_evaluations())
     metadata = result.asset_materializations_for_node(PREDICTIONS)[0].metadata
     assert metadata["rows"].value == histories.num_rows and metadata["profiles_per_second"].value > 0
+    # The states the online service carries forward: every profile, under the model that scored the day,
+    # and the head on a state at the cut-off gives that day's batch score.
+    states = snapshot_root.read_partition(STATES, DAY)
+    assert states.num_rows == histories.num_rows and snapshot_root.manifest(STATES, DAY).properties["model_version"] == "v-serving"
+    online = OnlineModel(ModelStore(snapshot_root).load("v-serving"))
+    ids, h, c, last, totals = states_from_table(states)
+    batch = dict(zip(predictions.column("profile_id").to_pylist(), predictions.column("p_order_any").to_pylist()))
+    for i in range(0, len(ids), 7):
+        state = ProfileState(h[i], c[i], float(last[i]), totals[i])
+        assert online.score(state, cutoff_seconds(DAY))[0] == pytest.approx(batch[ids[i]], abs=1e-5)
 
 
 def test_batch_and_per_row_scores_are_identical(snapshot_root):

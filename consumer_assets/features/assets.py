@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
+from consumer_assets.cores import CoreShare
 from consumer_assets.features.build import Compaction, MissingInputError, build_labels, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig, cutoff, describe
 from consumer_assets.features.snapshots import layers_of, read_snapshot
@@ -70,7 +71,8 @@ def daily_histories(
     bridge = spark.bridge(storage.open())
     started = time.perf_counter()
     try:
-        built = build_snapshot(session, bridge, day, config, files=features.output_files, compaction=compaction)
+        with CoreShare(max_threads=1):  # Spark's JVM counts as one run on the cores: a training beside it shrinks its threads
+            built = build_snapshot(session, bridge, day, config, files=features.output_files, compaction=compaction)
     except MissingInputError as exc:
         raise dg.Failure(str(exc)) from exc
     manifest, mode = built.manifest, built.mode
@@ -157,7 +159,8 @@ def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, sp
     day = _day(context)
     root = storage.open()
     try:
-        manifest = build_labels(spark.session(), spark.bridge(root), day, features.label_horizon_days, features.article_groups)
+        with CoreShare(max_threads=1):  # see daily_histories
+            manifest = build_labels(spark.session(), spark.bridge(root), day, features.label_horizon_days, features.article_groups)
     except MissingInputError as exc:
         raise dg.Failure(str(exc)) from exc
     groups = manifest.properties["groups"]

@@ -76,8 +76,8 @@ def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
     return parse_lines(text.splitlines(), day, source)
 
 
-def parse_lines(lines: list[str], day: date, source: str) -> ParsedFile:
-    """Validate JSON lines against the contract; blank lines are not rows."""
+def parse_lines(lines: list[str], day: date | None, source: str) -> ParsedFile:
+    """Validate JSON lines against the contract; blank lines are not rows. ``day=None``: any day (the online service)."""
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     line_numbers = np.array([n for n, _ in numbered], dtype=np.int64)
     raw = [line for _, line in numbered]
@@ -127,7 +127,7 @@ def _is_type(column: pd.Series, kinds: tuple[type, ...]) -> np.ndarray:
     return column.map(lambda v: isinstance(v, kinds) and not isinstance(v, bool)).to_numpy(dtype=bool)
 
 
-def _validate(frame: pd.DataFrame, reasons: np.ndarray, day: date) -> pd.Series:
+def _validate(frame: pd.DataFrame, reasons: np.ndarray, day: date | None) -> pd.Series:
     """Set a reason on every row that breaks the contract; returns the parsed timestamps."""
     for name in ("event_id", "profile_id", "ts", "event_type", "article_id"):
         _reject(reasons, frame[name].isna(), f"missing_field:{name}")
@@ -147,8 +147,9 @@ def _validate(frame: pd.DataFrame, reasons: np.ndarray, day: date) -> pd.Series:
     parsed_millis = pd.to_datetime(millis, unit="ms", utc=True, errors="coerce")
     ts = parsed_text.where(is_text, parsed_millis)
     _reject(reasons, ts.isna(), "bad_timestamp")
-    start = pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
-    _reject(reasons, (ts < start) | (ts >= start + timedelta(days=1)), "ts_outside_day")
+    if day is not None:
+        start = pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+        _reject(reasons, (ts < start) | (ts >= start + timedelta(days=1)), "ts_outside_day")
 
     _reject(reasons, ~frame["event_type"].isin(list(EVENT_TYPES)), "unknown_event_type")
 

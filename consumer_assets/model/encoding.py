@@ -48,6 +48,7 @@ class Vocabulary:
                 raise ValueError(f"vocabulary field {field!r} must start with {PAD!r}, {OOV!r}")
         self.tokens = {field: list(tokens[field]) for field in CATEGORICAL}
         self._arrays = {field: pa.array(self.tokens[field][2:], pa.string()) for field in CATEGORICAL}
+        self._positions = {field: {token: i for i, token in enumerate(self.tokens[field]) if i >= 2} for field in CATEGORICAL}
 
     def size(self, field: str) -> int:
         return len(self.tokens[field])
@@ -78,6 +79,10 @@ class Vocabulary:
             frequent = sorted(((c, v) for v, c in counts[field].items() if c >= limits.min_count or field == "event_type"), key=lambda cv: (-cv[0], cv[1]))
             tokens[field] = [PAD, OOV, *[v for _, v in frequent[: caps[field]]]]
         return cls(tokens)
+
+    def index(self, field: str, token: str | None) -> int:
+        """The embedding row of one id (OOV for unknown or None): a dictionary look-up, for scoring one event at a time."""
+        return self._positions[field].get(token, 1) if token is not None else 1
 
     def lookup(self, field: str, values: pa.Array) -> np.ndarray:
         """Indices of ``values`` (OOV for unknown or null ids)."""
@@ -124,6 +129,22 @@ PROFILE_SCALE = 5.0
 def profile_features(raw: np.ndarray) -> np.ndarray:
     """The head's profile inputs from raw window totals in ``PROFILE`` order (last axis): log1p / PROFILE_SCALE, float32."""
     return (np.log1p(np.maximum(raw, 0)) / PROFILE_SCALE).astype(np.float32)
+
+
+def step_features(dt_prev_s: np.ndarray, price: np.ndarray, hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
+    """The continuous inputs of each event in ``CONTINUOUS`` order, (events, features); the one definition batch and online scoring share."""
+    hour_angle, weekday_angle = hour * (2 * np.pi / 24), weekday * (2 * np.pi / 7)
+    return np.stack(
+        [
+            np.log1p(np.maximum(dt_prev_s, 0)) / 10,
+            np.log1p(np.maximum(price, 0)) / 5,
+            np.sin(hour_angle),
+            np.cos(hour_angle),
+            np.sin(weekday_angle),
+            np.cos(weekday_angle),
+        ],
+        axis=-1,
+    )
 
 
 def _flat(table: pa.Table, name: str) -> pa.Array:
@@ -173,19 +194,7 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
     def numbers(name: str) -> np.ndarray:
         return pc.fill_null(_flat(table, name), 0).to_numpy(zero_copy_only=False).astype(np.float64)[source]
 
-    hour = numbers("hour") * (2 * np.pi / 24)
-    weekday = numbers("weekday") * (2 * np.pi / 7)
-    features = np.stack(
-        [
-            np.log1p(np.maximum(numbers("dt_prev_s"), 0)) / 10,
-            np.log1p(np.maximum(numbers("price"), 0)) / 5,
-            np.sin(hour),
-            np.cos(hour),
-            np.sin(weekday),
-            np.cos(weekday),
-        ],
-        axis=1,
-    )
+    features = step_features(numbers("dt_prev_s"), numbers("price"), numbers("hour"), numbers("weekday"))
     continuous = np.zeros((rows, width, len(CONTINUOUS)), np.float32)
     continuous[row_index, step] = features
     raw = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1) if rows else np.zeros((0, len(PROFILE)))

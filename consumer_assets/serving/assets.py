@@ -1,5 +1,6 @@
 """batch_predictions: every profile of the day's snapshot scored by the model in service, on CPU;
-score_explanations: why, event by event, for the top profiles and a sample."""
+score_explanations: why, event by event, for the top profiles and a sample;
+profile_states: each profile's LSTM state, for the online service to carry forward."""
 
 import time
 from datetime import date
@@ -8,9 +9,9 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
 
-from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS
+from consumer_assets.cores import CoreShare
+from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, STATES
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.metadata import count_table, figure_markdown
@@ -21,6 +22,7 @@ from consumer_assets.plots import bar_chart, contribution_bars, explanation_time
 from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
 from consumer_assets.serving.explain import attribution_shares, contribution_summary, explain, iter_profiles, snapshot_rows
 from consumer_assets.serving.score import score_partition
+from consumer_assets.serving.states import batch_states, cutoff_seconds
 
 SCORE_BINS = np.linspace(0, 1, 11)
 
@@ -50,11 +52,11 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
         raise dg.Failure(str(exc)) from exc
     if not root.has_partition(HISTORIES, day):
         raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
-    torch.set_num_threads(scoring.threads)
     started = time.perf_counter()
-    batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
-    scored = score_partition(model, batches, day, scoring.batch_size, progress=context.log.info)
-    manifest = root.write_partition(PREDICTIONS, day, scored, properties={"model_version": model.version})
+    with CoreShare(scoring.threads) as cores:  # runs sharing the machine split its cores
+        batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
+        scored = score_partition(model, cores.rebalancing(batches), day, scoring.batch_size, progress=context.log.info)
+        manifest = root.write_partition(PREDICTIONS, day, scored, properties={"model_version": model.version})
     seconds = time.perf_counter() - started
     scores = root.read_partition(PREDICTIONS, day, columns=["p_order_any"]).column("p_order_any").to_numpy()
     counts, _ = np.histogram(scores, SCORE_BINS)
@@ -177,5 +179,41 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     )
 
 
-serving_assets = [batch_predictions, score_explanations]
+@dg.asset(
+    name=STATES,
+    partitions_def=daily_partitions,
+    group_name="serving",
+    deps=[daily_histories, batch_predictions],
+    kinds={"pytorch", "parquet"},
+    owners=["team:ml"],
+    tags={"stage": "serving"},
+    code_version="1",
+)
+def profile_states(context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource) -> dg.MaterializeResult:
+    """Each profile's LSTM state (h, c) after its last event at D's cut-off, with its window totals.
+
+    Written with the model that scored the day, whose version the partition records:
+    the online service (``consumer-assets serve``) loads the newest partition and that
+    model together and advances the states event by event.
+    """
+    day = date.fromisoformat(context.partition_key)
+    root = storage.open()
+    if not root.has_partition(PREDICTIONS, day):
+        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.")
+    version = root.manifest(PREDICTIONS, day).properties["model_version"]
+    try:
+        model = ModelStore(root).load(version)
+    except ModelLoadError as exc:
+        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}") from exc
+    started = time.perf_counter()
+    with CoreShare(scoring.threads) as cores:
+        chunks = cores.rebalancing(iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS)))
+        states = (batch_states(model, pa.Table.from_batches([chunk]), day, scoring.batch_size) for chunk in chunks)
+        manifest = root.write_partition(STATES, day, states, properties={"model_version": version, "cutoff_s": cutoff_seconds(day)})
+    seconds = time.perf_counter() - started
+    context.log.info("%s: %d profile states with %s in %.1f s", day, manifest.rows, version, seconds)
+    return dg.MaterializeResult(metadata={"rows": manifest.rows, "model_version": version, "profiles_per_second": manifest.rows / max(seconds, 1e-9)})
+
+
+serving_assets = [batch_predictions, score_explanations, profile_states]
 serving_checks = [check_every_profile_scored_once, check_probabilities_valid]

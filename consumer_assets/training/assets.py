@@ -38,7 +38,7 @@ def candidate_version(day: date, run_id: str) -> str:
     tags={"stage": "training", "compute": "gpu"},
     op_tags=GPU_OP_TAGS,
     pool=GPU_POOL,
-    code_version="1",
+    code_version="2",  # 2: rows encoded once, padded LSTM, device defaults
 )
 def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, training: TrainingResource, features: FeatureResource) -> dg.MaterializeResult:
     """A candidate LSTM trained at day T on the snapshots whose labels matured by T.
@@ -95,6 +95,8 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
             "validation_log_loss": best["validation_log_loss"],
             "calibration": dg.MetadataValue.json(result.calibration_figures),
             "sequences_per_second": result.sequences_per_second,
+            "batch_size": result.batch_size,
+            "learning_rate": result.learning_rate,
             "training_seconds": result.seconds,
             "train_days": f"{plan.split.train_days[0]}..{plan.split.train_days[-1]}",
             "held_out_days": held_out,

@@ -1,0 +1,241 @@
+"""Online scores: states from the batch carried forward event by event, over real HTTP, embedded and on a real Redis."""
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import date, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import torch
+import uvicorn
+
+from consumer_assets.datasets import RAW_EVENTS, STATES
+from consumer_assets.features.build import build_snapshot
+from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.snapshots import read_snapshot
+from consumer_assets.features.spark import SparkStorage
+from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
+from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.model.store import ModelStore
+from consumer_assets.serving.online import OnlineScorer, create_app
+from consumer_assets.serving.score import score_table
+from consumer_assets.serving.states import batch_states, cutoff_seconds
+from consumer_assets.simulation import ShopSimulator, SimulationConfig
+from consumer_assets.storage import StorageRoot
+
+START = date(2026, 10, 1)
+MAX_LENGTH = 24  # short, so that some profiles pass it and the named length approximation shows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory, spark):
+    """Three simulated days, their snapshots built by Spark, and two saved models (v1, v2)."""
+    root = StorageRoot(str(tmp_path_factory.mktemp("realtime")))
+    for day in ShopSimulator(SimulationConfig(profiles=2000, seed=5)).simulate(START, 3):
+        root.write_partition(RAW_EVENTS, day.day, day.events)
+    bridge = SparkStorage(root)
+    for k in range(3):
+        build_snapshot(spark, bridge, START + timedelta(days=k), HistoryConfig(window_days=30, max_events=MAX_LENGTH), files=1)
+    first = read_snapshot(root, START)
+    vocabulary = Vocabulary.build([first], VocabularyLimits(min_count=1))
+    store = ModelStore(root)
+    for seed, version in ((1, "v1"), (2, "v2")):
+        torch.manual_seed(seed)
+        network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any", "order_x"), hidden_size=16, max_length=MAX_LENGTH), vocabulary).eval()
+        with torch.no_grad():  # a calibration that is not the identity, so a path that skipped it would show
+            network.calibration_scale.copy_(torch.tensor([0.8, 1.2]))
+            network.calibration_bias.copy_(torch.tensor([-0.3, 0.1]))
+        store.save_candidate(version, network, vocabulary, {})
+    return root
+
+
+def _write_states(root: StorageRoot, day: date, version: str) -> None:
+    model = ModelStore(root).load(version)
+    root.write_partition(STATES, day, [batch_states(model, read_snapshot(root, day), day, batch_size=64)], properties={"model_version": version, "cutoff_s": cutoff_seconds(day)})
+
+
+def _contract_events(root: StorageRoot, day: date) -> list[dict]:
+    """The day's raw events as the tracker sends them (landing contract: ts in epoch milliseconds), in the snapshot's order."""
+    order = ("ts", "event_type", "article_id", "category_id", "brand_id", "price", "platform")  # how Spark sorts a history's events
+    events = root.read_partition(RAW_EVENTS, day).sort_by([(name, "ascending") for name in order])
+    millis = pc.cast(events.column("ts"), pa.int64()).to_pylist()
+    rows = events.drop_columns(["ts"]).to_pylist()
+    return [{**row, "ts": ms} for row, ms in zip(rows, millis)]
+
+
+class Service:
+    """A real uvicorn server on 127.0.0.1 in a thread, and a tiny JSON client."""
+
+    def __init__(self, scorer: OnlineScorer):
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(create_app(scorer), host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.05)
+
+    def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def embedded(shop):
+    _write_states(shop, START, "v1")
+    scorer = OnlineScorer(shop, refresh_s=3600)
+    scorer.start()
+    service = Service(scorer)
+    yield shop, scorer, service
+    service.stop()
+    scorer.stop()
+    for day in shop.list_partitions(STATES):
+        shop.delete_dir(shop.partition_key(STATES, day))
+
+
+def test_streamed_events_reach_the_next_days_batch_score(embedded):
+    root, scorer, service = embedded
+    day = START + timedelta(days=1)
+    events = _contract_events(root, day)
+    for begin in range(0, len(events), 200):
+        status, body = service.request("POST", "/events", events[begin : begin + 200])
+        assert status == 200, body
+    snapshot = read_snapshot(root, day)
+    batch = score_table(ModelStore(root).load("v1"), snapshot)
+    lengths = snapshot.column("length").to_numpy()
+    ids = snapshot.column("profile_id").to_pylist()
+    at = cutoff_seconds(day)
+    online = np.array([[*service.request("GET", f"/profiles/{p}/score?at={at}")[1]["probabilities"].values()] for p in ids])
+    gap = np.abs(online - batch).max(axis=1)
+    within = lengths < MAX_LENGTH  # the batch read every event of these profiles
+    assert within.sum() > 200 and (~within).sum() > 5
+    assert gap[within].max() < 1e-4
+    # Past the snapshot's length the batch starts later (the named approximation): close, not equal.
+    assert 0 < gap[~within].max() < 0.01
+    status, body = service.request("GET", f"/profiles/{ids[0]}/score?at={at}")
+    assert body["model_version"] == "v1" and body["states_day"] == START.isoformat() and body["known"]
+    assert body["state_time"] <= body["scored_at"]
+    never_seen = service.request("GET", "/profiles/nobody/score")[1]
+    assert not never_seen["known"] and never_seen["state_time"] is None
+    assert service.request("GET", "/health")[1]["profiles"] >= len(ids)
+
+
+def test_bad_events_are_refused_naming_the_field_and_nothing_of_the_request_is_applied(embedded):
+    root, scorer, service = embedded
+    good = _contract_events(root, START + timedelta(days=1))[0]
+    before = service.request("GET", f"/profiles/{good['profile_id']}/score?at={good['ts'] / 1000 + 60}")[1]
+    cases = {
+        "missing_field:profile_id": {k: v for k, v in good.items() if k != "profile_id"},
+        "wrong_type:price": {**good, "price": "12 EUR"},
+        "unknown_event_type": {**good, "event_type": "purchase"},
+        "bad_timestamp": {**good, "ts": "yesterday"},
+    }
+    for reason, bad in cases.items():
+        status, body = service.request("POST", "/events", [good, bad])
+        assert status == 422, body
+        assert body["errors"] == [{"index": 1, "reason": reason, "field": reason.partition(":")[2] or None}]
+    assert service.request("GET", f"/profiles/{good['profile_id']}/score?at={good['ts'] / 1000 + 60}")[1] == before
+    assert service.request("POST", "/events", b"{not json")[0] == 400
+    assert service.request("POST", "/events", good)[0] == 200
+    assert service.request("POST", "/events", {**good, "event_id": "later-but-older", "ts": good["ts"] - 3_600_000})[0] == 409
+    assert service.request("GET", "/profiles/x/score?at=2026-10-02T00:00:00")[0] == 422  # a moment without a zone
+
+
+def test_new_states_of_another_model_switch_over_without_dropping_a_request(embedded):
+    root, scorer, service = embedded
+    day2, day3 = START + timedelta(days=1), START + timedelta(days=2)
+    tomorrow = _contract_events(root, day3)[:300]  # events after day 2's cut-off, streamed before its states land
+    assert service.request("POST", "/events", tomorrow)[0] == 200
+    profile = tomorrow[0]["profile_id"]
+    failures, stop = [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            status, body = service.request("GET", f"/profiles/{profile}/score")
+            if status != 200:
+                failures.append(body)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    _write_states(root, day2, "v2")
+    assert scorer.refresh()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    at = cutoff_seconds(day3)
+    body = service.request("GET", f"/profiles/{profile}/score?at={at}")[1]
+    assert body["model_version"] == "v2" and body["states_day"] == day2.isoformat()
+    # The same as v2 advancing day 2's states over the replayed events, each once.
+    reference = OnlineScorer(root, refresh_s=3600)
+    reference.refresh()
+    reference.post_events([e for e in tomorrow if e["profile_id"] == profile])
+    expected = reference.score(profile, at)["probabilities"]
+    assert body["probabilities"] == pytest.approx(expected, abs=1e-6)
+    assert not scorer.refresh()  # nothing newer: no second switch
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed: `make test` installs it (apt), or install it by hand"
+    port = _free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(10)
+
+
+def test_replicas_on_redis_share_states_and_score_as_the_embedded_store(shop, redis_url):
+    _write_states(shop, START, "v1")
+    try:
+        events = [e for e in _contract_events(shop, START + timedelta(days=1))][:400]
+        embedded = OnlineScorer(shop, refresh_s=3600)
+        replicas = [OnlineScorer(shop, state_store=redis_url, refresh_s=3600) for _ in range(2)]
+        for scorer in (embedded, *replicas):
+            scorer.refresh()
+        embedded.post_events(events)
+        replicas[0].post_events(events[:200])
+        replicas[1].post_events(events[200:])
+        replicas[1].post_events(events[150:250])  # a retry of events already applied: each applies once
+        at = cutoff_seconds(START + timedelta(days=1))
+        for profile in sorted({e["profile_id"] for e in events}):
+            expected = embedded.score(profile, at)["probabilities"]
+            for replica in replicas:
+                assert replica.score(profile, at)["probabilities"] == pytest.approx(expected, abs=1e-6)
+        assert replicas[0].health() == {**replicas[1].health()} and replicas[0].health()["state_store"] == "redis"
+    finally:
+        shop.delete_dir(shop.partition_key(STATES, START))

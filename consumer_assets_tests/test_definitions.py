@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_every_asset_and_check_is_defined():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_events", "daily_histories", "order_labels", "trained_lstm", "validated_model", "batch_predictions", "score_explanations", "monitoring_stats"}
+    assert keys == {"raw_events", "daily_histories", "order_labels", "trained_lstm", "validated_model", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"}
     checks = {key.name for key in graph.asset_check_keys}
     assert {
         "check_quarantine_rate", "check_no_event_after_cutoff", "check_label_rate_nonzero", "check_not_worse_than_serving", "check_beats_baselines",

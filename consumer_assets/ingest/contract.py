@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
+import re
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 REQUIRED_STRINGS = ("event_id", "profile_id", "event_type", "article_id")
@@ -78,93 +78,102 @@ def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
 
 def parse_lines(lines: list[str], day: date | None, source: str) -> ParsedFile:
     """Validate JSON lines against the contract; blank lines are not rows. ``day=None``: any day (the online service)."""
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    line_numbers = np.array([n for n, _ in numbered], dtype=np.int64)
-    raw = [line for _, line in numbered]
-    objects: list[dict] = []
-    reasons = np.full(len(raw), None, dtype=object)
-    for i, line in enumerate(raw):
-        try:
-            obj = json.loads(line, parse_constant=_reject_constant)
-        except ValueError:
-            reasons[i] = "malformed_json"
-            objects.append({})
+    columns: dict[str, list] = {name: [] for name in FIELDS}
+    bad: dict[str, list] = {"line_number": [], "raw_line": [], "reason": []}
+    read = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
-        if not isinstance(obj, dict):
-            reasons[i] = "not_an_object"
-            obj = {}
-        objects.append(obj)
-
-    frame = pd.DataFrame.from_records(objects, columns=list(FIELDS)) if objects else pd.DataFrame(columns=list(FIELDS))
-    ts = _validate(frame, reasons, day)
-    good = pd.isna(reasons)
-    events = _typed_events(frame[good], ts[good])
-    bad = ~good
-    quarantine = pa.table(
-        {
-            "source_file": pa.array([source] * int(bad.sum()), pa.string()),
-            "line_number": pa.array(line_numbers[bad], pa.int64()),
-            "raw_line": pa.array([raw[i] for i in np.flatnonzero(bad)], pa.string()),
-            "reason": pa.array(reasons[bad].tolist(), pa.string()),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
-    return ParsedFile(events=events, quarantine=quarantine, lines_read=len(raw))
+        read += 1
+        try:
+            obj = parse_json(line)
+        except ValueError:
+            event, reason = None, "malformed_json"
+        else:
+            event, reason = check_event(obj, day)
+        if reason is not None:
+            bad["line_number"].append(number)
+            bad["raw_line"].append(line)
+            bad["reason"].append(reason)
+            continue
+        for name in FIELDS:
+            columns[name].append(event[name])
+    arrays = {name: pa.array(columns[name], EVENT_SCHEMA.field(name).type if name != "ts" else pa.int64()) for name in FIELDS}
+    arrays["ts"] = arrays["ts"].cast(pa.timestamp("ms", tz="UTC"))
+    events = pa.table([arrays[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
+    quarantine = pa.table({"source_file": [source] * len(bad["reason"]), **bad}, schema=QUARANTINE_SCHEMA)
+    return ParsedFile(events=events, quarantine=quarantine, lines_read=read)
 
 
 def _reject_constant(name: str) -> None:
-    """NaN and Infinity are not JSON, though Python's parser accepts them."""
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _reject(reasons: np.ndarray, mask: np.ndarray | pd.Series, reason: str) -> None:
-    """Give ``reason`` to the rows in ``mask`` that have none yet: the first fault found is reported."""
-    mask = np.asarray(mask, dtype=bool) & pd.isna(reasons)
-    reasons[mask] = reason
+def parse_json(text: str | bytes):
+    """``json.loads`` without NaN and Infinity, which are not JSON though Python's parser accepts them."""
+    return json.loads(text, parse_constant=_reject_constant)
 
 
-def _is_type(column: pd.Series, kinds: tuple[type, ...]) -> np.ndarray:
-    return column.map(lambda v: isinstance(v, kinds) and not isinstance(v, bool)).to_numpy(dtype=bool)
+def _is(value, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
-def _validate(frame: pd.DataFrame, reasons: np.ndarray, day: date | None) -> pd.Series:
-    """Set a reason on every row that breaks the contract; returns the parsed timestamps."""
+_MILLIS_RANGE = (-9_223_372_036_854, 9_223_372_036_854)  # what a timestamp in milliseconds can hold (Arrow, pandas)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _millis(ts) -> int | None:
+    """Epoch milliseconds of a contract timestamp (int milliseconds or zoned ISO 8601 text), None when it is not one."""
+    if _is(ts, (int,)):
+        return ts if _MILLIS_RANGE[0] <= ts <= _MILLIS_RANGE[1] else None
+    if not re.match(_ZONED_ISO, ts):
+        return None
+    try:
+        moment = datetime.fromisoformat(ts)
+    except ValueError:  # a 30th of February, an hour 25
+        return None
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def check_event(obj, day: date | None = None) -> tuple[dict | None, str | None]:
+    """One parsed JSON value against the contract: (the typed event, None) or (None, the first fault's reason).
+
+    The one place the rules live: landing files (``parse_lines``) and the online
+    service (``POST /events``) both call it. ``ts`` comes back in epoch milliseconds.
+    """
+    if not isinstance(obj, dict):
+        return None, "not_an_object"
     for name in ("event_id", "profile_id", "ts", "event_type", "article_id"):
-        _reject(reasons, frame[name].isna(), f"missing_field:{name}")
+        if obj.get(name) is None:
+            return None, f"missing_field:{name}"
     for name in REQUIRED_STRINGS:
-        _reject(reasons, ~_is_type(frame[name], (str,)), f"wrong_type:{name}")
+        if not _is(obj[name], (str,)):
+            return None, f"wrong_type:{name}"
     for name in OPTIONAL_STRINGS:
-        _reject(reasons, frame[name].notna() & ~_is_type(frame[name], (str,)), f"wrong_type:{name}")
-
-    ts_raw = frame["ts"]
-    is_millis = _is_type(ts_raw, (int,))
-    is_text = _is_type(ts_raw, (str,))
-    _reject(reasons, ~(is_millis | is_text), "wrong_type:ts")
-    text = ts_raw.where(is_text).astype("string")
-    _reject(reasons, is_text & ~text.str.match(_ZONED_ISO).fillna(False).to_numpy(dtype=bool), "bad_timestamp")
-    parsed_text = pd.to_datetime(text.where(pd.isna(reasons)), utc=True, format="ISO8601", errors="coerce")
-    millis = pd.to_numeric(ts_raw.where(is_millis), errors="coerce")
-    parsed_millis = pd.to_datetime(millis, unit="ms", utc=True, errors="coerce")
-    ts = parsed_text.where(is_text, parsed_millis)
-    _reject(reasons, ts.isna(), "bad_timestamp")
+        if obj.get(name) is not None and not _is(obj[name], (str,)):
+            return None, f"wrong_type:{name}"
+    ts = obj["ts"]
+    if not _is(ts, (int, str)):
+        return None, "wrong_type:ts"
+    millis = _millis(ts)
+    if millis is None:
+        return None, "bad_timestamp"
     if day is not None:
-        start = pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
-        _reject(reasons, (ts < start) | (ts >= start + timedelta(days=1)), "ts_outside_day")
-
-    _reject(reasons, ~frame["event_type"].isin(list(EVENT_TYPES)), "unknown_event_type")
-
-    price = frame["price"]
-    has_price = price.notna().to_numpy(dtype=bool)
-    numeric = _is_type(price, (int, float))
-    _reject(reasons, has_price & ~numeric, "wrong_type:price")
-    values = pd.to_numeric(price.where(numeric), errors="coerce").to_numpy(dtype=float)
-    _reject(reasons, has_price & numeric & ~np.isfinite(values), "wrong_type:price")
-    _reject(reasons, has_price & numeric & (values < 0), "negative_price")
-    return ts
-
-
-def _typed_events(frame: pd.DataFrame, ts: pd.Series) -> pa.Table:
-    columns = {name: pa.array(frame[name].astype(object), pa.string(), from_pandas=True) for name in (*REQUIRED_STRINGS, *OPTIONAL_STRINGS)}
-    columns["ts"] = pa.Array.from_pandas(ts.dt.as_unit("ms")).cast(pa.timestamp("ms", tz="UTC"))
-    columns["price"] = pa.array(pd.to_numeric(frame["price"], errors="coerce"), pa.float64(), from_pandas=True)
-    return pa.table({name: columns[name] for name in EVENT_SCHEMA.names}, schema=EVENT_SCHEMA)
+        start = (datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - _EPOCH) // timedelta(milliseconds=1)
+        if not start <= millis < start + 86_400_000:
+            return None, "ts_outside_day"
+    if obj["event_type"] not in EVENT_TYPES:
+        return None, "unknown_event_type"
+    price = obj.get("price")
+    if price is not None:
+        try:
+            price = float(price) if _is(price, (int, float)) else math.nan
+        except OverflowError:  # an integer beyond any float
+            price = math.nan
+        if not math.isfinite(price):
+            return None, "wrong_type:price"
+        if price < 0:
+            return None, "negative_price"
+    event = {name: obj.get(name) for name in FIELDS}
+    event.update(ts=millis, price=price)
+    return event, None

@@ -20,7 +20,6 @@ first states land (the same daily run that scores with it).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -29,12 +28,11 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from consumer_assets.datasets import STATES
-from consumer_assets.ingest.contract import parse_lines
+from consumer_assets.ingest.contract import check_event, parse_json
 from consumer_assets.model.store import ModelStore
 from consumer_assets.serving.state_store import EmbeddedEventLog, EmbeddedStates, RedisEventLog, RedisStates
 from consumer_assets.serving.states import Event, OnlineModel, cutoff_seconds
@@ -68,19 +66,16 @@ class Generation:
 
 
 def parse_events(payload: Any) -> list[Event]:
-    """Events from a request body (an object or a list of objects) under the landing contract's rules."""
+    """Events from a request body (an object or a list of objects), checked by the landing contract's rules."""
     items = payload if isinstance(payload, list) else [payload]
-    parsed = parse_lines([json.dumps(item) for item in items], day=None, source="online")
-    if parsed.quarantine.num_rows:
-        errors = [
-            {"index": int(line) - 1, "reason": reason, "field": reason.partition(":")[2] or None}
-            for line, reason in zip(parsed.quarantine.column("line_number").to_pylist(), parsed.quarantine.column("reason").to_pylist())
-        ]
+    checked = [check_event(item) for item in items]
+    errors = [{"index": i, "reason": reason, "field": reason.partition(":")[2] or None} for i, (_, reason) in enumerate(checked) if reason is not None]
+    if errors:
         raise EventRejected(errors)
-    table = parsed.events
-    seconds = pc.divide(pc.cast(pc.cast(table.column("ts"), "int64"), "float64"), 1000.0).to_numpy(zero_copy_only=False)
-    rows = table.drop_columns(["ts", "platform"]).to_pylist()
-    return [Event(ts_s=float(s), **row) for s, row in zip(seconds, rows)]
+    return [
+        Event(e["event_id"], e["profile_id"], e["ts"] / 1000, e["event_type"], e["article_id"], e["category_id"], e["brand_id"], e["price"])
+        for e, _ in checked
+    ]
 
 
 class OnlineScorer:
@@ -229,7 +224,7 @@ def create_app(scorer: OnlineScorer):
     @app.post("/events")
     async def events(request: Request):
         try:
-            payload = json.loads(await request.body())
+            payload = parse_json(await request.body())
         except ValueError:
             return JSONResponse({"detail": "the body is not JSON", "errors": [{"index": None, "reason": "malformed_json", "field": None}]}, status_code=400)
         try:

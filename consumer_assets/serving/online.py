@@ -134,12 +134,14 @@ class OnlineScorer:
             self._replay(generation)
             self.current = generation
             self._replay(generation)  # events that reached the old generation while this one loaded
+            if current is not None:
+                current.states.retire()
             log.info("now serving %s states with model %s", generation.day, generation.model.version)
             return True
 
     def _replay(self, generation: Generation) -> None:
         for event in self.events_log.since(generation.cutoff_s):
-            self._apply(generation, event)
+            self._apply(generation, event, logged=False)
 
     def watch(self) -> None:
         """Poll for new generations until ``stop``; errors are logged, the current generation keeps serving."""
@@ -158,16 +160,18 @@ class OnlineScorer:
 
     # --- requests -----------------------------------------------------------------
 
-    def _apply(self, generation: Generation, event: Event) -> None:
-        if generation.states.first_time(event.event_id):
-            generation.states.update(event.profile_id, lambda state: generation.model.advance(state, event))
+    def _apply(self, generation: Generation, event: Event, logged: bool) -> None:
+        """Advance the event's profile in ``generation`` (once per event id), logging it for later replays when ``logged``."""
+        generation.states.apply(event, lambda state: generation.model.advance(state, event), self.events_log if logged else None)
 
     def post_events(self, payload: Any) -> int:
         events = parse_events(payload)
         generation = self.current
-        for event in events:
-            self._apply(generation, event)
-            self.events_log.append(event)
+        for index, event in enumerate(events):
+            try:
+                self._apply(generation, event, logged=True)
+            except ValueError as exc:
+                raise ValueError(f"event {index}: {exc}; the {index} event(s) before it were applied") from exc
         return len(events)
 
     def score(self, profile_id: str, at_s: float | None = None) -> dict:
@@ -217,8 +221,9 @@ def create_app(scorer: OnlineScorer):
     """The FastAPI app over ``scorer`` (started, so that a generation is loaded)."""
     app = FastAPI(title="consumer-assets online scoring")
 
+    # Async handlers: the work is a dictionary look-up and one small LSTM step, cheaper than a hop to the thread pool.
     @app.get("/health")
-    def health() -> dict:
+    async def health() -> dict:
         return scorer.health()
 
     @app.post("/events")
@@ -236,7 +241,7 @@ def create_app(scorer: OnlineScorer):
         return {"applied": applied, "model_version": scorer.current.model.version}
 
     @app.get("/profiles/{profile_id}/score")
-    def score(profile_id: str, at: str | None = None) -> dict:
+    async def score(profile_id: str, at: str | None = None) -> dict:
         try:
             moment = parse_moment(at)
         except ValueError as exc:

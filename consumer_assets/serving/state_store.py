@@ -4,8 +4,8 @@ A store holds one *generation*: the states of one day's batch under one model
 version. The service loads the next generation beside the current one and switches
 when it is ready, so states of one model are never read with another. Updates are
 read-modify-write of one profile at a time, atomic per profile: a lock in process,
-an optimistic ``WATCH``/``MULTI`` transaction in Redis (two replicas updating the
-same profile retry, neither update is lost).
+in Redis a compare-and-set script (the state is written only if it is still the one
+read; two replicas updating the same profile retry, neither update is lost).
 
 Events applied online are also logged (bounded), so that a new generation, whose
 batch ends at its cut-off, can replay the events after that cut-off; each generation
@@ -53,19 +53,19 @@ class EmbeddedStates:
             return None
         return ProfileState(self._h[row], self._c[row], float(self._last[row]), self._totals[row])
 
-    def first_time(self, event_id: str) -> bool:
-        """Whether ``event_id`` is new to this generation (and mark it): replays apply each event once."""
-        with self._lock:
-            if event_id in self._applied:
-                return False
-            self._applied.add(event_id)
-            return True
+    def retire(self) -> None:
+        """Nothing to release: the arrays go with the last reference."""
 
-    def update(self, profile_id: str, update: Update) -> ProfileState:
+    def apply(self, event: Event, update: Update, log: EmbeddedEventLog | None) -> bool:
+        """Advance ``event``'s profile by ``update`` and log the event, once per event id; whether it was new here."""
         with self._lock:
-            state = update(self.get(profile_id))
-            self._changed[profile_id] = state
-            return state
+            if event.event_id in self._applied:
+                return False
+            self._changed[event.profile_id] = update(self.get(event.profile_id))
+            self._applied.add(event.event_id)
+            if log is not None:
+                log.append(event)
+            return True
 
 
 class EmbeddedEventLog:
@@ -90,14 +90,32 @@ def _unpack(data: bytes, hidden: int) -> ProfileState:
     return ProfileState(h, c, float(rest[0]), rest[1:].copy())
 
 
+# Compare-and-set of one profile's state, the event-id mark and the log entry, atomically in Redis.
+CHANGED_MEANWHILE, ALREADY_APPLIED, APPLIED = -1, 0, 1
+APPLY_SCRIPT = """
+if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1 then return 0 end
+if (redis.call('HGET', KEYS[1], ARGV[6]) or '') ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], ARGV[6], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[4])
+  redis.call('LTRIM', KEYS[3], -tonumber(ARGV[5]), -1)
+end
+return 1
+"""
+
+
+RETIRED_GENERATION_TTL_S = 3600  # a replaced generation's keys expire after this: every replica has switched by then
+
+
 class RedisStates:
-    """One generation in Redis under its own key prefix; loaded once, whichever replica gets there first."""
+    """One generation in Redis under its own key prefix (one hash of packed states, one set of applied event ids);
+    loaded once, whichever replica gets there first."""
 
     def __init__(self, client, prefix: str, hidden_size: int):
         self.client, self.prefix, self.hidden = client, prefix, hidden_size
-
-    def _key(self, profile_id: str) -> str:
-        return f"{self.prefix}:p:{profile_id}"
+        self.states_key, self.applied_key = f"{prefix}:states", f"{prefix}:applied"
+        self._commit = client.register_script(APPLY_SCRIPT)
 
     @classmethod
     def load(cls, client, prefix: str, table: pa.Table, log: Callable[[str], None] = lambda _: None, wait_s: float = 600) -> RedisStates:
@@ -109,13 +127,9 @@ class RedisStates:
         while not client.exists(ready):
             if client.set(claim, "1", nx=True, ex=300):
                 ids, h, c, last, totals = states_from_table(table)
-                pipe = client.pipeline(transaction=False)
-                for i, profile in enumerate(ids):
-                    pipe.set(states._key(profile), _pack(ProfileState(h[i], c[i], float(last[i]), totals[i])), nx=True)  # nx: keep what replicas already changed
-                    if i % 10_000 == 9_999:
-                        pipe.execute()
-                pipe.execute()
-                client.set(f"{prefix}:profiles", len(ids))
+                for begin in range(0, len(ids), 10_000):
+                    packed = {ids[i]: _pack(ProfileState(h[i], c[i], float(last[i]), totals[i])) for i in range(begin, min(begin + 10_000, len(ids)))}
+                    client.hset(states.states_key, mapping=packed)
                 client.set(ready, "1")
                 log(f"loaded {len(ids):,} states into Redis under {prefix}")
                 break
@@ -125,42 +139,35 @@ class RedisStates:
         return states
 
     def __len__(self) -> int:
-        return int(self.client.get(f"{self.prefix}:profiles") or 0)
-
-    def first_time(self, event_id: str) -> bool:
-        return bool(self.client.sadd(f"{self.prefix}:applied", event_id))
+        return int(self.client.hlen(self.states_key))
 
     def get(self, profile_id: str) -> ProfileState | None:
-        data = self.client.get(self._key(profile_id))
+        data = self.client.hget(self.states_key, profile_id)
         return None if data is None else _unpack(data, self.hidden)
 
-    def update(self, profile_id: str, update: Update) -> ProfileState:
-        import redis  # the client library is needed only with a Redis store
+    def retire(self) -> None:
+        """Let this generation's keys expire once every replica has had time to switch away from it."""
+        for key in (self.states_key, self.applied_key, f"{self.prefix}:ready"):
+            self.client.expire(key, RETIRED_GENERATION_TTL_S)
 
-        key = self._key(profile_id)
+    def apply(self, event: Event, update: Update, log: RedisEventLog | None) -> bool:
+        """As ``EmbeddedStates.apply``, in two round trips: read the state, then write it if nobody changed it meanwhile."""
+        entry = json.dumps(asdict(event)) if log is not None else ""
+        keys = [self.states_key, self.applied_key, log.key if log is not None else ""]
         while True:
-            with self.client.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    data = pipe.get(key)
-                    state = update(None if data is None else _unpack(data, self.hidden))
-                    pipe.multi()
-                    pipe.set(key, _pack(state))
-                    pipe.execute()
-                    return state
-                except redis.WatchError:
-                    continue  # another replica changed this profile in between: read it again
+            data, applied = self.client.pipeline(transaction=False).hget(self.states_key, event.profile_id).sismember(self.applied_key, event.event_id).execute()
+            if applied:
+                return False  # a retry of an event this generation has seen: not even checked against the state
+            state = update(None if data is None else _unpack(data, self.hidden))
+            args = [data or b"", _pack(state), event.event_id, entry, log.limit if log is not None else 0, event.profile_id]
+            outcome = self._commit(keys=keys, args=args)
+            if outcome != CHANGED_MEANWHILE:
+                return outcome == APPLIED
 
 
 class RedisEventLog:
     def __init__(self, client, key: str, limit: int = EVENT_LOG_LIMIT):
         self.client, self.key, self.limit = client, key, limit
-
-    def append(self, event: Event) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(self.key, json.dumps(asdict(event)))
-        pipe.ltrim(self.key, -self.limit, -1)
-        pipe.execute()
 
     def since(self, seconds: float) -> list[Event]:
         events = (Event(**json.loads(item)) for item in self.client.lrange(self.key, 0, -1))

@@ -113,7 +113,7 @@ def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int
 def states_from_table(table: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Columns of a states partition as arrays: ids, h, c (rows, hidden), last event seconds, totals (rows, len(TOTALS))."""
     hidden = table.schema.field("h").type.list_size
-    values = lambda name: pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False).reshape(-1, hidden).astype(np.float32)  # noqa: E731
+    values = lambda name: pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False).reshape(-1, hidden).astype(np.float32, copy=False)  # noqa: E731
     totals = np.stack([table.column(name).to_numpy(zero_copy_only=False) for name in TOTALS], axis=1) if table.num_rows else np.zeros((0, len(TOTALS)))
     return table.column("profile_id").to_pylist(), values("h"), values("c"), table.column("last_event_s").to_numpy(zero_copy_only=False), totals
 

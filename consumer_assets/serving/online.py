@@ -20,6 +20,7 @@ first states land (the same daily run that scores with it).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -136,6 +137,8 @@ class OnlineScorer:
             self._replay(generation)  # events that reached the old generation while this one loaded
             if current is not None:
                 current.states.retire()
+            gc.collect()
+            gc.freeze()  # the loaded states live until the next switch: keep the collector from walking them on every full pass
             log.info("now serving %s states with model %s", generation.day, generation.model.version)
             return True
 

@@ -1,10 +1,11 @@
+import base64
 import gzip
 import json
 from datetime import date
 
 import pytest
 
-from consumer_assets.ingest.contract import EVENT_SCHEMA, parse_file, parse_lines
+from consumer_assets.ingest.contract import BOM, EVENT_SCHEMA, MAX_LINE_BYTES, inflate, parse_file, parse_lines
 
 DAY = date(2026, 10, 5)
 
@@ -75,7 +76,7 @@ def test_quarantine_keeps_raw_line_file_and_line_number():
     parsed = parse_lines(lines, DAY, "landing/x.jsonl.gz")
     assert parsed.lines_read == 3  # blank lines are not rows
     assert parsed.quarantine.to_pylist() == [
-        {"source_file": "landing/x.jsonl.gz", "line_number": 3, "raw_line": "{broken", "reason": "malformed_json"}
+        {"source_file": "landing/x.jsonl.gz", "line_number": 3, "raw_line": "{broken", "reason": "malformed_json", "byte_offset": None}
     ]
 
 
@@ -83,16 +84,71 @@ def test_first_fault_is_the_reason():
     assert _reason(json.dumps(_event(profile_id=..., event_type="click", price=-1))) == "missing_field:profile_id"
 
 
-def test_truncated_gzip_file_is_quarantined_whole():
-    data = gzip.compress(("\n".join(json.dumps(_event(event_id=f"e{i}")) for i in range(200)) + "\n").encode())
+def _lines(count: int, **overrides) -> list[bytes]:
+    return [json.dumps(_event(event_id=f"e{i}", **overrides)).encode() for i in range(count)]
+
+
+def test_a_cut_off_gzip_keeps_every_complete_line_and_quarantines_the_rest_with_its_offset():
+    text = b"\n".join(_lines(200)) + b"\n"
+    data = gzip.compress(text)
     parsed = parse_file(data[: len(data) // 2], DAY, "landing/cut.jsonl.gz")
-    assert parsed.kept == 0
-    assert parsed.lines_read == 1
-    [row] = parsed.quarantine.to_pylist()
-    assert row["source_file"] == "landing/cut.jsonl.gz"
-    assert row["reason"].startswith("corrupt_file:")
+    *good, last = parsed.quarantine.to_pylist()
+    assert good == []
+    assert last["reason"] == "truncated_file" and last["source_file"] == "landing/cut.jsonl.gz"
+    recovered = last["byte_offset"]
+    assert 0 < recovered < len(text)
+    complete = text[:recovered].count(b"\n")  # every line whose newline arrived
+    assert parsed.kept == complete and last["line_number"] == complete + 1
+    assert base64.b64decode(last["raw_line"]) == text[:recovered].rsplit(b"\n", 1)[1]  # the partial line, kept
+    assert parsed.lines_read == parsed.kept + parsed.quarantine.num_rows
 
 
-def test_not_gzip_at_all_is_quarantined_whole():
+def test_damaged_bytes_inside_a_gzip_keep_the_lines_before_them():
+    text = b"\n".join(_lines(2_000)) + b"\n"
+    data = bytearray(gzip.compress(text))
+    data[len(data) // 2 : len(data) // 2 + 16] = b"\xff" * 16
+    parsed = parse_file(bytes(data), DAY, "landing/damaged.jsonl.gz")
+    # zlib decodes on past the damage (garbage lines, quarantined one by one) until the checksum fails at the end.
+    [fault] = [r for r in parsed.quarantine.to_pylist() if r["reason"] == "corrupt_file"]
+    assert fault["byte_offset"] > 0 and 500 < parsed.kept < 2_000
+    assert parsed.lines_read == parsed.kept + parsed.quarantine.num_rows
+
+
+def test_not_gzip_at_all_is_one_corrupt_file_row():
     parsed = parse_file(b"plain text, not gzip", DAY, "landing/plain.jsonl.gz")
-    assert parsed.quarantine.column("reason").to_pylist() == ["corrupt_file:BadGzipFile"]
+    assert parsed.kept == 0 and parsed.lines_read == 1
+    assert [(r["reason"], r["byte_offset"]) for r in parsed.quarantine.to_pylist()] == [("corrupt_file", 0)]
+
+
+def test_a_line_of_bad_bytes_is_quarantined_alone_with_its_bytes():
+    latin1 = json.dumps(_event(event_id="bad", article_id="caf\u00e9"), ensure_ascii=False).encode("latin-1")
+    lines = _lines(20)
+    data = gzip.compress(b"\n".join([*lines[:10], latin1, *lines[10:]]) + b"\n")
+    parsed = parse_file(data, DAY, "f")
+    assert parsed.kept == 20
+    [row] = parsed.quarantine.to_pylist()
+    assert row["reason"] == "bad_encoding" and row["line_number"] == 11
+    assert base64.b64decode(row["raw_line"]) == latin1
+
+
+def test_a_bom_crlf_and_the_separators_json_allows_inside_strings_are_not_line_ends():
+    odd = [json.dumps(_event(event_id=f"u{i}", article_id=f"a{sep}b"), ensure_ascii=False).encode() for i, sep in enumerate(("\u2028", "\u2029", "\u0085"))]
+    data = gzip.compress(BOM + b"\r\n".join([*_lines(3), *odd]) + b"\r\n")
+    parsed = parse_file(data, DAY, "f")
+    assert parsed.quarantine.num_rows == 0 and parsed.kept == parsed.lines_read == 6
+    assert parsed.events.column("article_id").to_pylist()[3:] == ["a\u2028b", "a\u2029b", "a\u0085b"]
+
+
+def test_an_over_long_line_is_quarantined_with_its_start_kept():
+    huge = json.dumps(_event(event_id="huge", article_id="x" * (MAX_LINE_BYTES + 10))).encode()
+    parsed = parse_file(gzip.compress(b"\n".join([*_lines(2), huge])), DAY, "f")
+    assert parsed.kept == 2
+    [row] = parsed.quarantine.to_pylist()
+    assert row["reason"] == "line_too_long" and len(row["raw_line"]) <= 4096
+
+
+def test_several_gzip_members_are_one_file():
+    lines = _lines(30)
+    data = gzip.compress(b"\n".join(lines[:10]) + b"\n") + gzip.compress(b"\n".join(lines[10:]) + b"\n")
+    assert inflate(data) == (b"\n".join(lines) + b"\n", None)
+    assert parse_file(data, DAY, "f").kept == 30

@@ -1,14 +1,20 @@
 """The landing zone's event contract: parse, validate, type, and say why a row is rejected.
 
 A row that breaks the contract is never dropped silently and never stops the day:
-it goes to quarantine with its raw line and a reason. A file that cannot be
-decompressed is quarantined as a whole. Reasons are stable strings (``kind`` or
-``kind:field``) so that dashboards and checks can count them.
+it goes to quarantine with its raw line and a reason. Files are read line by line: a
+line ends at ``\n`` (or ``\r\n``) only, so the separators JSON allows inside strings
+(U+2028, U+2029, U+0085) stay inside their line; a UTF-8 byte-order mark is dropped; a
+line that is not UTF-8 is quarantined alone (``bad_encoding``, its bytes kept as
+base64); a line over ``MAX_LINE_BYTES`` is quarantined (``line_too_long``, its first
+``MAX_KEPT_BYTES`` kept). A gzip stream cut off (``truncated_file``) or damaged
+(``corrupt_file``) keeps every complete line before the fault; what follows is one
+quarantined row with the decompressed byte offset where it stopped. Reasons are stable
+strings (``kind`` or ``kind:field``) so that dashboards and checks can count them.
 """
 
 from __future__ import annotations
 
-import gzip
+import base64
 import json
 import math
 import re
@@ -41,10 +47,15 @@ QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("source_file", pa.string(), nullable=False),
         pa.field("line_number", pa.int64()),
-        pa.field("raw_line", pa.string()),
+        pa.field("raw_line", pa.string()),  # the line as text; base64 of its bytes for bad_encoding and the cut-off tail of a file
         pa.field("reason", pa.string(), nullable=False),
+        pa.field("byte_offset", pa.int64()),  # truncated_file, corrupt_file: decompressed bytes read before the fault
     ]
 )
+MAX_LINE_BYTES = 1 << 20  # longer lines are quarantined (line_too_long): no event needs a megabyte
+MAX_KEPT_BYTES = 4096  # what a quarantined over-long line or cut-off tail keeps
+BOM = b"\xef\xbb\xbf"
+GZIP_PIECE = 64 * 1024  # compressed bytes inflated at a time
 
 _ZONED_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
 
@@ -62,38 +73,102 @@ class ParsedFile:
         return self.events.num_rows
 
 
+@dataclass(frozen=True)
+class StreamFault:
+    """Where a gzip stream stopped making sense."""
+
+    reason: str  # "truncated_file" (it ends early) or "corrupt_file" (bytes that are not gzip)
+    byte_offset: int  # decompressed bytes recovered before it
+
+
+def inflate(data: bytes) -> tuple[bytes, StreamFault | None]:
+    """Every byte a gzip file (one member or several) yields before a fault, and the fault if there is one.
+
+    Damaged bytes make zlib fail for a whole piece; that piece is inflated again byte by
+    byte from the state before it, so nothing decodable before the damage is lost.
+    """
+    out, produced = [], 0
+    inflater, position = zlib.decompressobj(wbits=31), 0
+    while position < len(data):
+        piece = data[position : position + GZIP_PIECE]
+        before = inflater.copy()
+        try:
+            part = inflater.decompress(piece)
+        except zlib.error:
+            inflater = before
+            for k in range(len(piece)):
+                try:
+                    part = inflater.decompress(piece[k : k + 1])
+                except zlib.error:
+                    return b"".join(out), StreamFault("corrupt_file", produced)
+                out.append(part)
+                produced += len(part)
+            part = b""  # unreachable in practice: the piece failed as a whole, so some byte fails
+        out.append(part)
+        produced += len(part)
+        position += len(piece)
+        if inflater.eof:
+            rest = inflater.unused_data + data[position:]
+            if not rest.strip(b"\x00"):  # padding after the last member
+                return b"".join(out), None
+            inflater, data, position = zlib.decompressobj(wbits=31), rest, 0
+    return b"".join(out), (None if inflater.eof else StreamFault("truncated_file", produced))
+
+
 def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
-    """Parse one gzip JSON-lines file of ``day``'s folder."""
+    """Parse one gzip JSON-lines file of ``day``'s folder, line by line."""
+    text, fault = inflate(data)
+    if text.startswith(BOM):
+        text = text[len(BOM) :]
+    lines = text.split(b"\n")
+    tail = lines.pop()  # after the last newline: empty for a whole file; cut off by a fault otherwise
+    if tail and fault is None:
+        lines.append(tail)  # a last line without its newline is still a whole line
+    parsed = parse_lines(lines, day, source)
+    if fault is None:
+        return parsed
+    row = {"source_file": [source], "line_number": [len(lines) + 1], "raw_line": [base64.b64encode(tail[:MAX_KEPT_BYTES]).decode()], "reason": [fault.reason], "byte_offset": [fault.byte_offset]}
+    quarantine = pa.concat_tables([parsed.quarantine, pa.table(row, schema=QUARANTINE_SCHEMA)])
+    return ParsedFile(events=parsed.events, quarantine=quarantine, lines_read=parsed.lines_read + 1)
+
+
+def _decoded(line: str | bytes) -> tuple[str | None, str | None, str]:
+    """(text, None, text) for a usable line; (None, reason, what quarantine keeps) for an undecodable or over-long one."""
+    if isinstance(line, str):
+        return line, None, line
+    if len(line) > MAX_LINE_BYTES:
+        return None, "line_too_long", line[:MAX_KEPT_BYTES].decode("utf-8", errors="replace")
     try:
-        text = gzip.decompress(data).decode("utf-8")
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        reason = f"corrupt_file:{type(exc).__name__}"
-        quarantine = pa.table(
-            {"source_file": [source], "line_number": pa.array([None], pa.int64()), "raw_line": pa.array([None], pa.string()), "reason": [reason]},
-            schema=QUARANTINE_SCHEMA,
-        )
-        return ParsedFile(events=EVENT_SCHEMA.empty_table(), quarantine=quarantine, lines_read=1)
-    return parse_lines(text.splitlines(), day, source)
+        text = line.removesuffix(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "bad_encoding", base64.b64encode(line).decode()
+    return text, None, text
 
 
-def parse_lines(lines: list[str], day: date | None, source: str) -> ParsedFile:
-    """Validate JSON lines against the contract; blank lines are not rows. ``day=None``: any day (the online service)."""
+def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str) -> ParsedFile:
+    """Validate JSON lines (text, or bytes still to decode) against the contract; blank lines are not rows.
+
+    ``day=None``: any day (the online service).
+    """
     columns: dict[str, list] = {name: [] for name in FIELDS}
     bad: dict[str, list] = {"line_number": [], "raw_line": [], "reason": []}
     read = 0
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        text, reason, kept = _decoded(line)
+        if text is not None and not text.strip():
             continue
         read += 1
-        try:
-            obj = parse_json(line)
-        except ValueError:
-            event, reason = None, "malformed_json"
-        else:
-            event, reason = check_event(obj, day)
+        event = None
+        if reason is None:
+            try:
+                obj = parse_json(text)
+            except ValueError:
+                reason = "malformed_json"
+            else:
+                event, reason = check_event(obj, day)
         if reason is not None:
             bad["line_number"].append(number)
-            bad["raw_line"].append(line)
+            bad["raw_line"].append(kept)
             bad["reason"].append(reason)
             continue
         for name in FIELDS:
@@ -101,6 +176,7 @@ def parse_lines(lines: list[str], day: date | None, source: str) -> ParsedFile:
     arrays = {name: pa.array(columns[name], EVENT_SCHEMA.field(name).type if name != "ts" else pa.int64()) for name in FIELDS}
     arrays["ts"] = arrays["ts"].cast(pa.timestamp("ms", tz="UTC"))
     events = pa.table([arrays[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
+    bad["byte_offset"] = [None] * len(bad["reason"])
     quarantine = pa.table({"source_file": [source] * len(bad["reason"]), **bad}, schema=QUARANTINE_SCHEMA)
     return ParsedFile(events=events, quarantine=quarantine, lines_read=read)
 

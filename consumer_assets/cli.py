@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import date
 
-from consumer_assets.model.store import ModelLoadError, ModelStore
+from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.resources import DEFAULT_ROOT
 from consumer_assets.serving.explain import ExplanationError, explain_profile
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
-from consumer_assets.validation.gate import VERDICT
+from consumer_assets.validation.gate import GateConfig, judge
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -30,19 +30,30 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate_state(store: ModelStore, version: str, evaluation: dict) -> str:
+    """passed / REFUSED from the stored verdict; a candidate whose blocking checks stopped its run has none, so its
+    stored evaluation is judged now by the default gate (marked *)."""
+    verdict = store.read_json(version, VERDICT)
+    if verdict is not None:
+        return "passed" if verdict["passed"] else "REFUSED"
+    if not evaluation or "load_error" in evaluation:
+        return "not judged"
+    outcomes = judge(evaluation, GateConfig())
+    return "passed*" if all(v.passed for v in outcomes.values()) else "REFUSED*"
+
+
 def _models_list(args: argparse.Namespace) -> int:
     store = ModelStore(StorageRoot(args.root))
     serving = store.serving()
-    print(f"{'version':<28} {'validated':<10} {'test AUC':>8}  serving")
+    print(f"{'version':<28} {'gate':<10} {'test AUC':>8}  serving")
     for version in store.versions():
-        verdict = store.read_json(version, VERDICT)
         evaluation = store.read_json(version, "evaluation.json") or {}
         targets = evaluation.get("targets") or ["order_any"]
         auc = evaluation.get("candidate", {}).get(targets[0], {}).get("auc")
-        state = "-" if verdict is None else ("passed" if verdict["passed"] else "REJECTED")
         marker = "<- in service" if serving and serving["version"] == version else ""
         shown = "-" if auc is None else f"{auc:.4f}"
-        print(f"{version:<28} {state:<10} {shown:>8}  {marker}")
+        print(f"{version:<28} {_gate_state(store, version, evaluation):<10} {shown:>8}  {marker}")
+    print("* no verdict stored (a blocking check stopped the run): the stored evaluation judged now by the default gate")
     return 0
 
 

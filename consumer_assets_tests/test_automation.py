@@ -1,5 +1,6 @@
 """Schedules, the landing sensor, the automation condition of order_labels, and alerts to real local servers."""
 
+import base64
 import json
 import socketserver
 import threading
@@ -140,6 +141,7 @@ class _Recorder:
 
     def __init__(self, fail_first: int = 0):
         self.received: list = []
+        self.logins: list = []
         self.attempts = 0
         self.fail_first = fail_first
 
@@ -185,7 +187,11 @@ def smtp_sink():
             while line := self.rfile.readline().decode():
                 command = line.strip().upper()
                 if command.startswith(("EHLO", "HELO")):
-                    self.reply("250 sink")
+                    self.reply("250-sink")
+                    self.reply("250 AUTH PLAIN")
+                elif command.startswith("AUTH PLAIN"):
+                    recorder.logins.append(base64.b64decode(line.split()[2]).split(b"\0")[1:])
+                    self.reply("235 accepted")
                 elif command == "DATA":
                     self.reply("354 go ahead")
                     lines = []
@@ -258,6 +264,19 @@ def test_failed_error_checks_and_failed_runs_alert_once_by_webhook_and_email(web
         again = _alert_context(instance, context.cursor, webhook, smtp_sink)
         assert alert_sensor(again).skip_message == "nothing to alert"
         assert len(webhook.received) == 2  # each alert once (the WARN check never)
+
+
+def test_a_webhook_shows_as_its_host_and_smtp_logs_in(webhook, smtp_sink, caplog):
+    webhook.fail_first = 100
+    secret = f"{webhook.url}/T000/B000/s3cr3t-token"
+    alert = Alert("check x failed", "a", "2026-10-05", "x", "run1", "http://ui/runs/run1")
+    with caplog.at_level("WARNING"), pytest.raises(DeliveryError) as failed:
+        deliver(alert, [WebhookNotifier(secret)], retries=1, backoff_seconds=0.01)
+    shown = str(failed.value) + caplog.text + repr(WebhookNotifier(secret))
+    assert "s3cr3t-token" not in shown and "/hook" not in shown and "webhook http://127.0.0.1" in shown
+    email = AlertResource(smtp_host="127.0.0.1", smtp_port=smtp_sink.port, smtp_recipients="ops@example.com", smtp_username="ops", smtp_password="pw")
+    deliver(alert, email.notifiers(), retries=0)
+    assert smtp_sink.logins == [[b"ops", b"pw"]] and len(smtp_sink.received) == 1
 
 
 def test_a_failing_endpoint_is_retried_and_nothing_is_lost(webhook, smtp_sink):

@@ -11,7 +11,7 @@ import torch
 from consumer_assets.model.calibration import fit_platt
 from consumer_assets.model.encoding import OOV, PAD, PROFILE, Vocabulary, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
+from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.dataset import EncodedRows
@@ -133,6 +133,31 @@ def test_a_missing_candidate_and_a_missing_serving_model_say_so(tmp_path):
         store.load("v9")
     with pytest.raises(NoServingModelError, match="No model in service"):
         store.serving_version()
+
+
+def test_serving_trusts_no_name_only_a_verdict_and_a_manifest(tmp_path):
+    root = StorageRoot(str(tmp_path))
+    store = ModelStore(root)
+    store.save_candidate("v1", _network(), VOCAB, {})
+    store.save_candidate("v2", _network(seed=1), VOCAB, {})
+    store.promote("v1", {"run_id": "by hand"})  # serving.json pointed at a model the gate never saw
+    with pytest.raises(ModelLoadError, match=r"refusing to serve v1: the gate never judged it\. .*consumer-assets models promote VERSION"):
+        store.load_serving()
+    store.write_json("v1", VERDICT, {"version": "v1", "passed": False, "failed": {"check_beats_baselines": "worse than random_forest"}})
+    with pytest.raises(ModelLoadError, match="the gate refused it: check_beats_baselines: worse than random_forest"):
+        store.load_serving()
+    store.write_json("v1", VERDICT, {"version": "v1", "passed": True, "failed": {}})
+    assert store.load_serving().version == "v1"
+    # Another candidate's files, manifest and all, copied under a third name, do not load as that name.
+    for path in (tmp_path / "models/candidates/v2").iterdir():
+        (tmp_path / "models/candidates/v3").mkdir(exist_ok=True)
+        (tmp_path / "models/candidates/v3" / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ModelLoadError, match="the folder of v3 holds the files of 'v2'"):
+        store.load("v3")
+    for text, message in (("{not json", "is not valid JSON"), ('{"since": "yesterday"}', "names no version")):
+        (tmp_path / "models/serving.json").write_text(text)
+        with pytest.raises(ModelLoadError, match=f"{message}.*consumer-assets models promote VERSION"):
+            store.load_serving()
 
 
 def test_warm_start_with_a_grown_vocabulary_keeps_what_was_learnt(tmp_path):

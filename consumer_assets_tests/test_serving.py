@@ -18,7 +18,7 @@ from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.store import ModelStore
+from consumer_assets.model.store import VERDICT, ModelStore
 from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
 from consumer_assets.monitoring.assets import check_attribution_drift
 from consumer_assets.serving.assets import serving_assets, serving_checks
@@ -64,7 +64,9 @@ def _save_model(root: StorageRoot, version: str, seed: int = 0) -> None:
 
 def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
     _save_model(root, version)
-    ModelStore(root).promote(version, {"run_id": "test"})
+    store = ModelStore(root)
+    store.write_json(version, VERDICT, {"version": version, "passed": True, "failed": {}})  # as validated_model leaves it
+    store.promote(version, {"run_id": "test"})
 
 
 def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
@@ -125,6 +127,18 @@ def test_spark_scores_exactly_as_the_in_process_path(snapshot_root, spark):
     assert set(scored.column("model_version").to_pylist()) == {"v-serving"}
     for target in ("p_order_any", "p_order_c1"):
         np.testing.assert_allclose(scored.column(target).to_numpy(), expected.column(target).to_numpy(), atol=1e-6)
+
+
+def test_a_pointer_edited_by_hand_to_a_refused_model_scores_nothing(snapshot_root):
+    _serve_a_model(snapshot_root)
+    _save_model(snapshot_root, "v-refused", seed=2)
+    store = ModelStore(snapshot_root)
+    store.write_json("v-refused", VERDICT, {"version": "v-refused", "passed": False, "failed": {"check_value_thresholds": "AUC 0.38"}})
+    store.promote("v-refused", {"run_id": "by hand"})
+    result = _materialize(snapshot_root)
+    assert not result.success and not snapshot_root.has_partition(PREDICTIONS, DAY)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "refusing to serve v-refused: the gate refused it: check_value_thresholds: AUC 0.38" in str(failure.event_specific_data.error)
 
 
 def test_empty_and_unseen_histories_still_get_a_score(snapshot_root):

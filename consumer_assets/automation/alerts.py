@@ -11,6 +11,7 @@ import logging
 import smtplib
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,12 @@ class WebhookNotifier:
             response.read()
 
     def __str__(self) -> str:
-        return f"webhook {self.url}"
+        """The host only: a webhook's path is its secret (Slack's carries the token), and this text reaches logs and tick history."""
+        parts = urllib.parse.urlsplit(self.url)
+        return f"webhook {parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier({self})"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, 
     if master.startswith("local"):
         settings.setdefault("spark.driver.host", "127.0.0.1")
         settings.setdefault("spark.driver.bindAddress", "127.0.0.1")
+        settings.setdefault("spark.ui.enabled", "false")  # it would listen on every interface (*:4040); SparkResource.conf turns it back on
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers get this project's packages (torch)
     for key, value in settings.items():
         builder = builder.config(key, value)

@@ -32,6 +32,7 @@ SERVING = "models/serving.json"
 SERVING_HISTORY = "models/serving_history"
 BY_PARTITION = "models/by_partition"
 FILES = ("model.safetensors", "config.json", "vocab.json", "training.json")
+VERDICT = "verdict.json"  # the gate's verdict, written beside a candidate by validated_model; serving requires "passed"
 
 
 class ModelLoadError(RuntimeError):
@@ -89,7 +90,12 @@ class ModelStore:
         if not self.root.exists(self._key(version, "manifest.json")):
             known = ", ".join(self.versions()[-5:]) or "none"
             raise ModelLoadError(f"No complete candidate {version!r} under {self.root.uri}/{CANDIDATES} (latest: {known})")
-        manifest = json.loads(self.root.read_bytes(self._key(version, "manifest.json")))
+        try:
+            manifest = json.loads(self.root.read_bytes(self._key(version, "manifest.json")))
+        except ValueError as exc:
+            raise ModelLoadError(f"{version}: manifest.json is not valid JSON ({exc}); refusing to load it") from exc
+        if manifest.get("version") != version:
+            raise ModelLoadError(f"the folder of {version} holds the files of {manifest.get('version')!r} (its manifest.json says so); refusing to load it under another name")
         contents = {}
         for name in FILES:
             try:
@@ -150,7 +156,16 @@ class ModelStore:
 
     def serving(self) -> dict | None:
         """The serving record (version, since, run id, metrics), or None before the first promotion."""
-        return json.loads(self.root.read_bytes(SERVING)) if self.root.exists(SERVING) else None
+        if not self.root.exists(SERVING):
+            return None
+        fix = "put a validated version back with `consumer-assets models promote VERSION` (see `consumer-assets models list`)"
+        try:
+            record = json.loads(self.root.read_bytes(SERVING))
+        except ValueError as exc:
+            raise ModelLoadError(f"{self.root.uri}/{SERVING} is not valid JSON ({exc}): {fix}") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("version"), str):
+            raise ModelLoadError(f"{self.root.uri}/{SERVING} names no version: {fix}")
+        return record
 
     def serving_version(self) -> str:
         record = self.serving()
@@ -160,6 +175,21 @@ class ModelStore:
                 "validated_model first, or promote a validated version with `consumer-assets models promote`."
             )
         return record["version"]
+
+    def load_for_serving(self, version: str) -> LoadedModel:
+        """Load ``version`` only if the gate passed it: a pointer edited by hand cannot put an unjudged or refused model in service."""
+        verdict = self.read_json(version, VERDICT)
+        if verdict is None or not verdict.get("passed"):
+            why = "the gate never judged it" if verdict is None else "the gate refused it: " + "; ".join(f"{k}: {v}" for k, v in verdict.get("failed", {}).items())
+            raise ModelLoadError(
+                f"refusing to serve {version}: {why}. Put a validated version back with `consumer-assets models promote VERSION` "
+                "(`consumer-assets models list` shows each verdict)."
+            )
+        return self.load(version)
+
+    def load_serving(self) -> LoadedModel:
+        """The model in service, checked as ``load_for_serving`` checks it."""
+        return self.load_for_serving(self.serving_version())
 
     def promote(self, version: str, record: dict) -> dict:
         """Point serving at ``version`` in one atomic write; the history keeps every promotion."""

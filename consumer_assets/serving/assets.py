@@ -47,7 +47,7 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
     root = storage.open()
     store = ModelStore(root)
     try:
-        model = store.load(store.serving_version())
+        model = store.load_serving()
     except (NoServingModelError, ModelLoadError) as exc:
         raise dg.Failure(str(exc)) from exc
     if not root.has_partition(HISTORIES, day):

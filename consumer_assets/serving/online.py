@@ -111,7 +111,7 @@ class OnlineScorer:
 
     def load(self, day: date, version: str) -> Generation:
         started = time.perf_counter()
-        model = OnlineModel(self.store.load(version))
+        model = OnlineModel(self.store.load_for_serving(version))
         table = self.root.read_partition(STATES, day)
         if self._redis is not None:
             states = RedisStates.load(self._redis, f"{self._prefix}:{version}:{day}", table, log.info)

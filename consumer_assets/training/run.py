@@ -67,11 +67,10 @@ def encode_rows(rows: SnapshotRows, vocabulary: Vocabulary, max_length: int) -> 
 
 def serving_model(store: ModelStore) -> tuple[LoadedModel | None, str | None]:
     """The model in service to warm-start from, or why there is none."""
-    if store.serving() is None:
-        return None, "no model in service"
-    version = store.serving_version()
     try:
-        return store.load(version), None
+        if store.serving() is None:
+            return None, "no model in service"
+        return store.load_serving(), None
     except ModelLoadError as exc:
         return None, f"model in service cannot be loaded ({exc})"
 

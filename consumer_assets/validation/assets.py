@@ -14,12 +14,12 @@ import sys
 import dagster as dg
 
 from consumer_assets.metadata import figure_markdown
-from consumer_assets.model.store import ModelLoadError, ModelStore
+from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
 from consumer_assets.resources import GateResource, StorageResource
 from consumer_assets.training.assets import trained_lstm
-from consumer_assets.validation.gate import RULES, VERDICT, GateConfig, Verdict, judge
+from consumer_assets.validation.gate import RULES, GateConfig, Verdict, judge
 
 SMOKE = "smoke.json"
 

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-VERDICT = "verdict.json"  # stored beside each candidate once validated_model has judged it
 PASS, REFUSE, TOO_LITTLE_DATA = "pass", "refuse", "too_little_data"
 
 

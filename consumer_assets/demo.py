@@ -27,7 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.automation.schedules import training_schedule
-from consumer_assets.automation.sensors import alert_sensor, landing_sensor
+from consumer_assets.automation.sensors import alert_cursor_after_history, alert_sensor, landing_sensor
+from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.definitions import defs
 from consumer_assets.model.store import ModelStore
 from consumer_assets.resources import AlertResource, LandingSensorResource
@@ -118,6 +119,8 @@ class Replay:
         self.landing_cursor = self.alert_cursor = self.automation_cursor = None
         self.landing = {"storage": defs.resources["storage"], "landing": LandingSensorResource(lookback_days=DEMO_DAYS + 7)}
         self.alerts = {"alerts": AlertResource(webhook_url=sink.url, retries=1, backoff_seconds=0.1)}
+        # This replay's alerts only: failures an earlier demo left in the instance were alerted then.
+        self.alert_cursor = alert_cursor_after_history(instance, defs.resolve_asset_graph().asset_check_keys)
 
     def landing_tick(self) -> None:
         context = dg.build_sensor_context(instance=self.instance, cursor=self.landing_cursor, resources=self.landing, definitions=defs)
@@ -145,6 +148,18 @@ class Replay:
         self.alert_cursor = context.cursor
 
 
+def forget_lost_data(instance: dg.DagsterInstance, root) -> None:
+    """When the storage root holds no events but the instance remembers materialisations (``rm -rf .data``, a new
+    root), wipe those asset records: automation decides from the instance, and would otherwise take labels and
+    snapshots that no longer exist for done. Data that is there is kept and replayed over."""
+    if root.list_partitions(RAW_EVENTS):
+        return
+    remembered = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if instance.get_latest_materialization_event(key) is not None]
+    if remembered:
+        log.info("%s holds no events but the instance remembers %d assets: wiping their records so the replay starts clean", root.uri, len(remembered))
+        instance.wipe_assets(remembered)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the instance's schema migrations, not news
@@ -156,7 +171,9 @@ def main() -> None:
     config = SimulationConfig(profiles=DEMO_PROFILES, drift=Drift(season_shift_from=shift, season_shift_strength=0.8))
     log.info("replaying %d days of a shop with %d profiles, %s to %s, into %s (season shift from %s)", DEMO_DAYS, DEMO_PROFILES, start, today - timedelta(days=1), root.uri, shift)
     sink = WebhookSink()
-    replay = Replay(dg.DagsterInstance.get(), root, sink)
+    instance = dg.DagsterInstance.get()
+    forget_lost_data(instance, root)
+    replay = Replay(instance, root, sink)
 
     for offset, day_events in enumerate(ShopSimulator(config).simulate(start, DEMO_DAYS)):
         day = day_events.day

@@ -16,7 +16,7 @@ import pytest
 from consumer_assets.automation.alerts import Alert, DeliveryError, WebhookNotifier, deliver
 from consumer_assets.automation.landing import scan_landing
 from consumer_assets.automation.schedules import training_cron, training_schedule
-from consumer_assets.automation.sensors import FEATURE_ASSETS, alert_sensor, landing_sensor
+from consumer_assets.automation.sensors import FEATURE_ASSETS, alert_cursor_after_history, alert_sensor, landing_sensor
 from consumer_assets.definitions import defs
 from consumer_assets.resources import AlertResource, LandingSensorResource, StorageResource
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
@@ -264,6 +264,12 @@ def test_failed_error_checks_and_failed_runs_alert_once_by_webhook_and_email(web
         again = _alert_context(instance, context.cursor, webhook, smtp_sink)
         assert alert_sensor(again).skip_message == "nothing to alert"
         assert len(webhook.received) == 2  # each alert once (the WARN check never)
+
+        # A replay that starts after the history (the demo run again) alerts only its own failures.
+        fresh = _alert_context(instance, alert_cursor_after_history(instance, ALERTED.resolve_asset_graph().asset_check_keys), webhook, smtp_sink)
+        assert alert_sensor(fresh).skip_message == "nothing to alert"
+        dg.materialize([watched, volume_collapsed], instance=instance, partition_key="2026-10-06")
+        assert "sent 1 alerts" in alert_sensor(fresh).skip_message and webhook.received[-1]["partition"] == "2026-10-06"
 
 
 def test_a_webhook_shows_as_its_host_and_smtp_logs_in(webhook, smtp_sink, caplog):

@@ -106,6 +106,21 @@ def failed_check_records(instance: dg.DagsterInstance, key: dg.AssetCheckKey, af
         page_cursor = page[-1].id
 
 
+def alert_cursor_after_history(instance: dg.DagsterInstance, check_keys) -> str:
+    """An alert_sensor cursor past every failure already in the event log: alerts from here on only.
+
+    For a replay (the demo) or a sensor turned on in an instance with a history, whose
+    old failures were seen (or alerted) long ago.
+    """
+    checks = {}
+    for key in check_keys:
+        latest = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status={AssetCheckExecutionRecordStatus.FAILED})
+        if latest:
+            checks[key.to_user_string()] = latest[0].id
+    runs = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=1, ascending=False).records
+    return json.dumps({"checks": checks, "runs": EventLogCursor.from_storage_id(runs[0].storage_id).to_string() if runs else None})
+
+
 @dg.sensor(minimum_interval_seconds=30, description="Sends failed ERROR checks (blocking or not) and failed runs to the webhook and/or e-mail, each once.")
 def alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource):
     cursor = json.loads(context.cursor) if context.cursor else {"checks": {}, "runs": None}

@@ -1,7 +1,8 @@
-"""Shared fixtures: a real S3 server (moto over HTTP on 127.0.0.1) and storage roots on it or on a folder."""
+"""Shared fixtures: a real S3-compatible server (SeaweedFS on 127.0.0.1) and storage roots on it or on a folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -24,29 +25,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+S3_KEY, S3_SECRET = "consumer-assets-test", "consumer-assets-test-secret"
+
+
 @pytest.fixture(scope="session")
-def s3_endpoint() -> str:
-    """A moto S3 server over HTTP on loopback for the whole session, with dummy credentials."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+def s3_endpoint(tmp_path_factory) -> str:
+    """A real S3-compatible server, SeaweedFS (``weed server -s3``), on loopback for the whole session.
+
+    Its S3 gateway checks signatures against the identity configured here, as a real
+    deployment does; the tests' AWS credentials are that identity's keys.
+    """
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    identities = {"identities": [{"name": "tests", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+    (folder / "s3.json").write_text(json.dumps(identities))
+    (folder / "data").mkdir()
+    names = ("master", "volume", "filer", "s3", "master.port.grpc", "volume.port.grpc", "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
+    ports = {name: _free_port() for name in names}  # every listener on a free port: several servers (CI, a demo) may share the machine
+    command = [
+        str(BIN / "weed"), "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
+        f"-s3.config={folder / 's3.json'}", "-volume.max=500", "-master.volumeSizeLimitMB=32",  # many small volumes: every bucket is a collection with its own
+        *[f"-{name}={port}" if "." in name else f"-{name}.port={port}" for name, port in ports.items()],
+    ]
+    log = open(folder / "weed.log", "wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    deadline = time.monotonic() + 60
+    while True:  # ready when an object can be written: the volume server has registered with the master
+        try:
+            client.create_bucket(Bucket="readiness-probe")
+            client.put_object(Bucket="readiness-probe", Key="probe", Body=b"ok")
+            break
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"SeaweedFS did not start; see {folder / 'weed.log'}") from None
+            time.sleep(0.3)
     yield endpoint
     for key, value in saved.items():
         if value is None:
@@ -54,7 +71,8 @@ def s3_endpoint() -> str:
         else:
             os.environ[key] = value
     server.terminate()
-    server.wait(timeout=10)
+    server.wait(timeout=30)
+    log.close()
 
 
 @pytest.fixture
@@ -66,7 +84,7 @@ def s3_bucket(s3_endpoint: str) -> str:
 
 @pytest.fixture(params=["folder", "s3"])
 def root_uri(request, tmp_path: Path) -> tuple[str, str | None]:
-    """A storage root URI and its endpoint: once a local folder, once a bucket on the moto server."""
+    """A storage root URI and its endpoint: once a local folder, once a bucket on the SeaweedFS server."""
     if request.param == "folder":
         return str(tmp_path / "root"), None
     endpoint = request.getfixturevalue("s3_endpoint")

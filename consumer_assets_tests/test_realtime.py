@@ -30,15 +30,10 @@ from consumer_assets.serving.score import score_table
 from consumer_assets.serving.states import batch_states, cutoff_seconds
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
+from local_servers import free_port
 
 START = date(2026, 10, 1)
 MAX_LENGTH = 24  # short, so that some profiles pass it and the named length approximation shows
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +77,7 @@ class Service:
     """A real uvicorn server on 127.0.0.1 in a thread, and a tiny JSON client."""
 
     def __init__(self, scorer: OnlineScorer):
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(create_app(scorer), host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -205,7 +200,7 @@ def test_new_states_of_another_model_switch_over_without_dropping_a_request(embe
 def redis_url(tmp_path):
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed: `make test` installs it (apt), or install it by hand"
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:

@@ -1,15 +1,10 @@
 """`dagster dev` on 127.0.0.1: the UI's GraphQL API shows every definition and runs a partition."""
 
-import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from datetime import date
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,25 +13,9 @@ from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.definitions import defs
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
+from local_servers import REPO, free_port, graphql, start, stop, wait_for_webserver
 
-REPO = Path(__file__).resolve().parents[1]
 DAY = "2026-10-02"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 @pytest.fixture(scope="module")
@@ -47,30 +26,15 @@ def webserver(tmp_path_factory):
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     simulate_to_landing(StorageRoot(str(data)), date.fromisoformat(DAY), 1, SimulationConfig(profiles=200))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CONSUMER_ASSETS_ROOT": str(data)}
-    dagster = str(Path(sys.executable).parent / "dagster")
-    process = subprocess.Popen(
-        ["env", "--default-signal=INT,TERM", dagster, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    process = start([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env)
     url = f"http://127.0.0.1:{port}/graphql"
-    deadline = time.time() + 180
-    while True:
-        try:
-            _graphql(url, "{ version }")
-            break
-        except OSError:
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("dagster dev did not answer on 127.0.0.1 within 180 s")
-            time.sleep(1)
-    yield url, data
-    os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        wait_for_webserver(url, process)
+        yield url, data
+    finally:
+        stop(process)
 
 
 REPOSITORY = """
@@ -85,7 +49,7 @@ REPOSITORY = """
 
 def test_every_definition_is_in_the_ui(webserver):
     url, _ = webserver
-    [repository] = _graphql(url, REPOSITORY)["repositoriesOrError"]["nodes"]
+    [repository] = graphql(url, REPOSITORY)["repositoriesOrError"]["nodes"]
     graph = defs.resolve_asset_graph()
     assets = {"/".join(node["assetKey"]["path"]): node for node in repository["assetNodes"]}
     assert set(assets) == {key.to_user_string() for key in graph.get_all_asset_keys()}
@@ -107,7 +71,7 @@ mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
 
 def test_a_partition_run_launched_through_graphql_succeeds(webserver):
     url, data = webserver
-    [repository] = _graphql(url, REPOSITORY)["repositoriesOrError"]["nodes"]
+    [repository] = graphql(url, REPOSITORY)["repositoriesOrError"]["nodes"]
     params = {
         "selector": {
             "repositoryLocationName": repository["location"]["name"],
@@ -117,12 +81,12 @@ def test_a_partition_run_launched_through_graphql_succeeds(webserver):
         },
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY}]},
     }
-    launched = _graphql(url, LAUNCH, {"params": params})["launchRun"]
+    launched = graphql(url, LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     deadline, status = time.time() + 240, None
     while time.time() < deadline:
-        status = _graphql(url, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)["runOrError"]["status"]
+        status = graphql(url, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CONSUMER_ASSETS_ROOT ?= $(CURDIR)/.data
 
-.PHONY: install demo test test-fast dev clean instance redis chromium serve
+.PHONY: install demo test test-fast lint format dev clean instance redis chromium serve
 
 install: $(STAMP)
 
@@ -38,6 +38,15 @@ chromium:
 
 test: $(STAMP) instance redis chromium
 	$(BIN)/python -m pytest
+
+# Ruff: lint and formatting (CI runs this before the tests).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # Everything but the slow tests: the deployment (daemon, Postgres, sensor ticks) and the UI in a browser.
 test-fast: $(STAMP) instance redis

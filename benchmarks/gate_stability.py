@@ -19,7 +19,7 @@ landing zone, no bad rows), so only the data the model sees is replayed.
 import argparse
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -27,13 +27,17 @@ from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.demo import BAD_CANDIDATE, BAD_CANDIDATE_DAY, DEMO_DAYS, DEMO_PROFILES, TRAINING_DAY
 from consumer_assets.features.build import build_labels, build_snapshot
 from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage, spark_session
+from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.model.store import ModelStore
-from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, GateResource, StorageResource, TrainingResource
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.assets import trained_lstm
+from consumer_assets.training.resources import TrainingResource
 from consumer_assets.validation.assets import validated_model, validation_checks
+from consumer_assets.validation.resources import GateResource
 
 HORIZON = DEFAULT_LABEL_HORIZON_DAYS
 
@@ -75,7 +79,7 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=DEMO_PROFILES)
     args = parser.parse_args()
     spark = spark_session("local[*]", {"spark.driver.memory": "4g", "spark.ui.enabled": "false"})
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     served = refused = 0
     for back in range(args.dates):
         end = today - timedelta(days=back)

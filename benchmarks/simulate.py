@@ -8,7 +8,7 @@ import tempfile
 import time
 from datetime import date
 
-from consumer_assets.simulation import SimulationConfig, ShopSimulator, land_day
+from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
 from consumer_assets.storage import StorageRoot
 
 

@@ -36,10 +36,10 @@ import pyarrow as pa
 import torch
 
 from consumer_assets.datasets import LABELS, RAW_EVENTS
+from consumer_assets.metrics import paired_differences, summarise
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import VERDICT, ModelStore
-from consumer_assets.metrics import paired_differences, summarise
 from consumer_assets.serving.score import score_table
 from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, true_probabilities
@@ -117,9 +117,9 @@ def pipeline_only(root: StorageRoot, day: date, batch_sizes: list[int]) -> None:
     for device in devices:
         placed = rows.to(device)
         for batch_size in batch_sizes:
-            for epoch in range(2):  # the first warms up
+            for _epoch in range(2):  # the first warms up
                 started = time.perf_counter()
-                for batch in placed.batches(batch_size, rng):
+                for _batch in placed.batches(batch_size, rng):
                     pass
                 if device == "cuda":
                     torch.cuda.synchronize()

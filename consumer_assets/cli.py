@@ -11,10 +11,10 @@ from datetime import date
 
 from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
-from consumer_assets.resources import DEFAULT_ROOT
 from consumer_assets.serving.explain import ExplanationError, explain_profile
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
+from consumer_assets.storage.root import DEFAULT_ROOT
 from consumer_assets.validation.gate import GateConfig, judge
 
 

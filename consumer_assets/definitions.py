@@ -1,38 +1,47 @@
-"""The one Definitions object of the code location: assets, checks, jobs and resources."""
+"""The one Definitions object of the code location: assets, checks, jobs, and the resources bound to deployment settings.
+
+Each stage keeps its resource classes beside its code (``training/resources.py``, ...);
+this is the one place that binds them, reading deployment settings from the environment.
+"""
 
 import os
 
 import dagster as dg
 
+from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import schedules
 from consumer_assets.automation.sensors import sensors
 from consumer_assets.features.assets import feature_assets, feature_checks
+from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
+from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
 from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
-from consumer_assets.resources import (
-    DataQualityResource,
-    ExplanationResource,
-    FeatureResource,
-    GateResource,
-    AlertResource,
-    LandingSensorResource,
-    MonitoringResource,
-    ScoringResource,
-    SparkResource,
-    TrainingResource,
-    env_or_default,
-    storage_from_env,
-)
+from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.serving.assets import serving_assets, serving_checks
+from consumer_assets.serving.resources import ExplanationResource, ScoringResource
+from consumer_assets.storage.resources import StorageResource
+from consumer_assets.storage.root import DEFAULT_ROOT
 from consumer_assets.training.assets import trained_lstm
-from consumer_assets.validation.assets import validated_model, validation_checks
+from consumer_assets.training.resources import TrainingResource
+from consumer_assets.validation.assets import model_in_service, validated_model, validation_checks
+from consumer_assets.validation.resources import GateResource
 
-storage = storage_from_env()
+
+def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
+    """An ``EnvVar`` when the variable is set (so the UI shows where the value came from), else the default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+storage = StorageResource(
+    root=env_or_default("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT),
+    endpoint_url=env_or_default("AWS_ENDPOINT_URL", None),
+    region=env_or_default("AWS_REGION", None),
+)
 
 defs = dg.Definitions(
-    assets=dg.with_source_code_references([*ingest_assets, *feature_assets, trained_lstm, validated_model, *serving_assets, *monitoring_assets]),
+    assets=dg.with_source_code_references([*ingest_assets, *feature_assets, trained_lstm, validated_model, model_in_service, *serving_assets, *monitoring_assets]),
     asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
     jobs=[daily_data_job, labels_job, training_job, scoring_job],
     schedules=schedules,

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
@@ -26,15 +26,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_schedule
 from consumer_assets.automation.sensors import alert_cursor_after_history, alert_sensor, landing_sensor
 from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.definitions import defs
+from consumer_assets.metrics import summarise
 from consumer_assets.model.store import ModelStore
-from consumer_assets.resources import AlertResource, LandingSensorResource
 from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig, land_day, true_probabilities
 from consumer_assets.validation.evaluate import labelled_rows
-from consumer_assets.metrics import summarise
 
 log = logging.getLogger("consumer_assets.demo")
 
@@ -165,7 +165,7 @@ def main() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the instance's schema migrations, not news
     started = time.perf_counter()
     root = defs.resources["storage"].process_config_and_initialize().open()
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     start = today - timedelta(days=DEMO_DAYS)
     shift = start + timedelta(days=SEASON_SHIFT_DAY)
     config = SimulationConfig(profiles=DEMO_PROFILES, drift=Drift(season_shift_from=shift, season_shift_strength=0.8))
@@ -179,7 +179,7 @@ def main() -> None:
         day = day_events.day
         land_day(root, day_events, bad_rate=0.01)
         replay.landing_tick()
-        after_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), timezone.utc)
+        after_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
         replay.automation_tick(after_midnight + timedelta(hours=3))
         if offset == TRAINING_DAY:
             replay.training_tick(after_midnight + timedelta(hours=4))

@@ -22,8 +22,8 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from consumer_assets.resources import StorageResource
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ own job (and an automation condition that runs it once D+1..D+H have landed).
 
 import dagster as dg
 
-from consumer_assets.partitions import daily_partitions
 from consumer_assets.training.gpu import GPU_JOB_TAGS
 
 # Run monitoring (dagster.yaml) fails a run still going after this many seconds: a killed or hung run ends failed and alerted.
@@ -17,7 +16,6 @@ TRAINING_RUNTIME = {"dagster/max_runtime": str(6 * 3600)}
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
     selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
-    partitions_def=daily_partitions,
     tags=DAY_RUNTIME,
     description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor it.",
 )
@@ -25,7 +23,6 @@ daily_data_job = dg.define_asset_job(
 labels_job = dg.define_asset_job(
     name="labels_job",
     selection=dg.AssetSelection.assets("order_labels"),
-    partitions_def=daily_partitions,
     tags=DAY_RUNTIME,
     description="Label the snapshot of day D with the orders of D+1..D+H, once those days are ingested.",
 )
@@ -33,7 +30,6 @@ labels_job = dg.define_asset_job(
 training_job = dg.define_asset_job(
     name="training_job",
     selection=dg.AssetSelection.assets("trained_lstm", "validated_model"),
-    partitions_def=daily_partitions,
     tags={**GPU_JOB_TAGS, **TRAINING_RUNTIME},
     description="Train a candidate on a GPU node (when the launcher offers one), run its blocking checks, promote it if they pass.",
 )
@@ -41,7 +37,6 @@ training_job = dg.define_asset_job(
 scoring_job = dg.define_asset_job(
     name="scoring_job",
     selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
-    partitions_def=daily_partitions,
     tags=DAY_RUNTIME,
     description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
 )

@@ -40,8 +40,8 @@ def s3_endpoint(tmp_path_factory) -> str:
         f"-s3.config={folder / 's3.json'}", "-volume.max=500", "-master.volumeSizeLimitMB=32",  # many small volumes: every bucket is a collection with its own
         *[f"-{name}={port}" if "." in name else f"-{name}.port={port}" for name, port in ports.items()],
     ]
-    log = open(folder / "weed.log", "wb")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    with open(folder / "weed.log", "wb") as log:  # the server keeps its own descriptor
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
     saved = {k: os.environ.get(k) for k in env}
@@ -70,7 +70,6 @@ def s3_endpoint(tmp_path_factory) -> str:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
-    log.close()
 
 
 @pytest.fixture

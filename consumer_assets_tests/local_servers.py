@@ -36,10 +36,10 @@ def wait_for(what: str, seconds: float, condition, every: float = 2.0):
 
 def start(command: list[str], env: dict, log: Path | None = None) -> subprocess.Popen:
     """A server process in its own session; ``dagster`` commands ignore SIGTERM unless its default is restored."""
-    output = open(log, "ab") if log else subprocess.DEVNULL
-    return subprocess.Popen(
-        ["env", "--default-signal=INT,TERM", *command], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with open(log or os.devnull, "ab") as output:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            ["env", "--default-signal=INT,TERM", *command], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen, seconds: float = 60) -> None:

@@ -6,7 +6,7 @@ import socketserver
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import boto3
@@ -15,13 +15,14 @@ import pytest
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, WebhookNotifier, deliver
 from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_cron, training_schedule
 from consumer_assets.automation.sensors import FEATURE_ASSETS, alert_cursor_after_history, alert_sensor, landing_sensor
 from consumer_assets.definitions import defs
-from consumer_assets.resources import AlertResource, LandingSensorResource, StorageResource
+from consumer_assets.ingest.landing import COMPLETE_MARKER, landing_prefix
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
-from consumer_assets.simulation.landing import COMPLETE_MARKER, landing_prefix
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 
 DAY = date(2026, 10, 5)
 
@@ -30,7 +31,7 @@ DAY = date(2026, 10, 5)
 
 
 def test_schedules_run_the_day_that_just_ended():
-    tick = datetime(2026, 10, 6, 2, 0, tzinfo=timezone.utc)
+    tick = datetime(2026, 10, 6, 2, 0, tzinfo=UTC)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def())
         [request] = defs.get_schedule_def("daily_data_schedule").evaluate_tick(context).run_requests
@@ -97,7 +98,7 @@ def test_listing_from_the_cursor_returns_only_new_keys_among_thousands(s3_endpoi
 
 def test_the_landing_sensor_requests_the_day_and_skips_scoring_before_a_model_serves(tmp_path):
     root = StorageRoot(str(tmp_path))
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     simulate_to_landing(root, today - timedelta(days=1), 1, SimulationConfig(profiles=100))
     resources = {"storage": StorageResource(root=root.uri), "landing": LandingSensorResource()}
     with dg.instance_for_test() as instance:
@@ -119,7 +120,7 @@ def _report(instance: dg.DagsterInstance, asset: str, day: date) -> None:
 def test_order_labels_are_requested_once_their_window_has_landed():
     horizon = defs.resources["features"].label_horizon_days
     labelled = date(2026, 10, 10)
-    now = datetime.combine(labelled + timedelta(days=horizon + 1), datetime.min.time(), timezone.utc) + timedelta(hours=3)
+    now = datetime.combine(labelled + timedelta(days=horizon + 1), datetime.min.time(), UTC) + timedelta(hours=3)
     with dg.instance_for_test() as instance:
         _report(instance, "daily_histories", labelled)
         for k in range(1, horizon):

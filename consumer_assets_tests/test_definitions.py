@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from consumer_assets.definitions import defs
 from consumer_assets.training.gpu import GPU_POOL, GPU_RUN_TAG
 
@@ -14,12 +16,35 @@ REPO = Path(__file__).resolve().parents[1]
 def test_every_asset_and_check_is_defined():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_events", "daily_histories", "order_labels", "trained_lstm", "validated_model", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"}
+    assert keys == {
+        "raw_events", "daily_histories", "order_labels", "trained_lstm", "validated_model", "model_in_service",
+        "batch_predictions", "score_explanations", "profile_states", "monitoring_stats",
+    }
     checks = {key.name for key in graph.asset_check_keys}
     assert {
         "check_quarantine_rate", "check_no_event_after_cutoff", "check_label_rate_nonzero", "check_not_worse_than_serving", "check_beats_baselines",
         "check_serving_smoke_test", "check_input_drift", "check_event_volume", "check_attribution_drift",
     } <= checks
+
+
+def test_the_lineage_draws_every_hand_off_from_events_to_predictions():
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("daily_histories") >= {"raw_events"}
+    assert parents("trained_lstm") == {"daily_histories", "order_labels"}
+    assert parents("validated_model") == {"trained_lstm"}
+    assert parents("model_in_service") == {"validated_model"}  # the model hand-off, not a file the next step knows to look for
+    assert parents("batch_predictions") == {"daily_histories", "model_in_service"}
+    assert {"batch_predictions"} <= parents("monitoring_stats")
+
+
+def test_importing_the_code_location_prints_no_warnings():
+    completed = subprocess.run([sys.executable, "-W", "default", "-c", "import consumer_assets.definitions"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Warning" not in completed.stderr, completed.stderr[-2000:]
 
 
 def test_training_runs_carry_the_gpu_tags():

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from local_servers import REPO, free_port, graphql, start, stop, wait_for, wait_
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-TODAY = datetime.now(timezone.utc).date()
+TODAY = datetime.now(UTC).date()
 GOOD_DAY, BAD_DAY = TODAY - timedelta(days=3), TODAY - timedelta(days=2)
 
 

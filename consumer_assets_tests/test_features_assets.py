@@ -9,11 +9,13 @@ import pytest
 
 from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS
 from consumer_assets.features.assets import feature_assets, feature_checks
+from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
+from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
-from consumer_assets.resources import DataQualityResource, FeatureResource, SparkResource, StorageResource
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 from consumer_assets.validation.evaluate import labelled_rows
 
 START = date(2026, 10, 1)

@@ -1,6 +1,6 @@
 """The Spark history job on hand-made and simulated events, in real Spark local mode."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -14,7 +14,7 @@ D = date(2026, 10, 10)
 
 
 def _at(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
 
 
 def _events(spark: SparkSession, rows: list[tuple]) -> DataFrame:

@@ -10,13 +10,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from consumer_assets.ingest.assets import ingest_checks, raw_events
 from consumer_assets.datasets import QUARANTINE, RAW_EVENTS
+from consumer_assets.ingest.assets import ingest_checks, raw_events
 from consumer_assets.ingest.day import ingest_day
+from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
-from consumer_assets.resources import DataQualityResource, StorageResource
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day, simulate_to_landing
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 
 START = date(2026, 10, 1)
 

@@ -13,6 +13,7 @@ import torch
 from consumer_assets.datasets import HISTORIES, MONITORING, PREDICTIONS, RAW_EVENTS
 from consumer_assets.features.build import build_labels, build_snapshot
 from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
@@ -21,11 +22,12 @@ from consumer_assets.model.store import VERDICT, ModelStore
 from consumer_assets.monitoring.assets import monitoring_assets, monitoring_checks
 from consumer_assets.monitoring.daily import MonitoringConfig, matured_scored_day, monitor_day
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, merge, psi
+from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.monitoring.stats import realised
-from consumer_assets.resources import FeatureResource, MonitoringResource, StorageResource
 from consumer_assets.serving.score import predictions_table
 from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 
 START = date(2026, 10, 1)
 STABLE_DAYS = 10

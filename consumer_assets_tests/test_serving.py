@@ -19,14 +19,15 @@ from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import VERDICT, ModelStore
-from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
 from consumer_assets.monitoring.assets import check_attribution_drift
 from consumer_assets.serving.assets import serving_assets, serving_checks
+from consumer_assets.serving.resources import ExplanationResource, ScoringResource
 from consumer_assets.serving.score import predictions_table, score_table
-from consumer_assets.serving.states import OnlineModel, ProfileState, cutoff_seconds, states_from_table
 from consumer_assets.serving.spark_score import score_with_spark
+from consumer_assets.serving.states import OnlineModel, ProfileState, cutoff_seconds, states_from_table
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 
 DAY = date(2026, 10, 3)
 

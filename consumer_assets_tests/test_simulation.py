@@ -63,7 +63,7 @@ def test_truth_is_the_probability_of_ordering_in_the_next_days(days):
     profiles = day.truth.column("profile_id").to_pylist()
     p = day.truth.column("p_order_any").to_numpy()
     y = np.array([pid in ordered for pid in profiles])
-    assert ((0 <= p) & (p <= 1)).all()
+    assert ((p >= 0) & (p <= 1)).all()
     assert roc_auc_score(y, p) > 0.8
     assert abs(p.mean() - y.mean()) < 0.25 * y.mean()
 

@@ -10,6 +10,7 @@ monitored. Screenshots go to ``benchmarks/out/ui/`` for the README's tour.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -18,16 +19,22 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
 from consumer_assets.automation.sensors import FEATURE_ASSETS
 from consumer_assets.definitions import defs
+from consumer_assets.features.resources import FeatureResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, training_job
 from consumer_assets.monitoring.assets import monitoring_checks
-from consumer_assets.resources import FeatureResource, GateResource, MonitoringResource, StorageResource, TrainingResource
+from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
+from consumer_assets.training.resources import TrainingResource
 from consumer_assets.validation.assets import validation_checks
+from consumer_assets.validation.resources import GateResource
 from local_servers import REPO, free_port, start, stop, wait_for_webserver
 
 pytestmark = pytest.mark.slow
@@ -101,8 +108,6 @@ def ui(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(ui):
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
         yield chromium
@@ -113,10 +118,8 @@ def _open(browser, url: str):
     page = browser.new_page(viewport={"width": 1440, "height": 1100})
     page.goto(url, wait_until="networkidle")
     skip = page.get_by_role("button", name="Skip")  # Dagster's one-time community dialog on a fresh browser profile
-    try:
+    with contextlib.suppress(PlaywrightTimeout):
         skip.click(timeout=5_000)
-    except Exception:
-        pass
     return page
 
 

@@ -16,18 +16,21 @@ import torch
 from consumer_assets.datasets import LABELS, RAW_EVENTS
 from consumer_assets.features.build import build_labels, build_snapshot
 from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.store import ModelStore
-from consumer_assets.resources import FeatureResource, GateResource, StorageResource, TrainingResource
 from consumer_assets.serving.explain import explain
 from consumer_assets.serving.score import score_table
 from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
+from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.assets import trained_lstm
+from consumer_assets.training.resources import TrainingResource
 from consumer_assets.training.split import SnapshotSplit
 from consumer_assets.validation.assets import validated_model, validation_checks
 from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
+from consumer_assets.validation.resources import GateResource
 
 START = date(2026, 10, 1)
 DAYS = 13
@@ -50,11 +53,25 @@ def prepared(tmp_path_factory, spark) -> Path:
     return folder
 
 
-@pytest.fixture
-def root_folder(prepared, tmp_path) -> Path:
-    """A private copy of the prepared data, so each test starts from the same state."""
-    folder = tmp_path / "root"
+@pytest.fixture(scope="module")
+def served(prepared, tmp_path_factory) -> tuple[Path, str, dg.ExecuteInProcessResult]:
+    """The prepared data with a good model trained, gated and promoted into service: trained once per module."""
+    folder = tmp_path_factory.mktemp("served") / "root"
     shutil.copytree(prepared, folder)
+    result = _train_and_gate(folder)
+    assert result.success, {k: c.description for k, c in _checks(result).items() if not c.passed}
+    [promotion] = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("model_in_service")]
+    version = ModelStore(StorageRoot(str(folder))).serving_version()
+    assert promotion.materialization.metadata["version"].value == version  # the hand-off the UI draws names the model that serves
+    return folder, version, result
+
+
+@pytest.fixture
+def root_folder(request, prepared, tmp_path) -> Path:
+    """A private copy of the prepared data (with the served model when the test asks for ``serving``), so tests share no state."""
+    source = request.getfixturevalue("served")[0] if "serving" in request.fixturenames else prepared
+    folder = tmp_path / "root"
+    shutil.copytree(source, folder)
     return folder
 
 
@@ -107,11 +124,9 @@ def _store_variant(folder: Path, source: str, version: str, day: date, change) -
 
 
 @pytest.fixture
-def serving(root_folder) -> str:
-    """A good model trained, gated and promoted into service."""
-    result = _train_and_gate(root_folder)
-    assert result.success, [c.description for c in _checks(result).values() if not c.passed]
-    return ModelStore(StorageRoot(str(root_folder))).serving_version()
+def serving(root_folder, served) -> str:
+    """The version in service in ``root_folder`` (a copy of ``served``)."""
+    return served[1]
 
 
 def _assert_refused_and_still_serving(folder: Path, day: date, version: str, serving_version: str) -> None:
@@ -129,8 +144,8 @@ def _assert_refused_and_still_serving(folder: Path, day: date, version: str, ser
     assert np.isfinite(scores).all()
 
 
-def test_a_good_candidate_passes_every_check_and_serves(root_folder):
-    result = _train_and_gate(root_folder)
+def test_a_good_candidate_passes_every_check_and_serves(served):
+    root_folder, _, result = served
     checks = _checks(result)
     assert result.success, {k: c.description for k, c in checks.items() if not c.passed}
     assert set(checks) == {

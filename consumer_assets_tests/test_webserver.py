@@ -86,7 +86,7 @@ def test_a_partition_run_launched_through_graphql_succeeds(webserver):
     run_id = launched["run"]["runId"]
     deadline, status = time.time() + 240, None
     while time.time() < deadline:
-        status = graphql(url, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)["runOrError"]["status"]
+        status = graphql(url, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)

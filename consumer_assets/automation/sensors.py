@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster._core.event_api import EventLogCursor
@@ -18,9 +18,10 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
 from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.jobs import daily_data_job
 from consumer_assets.model.store import ModelStore
-from consumer_assets.resources import AlertResource, LandingSensorResource, StorageResource
+from consumer_assets.storage.resources import StorageResource
 
 FEATURE_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories")]
 PAGE = 100
@@ -32,7 +33,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
     due, cursor = scan_landing(
         root,
         context.cursor,
-        today=datetime.now(timezone.utc).date(),
+        today=datetime.now(UTC).date(),
         now=time.time(),
         lookback_days=landing.lookback_days,
         completion=landing.completion,

@@ -6,17 +6,18 @@ from datetime import date, timedelta
 import dagster as dg
 import pyarrow.compute as pc
 
-from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.cores import CoreShare
+from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.features.build import Compaction, MissingInputError, build_labels, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig, cutoff, describe
+from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.features.snapshots import layers_of, read_snapshot
-from consumer_assets.features.targets import targets
+from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS, targets
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, figure_markdown
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart
-from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, SparkResource, StorageResource
+from consumer_assets.storage.resources import StorageResource
 
 
 def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.AutomationCondition:

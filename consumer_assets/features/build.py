@@ -10,6 +10,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.features.histories import (
     STATE_COLUMNS,
     HistoryConfig,
@@ -20,10 +21,9 @@ from consumer_assets.features.histories import (
     with_clock_moved,
 )
 from consumer_assets.features.labels import largest_categories, order_labels
-from consumer_assets.features.targets import label_days
 from consumer_assets.features.snapshots import READER, Layer, clock_shift_seconds, in_window_seconds, layers_of
 from consumer_assets.features.spark import SparkStorage
-from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS
+from consumer_assets.features.targets import label_days
 from consumer_assets.storage import LAYERS, Manifest
 
 log = logging.getLogger(__name__)

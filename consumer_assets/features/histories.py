@@ -15,7 +15,7 @@ the day before is in :mod:`consumer_assets.features.snapshots`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -36,7 +36,7 @@ class HistoryConfig:
 
 def cutoff(day: date) -> datetime:
     """The end of ``day`` in UTC: nothing at or after it may enter the snapshot."""
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
 
 
 def window_days(day: date, config: HistoryConfig) -> list[date]:

@@ -1,18 +1,19 @@
 """raw_events: the landing zone's day, validated, typed and de-duplicated, with its checks."""
 
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.datasets import QUARANTINE, RAW_EVENTS
+from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, write_quarantine
+from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.metadata import count_table, preview_table
 from consumer_assets.partitions import daily_partitions
-from consumer_assets.resources import DataQualityResource, StorageResource
+from consumer_assets.storage.resources import StorageResource
 
 KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
 
@@ -107,7 +108,7 @@ def check_timestamps_inside_day(context: dg.AssetCheckExecutionContext, storage:
     """Every event's ``ts`` lies in the partition's UTC day, so no event leaks across days."""
     day = date.fromisoformat(context.partition_key)
     ts = storage.open().read_partition(RAW_EVENTS, day, columns=["ts"]).column("ts")
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)
     outside = pc.sum(pc.or_(pc.less(ts, pa.scalar(start, ts.type)), pc.greater_equal(ts, pa.scalar(end, ts.type)))).as_py() or 0
     min_max = pc.min_max(ts)

@@ -20,7 +20,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 
@@ -195,7 +195,7 @@ def _is(value, kinds: tuple[type, ...]) -> bool:
 
 
 _MILLIS_RANGE = (-9_223_372_036_854, 9_223_372_036_854)  # what a timestamp in milliseconds can hold (Arrow, pandas)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _millis(ts) -> int | None:
@@ -235,7 +235,7 @@ def check_event(obj, day: date | None = None) -> tuple[dict | None, str | None]:
     if millis is None:
         return None, "bad_timestamp"
     if day is not None:
-        start = (datetime(day.year, day.month, day.day, tzinfo=timezone.utc) - _EPOCH) // timedelta(milliseconds=1)
+        start = (datetime(day.year, day.month, day.day, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
         if not start <= millis < start + 86_400_000:
             return None, "ts_outside_day"
     if obj["event_type"] not in EVENT_TYPES:

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.ingest.contract import EVENT_SCHEMA, QUARANTINE_SCHEMA, parse_file
-from consumer_assets.simulation.landing import landing_prefix
 from consumer_assets.datasets import QUARANTINE, RAW_EVENTS
+from consumer_assets.ingest.contract import EVENT_SCHEMA, QUARANTINE_SCHEMA, parse_file
+from consumer_assets.ingest.landing import landing_prefix
 from consumer_assets.storage import StorageError, StorageRoot
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,6 @@ from torch import nn
 
 from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, PROFILE_SCALE, EncodedBatch, Vocabulary
 
-
 ARCHITECTURE = "consumer_lstm/2"  # /2: per-step inputs free of the cut-off, MLP head, calibration buffers
 
 

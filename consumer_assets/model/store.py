@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import torch
 from safetensors import SafetensorError
@@ -83,7 +83,7 @@ class ModelStore:
         }
         for name, data in contents.items():
             self.root.write_bytes(self._key(version, name), data)
-        manifest = {"version": version, "sha256": {name: _sha256(data) for name, data in contents.items()}, "saved_at": datetime.now(timezone.utc).isoformat()}
+        manifest = {"version": version, "sha256": {name: _sha256(data) for name, data in contents.items()}, "saved_at": datetime.now(UTC).isoformat()}
         self.root.write_bytes(self._key(version, "manifest.json"), _json_bytes(manifest))
 
     def _read_verified(self, version: str) -> dict[str, bytes]:
@@ -194,7 +194,7 @@ class ModelStore:
     def promote(self, version: str, record: dict) -> dict:
         """Point serving at ``version`` in one atomic write; the history keeps every promotion."""
         self._read_verified(version)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         full = {"version": version, "since": now.isoformat(timespec="seconds"), **record}
         self.root.write_bytes(f"{SERVING_HISTORY}/{now:%Y%m%dT%H%M%S%f}-{version}.json", _json_bytes(full))
         self.root.write_bytes(SERVING, _json_bytes(full))

@@ -10,14 +10,18 @@ import dagster as dg
 
 from consumer_assets.datasets import EXPLANATIONS, LABELS, MONITORING
 from consumer_assets.features.assets import daily_histories
+from consumer_assets.features.resources import FeatureResource
+from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, png_markdown
 from consumer_assets.monitoring.daily import MonitoringConfig, MonitoringInputError, drift_table, monitor_day, realised_series
 from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets
+from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.partitions import daily_partitions
-from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, ExplanationResource, FeatureResource, MonitoringResource, StorageResource
 from consumer_assets.serving.assets import batch_predictions, score_explanations
 from consumer_assets.serving.explain import attribution_drift
+from consumer_assets.serving.resources import ExplanationResource
+from consumer_assets.storage.resources import StorageResource
 
 matured_labels = dg.TimeWindowPartitionMapping(
     start_offset=-DEFAULT_LABEL_HORIZON_DAYS, end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True

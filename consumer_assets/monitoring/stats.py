@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, mean, merge, psi
 from consumer_assets.metrics import auc, calibration_table, mean_log_likelihood, summarise, top_decile_lift
+from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, mean, merge, psi
 
 
 def _fine(start: float, stop: float, bins: int) -> list[float]:

@@ -19,10 +19,12 @@ from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
-from consumer_assets.resources import ExplanationResource, ScoringResource, StorageResource
 from consumer_assets.serving.explain import attribution_shares, contribution_summary, explain, iter_profiles, snapshot_rows
+from consumer_assets.serving.resources import ExplanationResource, ScoringResource
 from consumer_assets.serving.score import score_partition
 from consumer_assets.serving.states import batch_states, cutoff_seconds
+from consumer_assets.storage.resources import StorageResource
+from consumer_assets.validation.assets import model_in_service
 
 SCORE_BINS = np.linspace(0, 1, 11)
 
@@ -31,7 +33,7 @@ SCORE_BINS = np.linspace(0, 1, 11)
     name=PREDICTIONS,
     partitions_def=daily_partitions,
     group_name="serving",
-    deps=[daily_histories],
+    deps=[daily_histories, model_in_service],
     kinds={"pytorch", "parquet"},
     owners=["team:ml"],
     tags={"stage": "serving"},

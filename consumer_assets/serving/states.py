@@ -21,7 +21,7 @@ older than the window: for them the two agree to float precision (tested to 1e-4
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +39,7 @@ TOTALS = PROFILE[:-1]  # the window totals a state carries; the last feature, re
 
 def cutoff_seconds(day: date) -> float:
     """The snapshot cut-off of ``day`` (the end of the day, UTC) in Unix seconds, as ``features.histories.cutoff``."""
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() + 86_400
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + 86_400
 
 
 def state_schema(hidden_size: int) -> pa.Schema:
@@ -135,7 +135,7 @@ class OnlineModel:
             raise ValueError(f"event at {event.ts_s} is older than the profile's last event at {state.last_event_s}: online states only move forward")
         vocabulary = self.model.vocabulary
         ids = [vocabulary.index(field, getattr(event, field)) for field in CATEGORICAL]
-        moment = datetime.fromtimestamp(event.ts_s, tz=timezone.utc)
+        moment = datetime.fromtimestamp(event.ts_s, tz=UTC)
         dt_prev = event.ts_s - state.last_event_s if state is not None else 0.0
         features = step_features(np.array([dt_prev]), np.array([event.price or 0.0]), np.array([float(moment.hour)]), np.array([float(moment.weekday())]))
         zeros = np.zeros(self.hidden_size, np.float32)

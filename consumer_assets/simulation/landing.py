@@ -20,14 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
 from consumer_assets.ingest.contract import inflate
-from consumer_assets.storage import StorageRoot, partition_dir
+from consumer_assets.ingest.landing import COMPLETE_MARKER, landing_prefix
+from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
+from consumer_assets.storage import StorageRoot
 
 log = logging.getLogger(__name__)
 
-LANDING_PREFIX = "landing/events"
-COMPLETE_MARKER = "_SUCCESS"  # written last, as Spark and most exporters do, when a day's files are all there
 TRUTH_DATASET = "truth/order_any"
 EVENTS_PER_FILE = 250_000
 
@@ -48,10 +47,6 @@ class LandedDay:
     events: int
     bad_rows: dict[str, int]
     files: list[str]
-
-
-def landing_prefix(day: date) -> str:
-    return f"{LANDING_PREFIX}/{partition_dir(day)}"
 
 
 def to_json_lines(day_events: DayEvents, epoch_ms_share: float, rng: np.random.Generator) -> list[str]:

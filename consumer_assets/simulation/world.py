@@ -15,7 +15,7 @@ AUC of that probability (the oracle's) is the best any model can reach.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -268,7 +268,7 @@ class ShopSimulator:
         platform = np.where(rng.random(len(profile)) < 0.85, self.platform[profile], rng.integers(0, 3, len(profile)))
 
         chronological = np.lexsort((seconds, profile))
-        midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         ts_ms = int(midnight.timestamp() * 1000) + (seconds[chronological] * 1000).astype(np.int64)
         sequence = np.arange(self._sequence, self._sequence + len(profile))
         self._sequence += len(profile)

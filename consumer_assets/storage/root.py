@@ -19,13 +19,14 @@ rows that are no longer true.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -34,6 +35,8 @@ import pyarrow.parquet as pq
 
 MANIFEST = "_manifest.json"
 LAYERS = "layers"
+
+DEFAULT_ROOT = ".data"  # the embedded default: a folder beside the code
 
 
 class StorageError(RuntimeError):
@@ -189,10 +192,8 @@ class StorageRoot:
         return sorted(info.base_name for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.Directory)
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path(key))
-        except FileNotFoundError:
-            pass
 
     def delete_dir(self, prefix: str) -> None:
         if self.exists(prefix):
@@ -279,7 +280,7 @@ class StorageRoot:
         manifest = Manifest(
             files=sorted(files),
             rows=rows,
-            written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            written_at=datetime.now(UTC).isoformat(timespec="seconds"),
             properties=properties or {},
             attachments=list(attachments),
         )

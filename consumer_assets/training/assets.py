@@ -6,17 +6,17 @@ import dagster as dg
 
 from consumer_assets.datasets import HISTORIES, LABELS
 from consumer_assets.features.assets import daily_histories, order_labels
+from consumer_assets.features.resources import FeatureResource
+from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, figure_markdown
-from consumer_assets.model.encoding import VocabularyLimits
-from consumer_assets.model.network import ModelConfig
 from consumer_assets.model.store import ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import training_curves
-from consumer_assets.resources import DEFAULT_LABEL_HORIZON_DAYS, FeatureResource, StorageResource, TrainingResource
-from consumer_assets.training.split import NotEnoughDataError
+from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.gpu import GPU_OP_TAGS, GPU_POOL
+from consumer_assets.training.resources import TrainingResource
 from consumer_assets.training.run import plan_training, train_candidate
-from consumer_assets.training.train import TrainConfig
+from consumer_assets.training.split import NotEnoughDataError
 from consumer_assets.validation.evaluate import evaluate_candidate
 
 TRAINED_LSTM = "trained_lstm"
@@ -49,17 +49,9 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
     """
     day = date.fromisoformat(context.partition_key)
     root = storage.open()
-    model_config = ModelConfig(hidden_size=training.hidden_size, max_length=features.max_events)
-    train_config = TrainConfig(
-        max_epochs=training.max_epochs,
-        patience=training.patience,
-        learning_rate=training.learning_rate,
-        seed=training.seed,
-        threads=training.threads,
-        device=training.device,
-        batch_size=training.batch_size,
-    )
-    limits = VocabularyLimits(max_articles=training.max_articles, min_count=training.min_id_count)
+    model_config = training.network_config(max_length=features.max_events)
+    train_config = training.train_config()
+    limits = training.vocabulary_limits()
     try:
         plan = plan_training(
             root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.held_out_days

@@ -20,13 +20,12 @@ import torch
 from torch import nn
 
 from consumer_assets.cores import CoreShare
+from consumer_assets.metrics import auc, mean_log_likelihood
 from consumer_assets.model.calibration import PlattScaling, fit_platt
 from consumer_assets.model.encoding import CATEGORICAL, EncodedBatch, Vocabulary
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import LoadedModel
-from consumer_assets.metrics import auc, mean_log_likelihood
 from consumer_assets.training.dataset import EncodedRows, prefetched
-
 
 CPU_MAX_EPOCHS = 12
 REFERENCE_BATCH = 128  # the batch size ``TrainConfig.learning_rate`` is given for

@@ -17,9 +17,10 @@ from consumer_assets.metadata import figure_markdown
 from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
-from consumer_assets.resources import GateResource, StorageResource
+from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.validation.gate import RULES, GateConfig, Verdict, judge
+from consumer_assets.validation.resources import GateResource
 
 SMOKE = "smoke.json"
 
@@ -127,6 +128,23 @@ def check_serving_smoke_test(context: dg.AssetCheckExecutionContext, storage: St
     return _result(smoke_verdict(result, gate.config()), version)
 
 
+MODEL_IN_SERVICE = "model_in_service"
+
+# The hand-off from training to scoring, as an edge the UI draws: validated_model(T)
+# records a materialisation of this unpartitioned asset whenever it promotes a
+# candidate, and batch_predictions depends on it (one model serves at a time).
+model_in_service = dg.AssetSpec(
+    MODEL_IN_SERVICE,
+    deps=["validated_model"],
+    group_name="training",
+    kinds={"json"},
+    owners=["team:ml"],
+    tags={"stage": "validation"},
+    description="The model that scores: models/serving.json, written atomically by validated_model when every blocking check on a candidate "
+    "has passed (or by `consumer-assets models promote VERSION` for a version that passed). Its metadata names the version.",
+)
+
+
 @dg.asset(
     partitions_def=daily_partitions,
     group_name="training",
@@ -138,7 +156,7 @@ def check_serving_smoke_test(context: dg.AssetCheckExecutionContext, storage: St
     code_version="1",
 )
 def validated_model(context: dg.AssetExecutionContext, storage: StorageResource, gate: GateResource) -> dg.MaterializeResult:
-    """Promotes day T's candidate into service by writing ``models/serving.json`` atomically.
+    """Promotes day T's candidate into service by writing ``models/serving.json`` atomically (model_in_service).
 
     Runs only after every blocking check on the candidate passed in the same run, and
     refuses by itself a candidate whose stored evaluation or smoke test fails the
@@ -175,6 +193,12 @@ def validated_model(context: dg.AssetExecutionContext, storage: StorageResource,
         },
     )
     context.log.info("serving %s (was %s)", version, record["previous_version"])
+    context.log_event(
+        dg.AssetMaterialization(
+            MODEL_IN_SERVICE,
+            metadata={"version": version, "promoted_by_partition": context.partition_key, "previous_version": record["previous_version"] or "none"},
+        )
+    )
     return dg.MaterializeResult(
         metadata={
             "version": version,

@@ -47,7 +47,9 @@ def main() -> None:
     explained = explain(model, histories, batch_size=512)
     explaining = time.perf_counter() - started
     print(f"  explaining  {explaining:7.1f} s  {args.profiles / explaining:>10,.0f} profiles/s  ({explained.events.num_rows:,} event rows)")
-    print(f"  explaining / scoring: {explaining / scoring:.1f}x; peak memory of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+    print(
+        f"  explaining / scoring: {explaining / scoring:.1f}x; peak memory of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":

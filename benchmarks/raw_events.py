@@ -1,6 +1,6 @@
 """raw_events throughput: rows/s to parse, validate, de-duplicate and write one landed day.
 
-    .venv/bin/python benchmarks/raw_events.py [--profiles 400000] [--bad-rate 0.01]
+.venv/bin/python benchmarks/raw_events.py [--profiles 400000] [--bad-rate 0.01]
 """
 
 import argparse

@@ -120,7 +120,16 @@ class Load:
             with self.lock:
                 self.counter += 1
                 number = self.counter
-            event = {"event_id": f"bench-{number}", "profile_id": profile, "ts": int(time.time() * 1000), "event_type": "view", "article_id": f"a{number % 5000}", "category_id": "c1", "brand_id": "b2", "price": 20.0}
+            event = {
+                "event_id": f"bench-{number}",
+                "profile_id": profile,
+                "ts": int(time.time() * 1000),
+                "event_type": "view",
+                "article_id": f"a{number % 5000}",
+                "category_id": "c1",
+                "brand_id": "b2",
+                "price": 20.0,
+            }
             connection.request("POST", "/events", body=json.dumps(event), headers={"content-type": "application/json"})
         response = connection.getresponse()
         response.read()
@@ -160,7 +169,14 @@ class Load:
             t.join()
         elapsed = max(time.perf_counter() - start, 1e-9)
         ms = np.array(latencies) * 1000
-        return {"requests": len(ms), "per_second": len(ms) / elapsed, "p50": np.percentile(ms, 50), "p99": np.percentile(ms, 99), "max": ms.max(), "failures": failures[0]}
+        return {
+            "requests": len(ms),
+            "per_second": len(ms) / elapsed,
+            "p50": np.percentile(ms, 50),
+            "p99": np.percentile(ms, 99),
+            "max": ms.max(),
+            "failures": failures[0],
+        }
 
 
 def report(name: str, figures: dict) -> None:
@@ -174,7 +190,9 @@ def measure(folder: str, profiles: int, state_store: str, args: argparse.Namespa
     port = free_port()
     process, startup = start_service(folder, port, state_store)
     try:
-        print(f"\nstate store {state_store.split('//')[0].rstrip(':')}: start-up with {profiles:,} states {startup:.1f} s, peak RSS of the service {peak_rss_gib(process.pid):.2f} GiB")
+        print(
+            f"\nstate store {state_store.split('//')[0].rstrip(':')}: start-up with {profiles:,} states {startup:.1f} s, peak RSS of the service {peak_rss_gib(process.pid):.2f} GiB"
+        )
         load = Load(port, profiles, args.clients)
         load.run("score", args.rate, 2)  # warm-up
         report(f"GET /score at {args.rate:.0f}/s", load.run("score", args.rate, args.seconds))
@@ -198,14 +216,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         write_root(folder, args.profiles)
-        print(f"wrote {args.profiles:,} states and a model (hidden {HIDDEN}) in {time.perf_counter() - started:.0f} s; {os.cpu_count()} cores, client and server on one machine")
+        print(
+            f"wrote {args.profiles:,} states and a model (hidden {HIDDEN}) in {time.perf_counter() - started:.0f} s; {os.cpu_count()} cores, client and server on one machine"
+        )
         measure(folder, args.profiles, "embedded", args)
         if args.redis:
             binary = shutil.which("redis-server")
             if binary is None:
                 raise SystemExit("redis-server is not installed (make redis installs it)")
             port = free_port()
-            redis = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL)
+            redis = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL
+            )
             try:
                 time.sleep(0.5)
                 measure(folder, args.profiles, f"redis://127.0.0.1:{port}/0", args)

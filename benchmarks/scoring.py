@@ -74,7 +74,9 @@ def prepare(folder: str, profiles: int, mean_length: float) -> None:
     network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any", *(f"order_category_c{k}" for k in range(5)))), vocabulary)
     network.fit_standardisation(encode(sample, vocabulary, MAX_LENGTH).profile)
     ModelStore(root).save_candidate("benchmark", network.eval(), vocabulary, {})
-    print(f"snapshot: {manifest.rows:,} profiles, {sum(len(x) for x in sample.column('event_type').to_pylist()) / sample.num_rows:.1f} events per profile on average")
+    print(
+        f"snapshot: {manifest.rows:,} profiles, {sum(len(x) for x in sample.column('event_type').to_pylist()) / sample.num_rows:.1f} events per profile on average"
+    )
 
 
 def peak_resident_kib() -> int:
@@ -93,8 +95,10 @@ def score(folder: str, threads: int, batch_size: int) -> None:
     manifest = root.write_partition(PREDICTIONS, DAY, score_partition(model, batches, DAY, batch_size))
     seconds = time.perf_counter() - started
     peak_gib = peak_resident_kib() / 1024**2
-    print(f"scored {manifest.rows:,} profiles in {seconds:.1f} s: {manifest.rows / seconds:,.0f} profiles/s, peak memory {peak_gib:.2f} GiB "
-          f"({threads} threads, batches of {batch_size}, chunks of {CHUNK:,})")
+    print(
+        f"scored {manifest.rows:,} profiles in {seconds:.1f} s: {manifest.rows / seconds:,.0f} profiles/s, peak memory {peak_gib:.2f} GiB "
+        f"({threads} threads, batches of {batch_size}, chunks of {CHUNK:,})"
+    )
 
 
 def main() -> None:

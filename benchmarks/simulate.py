@@ -1,6 +1,6 @@
 """Simulator throughput: events/s for about a million events landed as gzip JSON lines.
 
-    .venv/bin/python benchmarks/simulate.py [--profiles 125000] [--days 7]
+.venv/bin/python benchmarks/simulate.py [--profiles 125000] [--days 7]
 """
 
 import argparse

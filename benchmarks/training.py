@@ -97,7 +97,9 @@ def build_data(root: StorageRoot, profiles: int, days: int) -> None:
         build_labels(spark, bridge, START + timedelta(days=k), HORIZON, {})
 
 
-def train_at(root: StorageRoot, day: date, version: str, warm: bool, patience: int = 2, threads: int = 2, batch_size: int | None = None, max_epochs: int | None = 8):
+def train_at(
+    root: StorageRoot, day: date, version: str, warm: bool, patience: int = 2, threads: int = 2, batch_size: int | None = None, max_epochs: int | None = 8
+):
     config = TrainConfig(max_epochs=max_epochs, patience=patience, threads=threads, batch_size=batch_size)
     plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
     return train_candidate(root, plan, version, warm_start=warm, log_fn=lambda line: print("   ", line))
@@ -111,7 +113,9 @@ def pipeline_only(root: StorageRoot, day: date, batch_sizes: list[int]) -> None:
     started = time.perf_counter()
     rows = encode_rows(source, vocabulary, plan.model.max_length)
     seconds = time.perf_counter() - started
-    print(f"\ninput pipeline: {len(rows):,} training rows ({rows.events:,} events, {rows.nbytes / 2**20:,.0f} MiB) read and encoded once in {seconds:.1f} s ({len(rows) / seconds:,.0f} rows/s)")
+    print(
+        f"\ninput pipeline: {len(rows):,} training rows ({rows.events:,} events, {rows.nbytes / 2**20:,.0f} MiB) read and encoded once in {seconds:.1f} s ({len(rows) / seconds:,.0f} rows/s)"
+    )
     devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
     rng = np.random.default_rng(0)
     for device in devices:
@@ -195,7 +199,9 @@ def contention(threads: int) -> None:
     options = ("--worker", "--worker-rows", "30000", "--worker-epochs", "3", "--threads", str(threads))
     alone = in_subprocesses(1, *options)[0]["sequences_per_second"]
     pair = [w["sequences_per_second"] for w in in_subprocesses(2, *options)]
-    print(f"\ncontention on {os.cpu_count()} cores, hidden 64, mean length 30, batch 128, at most {threads} threads per run (train(), 3 epochs of 30,000 rows):")
+    print(
+        f"\ncontention on {os.cpu_count()} cores, hidden 64, mean length 30, batch 128, at most {threads} threads per run (train(), 3 epochs of 30,000 rows):"
+    )
     print(f"  one run alone       {alone:>8,.0f} sequences/s")
     print(f"  two side by side    {pair[0]:>8,.0f} + {pair[1]:,.0f} = {sum(pair):,.0f} sequences/s ({sum(pair) / alone:.0%} of one alone)")
 
@@ -235,7 +241,9 @@ def quality_table(root: StorageRoot, version: str, split, config: SimulationConf
     groups = np.asarray(table.column("profile_id").to_pylist(), dtype=object)
     lstm = score_table(ModelStore(root).load(version), table)[:, 0]
     data = evaluation["test_data"]
-    print(f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on {', '.join(evaluation['test_days'])}; {data['positives']:,} positives")
+    print(
+        f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on {', '.join(evaluation['test_days'])}; {data['positives']:,} positives"
+    )
     if root.list_partitions(TRUTH_DATASET) and root.list_partitions(RAW_EVENTS):
         references = reference_scores(root, table, config)
     else:
@@ -266,12 +274,19 @@ def main() -> None:
     parser.add_argument("--step-batches", default="256", help="batch sizes of the raw steps, comma-separated")
     parser.add_argument("--pipeline-only", action="store_true", help="only time the input pipeline (after the one-time encoding)")
     parser.add_argument("--batch-sizes", default="", help="end-to-end runs at these batch sizes (default: the device's default)")
-    parser.add_argument("--max-epochs", type=int, default=None, help="upper bound of the end-to-end runs' epochs (early stopping, patience 2); default: 12 on the CPU, 40 on a GPU")
+    parser.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        help="upper bound of the end-to-end runs' epochs (early stopping, patience 2); default: 12 on the CPU, 40 on a GPU",
+    )
     parser.add_argument("--skip-quality", action="store_true", help="no baselines and references after training")
     parser.add_argument("--warm-start", action="store_true", help="also compare a warm start with a cold one on the next day")
     parser.add_argument("--contention", action="store_true", help="one CPU training run alone, then two side by side")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a training run on 1 million sequences")
-    parser.add_argument("--throughput", type=int, default=0, metavar="ROWS", help="train() end to end on ROWS random histories on the default device, per --batch-sizes")
+    parser.add_argument(
+        "--throughput", type=int, default=0, metavar="ROWS", help="train() end to end on ROWS random histories on the default device, per --batch-sizes"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-rows", type=int, default=15_000, help=argparse.SUPPRESS)
     parser.add_argument("--worker-epochs", type=int, default=3, help=argparse.SUPPRESS)
@@ -302,7 +317,9 @@ def main() -> None:
     if torch.cuda.is_available():
         for batch_size in map(int, args.step_batches.split(",")):
             for precision in ("fp32", "bf16"):
-                print(f"  cuda batch {batch_size:>5} {precision} {steps_per_second('cuda', batch_size, precision=precision):>10,.0f} sequences/s ({torch.cuda.get_device_name()})")
+                print(
+                    f"  cuda batch {batch_size:>5} {precision} {steps_per_second('cuda', batch_size, precision=precision):>10,.0f} sequences/s ({torch.cuda.get_device_name()})"
+                )
     else:
         print("  cuda          - (no GPU on this machine)")
     if args.steps_only:
@@ -321,8 +338,12 @@ def main() -> None:
         device = resolve_device("auto")
         version = f"bench-{int(time.time())}"
         for batch_size in [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [None]:
-            print(f"\ncold-start training at {day} on {device}{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, batch {batch_size or 'default'}")
-            first = train_at(root, day, f"{version}-{batch_size or 'default'}", warm=False, threads=args.threads, batch_size=batch_size, max_epochs=args.max_epochs)
+            print(
+                f"\ncold-start training at {day} on {device}{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, batch {batch_size or 'default'}"
+            )
+            first = train_at(
+                root, day, f"{version}-{batch_size or 'default'}", warm=False, threads=args.threads, batch_size=batch_size, max_epochs=args.max_epochs
+            )
             result = first.result
             epochs = [f"{h['sequences_per_second']:,.0f}" for h in result.history]
             print(f"  end to end: {result.sequences_per_second:,.0f} sequences/s on average (per epoch: {', '.join(epochs)}); best epoch {result.best_epoch}")

@@ -66,7 +66,9 @@ def _models_promote(args: argparse.Namespace) -> int:
         print(f"error: refusing to serve {args.version}: {reason}", file=sys.stderr)
         return 2
     previous = store.serving()
-    record = store.promote(args.version, {"promoted_by": "consumer-assets models promote", "reason": args.reason, "previous_version": previous["version"] if previous else None})
+    record = store.promote(
+        args.version, {"promoted_by": "consumer-assets models promote", "reason": args.reason, "previous_version": previous["version"] if previous else None}
+    )
     print(f"serving {record['version']} since {record['since']} (was {record['previous_version']})")
     return 0
 
@@ -99,7 +101,11 @@ def _explain(args: argparse.Namespace) -> int:
     print(f"sum of contributions {total:+.4f} = final {events[-1]['probability']:.4f} - empty {explained.empty_score:.4f}" if events else "no events")
     plot = args.plot or f"explain-{result.profile_id}-{result.day}.png"
     figure = explanation_timeline(
-        result.profile_id, [e["seconds_before_cutoff"] / 3600 for e in events], [e["probability"] for e in events], [e["event_type"] for e in events], explained.empty_score
+        result.profile_id,
+        [e["seconds_before_cutoff"] / 3600 for e in events],
+        [e["probability"] for e in events],
+        [e["event_type"] for e in events],
+        explained.empty_score,
     )
     with open(plot, "wb") as f:
         f.write(png_bytes(figure))
@@ -129,14 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="consumer-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     simulate = commands.add_parser("simulate", help="write simulated tracking events to the landing zone")
-    simulate.add_argument("--root", default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT), help="storage root: folder or s3://BUCKET/PREFIX (default: $CONSUMER_ASSETS_ROOT or .data)")
+    simulate.add_argument(
+        "--root",
+        default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT),
+        help="storage root: folder or s3://BUCKET/PREFIX (default: $CONSUMER_ASSETS_ROOT or .data)",
+    )
     simulate.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
     simulate.add_argument("--days", type=int, default=14, help="number of days (default 14)")
     simulate.add_argument("--profiles", type=int, default=SimulationConfig.profiles, help="number of profiles (default %(default)s)")
     simulate.add_argument("--seed", type=int, default=SimulationConfig.seed, help="random seed (default %(default)s)")
     simulate.add_argument("--horizon", type=int, default=SimulationConfig.horizon_days, help="label horizon H in days for the truth (default %(default)s)")
     simulate.add_argument("--bad-rate", type=float, default=0.0, help="share of rows that break the contract, plus one truncated file a day (default 0)")
-    simulate.add_argument("--season-shift-from", type=date.fromisoformat, default=None, help="drift: from this day, browsing moves to the next season's categories")
+    simulate.add_argument(
+        "--season-shift-from", type=date.fromisoformat, default=None, help="drift: from this day, browsing moves to the next season's categories"
+    )
     simulate.add_argument("--tracking-fault-from", type=date.fromisoformat, default=None, help="drift: from this day, the tracker loses 90%% of view events")
     simulate.set_defaults(handler=_simulate)
 

@@ -41,7 +41,9 @@ storage = StorageResource(
 )
 
 defs = dg.Definitions(
-    assets=dg.with_source_code_references([*ingest_assets, *feature_assets, trained_lstm, validated_model, model_in_service, *serving_assets, *monitoring_assets]),
+    assets=dg.with_source_code_references(
+        [*ingest_assets, *feature_assets, trained_lstm, validated_model, model_in_service, *serving_assets, *monitoring_assets]
+    ),
     asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
     jobs=[daily_data_job, labels_job, training_job, scoring_job],
     schedules=schedules,

@@ -103,11 +103,25 @@ def report_models(root) -> None:
         rows = pc.equal(table.column("snapshot_date"), pa.scalar(day, pa.date32())).to_numpy(zero_copy_only=False)
         oracle[rows] = true_probabilities(root, day, table.column("profile_id").filter(pa.array(rows)))
     models = {"LSTM": evaluation["candidate"]["order_any"], **evaluation["baselines"], "oracle (true p)": summarise(oracle, y[:, 0], groups)}
-    log.info("serving %s; on %d test rows of %d held-out profiles, %s..%s (%d positives):", serving["version"], len(y), len(set(groups)), days[0], days[-1], int(y.sum()))
+    log.info(
+        "serving %s; on %d test rows of %d held-out profiles, %s..%s (%d positives):",
+        serving["version"],
+        len(y),
+        len(set(groups)),
+        days[0],
+        days[-1],
+        int(y.sum()),
+    )
     for name, m in models.items():
         log.info(
             "  %-20s AUC %.4f (95 %% interval %.4f-%.4f)  mean log-likelihood %.4f  mean prediction %.4f (observed %.4f)",
-            name, m["auc"], m["auc_ci_low"], m["auc_ci_high"], m["mean_log_likelihood"], m["mean_prediction"], m["observed_rate"],
+            name,
+            m["auc"],
+            m["auc_ci_low"],
+            m["auc_ci_high"],
+            m["mean_log_likelihood"],
+            m["mean_prediction"],
+            m["observed_rate"],
         )
 
 
@@ -169,7 +183,15 @@ def main() -> None:
     start = today - timedelta(days=DEMO_DAYS)
     shift = start + timedelta(days=SEASON_SHIFT_DAY)
     config = SimulationConfig(profiles=DEMO_PROFILES, drift=Drift(season_shift_from=shift, season_shift_strength=0.8))
-    log.info("replaying %d days of a shop with %d profiles, %s to %s, into %s (season shift from %s)", DEMO_DAYS, DEMO_PROFILES, start, today - timedelta(days=1), root.uri, shift)
+    log.info(
+        "replaying %d days of a shop with %d profiles, %s to %s, into %s (season shift from %s)",
+        DEMO_DAYS,
+        DEMO_PROFILES,
+        start,
+        today - timedelta(days=1),
+        root.uri,
+        shift,
+    )
     sink = WebhookSink()
     instance = dg.DagsterInstance.get()
     forget_lost_data(instance, root)

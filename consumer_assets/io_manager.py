@@ -14,7 +14,6 @@ table with a ``date`` column), or :class:`StoredPartitions`, a handle that reads
 nothing until asked (for streaming, or to give Spark the files).
 """
 
-
 from dataclasses import dataclass
 from datetime import date
 
@@ -60,9 +59,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         if not context.has_asset_partitions:
-            raise dg.DagsterInvariantViolationError(
-                f"{context.asset_key.to_user_string()} is not partitioned; this IO manager stores daily partitions only."
-            )
+            raise dg.DagsterInvariantViolationError(f"{context.asset_key.to_user_string()} is not partitioned; this IO manager stores daily partitions only.")
         table = pa.Table.from_pandas(obj, preserve_index=False) if isinstance(obj, pd.DataFrame) else obj
         day = date.fromisoformat(context.asset_partition_key)
         manifest = self.storage.open().write_partition(dataset_name(context.asset_key), day, table, schema=table.schema)
@@ -76,8 +73,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         missing = stored.missing()
         if missing:
             raise dg.Failure(
-                f"{stored.dataset} has no stored partition for {', '.join(map(str, missing))} under "
-                f"{stored.root.uri}: materialise those partitions first."
+                f"{stored.dataset} has no stored partition for {', '.join(map(str, missing))} under {stored.root.uri}: materialise those partitions first."
             )
         table = stored.root.read_partition(stored.dataset, days[0]) if len(days) == 1 else stored.read()
         return table.to_pandas() if context.dagster_type.typing_type is pd.DataFrame else table

@@ -139,7 +139,9 @@ def summarise(p: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, wi
     return summary
 
 
-def paired_differences(p_new: np.ndarray, p_old: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, resamples: int = RESAMPLES, seed: int = 0) -> dict:
+def paired_differences(
+    p_new: np.ndarray, p_old: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, resamples: int = RESAMPLES, seed: int = 0
+) -> dict:
     """AUC(new) - AUC(old) and the same for mean log-likelihood, on the same resampled profiles.
 
     Returns the point differences, their 95 % intervals and the sorted bootstrap

@@ -30,14 +30,25 @@ def s3_endpoint(tmp_path_factory) -> str:
     deployment does; the tests' AWS credentials are that identity's keys.
     """
     folder = tmp_path_factory.mktemp("seaweedfs")
-    identities = {"identities": [{"name": "tests", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+    identities = {
+        "identities": [
+            {"name": "tests", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+        ]
+    }
     (folder / "s3.json").write_text(json.dumps(identities))
     (folder / "data").mkdir()
     names = ("master", "volume", "filer", "s3", "master.port.grpc", "volume.port.grpc", "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
     ports = {name: free_port() for name in names}  # every listener on a free port: several servers (CI, a demo) may share the machine
     command = [
-        str(BIN / "weed"), "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
-        f"-s3.config={folder / 's3.json'}", "-volume.max=500", "-master.volumeSizeLimitMB=32",  # many small volumes: every bucket is a collection with its own
+        str(BIN / "weed"),
+        "server",
+        f"-dir={folder / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-s3",
+        f"-s3.config={folder / 's3.json'}",
+        "-volume.max=500",
+        "-master.volumeSizeLimitMB=32",  # many small volumes: every bucket is a collection with its own
         *[f"-{name}={port}" if "." in name else f"-{name}.port={port}" for name, port in ports.items()],
     ]
     with open(folder / "weed.log", "wb") as log:  # the server keeps its own descriptor

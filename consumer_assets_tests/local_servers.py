@@ -55,7 +55,9 @@ def stop(process: subprocess.Popen, seconds: float = 60) -> None:
 
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    request = urllib.request.Request(url, data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         body = json.loads(response.read())
     assert "errors" not in body, body["errors"]

@@ -239,8 +239,13 @@ ALERTED = dg.Definitions(assets=[watched, broken], asset_checks=[volume_collapse
 
 def _alert_context(instance, cursor, webhook, smtp_sink, retries=2):
     alerts = AlertResource(
-        webhook_url=webhook.url, smtp_host="127.0.0.1", smtp_port=smtp_sink.port, smtp_recipients="ops@example.com",
-        ui_url="http://dagster.example", retries=retries, backoff_seconds=0.01,
+        webhook_url=webhook.url,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_sink.port,
+        smtp_recipients="ops@example.com",
+        ui_url="http://dagster.example",
+        retries=retries,
+        backoff_seconds=0.01,
     )
     return dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": alerts}, definitions=ALERTED)
 

@@ -17,13 +17,28 @@ def test_every_asset_and_check_is_defined():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
-        "raw_events", "daily_histories", "order_labels", "trained_lstm", "validated_model", "model_in_service",
-        "batch_predictions", "score_explanations", "profile_states", "monitoring_stats",
+        "raw_events",
+        "daily_histories",
+        "order_labels",
+        "trained_lstm",
+        "validated_model",
+        "model_in_service",
+        "batch_predictions",
+        "score_explanations",
+        "profile_states",
+        "monitoring_stats",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert {
-        "check_quarantine_rate", "check_no_event_after_cutoff", "check_label_rate_nonzero", "check_not_worse_than_serving", "check_beats_baselines",
-        "check_serving_smoke_test", "check_input_drift", "check_event_volume", "check_attribution_drift",
+        "check_quarantine_rate",
+        "check_no_event_after_cutoff",
+        "check_label_rate_nonzero",
+        "check_not_worse_than_serving",
+        "check_beats_baselines",
+        "check_serving_smoke_test",
+        "check_input_drift",
+        "check_event_volume",
+        "check_attribution_drift",
     } <= checks
 
 
@@ -42,7 +57,9 @@ def test_the_lineage_draws_every_hand_off_from_events_to_predictions():
 
 
 def test_importing_the_code_location_prints_no_warnings():
-    completed = subprocess.run([sys.executable, "-W", "default", "-c", "import consumer_assets.definitions"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "import consumer_assets.definitions"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "Warning" not in completed.stderr, completed.stderr[-2000:]
 
@@ -63,7 +80,10 @@ def test_training_runs_carry_the_gpu_tags():
 def test_definitions_validate_from_the_cli():
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "Validation successful" in completed.stdout + completed.stderr

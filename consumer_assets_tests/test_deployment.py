@@ -77,7 +77,7 @@ def _runs(url: str) -> list[dict]:
 def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after_a_restart(tmp_path, postgres, s3_endpoint, s3_bucket):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + f"\nstorage:\n  postgres:\n    postgres_url: \"{postgres}\"\n")
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + f'\nstorage:\n  postgres:\n    postgres_url: "{postgres}"\n')
     sink = Sink()
     root_uri = f"s3://{s3_bucket}/deployment"
     env = {
@@ -106,7 +106,11 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
         for day_events in simulator.simulate(GOOD_DAY, 2):
             land_day(root, day_events, bad_rate=0.0 if day_events.day == GOOD_DAY else 0.4)  # then its _SUCCESS marker
         landed = time.monotonic()
-        wait_for("the daemon launched daily_data_job for the landed days", 240, lambda: len({r["partition"] for r in _runs(url)} & {GOOD_DAY.isoformat(), BAD_DAY.isoformat()}) == 2)
+        wait_for(
+            "the daemon launched daily_data_job for the landed days",
+            240,
+            lambda: len({r["partition"] for r in _runs(url)} & {GOOD_DAY.isoformat(), BAD_DAY.isoformat()}) == 2,
+        )
         launched = time.monotonic() - landed
 
         def finished():

@@ -105,7 +105,9 @@ def test_the_summary_groups_by_event_type_and_time_before_the_cutoff(model):
     explained = explain(model, histories([10] * 20, seed=4))
     summary = contribution_summary(explained.events)
     assert sum(r["events"] for r in summary) == explained.events.num_rows
-    assert sum(r["total_contribution"] for r in summary) == pytest.approx(float(np.sum(explained.events.column("contribution").to_numpy(), dtype=np.float64)), abs=1e-4)
+    assert sum(r["total_contribution"] for r in summary) == pytest.approx(
+        float(np.sum(explained.events.column("contribution").to_numpy(), dtype=np.float64)), abs=1e-4
+    )
     assert {r["event_type"] for r in summary} <= set(TYPES)
     assert all(0.0 <= r["share_up"] <= 1.0 for r in summary)
 

@@ -25,8 +25,17 @@ def _events(spark: SparkSession, rows: list[tuple]) -> DataFrame:
         category = rest[0] if rest else "c1"
         price = rest[1] if len(rest) > 1 else 10.0
         records.append(
-            {"event_id": f"e{i}", "profile_id": profile, "ts": ts, "event_type": event_type, "article_id": f"a{i}",
-             "brand_id": "b1", "category_id": category, "price": price, "platform": "web"}
+            {
+                "event_id": f"e{i}",
+                "profile_id": profile,
+                "ts": ts,
+                "event_type": event_type,
+                "article_id": f"a{i}",
+                "brand_id": "b1",
+                "category_id": category,
+                "price": price,
+                "platform": "web",
+            }
         )
     return spark.createDataFrame(pa.Table.from_pylist(records, schema=EVENT_SCHEMA).to_pandas())
 
@@ -116,7 +125,11 @@ def test_incremental_equals_from_scratch_on_simulated_days(spark):
 
 
 def test_labels_count_orders_in_the_horizon_only(spark):
-    profiles = _events(spark, [("p1", _at(D, 1), "view"), ("p2", _at(D, 1), "view"), ("p3", _at(D, 1), "view"), ("p4", _at(D, 1), "view")]).select("profile_id").distinct()
+    profiles = (
+        _events(spark, [("p1", _at(D, 1), "view"), ("p2", _at(D, 1), "view"), ("p3", _at(D, 1), "view"), ("p4", _at(D, 1), "view")])
+        .select("profile_id")
+        .distinct()
+    )
     later = _events(
         spark,
         [

@@ -32,9 +32,7 @@ def _resources(uri: str, endpoint: str | None, **quality) -> dict:
 
 
 def _materialize(uri, endpoint, day: date, **quality) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [raw_events, *ingest_checks], resources=_resources(uri, endpoint, **quality), partition_key=day.isoformat(), raise_on_error=False
-    )
+    return dg.materialize([raw_events, *ingest_checks], resources=_resources(uri, endpoint, **quality), partition_key=day.isoformat(), raise_on_error=False)
 
 
 def test_raw_events_materialise_with_checks_and_exact_bookkeeping(root: StorageRoot, root_uri):
@@ -115,8 +113,24 @@ def test_a_day_without_landing_files_names_the_missing_prefix(tmp_path: Path):
 
 def test_simulate_command_writes_landing_files_and_truth(tmp_path: Path):
     completed = subprocess.run(
-        [sys.executable, "-m", "consumer_assets.cli", "simulate", "--root", str(tmp_path), "--start", "2026-10-01", "--days", "2", "--profiles", "200", "--bad-rate", "0.01",
-         "--tracking-fault-from", "2026-10-02"],
+        [
+            sys.executable,
+            "-m",
+            "consumer_assets.cli",
+            "simulate",
+            "--root",
+            str(tmp_path),
+            "--start",
+            "2026-10-01",
+            "--days",
+            "2",
+            "--profiles",
+            "200",
+            "--bad-rate",
+            "0.01",
+            "--tracking-fault-from",
+            "2026-10-02",
+        ],
         capture_output=True,
         text=True,
         check=True,

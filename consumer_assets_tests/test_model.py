@@ -95,7 +95,11 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     assert torch.equal(loaded.network.predict_proba(batch), network.predict_proba(batch))
     assert loaded.config == CONFIG and loaded.vocabulary.tokens == VOCAB.tokens
     assert sorted(p.name for p in (tmp_path / "models/candidates/v1").iterdir()) == [
-        "config.json", "manifest.json", "model.safetensors", "training.json", "vocab.json"
+        "config.json",
+        "manifest.json",
+        "model.safetensors",
+        "training.json",
+        "vocab.json",
     ]
     with pytest.raises(Exception, match="never overwritten"):
         store.save_candidate("v1", network, VOCAB, {})
@@ -123,7 +127,9 @@ def test_weights_that_do_not_match_config_and_vocabulary_are_refused(tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["sha256"]["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ModelLoadError, match=r"weights do not match config.json and vocab.json: .*lstm.weight_hh_l0 has shape \(32, 8\) but config\+vocab need \(64, 16\)"):
+    with pytest.raises(
+        ModelLoadError, match=r"weights do not match config.json and vocab.json: .*lstm.weight_hh_l0 has shape \(32, 8\) but config\+vocab need \(64, 16\)"
+    ):
         store.load("v1")
 
 

@@ -61,7 +61,9 @@ def shop(tmp_path_factory, spark):
 
 def _write_states(root: StorageRoot, day: date, version: str) -> None:
     model = ModelStore(root).load(version)
-    root.write_partition(STATES, day, [batch_states(model, read_snapshot(root, day), day, batch_size=64)], properties={"model_version": version, "cutoff_s": cutoff_seconds(day)})
+    root.write_partition(
+        STATES, day, [batch_states(model, read_snapshot(root, day), day, batch_size=64)], properties={"model_version": version, "cutoff_s": cutoff_seconds(day)}
+    )
 
 
 def _contract_events(root: StorageRoot, day: date) -> list[dict]:
@@ -201,7 +203,9 @@ def redis_url(tmp_path):
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed: `make test` installs it (apt), or install it by hand"
     port = free_port()
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 10
     while True:
         try:

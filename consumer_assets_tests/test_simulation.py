@@ -49,7 +49,9 @@ def test_events_are_inside_their_day_and_articles_turn_over(days):
     for day in (first, last):
         ts = day.events.column("ts").to_pylist()
         assert all(t.date() == day.day for t in ts)
-    assert len(set(first.events.column("article_id").to_pylist()) & set(last.events.column("article_id").to_pylist())) < 0.8 * len(set(last.events.column("article_id").to_pylist()))
+    assert len(set(first.events.column("article_id").to_pylist()) & set(last.events.column("article_id").to_pylist())) < 0.8 * len(
+        set(last.events.column("article_id").to_pylist())
+    )
 
 
 def test_truth_is_the_probability_of_ordering_in_the_next_days(days):

@@ -74,7 +74,11 @@ def test_runs_that_share_the_cores_split_them_and_a_dead_run_frees_its_share(tmp
         assert first.threads() == cores
         # Another process claims, then dies without releasing: its claim stops counting.
         holder = subprocess.Popen(
-            [sys.executable, "-c", f"import time; from pathlib import Path; from consumer_assets.cores import CoreShare; c = CoreShare(1, Path({str(tmp_path)!r})).__enter__(); print('held', flush=True); time.sleep(60)"],
+            [
+                sys.executable,
+                "-c",
+                f"import time; from pathlib import Path; from consumer_assets.cores import CoreShare; c = CoreShare(1, Path({str(tmp_path)!r})).__enter__(); print('held', flush=True); time.sleep(60)",
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -46,8 +46,16 @@ TRAIN_AT = START + timedelta(days=LANDED_DAYS - 2)  # labels of six days have ma
 SCORED = START + timedelta(days=LANDED_DAYS - 1)
 SCREENSHOTS = REPO / "benchmarks" / "out" / "ui"
 OPEN_GATE = GateResource(
-    min_auc=0.0, min_log_likelihood_gain=-1e9, baseline_tolerance=1.0, min_positives=1, min_slice_positives=1,
-    max_calibration_error=1.0, max_rate_ratio=1e9, min_prediction_std=0.0, max_auc_drop=1.0, max_relative_auc_drop=1.0,
+    min_auc=0.0,
+    min_log_likelihood_gain=-1e9,
+    baseline_tolerance=1.0,
+    min_positives=1,
+    min_slice_positives=1,
+    max_calibration_error=1.0,
+    max_rate_ratio=1e9,
+    min_prediction_std=0.0,
+    max_auc_drop=1.0,
+    max_relative_auc_drop=1.0,
 )
 OPEN_MONITORING = MonitoringResource(reference_days=2, min_realised_auc=0.0, min_realised_over_predicted=0.0, max_realised_over_predicted=1e6)
 
@@ -74,7 +82,12 @@ def _run_pipeline(instance: dg.DagsterInstance, folder: Path) -> None:
 
     def run(job: dg.UnresolvedAssetJobDefinition, day: date, selection=None) -> None:
         result = dg.materialize(
-            [*defs.assets, *defs.asset_checks], resources=resources, instance=instance, partition_key=day.isoformat(), selection=selection or job.selection, raise_on_error=False
+            [*defs.assets, *defs.asset_checks],
+            resources=resources,
+            instance=instance,
+            partition_key=day.isoformat(),
+            selection=selection or job.selection,
+            raise_on_error=False,
         )
         assert result.success, f"{job.name} of {day} failed"
 
@@ -98,7 +111,9 @@ def ui(tmp_path_factory):
         _run_pipeline(instance, data)
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CONSUMER_ASSETS_ROOT": str(data)}
-    webserver = start([str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, folder / "webserver.log")
+    webserver = start(
+        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, folder / "webserver.log"
+    )
     try:
         wait_for_webserver(f"http://127.0.0.1:{port}/graphql", webserver)
         yield f"http://127.0.0.1:{port}"

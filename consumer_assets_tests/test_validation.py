@@ -86,7 +86,10 @@ def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
 
 def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True, **gate) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [trained_lstm, validated_model, *validation_checks], resources=_resources(folder, warm_start, **gate), partition_key=day.isoformat(), raise_on_error=False
+        [trained_lstm, validated_model, *validation_checks],
+        resources=_resources(folder, warm_start, **gate),
+        partition_key=day.isoformat(),
+        raise_on_error=False,
     )
 
 
@@ -103,7 +106,9 @@ def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
 
 def _promotion_only(folder: Path, day: date) -> dg.ExecuteInProcessResult:
     """A hand-started materialisation of validated_model alone, with no checks in the run."""
-    return dg.materialize([trained_lstm, validated_model], resources=_resources(folder), partition_key=day.isoformat(), selection=[validated_model], raise_on_error=False)
+    return dg.materialize(
+        [trained_lstm, validated_model], resources=_resources(folder), partition_key=day.isoformat(), selection=[validated_model], raise_on_error=False
+    )
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict:
@@ -149,8 +154,12 @@ def test_a_good_candidate_passes_every_check_and_serves(served):
     checks = _checks(result)
     assert result.success, {k: c.description for k, c in checks.items() if not c.passed}
     assert set(checks) == {
-        "check_value_thresholds", "check_not_worse_than_serving", "check_beats_baselines",
-        "check_slices", "check_sanity", "check_serving_smoke_test",
+        "check_value_thresholds",
+        "check_not_worse_than_serving",
+        "check_beats_baselines",
+        "check_slices",
+        "check_sanity",
+        "check_serving_smoke_test",
     }
     assert all(c.passed for c in checks.values())
     assert "no model in service yet" in checks["check_not_worse_than_serving"].description
@@ -306,9 +315,18 @@ def _with_event(rows: list[dict], event_type: str, seconds_before_cutoff: float 
     for row in rows:
         row = dict(row)
         gap = row["dt_cutoff_s"][-1] - seconds_before_cutoff
-        for name, value in (("event_type", event_type), ("article_id", row["article_id"][-1]), ("category_id", row["category_id"][-1]),
-                            ("brand_id", row["brand_id"][-1]), ("price", row["price"][-1]), ("platform", row["platform"][-1]),
-                            ("dt_prev_s", gap), ("dt_cutoff_s", seconds_before_cutoff), ("hour", 23), ("weekday", row["weekday"][-1])):
+        for name, value in (
+            ("event_type", event_type),
+            ("article_id", row["article_id"][-1]),
+            ("category_id", row["category_id"][-1]),
+            ("brand_id", row["brand_id"][-1]),
+            ("price", row["price"][-1]),
+            ("platform", row["platform"][-1]),
+            ("dt_prev_s", gap),
+            ("dt_cutoff_s", seconds_before_cutoff),
+            ("hour", 23),
+            ("weekday", row["weekday"][-1]),
+        ):
             row[name] = [*row[name], value]
         row["length"] += 1
         row["window_events"] += 1
@@ -330,7 +348,9 @@ def test_explanations_follow_the_simulators_chain(root_folder, serving):
     last = {}
     for event_type in ("view", "add_to_cart", "order"):
         events = explain(model, _with_event(rows, event_type)).events
-        ends = np.flatnonzero(np.r_[events.column("profile_id").to_numpy(zero_copy_only=False)[1:] != events.column("profile_id").to_numpy(zero_copy_only=False)[:-1], True])
+        ends = np.flatnonzero(
+            np.r_[events.column("profile_id").to_numpy(zero_copy_only=False)[1:] != events.column("profile_id").to_numpy(zero_copy_only=False)[:-1], True]
+        )
         last[event_type] = events.column("contribution").to_numpy()[ends]  # the planted event's contribution, one per profile
         assert len(last[event_type]) == len(rows)
     # Any event an hour before the cut-off says the profile is around; a cart add says more (interested or ready).

@@ -81,9 +81,7 @@ class WebhookNotifier:
     timeout_seconds: float = 10.0
 
     def send(self, alert: Alert) -> None:
-        request = urllib.request.Request(
-            self.url, data=json.dumps(alert.slack_payload()).encode(), headers={"Content-Type": "application/json"}, method="POST"
-        )
+        request = urllib.request.Request(self.url, data=json.dumps(alert.slack_payload()).encode(), headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # raises on 4xx/5xx
             response.read()
 

@@ -9,7 +9,9 @@ from consumer_assets.automation.alerts import EmailNotifier, WebhookNotifier
 class LandingSensorResource(dg.ConfigurableResource):
     """When the landing sensor considers a day's files complete."""
 
-    completion: str = Field(default="marker", description="'marker': a day is complete when its _SUCCESS file lands; 'quiet': when no file has arrived for quiet_seconds.")
+    completion: str = Field(
+        default="marker", description="'marker': a day is complete when its _SUCCESS file lands; 'quiet': when no file has arrived for quiet_seconds."
+    )
     quiet_seconds: float = Field(default=600.0, description="Quiet period of the 'quiet' mode.")
     lookback_days: int = Field(default=7, description="Late files are picked up for days up to this old.")
 

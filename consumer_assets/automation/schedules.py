@@ -32,6 +32,7 @@ daily_data_schedule = dg.build_schedule_from_partitioned_job(
     description="02:00 UTC: ingest, snapshot, score and monitor the day that just ended (an alternative to landing_sensor).",
 )
 
+
 @dg.schedule(
     job=training_job,
     cron_schedule=training_cron(),
@@ -41,5 +42,6 @@ daily_data_schedule = dg.build_schedule_from_partitioned_job(
 def training_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     day = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()
     return dg.RunRequest(run_key=f"training-{day}", partition_key=day)
+
 
 schedules = [daily_data_schedule, training_schedule]

@@ -27,7 +27,11 @@ FEATURE_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories")]
 PAGE = 100
 
 
-@dg.sensor(job=daily_data_job, minimum_interval_seconds=60, description="Requests daily_data_job for a day once its landing files are complete; late files re-run the day.")
+@dg.sensor(
+    job=daily_data_job,
+    minimum_interval_seconds=60,
+    description="Requests daily_data_job for a day once its landing files are complete; late files re-run the day.",
+)
 def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
     root = storage.open()
     due, cursor = scan_landing(

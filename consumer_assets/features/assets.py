@@ -28,9 +28,7 @@ def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.Au
     per update of the inputs, so a failed run is not retried in a loop.
     """
     condition = dg.AutomationCondition
-    matured = condition.in_latest_time_window(timedelta(days=horizon_days + catch_up_days)) & ~condition.in_latest_time_window(
-        timedelta(days=horizon_days)
-    )
+    matured = condition.in_latest_time_window(timedelta(days=horizon_days + catch_up_days)) & ~condition.in_latest_time_window(timedelta(days=horizon_days))
     inputs_ready = ~condition.any_deps_missing() & ~condition.any_deps_in_progress() & ~condition.in_progress()
     return (matured & condition.missing() & inputs_ready & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()).with_label(
         "labels matured"
@@ -54,9 +52,7 @@ def _day(context) -> date:
     tags={"stage": "features"},
     code_version="1",
 )
-def daily_histories(
-    context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource
-) -> dg.MaterializeResult:
+def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource) -> dg.MaterializeResult:
     """Every profile active in the trailing window, with its last L events up to the end of the day.
 
     Built from yesterday's snapshot and today's raw events (incremental: only the
@@ -142,7 +138,10 @@ def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage:
     group_name="features",
     deps=[
         daily_histories,
-        dg.AssetDep(raw_events, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=1, end_offset=DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True)),
+        dg.AssetDep(
+            raw_events,
+            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=1, end_offset=DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True),
+        ),
     ],
     kinds={"spark", "parquet"},
     owners=["team:data-platform"],

@@ -56,9 +56,7 @@ def aggregate_events(events: DataFrame) -> DataFrame:
         .groupBy("profile_id", "day")
         .agg(F.collect_list(F.struct(*EVENT_FIELDS)).alias("events"), _day_struct(F.col("day")).alias("day_stats"))
     )
-    return per_day.groupBy("profile_id").agg(
-        F.flatten(F.collect_list("events")).alias("events"), F.collect_list("day_stats").alias("days")
-    )
+    return per_day.groupBy("profile_id").agg(F.flatten(F.collect_list("events")).alias("events"), F.collect_list("day_stats").alias("days"))
 
 
 def snapshot_state(snapshot: DataFrame) -> DataFrame:
@@ -139,11 +137,9 @@ def _flag_changed(previous: DataFrame, events_of_day: DataFrame, day: date, conf
     active_today = events_of_day.select("profile_id").distinct().withColumn("active_today", F.lit(True))
     return previous.join(F.broadcast(active_today), "profile_id", "left").select(
         *previous.columns,
-        (
-            F.col("active_today").isNotNull()
-            | (F.element_at("days", 1)["date"] < F.lit(first_day))
-            | (F.element_at("ts", 1) < F.lit(window_start))
-        ).alias("changed"),
+        (F.col("active_today").isNotNull() | (F.element_at("days", 1)["date"] < F.lit(first_day)) | (F.element_at("ts", 1) < F.lit(window_start))).alias(
+            "changed"
+        ),
     )
 
 
@@ -155,9 +151,7 @@ def changed_histories(previous: DataFrame, events_of_day: DataFrame, day: date, 
     """
     flagged = _flag_changed(previous.select(*STATE_COLUMNS), events_of_day, day, config)
     combined = snapshot_state(flagged.where(F.col("changed"))).unionByName(aggregate_events(events_of_day))
-    state = combined.groupBy("profile_id").agg(
-        F.flatten(F.collect_list("events")).alias("events"), F.flatten(F.collect_list("days")).alias("days")
-    )
+    state = combined.groupBy("profile_id").agg(F.flatten(F.collect_list("events")).alias("events"), F.flatten(F.collect_list("days")).alias("days"))
     return finalise(state, day, config)
 
 
@@ -206,9 +200,7 @@ def _figures(snapshot: DataFrame) -> dict:
     for i in range(len(edges) - 2, -1, -1):
         bucket = F.when(F.col("window_events") < edges[i + 1], F.lit(i)).otherwise(bucket)
     counts = {row["bucket"]: row["count"] for row in snapshot.groupBy(bucket.alias("bucket")).count().collect()}
-    histogram = {
-        _bucket_label(edges[i], edges[i + 1] if i + 1 < len(edges) else None): counts.get(i, 0) for i in range(len(edges))
-    }
+    histogram = {_bucket_label(edges[i], edges[i + 1] if i + 1 < len(edges) else None): counts.get(i, 0) for i in range(len(edges))}
     vocabulary = (
         snapshot.select(F.explode(F.arrays_zip("article_id", "category_id", "brand_id")).alias("e"))
         .agg(*[F.countDistinct(F.col("e")[name]).alias(name) for name in ("article_id", "category_id", "brand_id")])

@@ -15,14 +15,7 @@ DEFAULT_GROUP_COUNT = 5
 
 def largest_categories(events: DataFrame, count: int = DEFAULT_GROUP_COUNT) -> dict[str, list[str]]:
     """The default article groups: the ``count`` categories with the most events, one group each."""
-    rows = (
-        events.where(F.col("category_id").isNotNull())
-        .groupBy("category_id")
-        .count()
-        .orderBy(F.desc("count"), "category_id")
-        .limit(count)
-        .collect()
-    )
+    rows = events.where(F.col("category_id").isNotNull()).groupBy("category_id").count().orderBy(F.desc("count"), "category_id").limit(count).collect()
     return {f"category_{row['category_id']}": [row["category_id"]] for row in rows}
 
 

@@ -44,7 +44,9 @@ class FeatureResource(dg.ConfigurableResource):
         description="Article groups with a label each, as name -> category ids. Empty: the five largest categories, "
         "fixed at the first labelling in config/article_groups.json under the root.",
     )
-    profile_count_band: float = Field(default=0.5, description="A snapshot whose profile count moves more than this share from the previous day's raises a WARN.")
+    profile_count_band: float = Field(
+        default=0.5, description="A snapshot whose profile count moves more than this share from the previous day's raises a WARN."
+    )
     output_files: int = Field(default=2, description="Parquet files per snapshot partition.")
     max_change_share: float = Field(
         default=1.0,

@@ -1,6 +1,5 @@
 """raw_events: the landing zone's day, validated, typed and de-duplicated, with its checks."""
 
-
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -28,9 +27,7 @@ KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
     tags={"stage": "ingest"},
     code_version="1",
 )
-def raw_events(
-    context: dg.AssetExecutionContext, storage: StorageResource, quality: DataQualityResource
-) -> dg.Output[pa.Table]:
+def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.Output[pa.Table]:
     """The day's tracking events from ``landing/events/date=D/``, checked against the event contract.
 
     Rows that break the contract go to ``quarantine/raw_events/date=D/`` with their raw
@@ -47,7 +44,12 @@ def raw_events(
     stats = ingested.stats
     context.log.info(
         "%s: read %d rows from %d files, kept %d, quarantined %d, duplicates %d",
-        day, stats["rows_read"], stats["files"], stats["rows_kept"], stats["rows_quarantined"], stats["duplicates"],
+        day,
+        stats["rows_read"],
+        stats["files"],
+        stats["rows_kept"],
+        stats["rows_quarantined"],
+        stats["duplicates"],
     )
     events = ingested.events
     return dg.Output(

@@ -127,7 +127,13 @@ def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
     parsed = parse_lines(lines, day, source)
     if fault is None:
         return parsed
-    row = {"source_file": [source], "line_number": [len(lines) + 1], "raw_line": [base64.b64encode(tail[:MAX_KEPT_BYTES]).decode()], "reason": [fault.reason], "byte_offset": [fault.byte_offset]}
+    row = {
+        "source_file": [source],
+        "line_number": [len(lines) + 1],
+        "raw_line": [base64.b64encode(tail[:MAX_KEPT_BYTES]).decode()],
+        "reason": [fault.reason],
+        "byte_offset": [fault.byte_offset],
+    }
     quarantine = pa.concat_tables([parsed.quarantine, pa.table(row, schema=QUARANTINE_SCHEMA)])
     return ParsedFile(events=parsed.events, quarantine=quarantine, lines_read=parsed.lines_read + 1)
 

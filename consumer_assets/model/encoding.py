@@ -197,7 +197,11 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
     features = step_features(numbers("dt_prev_s"), numbers("price"), numbers("hour"), numbers("weekday"))
     continuous = np.zeros((rows, width, len(CONTINUOUS)), np.float32)
     continuous[row_index, step] = features
-    raw = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1) if rows else np.zeros((0, len(PROFILE)))
+    raw = (
+        np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
+        if rows
+        else np.zeros((0, len(PROFILE)))
+    )
     profile = profile_features(raw)
     return EncodedBatch(
         categorical=torch.from_numpy(categorical),

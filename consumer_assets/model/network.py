@@ -68,15 +68,11 @@ class ConsumerLSTM(nn.Module):
     def __init__(self, config: ModelConfig, vocabulary_sizes: dict[str, int]):
         super().__init__()
         self.config = config
-        self.embeddings = nn.ModuleDict(
-            {name: nn.Embedding(vocabulary_sizes[name], config.embedding_dims[name], padding_idx=0) for name in CATEGORICAL}
-        )
+        self.embeddings = nn.ModuleDict({name: nn.Embedding(vocabulary_sizes[name], config.embedding_dims[name], padding_idx=0) for name in CATEGORICAL})
         inputs = sum(config.embedding_dims[name] for name in CATEGORICAL) + len(CONTINUOUS)
         self.lstm = nn.LSTM(inputs, config.hidden_size, num_layers=1, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Sequential(
-            nn.Linear(config.hidden_size + len(PROFILE), config.head_size), nn.ReLU(), nn.Linear(config.head_size, len(config.targets))
-        )
+        self.head = nn.Sequential(nn.Linear(config.hidden_size + len(PROFILE), config.head_size), nn.ReLU(), nn.Linear(config.head_size, len(config.targets)))
         # Standardisation of the profile features, fitted on the training data and stored with the weights.
         self.register_buffer("profile_mean", torch.zeros(len(PROFILE)))
         self.register_buffer("profile_std", torch.ones(len(PROFILE)))

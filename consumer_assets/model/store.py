@@ -95,7 +95,9 @@ class ModelStore:
         except ValueError as exc:
             raise ModelLoadError(f"{version}: manifest.json is not valid JSON ({exc}); refusing to load it") from exc
         if manifest.get("version") != version:
-            raise ModelLoadError(f"the folder of {version} holds the files of {manifest.get('version')!r} (its manifest.json says so); refusing to load it under another name")
+            raise ModelLoadError(
+                f"the folder of {version} holds the files of {manifest.get('version')!r} (its manifest.json says so); refusing to load it under another name"
+            )
         contents = {}
         for name in FILES:
             try:
@@ -180,7 +182,11 @@ class ModelStore:
         """Load ``version`` only if the gate passed it: a pointer edited by hand cannot put an unjudged or refused model in service."""
         verdict = self.read_json(version, VERDICT)
         if verdict is None or not verdict.get("passed"):
-            why = "the gate never judged it" if verdict is None else "the gate refused it: " + "; ".join(f"{k}: {v}" for k, v in verdict.get("failed", {}).items())
+            why = (
+                "the gate never judged it"
+                if verdict is None
+                else "the gate refused it: " + "; ".join(f"{k}: {v}" for k, v in verdict.get("failed", {}).items())
+            )
             raise ModelLoadError(
                 f"refusing to serve {version}: {why}. Put a validated version back with `consumer-assets models promote VERSION` "
                 "(`consumer-assets models list` shows each verdict)."

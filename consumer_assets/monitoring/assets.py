@@ -168,7 +168,9 @@ def _too_few(matured: dict, monitoring: MonitoringResource) -> dg.AssetCheckResu
     if positives >= monitoring.min_realised_positives and matured["rows"] - positives >= monitoring.min_realised_positives:
         return None
     note = f"too little data to judge: {matured['rows']} matured predictions with {positives} orders (needs {monitoring.min_realised_positives})"
-    return dg.AssetCheckResult(passed=True, description=note, metadata={"note": note, "rows": matured["rows"], "orders": positives, "scored_day": matured["scored_day"]})
+    return dg.AssetCheckResult(
+        passed=True, description=note, metadata={"note": note, "rows": matured["rows"], "orders": positives, "scored_day": matured["scored_day"]}
+    )
 
 
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
@@ -185,8 +187,13 @@ def check_realised_auc(context: dg.AssetCheckExecutionContext, storage: StorageR
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"realised AUC {auc:.3f} (95 % interval {matured['auc_ci_low']:.3f}-{high:.3f}) on {matured['rows']} predictions with {matured['positives']} orders; floor {monitoring.min_realised_auc}",
         metadata={
-            "realised_auc": auc, "realised_auc_ci_low": matured["auc_ci_low"], "realised_auc_ci_high": high, "floor": monitoring.min_realised_auc,
-            "rows": matured["rows"], "orders": matured["positives"], "scored_day": matured["scored_day"],
+            "realised_auc": auc,
+            "realised_auc_ci_low": matured["auc_ci_low"],
+            "realised_auc_ci_high": high,
+            "floor": monitoring.min_realised_auc,
+            "rows": matured["rows"],
+            "orders": matured["positives"],
+            "scored_day": matured["scored_day"],
         },
     )
 
@@ -206,8 +213,14 @@ def check_realised_rate(context: dg.AssetCheckExecutionContext, storage: Storage
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"realised/predicted {ratio:.3f} (95 % interval {ratio_low:.3f}-{ratio_high:.3f}) on {matured['rows']} predictions; band {low}-{high}",
         metadata={
-            "realised_over_predicted": ratio, "realised_over_predicted_ci_low": ratio_low, "realised_over_predicted_ci_high": ratio_high,
-            "band_low": low, "band_high": high, "expected_orders": matured["expected_orders"], "realised_orders": matured["realised_orders"], "rows": matured["rows"],
+            "realised_over_predicted": ratio,
+            "realised_over_predicted_ci_low": ratio_low,
+            "realised_over_predicted_ci_high": ratio_high,
+            "band_low": low,
+            "band_high": high,
+            "expected_orders": matured["expected_orders"],
+            "realised_orders": matured["realised_orders"],
+            "rows": matured["rows"],
         },
     )
 
@@ -232,12 +245,22 @@ def check_attribution_drift(context: dg.AssetCheckExecutionContext, storage: Sto
                 reference.append(properties["attribution_shares"])
     events = root.read_partition(EXPLANATIONS, day, columns=["profile_id", "event_type", "contribution"])
     drift = attribution_drift(events, reference, explanations.min_events_for_drift, explanations.attribution_shift_warn)
-    metadata = {"model_version": version, "explained_events": drift["events"], "explained_profiles": drift["profiles"], "reference_days": drift["reference_days"]}
+    metadata = {
+        "model_version": version,
+        "explained_events": drift["events"],
+        "explained_profiles": drift["profiles"],
+        "reference_days": drift["reference_days"],
+    }
     if not drift["judged"]:
         return dg.AssetCheckResult(passed=True, description=f"not judged: {drift['reason']}", metadata={**metadata, "note": drift["reason"]})
     table = dg.MetadataValue.table(
         records=[dg.TableRecord({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}) for row in drift["rows"]],
-        schema=dg.TableSchema(columns=[dg.TableColumn("event_type", "string"), *[dg.TableColumn(c, "float") for c in ("share", "share_ci_low", "share_ci_high", "reference_share", "shift")]]),
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("event_type", "string"),
+                *[dg.TableColumn(c, "float") for c in ("share", "share_ci_low", "share_ci_high", "reference_share", "shift")],
+            ]
+        ),
     )
     flagged = ", ".join(drift["flagged"]) or "none"
     return dg.AssetCheckResult(

@@ -132,9 +132,7 @@ def monitor_day(root: StorageRoot, day: date, config: MonitoringConfig) -> DayMo
     """Sketch ``day``, compare it with the reference window and score what has matured."""
     current = _sketch_from_data(root, day, config)
     if current is None:
-        raise MonitoringInputError(
-            f"monitoring_stats {day} needs raw_events and daily_histories of {day} under {root.uri}: materialise them first."
-        )
+        raise MonitoringInputError(f"monitoring_stats {day} needs raw_events and daily_histories of {day} under {root.uri}: materialise them first.")
     reference_days = [day - timedelta(days=k) for k in range(config.reference_days, 0, -1)]
     reference = [(d, s) for d in reference_days if (s := stored_sketch(root, d, config)) is not None]
     log.info("monitoring %s against %d reference days", day, len(reference))

@@ -127,4 +127,3 @@ def band(value: float) -> str:
 
 def mean(sketch: dict) -> float | None:
     return sketch["sum"] / sketch["n"] if sketch.get("n") else None
-

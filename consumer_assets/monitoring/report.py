@@ -43,7 +43,9 @@ def _figures(properties: dict, series: list[dict]) -> dict[str, Figure]:
         plots["calibration"] = calibration_plot({f"predicted at {matured['scored_day']}": matured["calibration"]})
     if series:
         days = [row["day"] for row in series]
-        plots["realised_auc"] = time_series(days, {"realised AUC": [row["auc"] for row in series]}, "Realised AUC of the predictions made H days earlier", "AUC")
+        plots["realised_auc"] = time_series(
+            days, {"realised AUC": [row["auc"] for row in series]}, "Realised AUC of the predictions made H days earlier", "AUC"
+        )
         plots["realised_rate"] = time_series(
             days,
             {"predicted": [row["mean_predicted_rate"] for row in series], "realised": [row["realised_rate"] for row in series]},
@@ -66,7 +68,10 @@ def html_report(day: date, properties: dict, plots: dict[str, bytes]) -> bytes:
     """A self-contained page: tables of the figures and the plots inlined as PNG."""
     sections = [f"<h1>Monitoring {day}</h1>", f"<p>Reference days: {', '.join(properties['reference_days']) or 'none yet'}</p>"]
     if properties["input_drift"]:
-        sections += ["<h2>Input drift</h2>", _table(properties["input_drift"], ["feature", "source", "psi", "band", "ks", "mean", "reference_mean", "alerting"])]
+        sections += [
+            "<h2>Input drift</h2>",
+            _table(properties["input_drift"], ["feature", "source", "psi", "band", "ks", "mean", "reference_mean", "alerting"]),
+        ]
     if properties["prediction_drift"]:
         sections += ["<h2>Prediction drift</h2>", _table([properties["prediction_drift"]], ["feature", "psi", "band", "ks", "mean", "reference_mean"])]
     if properties["realised"]:
@@ -76,5 +81,7 @@ def html_report(day: date, properties: dict, plots: dict[str, bytes]) -> bytes:
         encoded = base64.b64encode(png).decode()
         sections.append(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">')
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>Monitoring {day}</title><style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Monitoring {day}</title><style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    )
     return page.encode()

@@ -83,7 +83,9 @@ def check_every_profile_scored_once(context: dg.AssetCheckExecutionContext, stor
     profiles = root.manifest(HISTORIES, context.partition_key).rows
     ids = root.read_partition(PREDICTIONS, context.partition_key, columns=["profile_id"]).column("profile_id")
     distinct = pc.count_distinct(ids).as_py()
-    return dg.AssetCheckResult(passed=len(ids) == profiles == distinct, metadata={"snapshot_profiles": profiles, "predictions": len(ids), "distinct_profiles": distinct})
+    return dg.AssetCheckResult(
+        passed=len(ids) == profiles == distinct, metadata={"snapshot_profiles": profiles, "predictions": len(ids), "distinct_profiles": distinct}
+    )
 
 
 @dg.asset_check(asset=batch_predictions, partitions_def=daily_partitions, blocking=True)
@@ -141,7 +143,9 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     root = storage.open()
     model = model_that_scored(root, day)
     version = model.version
-    chosen = choose_profiles(root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]), explanations.top_profiles, explanations.sample_profiles, day.toordinal())
+    chosen = choose_profiles(
+        root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]), explanations.top_profiles, explanations.sample_profiles, day.toordinal()
+    )
     histories = snapshot_rows(root, day, list(chosen))
     started = time.perf_counter()
     explained = explain(model, histories)
@@ -150,7 +154,9 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     summary = contribution_summary(events)
     shares = attribution_shares(events)
     root.write_partition(
-        EXPLANATIONS, day, events,
+        EXPLANATIONS,
+        day,
+        events,
         properties={"model_version": version, "empty_score": explained.empty_score, "attribution_shares": shares, "profiles": histories.num_rows},
     )
     context.log.info("%s: explained %d profiles (%d events) with %s in %.1f s", day, histories.num_rows, events.num_rows, version, seconds)
@@ -159,12 +165,16 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     plots = {
         f"trajectory_{rank + 1}": figure_markdown(
             explanation_timeline(
-                profile, (by_profile[profile].column("seconds_before_cutoff").to_numpy() / 3600).tolist(),
-                by_profile[profile].column("probability").to_pylist(), by_profile[profile].column("event_type").to_pylist(), explained.empty_score,
+                profile,
+                (by_profile[profile].column("seconds_before_cutoff").to_numpy() / 3600).tolist(),
+                by_profile[profile].column("probability").to_pylist(),
+                by_profile[profile].column("event_type").to_pylist(),
+                explained.empty_score,
             ),
             f"trajectory of {profile}",
         )
-        for rank, profile in enumerate(top) if profile in by_profile
+        for rank, profile in enumerate(top)
+        if profile in by_profile
     }
     return dg.MaterializeResult(
         metadata={
@@ -175,10 +185,16 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
             "seconds": seconds,
             "summary": dg.MetadataValue.table(
                 records=[dg.TableRecord({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}) for row in summary],
-                schema=dg.TableSchema(columns=[
-                    dg.TableColumn("event_type", "string"), dg.TableColumn("age", "string"), dg.TableColumn("events", "int"),
-                    dg.TableColumn("mean_contribution", "float"), dg.TableColumn("share_up", "float"), dg.TableColumn("total_contribution", "float"),
-                ]),
+                schema=dg.TableSchema(
+                    columns=[
+                        dg.TableColumn("event_type", "string"),
+                        dg.TableColumn("age", "string"),
+                        dg.TableColumn("events", "int"),
+                        dg.TableColumn("mean_contribution", "float"),
+                        dg.TableColumn("share_up", "float"),
+                        dg.TableColumn("total_contribution", "float"),
+                    ]
+                ),
             ),
             "attribution_shares": count_table({k: round(v, 4) for k, v in shares.items()}, "event_type", "share of |contribution|"),
             "what_moves_scores": figure_markdown(contribution_bars(summary), "mean contribution per event type and age"),

@@ -32,7 +32,14 @@ from consumer_assets.model.store import LoadedModel, ModelStore
 from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
 
-AGE_BUCKETS = ((3_600, "< 1 hour"), (86_400, "1 hour - 1 day"), (3 * 86_400, "1-3 days"), (7 * 86_400, "3-7 days"), (30 * 86_400, "7-30 days"), (np.inf, ">= 30 days"))
+AGE_BUCKETS = (
+    (3_600, "< 1 hour"),
+    (86_400, "1 hour - 1 day"),
+    (3 * 86_400, "1-3 days"),
+    (7 * 86_400, "3-7 days"),
+    (30 * 86_400, "7-30 days"),
+    (np.inf, ">= 30 days"),
+)
 EXPLANATION_SCHEMA = pa.schema(
     [
         ("profile_id", pa.string()),
@@ -62,9 +69,14 @@ class Explanations:
 
 def empty_history_score(model: LoadedModel) -> np.ndarray:
     """What the model gives a profile with no events and no window totals, per target."""
-    empty = pa.table({"profile_id": ["-"], **{name: pa.array([[]], pa.list_(pa.string())) for name in ("event_type", "article_id", "category_id", "brand_id", "platform")},
-                      **{name: pa.array([[]], pa.list_(pa.float64())) for name in ("price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday")},
-                      **{name: pa.array([0.0]) for name in PROFILE}})
+    empty = pa.table(
+        {
+            "profile_id": ["-"],
+            **{name: pa.array([[]], pa.list_(pa.string())) for name in ("event_type", "article_id", "category_id", "brand_id", "platform")},
+            **{name: pa.array([[]], pa.list_(pa.float64())) for name in ("price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday")},
+            **{name: pa.array([0.0]) for name in PROFILE},
+        }
+    )
     return score_table(model, empty)[0]
 
 
@@ -183,7 +195,14 @@ def contribution_summary(events: pa.Table) -> list[dict]:
     grouped = table.group_by(["event_type", "age"]).aggregate([("contribution", "count"), ("contribution", "mean"), ("up", "mean"), ("contribution", "sum")])
     order = {name: k for k, (_, name) in enumerate(AGE_BUCKETS)}
     rows = [
-        {"event_type": r["event_type"], "age": r["age"], "events": r["contribution_count"], "mean_contribution": r["contribution_mean"], "share_up": r["up_mean"], "total_contribution": r["contribution_sum"]}
+        {
+            "event_type": r["event_type"],
+            "age": r["age"],
+            "events": r["contribution_count"],
+            "mean_contribution": r["contribution_mean"],
+            "share_up": r["up_mean"],
+            "total_contribution": r["contribution_sum"],
+        }
         for r in grouped.to_pylist()
     ]
     return sorted(rows, key=lambda r: (EVENT_TYPES.index(r["event_type"]) if r["event_type"] in EVENT_TYPES else 99, order[r["age"]]))
@@ -213,10 +232,19 @@ def attribution_drift(events: pa.Table, reference: list[dict[str, float]], min_e
     or no reference days: not judged, and the result says why.
     """
     shares = attribution_shares(events)
-    result: dict = {"events": events.num_rows, "profiles": len(set(events.column("profile_id").to_pylist())), "shares": shares, "reference_days": len(reference)}
+    result: dict = {
+        "events": events.num_rows,
+        "profiles": len(set(events.column("profile_id").to_pylist())),
+        "shares": shares,
+        "reference_days": len(reference),
+    }
     if events.num_rows < min_events or not reference:
         result["judged"] = False
-        result["reason"] = f"too little data to judge: {events.num_rows} explained events (needs {min_events})" if events.num_rows < min_events else "no earlier days to compare with"
+        result["reason"] = (
+            f"too little data to judge: {events.num_rows} explained events (needs {min_events})"
+            if events.num_rows < min_events
+            else "no earlier days to compare with"
+        )
         return result
     _, codes = np.unique(events.column("profile_id").to_numpy(zero_copy_only=False), return_inverse=True)
     rng = np.random.default_rng(0)
@@ -230,7 +258,9 @@ def attribution_drift(events: pa.Table, reference: list[dict[str, float]], min_e
         low, high = np.quantile([d[t] for d in draws], [0.025, 0.975])
         shift = shares[t] - baseline[t]
         beyond = low > baseline[t] + warn_shift or high < baseline[t] - warn_shift
-        rows.append({"event_type": t, "share": shares[t], "share_ci_low": float(low), "share_ci_high": float(high), "reference_share": baseline[t], "shift": shift})
+        rows.append(
+            {"event_type": t, "share": shares[t], "share_ci_low": float(low), "share_ci_high": float(high), "reference_share": baseline[t], "shift": shift}
+        )
         if beyond:
             flagged.append(t)
     return {**result, "judged": True, "rows": rows, "flagged": flagged, "max_shift": max(abs(r["shift"]) for r in rows)}
@@ -250,7 +280,10 @@ class ProfileExplanation:
 def snapshot_rows(root: StorageRoot, day: date, profile_ids: list[str]) -> pa.Table:
     """The snapshot rows of some profiles, streamed through the layered reader (memory bounded by a chunk)."""
     wanted = pa.array(profile_ids, pa.string())
-    parts = [pa.Table.from_batches([b]).filter(pc.is_in(b.column("profile_id"), value_set=wanted)) for b in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))]
+    parts = [
+        pa.Table.from_batches([b]).filter(pc.is_in(b.column("profile_id"), value_set=wanted))
+        for b in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))
+    ]
     # Layers written on different days may differ in nullability; promote to one schema.
     return pa.concat_tables(parts, promote_options="default")
 

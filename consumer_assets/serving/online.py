@@ -74,8 +74,7 @@ def parse_events(payload: Any) -> list[Event]:
     if errors:
         raise EventRejected(errors)
     return [
-        Event(e["event_id"], e["profile_id"], e["ts"] / 1000, e["event_type"], e["article_id"], e["category_id"], e["brand_id"], e["price"])
-        for e, _ in checked
+        Event(e["event_id"], e["profile_id"], e["ts"] / 1000, e["event_type"], e["article_id"], e["category_id"], e["brand_id"], e["price"]) for e, _ in checked
     ]
 
 

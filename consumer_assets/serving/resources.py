@@ -19,5 +19,8 @@ class ExplanationResource(dg.ConfigurableResource):
     sample_profiles: int = Field(default=200, description="Plus a random sample of the rest (seeded by the day), for the summary across profiles.")
     plotted_profiles: int = Field(default=3, description="Trajectories drawn in the UI (the top ones).")
     min_events_for_drift: int = Field(default=500, description="Fewer explained events than this: attribution drift is not judged (too little data).")
-    attribution_shift_warn: float = Field(default=0.1, description="WARN when an event type's share of the total |contribution| moves by more than this against the reference days (beyond its 95 % interval).")
+    attribution_shift_warn: float = Field(
+        default=0.1,
+        description="WARN when an event type's share of the total |contribution| moves by more than this against the reference days (beyond its 95 % interval).",
+    )
     reference_days: int = Field(default=7, description="Earlier days whose explanations form the reference.")

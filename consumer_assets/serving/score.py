@@ -35,8 +35,7 @@ def score_table(model: LoadedModel, table: pa.Table, batch_size: int = 1024) -> 
 
 def predictions_schema(targets: list[str]) -> pa.Schema:
     return pa.schema(
-        [("profile_id", pa.string()), ("snapshot_date", pa.date32()), ("model_version", pa.string())]
-        + [(f"p_{target}", pa.float32()) for target in targets]
+        [("profile_id", pa.string()), ("snapshot_date", pa.date32()), ("model_version", pa.string())] + [(f"p_{target}", pa.float32()) for target in targets]
     )
 
 

@@ -80,7 +80,9 @@ class EmbeddedEventLog:
 
 
 def _pack(state: ProfileState) -> bytes:
-    return state.h.astype(np.float32).tobytes() + state.c.astype(np.float32).tobytes() + np.append(state.last_event_s, state.totals).astype(np.float64).tobytes()
+    return (
+        state.h.astype(np.float32).tobytes() + state.c.astype(np.float32).tobytes() + np.append(state.last_event_s, state.totals).astype(np.float64).tobytes()
+    )
 
 
 def _unpack(data: bytes, hidden: int) -> ProfileState:
@@ -155,7 +157,9 @@ class RedisStates:
         entry = json.dumps(asdict(event)) if log is not None else ""
         keys = [self.states_key, self.applied_key, log.key if log is not None else ""]
         while True:
-            data, applied = self.client.pipeline(transaction=False).hget(self.states_key, event.profile_id).sismember(self.applied_key, event.event_id).execute()
+            data, applied = (
+                self.client.pipeline(transaction=False).hget(self.states_key, event.profile_id).sismember(self.applied_key, event.event_id).execute()
+            )
             if applied:
                 return False  # a retry of an event this generation has seen: not even checked against the state
             state = update(None if data is None else _unpack(data, self.hidden))

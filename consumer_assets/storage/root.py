@@ -75,7 +75,9 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         raw = json.loads(text)
-        return cls(files=raw["files"], rows=raw["rows"], written_at=raw["written_at"], properties=raw.get("properties", {}), attachments=raw.get("attachments", []))
+        return cls(
+            files=raw["files"], rows=raw["rows"], written_at=raw["written_at"], properties=raw.get("properties", {}), attachments=raw.get("attachments", [])
+        )
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,7 @@ class StorageRoot:
         """Keys (relative to the root) of the files below ``prefix``, sorted."""
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
         base_len = len(self.base) + 1
-        return sorted(
-            info.path[base_len:]
-            for info in self.fs.get_file_info(selector)
-            if info.type == pafs.FileType.File and info.path.endswith(suffix)
-        )
+        return sorted(info.path[base_len:] for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.File and info.path.endswith(suffix))
 
     def list_after(self, prefix: str, start_after: str = "", page_size: int = 1000) -> Iterator[ObjectInfo]:
         """Objects below ``prefix`` whose keys sort after ``start_after``, in key order.
@@ -224,9 +222,7 @@ class StorageRoot:
         try:
             return Manifest.from_json(self.read_bytes(key).decode())
         except StorageError as exc:
-            raise PartitionNotFoundError(
-                f"No partition {partition_dir(day)} of {dataset!r} under {self.uri}: materialise it first"
-            ) from exc
+            raise PartitionNotFoundError(f"No partition {partition_dir(day)} of {dataset!r} under {self.uri}: materialise it first") from exc
 
     def partition_files(self, dataset: str, day: date | str) -> list[str]:
         """Filesystem paths of the files that make up a committed partition."""
@@ -326,9 +322,7 @@ class StorageRoot:
         paths = self._plain_files(dataset, day)
         return pq.ParquetDataset(paths, filesystem=self.fs, partitioning=None).read(columns=columns)
 
-    def read_partitions(
-        self, dataset: str, days: Iterable[date | str], columns: list[str] | None = None, missing_ok: bool = False
-    ) -> pa.Table:
+    def read_partitions(self, dataset: str, days: Iterable[date | str], columns: list[str] | None = None, missing_ok: bool = False) -> pa.Table:
         """A window of partitions as one table, with a ``date`` column saying where each row came from."""
         tables = []
         for day in days:
@@ -341,9 +335,7 @@ class StorageRoot:
             raise PartitionNotFoundError(f"None of the requested partitions of {dataset!r} exist under {self.uri}")
         return pa.concat_tables(tables, promote_options="default")
 
-    def iter_partition_batches(
-        self, dataset: str, day: date | str, batch_rows: int = 65_536, columns: list[str] | None = None
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_partition_batches(self, dataset: str, day: date | str, batch_rows: int = 65_536, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
         """Stream a partition in record batches so memory stays bounded by the batch."""
         for path in self._plain_files(dataset, day):
             with self.fs.open_input_file(path) as f:

@@ -21,7 +21,9 @@ from consumer_assets.validation.evaluate import evaluate_candidate
 
 TRAINED_LSTM = "trained_lstm"
 # Lineage only: training at T reads the matured snapshots before T - H; the code picks them.
-MATURED = dg.TimeWindowPartitionMapping(start_offset=-(DEFAULT_LABEL_HORIZON_DAYS + 16), end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True)
+MATURED = dg.TimeWindowPartitionMapping(
+    start_offset=-(DEFAULT_LABEL_HORIZON_DAYS + 16), end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
+)
 
 
 def candidate_version(day: date, run_id: str) -> str:
@@ -53,9 +55,7 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
     train_config = training.train_config()
     limits = training.vocabulary_limits()
     try:
-        plan = plan_training(
-            root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.held_out_days
-        )
+        plan = plan_training(root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.held_out_days)
     except NotEnoughDataError as exc:
         raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})") from exc
     candidate = train_candidate(root, plan, candidate_version(day, context.run_id), training.warm_start, context.log.info)

@@ -113,7 +113,14 @@ class EncodedRows:
     def to(self, device: torch.device | str) -> EncodedRows:
         """The rows on ``device`` (``lengths`` stays on the CPU: batches are planned there)."""
         move = lambda t: t.to(device)  # noqa: E731
-        return replace(self, categorical=move(self.categorical), continuous=move(self.continuous), starts=move(self.starts), profile=move(self.profile), labels=move(self.labels))
+        return replace(
+            self,
+            categorical=move(self.categorical),
+            continuous=move(self.continuous),
+            starts=move(self.starts),
+            profile=move(self.profile),
+            labels=move(self.labels),
+        )
 
     def batch(self, rows: np.ndarray) -> EncodedBatch:
         """The rows ``rows`` as a padded batch on the rows' device, equal to ``encode`` of those history rows."""

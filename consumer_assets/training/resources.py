@@ -22,7 +22,8 @@ class TrainingResource(dg.ConfigurableResource):
     )
     patience: int = Field(default=TrainConfig.patience, description="Epochs without a better validation log-loss before stopping.")
     learning_rate: float = Field(
-        default=TrainConfig.learning_rate, description=f"AdamW learning rate at a batch of {REFERENCE_BATCH}; larger batches scale it by the root of batch/{REFERENCE_BATCH}."
+        default=TrainConfig.learning_rate,
+        description=f"AdamW learning rate at a batch of {REFERENCE_BATCH}; larger batches scale it by the root of batch/{REFERENCE_BATCH}.",
     )
     batch_size: int | None = Field(
         default=TrainConfig.batch_size,

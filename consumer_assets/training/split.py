@@ -43,7 +43,7 @@ class NotEnoughDataError(RuntimeError):
 
 
 def profile_roles(profile_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """"train", "validation" or "test" per profile: a fixed hash of the id, the same on every day and run."""
+    """ "train", "validation" or "test" per profile: a fixed hash of the id, the same on every day and run."""
     buckets = np.array([zlib.crc32(p.encode()) % 100 for p in profile_ids.to_pylist()], dtype=np.int64)
     return np.where(buckets < TEST_PERCENT, "test", np.where(buckets < TEST_PERCENT + VALIDATION_PERCENT, "validation", "train"))
 

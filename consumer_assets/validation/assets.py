@@ -57,7 +57,12 @@ def _metrics_table(evaluation: dict) -> dg.TableMetadataValue:
             for name, m in rows.items()
         ],
         schema=dg.TableSchema(
-            columns=[dg.TableColumn("model", "string"), dg.TableColumn("rows", "int"), dg.TableColumn("positives", "int"), *[dg.TableColumn(c, "float") for c in columns]]
+            columns=[
+                dg.TableColumn("model", "string"),
+                dg.TableColumn("rows", "int"),
+                dg.TableColumn("positives", "int"),
+                *[dg.TableColumn(c, "float") for c in columns],
+            ]
         ),
     )
 
@@ -84,7 +89,10 @@ def _rule_check(name: str, description: str):
 rule_checks = [
     _rule_check("check_value_thresholds", "AUC and log-likelihood gain not shown below their floors (95 % intervals) on pooled, independent test data."),
     _rule_check("check_not_worse_than_serving", "Not shown worse than the model in service beyond the tolerance, by a paired bootstrap over profiles."),
-    _rule_check("check_beats_baselines", "Not shown worse than the strongest baseline (logistic regression, random forest, gradient-boosted trees on time-aware features), by a paired bootstrap."),
+    _rule_check(
+        "check_beats_baselines",
+        "Not shown worse than the strongest baseline (logistic regression, random forest, gradient-boosted trees on time-aware features), by a paired bootstrap.",
+    ),
     _rule_check("check_slices", "The floor and the comparison with the model in service hold on every slice (activity level, platform) large enough to judge."),
     _rule_check("check_sanity", "Finite weights, predictions not constant, calibration judged with its interval (ECE, observed over predicted)."),
 ]
@@ -111,7 +119,12 @@ def smoke_verdict(result: dict, config: GateConfig) -> Verdict:
     if not result.get("loaded"):
         return Verdict(False, f"the stored files do not load in a fresh process: {result.get('error')}", {"exit_code": result.get("exit_code")})
     seconds = result["load_seconds"] + result["score_seconds"]
-    figures = {"load_seconds": result["load_seconds"], "score_seconds": result["score_seconds"], "rows": result["rows"], "max_seconds": config.max_smoke_latency_s}
+    figures = {
+        "load_seconds": result["load_seconds"],
+        "score_seconds": result["score_seconds"],
+        "rows": result["rows"],
+        "max_seconds": config.max_smoke_latency_s,
+    }
     if not result["valid_scores"]:
         return Verdict(False, "scores are not finite probabilities in [0, 1]", figures)
     if seconds > config.max_smoke_latency_s:
@@ -176,7 +189,8 @@ def validated_model(context: dg.AssetExecutionContext, storage: StorageResource,
     if failed:
         serving = store.serving()
         raise dg.Failure(
-            f"Refusing to serve {version}: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
+            f"Refusing to serve {version}: "
+            + "; ".join(f"{k}: {v}" for k, v in failed.items())
             + f". The model in service stays {serving['version'] if serving else 'none'}.",
             metadata={"version": version, **{k: v for k, v in failed.items()}},
         )

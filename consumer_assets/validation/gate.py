@@ -110,12 +110,18 @@ def value_thresholds(evaluation: dict, config: GateConfig) -> Verdict:
     m = evaluation["candidate"][primary]
     figures = {
         **_data_figures(evaluation),
-        "auc": m["auc"], "auc_ci_low": m["auc_ci_low"], "auc_ci_high": m["auc_ci_high"], "min_auc": config.min_auc,
-        "log_likelihood_gain": m["log_likelihood_gain"], "log_likelihood_gain_ci_low": m["log_likelihood_gain_ci_low"],
+        "auc": m["auc"],
+        "auc_ci_low": m["auc_ci_low"],
+        "auc_ci_high": m["auc_ci_high"],
+        "min_auc": config.min_auc,
+        "log_likelihood_gain": m["log_likelihood_gain"],
+        "log_likelihood_gain_ci_low": m["log_likelihood_gain_ci_low"],
         "log_likelihood_gain_ci_high": m["log_likelihood_gain_ci_high"],
     }
     if not m["auc_ci_high"] >= config.min_auc:
-        return Verdict(False, f"{primary} AUC {m['auc']:.4f} (95 % interval {m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) is below the floor {config.min_auc}", figures)
+        return Verdict(
+            False, f"{primary} AUC {m['auc']:.4f} (95 % interval {m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) is below the floor {config.min_auc}", figures
+        )
     if not m["log_likelihood_gain_ci_high"] >= config.min_log_likelihood_gain:
         return Verdict(
             False,
@@ -132,7 +138,11 @@ def value_thresholds(evaluation: dict, config: GateConfig) -> Verdict:
 
 
 def _comparison_figures(comparison: dict) -> dict:
-    return {k: comparison[k] for k in ("auc_difference", "auc_difference_ci_low", "auc_difference_ci_high", "log_likelihood_difference", "resamples") if k in comparison}
+    return {
+        k: comparison[k]
+        for k in ("auc_difference", "auc_difference_ci_low", "auc_difference_ci_high", "log_likelihood_difference", "resamples")
+        if k in comparison
+    }
 
 
 def against_serving(evaluation: dict, config: GateConfig) -> Verdict:
@@ -144,10 +154,19 @@ def against_serving(evaluation: dict, config: GateConfig) -> Verdict:
     comparison = evaluation["comparisons"]["serving"]
     tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * serving["auc"])
     share = _share_worse(comparison, tolerance)
-    figures = {**_data_figures(evaluation), "serving_version": serving["version"], "serving_auc": serving["auc"], **_comparison_figures(comparison), "share_of_resamples_worse": share, "tolerance": tolerance}
+    figures = {
+        **_data_figures(evaluation),
+        "serving_version": serving["version"],
+        "serving_auc": serving["auc"],
+        **_comparison_figures(comparison),
+        "share_of_resamples_worse": share,
+        "tolerance": tolerance,
+    }
     span = f"AUC difference {comparison['auc_difference']:+.4f} (95 % interval {comparison['auc_difference_ci_low']:+.4f} to {comparison['auc_difference_ci_high']:+.4f})"
     if share >= config.confidence:
-        return Verdict(False, f"worse than the model in service {serving['version']} by more than {tolerance:.4f} AUC in {share:.0%} of paired resamples; {span}", figures)
+        return Verdict(
+            False, f"worse than the model in service {serving['version']} by more than {tolerance:.4f} AUC in {share:.0%} of paired resamples; {span}", figures
+        )
     return Verdict(True, f"not shown worse than {serving['version']} beyond {tolerance:.4f} AUC (worse in {share:.0%} of resamples); {span}", figures)
 
 
@@ -193,7 +212,9 @@ def per_slice(evaluation: dict, config: GateConfig) -> Verdict:
     figures["too_small_to_judge"] = ", ".join(skipped) or "none"
     if failures:
         return Verdict(False, "; ".join(failures), figures)
-    return Verdict(True, f"every slice with >= {config.min_slice_positives} positives holds" + (f"; too small to judge: {', '.join(skipped)}" if skipped else ""), figures)
+    return Verdict(
+        True, f"every slice with >= {config.min_slice_positives} positives holds" + (f"; too small to judge: {', '.join(skipped)}" if skipped else ""), figures
+    )
 
 
 def sanity(evaluation: dict, config: GateConfig) -> Verdict:
@@ -203,10 +224,16 @@ def sanity(evaluation: dict, config: GateConfig) -> Verdict:
     s = evaluation["sanity"]
     m = evaluation["candidate"][evaluation["targets"][0]]
     figures = {
-        **s, **_data_figures(evaluation),
-        "ece": m["ece"], "ece_ci_low": m["ece_ci_low"], "ece_ci_high": m["ece_ci_high"], "max_calibration_error": config.max_calibration_error,
-        "mean_prediction": m["mean_prediction"], "observed_rate": m["observed_rate"],
-        "observed_over_predicted": m["observed_over_predicted"], "observed_over_predicted_ci_low": m["observed_over_predicted_ci_low"],
+        **s,
+        **_data_figures(evaluation),
+        "ece": m["ece"],
+        "ece_ci_low": m["ece_ci_low"],
+        "ece_ci_high": m["ece_ci_high"],
+        "max_calibration_error": config.max_calibration_error,
+        "mean_prediction": m["mean_prediction"],
+        "observed_rate": m["observed_rate"],
+        "observed_over_predicted": m["observed_over_predicted"],
+        "observed_over_predicted_ci_low": m["observed_over_predicted_ci_low"],
         "observed_over_predicted_ci_high": m["observed_over_predicted_ci_high"],
     }
     problems = []
@@ -219,7 +246,9 @@ def sanity(evaluation: dict, config: GateConfig) -> Verdict:
     if scarce := too_little_data(evaluation, config):
         return Verdict(False, f"finite and varied, but calibration cannot be judged: {scarce.reason}", {**figures, **scarce.figures}, TOO_LITTLE_DATA)
     if m["ece_ci_low"] > config.max_calibration_error:
-        problems.append(f"expected calibration error {m['ece']:.4f} (95 % interval {m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) lies above {config.max_calibration_error}")
+        problems.append(
+            f"expected calibration error {m['ece']:.4f} (95 % interval {m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) lies above {config.max_calibration_error}"
+        )
     low, high = 1 / config.max_rate_ratio, config.max_rate_ratio
     if m["observed_over_predicted_ci_high"] < low or m["observed_over_predicted_ci_low"] > high:
         problems.append(

@@ -7,7 +7,7 @@ the simulator's seeded behaviour) change from one day to the next. For each of t
 last ``--dates`` end dates this script simulates the demo's shop up to its training
 day, builds the snapshots and labels with Spark as the demo does, then runs the real
 Dagster gate twice: the demo's training (``trained_lstm`` with the deployment's
-defaults, its blocking checks and ``validated_model``) and, with that model in
+defaults, ``candidate_evaluation`` with its blocking checks and ``validated_model``) and, with that model in
 service, the demo's deliberately bad candidate (learning rate 0, one epoch, cold
 start). It prints each verdict with the figures it rests on. Every good candidate
 should serve and every bad one be refused.
@@ -30,13 +30,14 @@ from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
+from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager
 from consumer_assets.model.store import ModelStore
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.validation.assets import validated_model, validation_checks
+from consumer_assets.validation.assets import validation_assets, validation_checks
 from consumer_assets.validation.resources import GateResource
 
 HORIZON = DEFAULT_LABEL_HORIZON_DAYS
@@ -54,11 +55,19 @@ def build(root: StorageRoot, start: date, profiles: int, spark) -> None:
 
 
 def gate(folder: str, day: date, run_config: dict | None = None) -> tuple[dg.ExecuteInProcessResult, str]:
-    resources = {"storage": StorageResource(root=folder), "training": TrainingResource(), "features": FeatureResource(), "gate": GateResource()}
+    storage = StorageResource(root=folder)
+    resources = {
+        "storage": storage,
+        "training": TrainingResource(),
+        "features": FeatureResource(),
+        "gate": GateResource(),
+        "candidate_io_manager": CandidateIOManager(storage=storage),
+        "evaluation_io_manager": EvaluationIOManager(storage=storage),
+    }
     result = dg.materialize(
-        [trained_lstm, validated_model, *validation_checks], resources=resources, partition_key=day.isoformat(), run_config=run_config, raise_on_error=False
+        [trained_lstm, *validation_assets, *validation_checks], resources=resources, partition_key=day.isoformat(), run_config=run_config, raise_on_error=False
     )
-    return result, ModelStore(StorageRoot(folder)).candidate_for_partition(day.isoformat())
+    return result, ModelStore(StorageRoot(folder)).candidate_for_partition(day.isoformat()).version
 
 
 def describe(result: dg.ExecuteInProcessResult, folder: str, version: str) -> str:

@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import date
 
-from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore
+from consumer_assets.model.store import EVALUATION, VERDICT, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.serving.explain import ExplanationError, explain_profile
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
@@ -47,7 +47,7 @@ def _models_list(args: argparse.Namespace) -> int:
     serving = store.serving()
     print(f"{'version':<28} {'gate':<10} {'test AUC':>8}  serving")
     for version in store.versions():
-        evaluation = store.read_json(version, "evaluation.json") or {}
+        evaluation = store.read_json(version, EVALUATION) or {}
         targets = evaluation.get("targets") or ["order_any"]
         auc = evaluation.get("candidate", {}).get(targets[0], {}).get("auc")
         marker = "<- in service" if serving and serving["version"] == version else ""

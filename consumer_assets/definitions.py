@@ -15,7 +15,7 @@ from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
-from consumer_assets.io_manager import PartitionedParquetIOManager
+from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
 from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
@@ -25,7 +25,7 @@ from consumer_assets.storage.resources import StorageResource
 from consumer_assets.storage.root import DEFAULT_ROOT
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.validation.assets import model_in_service, validated_model, validation_checks
+from consumer_assets.validation.assets import validation_assets, validation_checks
 from consumer_assets.validation.resources import GateResource
 
 
@@ -41,9 +41,7 @@ storage = StorageResource(
 )
 
 defs = dg.Definitions(
-    assets=dg.with_source_code_references(
-        [*ingest_assets, *feature_assets, trained_lstm, validated_model, model_in_service, *serving_assets, *monitoring_assets]
-    ),
+    assets=dg.with_source_code_references([*ingest_assets, *feature_assets, trained_lstm, *validation_assets, *serving_assets, *monitoring_assets]),
     asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
     jobs=[daily_data_job, labels_job, training_job, scoring_job],
     schedules=schedules,
@@ -51,6 +49,8 @@ defs = dg.Definitions(
     resources={
         "storage": storage,
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+        "candidate_io_manager": CandidateIOManager(storage=storage),
+        "evaluation_io_manager": EvaluationIOManager(storage=storage),
         "quality": DataQualityResource(),
         "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
         "features": FeatureResource(),

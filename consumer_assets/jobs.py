@@ -29,9 +29,9 @@ labels_job = dg.define_asset_job(
 
 training_job = dg.define_asset_job(
     name="training_job",
-    selection=dg.AssetSelection.assets("trained_lstm", "validated_model"),
+    selection=dg.AssetSelection.assets("trained_lstm", "candidate_evaluation", "validated_model"),
     tags={**GPU_JOB_TAGS, **TRAINING_RUNTIME},
-    description="Train a candidate on a GPU node (when the launcher offers one), run its blocking checks, promote it if they pass.",
+    description="Train a candidate on a GPU node (when the launcher offers one), evaluate it, run the blocking checks on the evaluation, promote it if they pass.",
 )
 
 scoring_job = dg.define_asset_job(

@@ -21,6 +21,7 @@ def test_every_asset_and_check_is_defined():
         "daily_histories",
         "order_labels",
         "trained_lstm",
+        "candidate_evaluation",
         "validated_model",
         "model_in_service",
         "batch_predictions",
@@ -50,7 +51,8 @@ def test_the_lineage_draws_every_hand_off_from_events_to_predictions():
 
     assert parents("daily_histories") >= {"raw_events"}
     assert parents("trained_lstm") == {"daily_histories", "order_labels"}
-    assert parents("validated_model") == {"trained_lstm"}
+    assert parents("candidate_evaluation") == {"trained_lstm"}  # its input: the candidate trained_lstm hands on
+    assert parents("validated_model") == {"candidate_evaluation"}
     assert parents("model_in_service") == {"validated_model"}  # the model hand-off, not a file the next step knows to look for
     assert parents("batch_predictions") == {"daily_histories", "model_in_service"}
     assert {"batch_predictions"} <= parents("monitoring_stats")

@@ -3,8 +3,8 @@
 Our plots reach the UI as Markdown metadata with the PNG inlined; whether the UI draws
 them (and does not show a broken image) is only known in a browser. The run behind
 the pages is the project's own assets over a small shop: eight landed days, their
-snapshots and labels, a candidate trained and promoted (the gate opened wide, since
-a few hundred profiles cannot pass the real one), and a ninth day scored and
+snapshots and labels, a candidate trained, evaluated and promoted (the gate opened
+wide, since a few hundred profiles cannot pass the real one), and a ninth day scored and
 monitored. Screenshots go to ``benchmarks/out/ui/`` for the README's tour.
 """
 
@@ -25,7 +25,7 @@ from playwright.sync_api import sync_playwright
 from consumer_assets.automation.sensors import FEATURE_ASSETS
 from consumer_assets.definitions import defs
 from consumer_assets.features.resources import FeatureResource
-from consumer_assets.io_manager import PartitionedParquetIOManager
+from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, training_job
 from consumer_assets.monitoring.assets import monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
@@ -74,6 +74,8 @@ def _run_pipeline(instance: dg.DagsterInstance, folder: Path) -> None:
         **defs.resources,
         "storage": storage,
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+        "candidate_io_manager": CandidateIOManager(storage=storage),
+        "evaluation_io_manager": EvaluationIOManager(storage=storage),
         "features": FeatureResource(window_days=WINDOW, max_events=20, label_horizon_days=HORIZON, output_files=1),
         "training": TrainingResource(max_epochs=3, hidden_size=16, threads=2, max_training_days=3),
         "gate": OPEN_GATE,
@@ -176,14 +178,17 @@ def _checks_visible(page, checks, screenshot: str) -> None:
     assert "Not evaluated" not in body, body
 
 
-def test_the_training_page_draws_the_training_curves_and_the_gates_roc_and_calibration(ui, browser):
+def test_the_training_page_draws_the_training_curves(ui, browser):
     page = _open(browser, f"{ui}/assets/trained_lstm")
     _overview(page, "trained_lstm")
     _plots_load(page, ["training_curves"], "trained_lstm")
-    _checks_visible(page, validation_checks, "trained_lstm")
-    page.get_by_text("check_value_thresholds", exact=True).first.click()
-    page.get_by_text("Latest execution").wait_for(timeout=30_000)
-    _plots_load(page, ["roc", "calibration"], "check_value_thresholds")
+
+
+def test_the_evaluation_page_draws_roc_and_calibration_and_lists_the_gate(ui, browser):
+    page = _open(browser, f"{ui}/assets/candidate_evaluation")
+    _overview(page, "candidate_evaluation")
+    _plots_load(page, ["roc", "calibration"], "candidate_evaluation")
+    _checks_visible(page, validation_checks, "candidate_evaluation")
 
 
 def test_the_monitoring_page_draws_the_days_plots_and_lists_its_checks(ui, browser):

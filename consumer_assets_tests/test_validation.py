@@ -18,7 +18,8 @@ from consumer_assets.features.build import build_labels, build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage
-from consumer_assets.model.store import ModelStore
+from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager
+from consumer_assets.model.store import Candidate, ModelStore
 from consumer_assets.serving.explain import explain
 from consumer_assets.serving.score import score_table
 from consumer_assets.serving.smoke import synthetic_histories
@@ -27,9 +28,8 @@ from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.training.split import SnapshotSplit
-from consumer_assets.validation.assets import validated_model, validation_checks
-from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
+from consumer_assets.validation.assets import candidate_evaluation, validated_model, validation_assets, validation_checks
+from consumer_assets.validation.evaluate import labelled_rows
 from consumer_assets.validation.resources import GateResource
 
 START = date(2026, 10, 1)
@@ -81,12 +81,14 @@ def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
         "training": TrainingResource(max_epochs=4, patience=2, hidden_size=16, batch_size=64, threads=2, learning_rate=3e-3, warm_start=warm_start),
         "features": FeatureResource(label_horizon_days=HORIZON),
         "gate": GateResource(**gate),
+        "candidate_io_manager": CandidateIOManager(storage=StorageResource(root=str(folder))),
+        "evaluation_io_manager": EvaluationIOManager(storage=StorageResource(root=str(folder))),
     }
 
 
 def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True, **gate) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [trained_lstm, validated_model, *validation_checks],
+        [trained_lstm, *validation_assets, *validation_checks],
         resources=_resources(folder, warm_start, **gate),
         partition_key=day.isoformat(),
         raise_on_error=False,
@@ -94,12 +96,12 @@ def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True,
 
 
 def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
-    """The checks and the promotion of an already stored candidate, without training."""
+    """The evaluation, its checks and the promotion of an already stored candidate, without training."""
     return dg.materialize(
-        [trained_lstm, validated_model, *validation_checks],
+        [trained_lstm, *validation_assets, *validation_checks],
         resources=_resources(folder, **gate),
         partition_key=day.isoformat(),
-        selection=dg.AssetSelection.checks_for_assets(trained_lstm) | dg.AssetSelection.assets(validated_model),
+        selection=dg.AssetSelection.assets(candidate_evaluation, validated_model) | dg.AssetSelection.checks_for_assets(candidate_evaluation),
         raise_on_error=False,
     )
 
@@ -107,7 +109,7 @@ def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
 def _promotion_only(folder: Path, day: date) -> dg.ExecuteInProcessResult:
     """A hand-started materialisation of validated_model alone, with no checks in the run."""
     return dg.materialize(
-        [trained_lstm, validated_model], resources=_resources(folder), partition_key=day.isoformat(), selection=[validated_model], raise_on_error=False
+        [trained_lstm, *validation_assets], resources=_resources(folder), partition_key=day.isoformat(), selection=[validated_model], raise_on_error=False
     )
 
 
@@ -116,16 +118,14 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict:
 
 
 def _store_variant(folder: Path, source: str, version: str, day: date, change) -> None:
-    """Store a modified copy of candidate ``source`` as ``version`` for training partition ``day``, and evaluate it."""
+    """Store a modified copy of candidate ``source`` as ``version``, as trained_lstm(``day``) would have."""
     root = StorageRoot(str(folder))
     store = ModelStore(root)
     model = store.load(source)
     change(model.network)
     training = store.read_training(source)
     store.save_candidate(version, model.network, model.vocabulary, training)
-    evaluation = evaluate_candidate(root, version, SnapshotSplit.from_json(training["split"]))
-    store.write_json(version, "evaluation.json", evaluation)
-    store.record_partition(day.isoformat(), version, "test")
+    store.record_partition(day.isoformat(), Candidate(version, "test"))
 
 
 @pytest.fixture
@@ -134,10 +134,10 @@ def serving(root_folder, served) -> str:
     return served[1]
 
 
-def _assert_refused_and_still_serving(folder: Path, day: date, version: str, serving_version: str) -> None:
+def _assert_refused_and_still_serving(folder: Path, day: date, version: str, serving_version: str, gated: dg.ExecuteInProcessResult) -> None:
+    """``gated``, the run that judged ``version``, promoted nothing; nor does a hand-started promotion."""
     store = ModelStore(StorageRoot(str(folder)))
     before = (folder / "models/serving.json").read_bytes()
-    gated = _gate_only(folder, day)
     assert not gated.success
     assert not [e for e in gated.get_asset_materialization_events() if e.asset_key == validated_model.key]
     hand_started = _promotion_only(folder, day)
@@ -165,7 +165,8 @@ def test_a_good_candidate_passes_every_check_and_serves(served):
     assert "no model in service yet" in checks["check_not_worse_than_serving"].description
     store = ModelStore(StorageRoot(str(root_folder)))
     version = store.serving_version()
-    metadata = result.asset_materializations_for_node("trained_lstm")[0].metadata
+    assert result.asset_materializations_for_node("trained_lstm")[0].metadata["version"].value == version
+    metadata = result.asset_materializations_for_node("candidate_evaluation")[0].metadata
     assert metadata["version"].value == version
     # The baselines are real fits with real figures, reported beside the candidate.
     evaluation = store.read_evaluation(version)
@@ -174,7 +175,7 @@ def test_a_good_candidate_passes_every_check_and_serves(served):
     assert evaluation["baseline_training_rows"] > 1000
     assert metadata["test_auc"].value == pytest.approx(evaluation["candidate"]["order_any"]["auc"])
     assert metadata["test_auc"].value > 0.6
-    assert checks["check_value_thresholds"].metadata["roc"].value.startswith("![ROC curves](data:image/png;base64,")
+    assert metadata["roc"].value.startswith("![ROC curves](data:image/png;base64,")
     assert store.serving()["run_id"] == result.run_id
 
 
@@ -192,17 +193,18 @@ def test_a_candidate_trained_on_shuffled_labels_never_serves(root_folder, servin
     assert not result.success
     assert not checks["check_value_thresholds"].passed
     assert "below the floor" in checks["check_value_thresholds"].description
-    version = ModelStore(root).candidate_for_partition(later.isoformat())
-    _assert_refused_and_still_serving(root_folder, later, version, serving)
+    version = ModelStore(root).candidate_for_partition(later.isoformat()).version
+    _assert_refused_and_still_serving(root_folder, later, version, serving, result)
 
 
 def test_a_candidate_with_nan_weights_never_serves(root_folder, serving):
     day = TRAIN_AT + timedelta(days=2)
     _store_variant(root_folder, serving, "nan-weights", day, lambda net: net.lstm.weight_hh_l0.data.__setitem__((0, 0), float("nan")))
-    checks = _checks(_gate_only(root_folder, day))
+    gated = _gate_only(root_folder, day)
+    checks = _checks(gated)
     assert not checks["check_sanity"].passed
     assert "not finite" in checks["check_sanity"].description
-    _assert_refused_and_still_serving(root_folder, day, "nan-weights", serving)
+    _assert_refused_and_still_serving(root_folder, day, "nan-weights", serving, gated)
 
 
 def test_a_candidate_worse_than_the_model_in_service_never_serves(root_folder, serving):
@@ -214,10 +216,11 @@ def test_a_candidate_worse_than_the_model_in_service_never_serves(root_folder, s
             network.head[0].weight.add_(torch.randn(network.head[0].weight.shape, generator=generator) * 2.0)
 
     _store_variant(root_folder, serving, "degraded", day, degrade)
-    checks = _checks(_gate_only(root_folder, day, min_auc=0.0, max_calibration_error=1.0))
+    gated = _gate_only(root_folder, day, min_auc=0.0, max_calibration_error=1.0)
+    checks = _checks(gated)
     assert not checks["check_not_worse_than_serving"].passed
     assert f"worse than the model in service {serving}" in checks["check_not_worse_than_serving"].description
-    _assert_refused_and_still_serving(root_folder, day, "degraded", serving)
+    _assert_refused_and_still_serving(root_folder, day, "degraded", serving, gated)
 
 
 def test_a_candidate_with_a_tampered_config_never_serves(root_folder, serving):
@@ -227,14 +230,11 @@ def test_a_candidate_with_a_tampered_config_never_serves(root_folder, serving):
     config = json.loads(config_path.read_text())
     config["dropout"] = 0.0
     config_path.write_text(json.dumps(config))
-    root = StorageRoot(str(root_folder))
-    split = SnapshotSplit.from_json(ModelStore(root).read_training("tampered")["split"])
-    evaluation = evaluate_candidate(root, "tampered", split)
-    ModelStore(root).write_json("tampered", "evaluation.json", evaluation)
-    checks = _checks(_gate_only(root_folder, day))
+    gated = _gate_only(root_folder, day)
+    checks = _checks(gated)
     assert "config.json was changed after training" in checks["check_value_thresholds"].description
     assert not checks["check_serving_smoke_test"].passed
-    _assert_refused_and_still_serving(root_folder, day, "tampered", serving)
+    _assert_refused_and_still_serving(root_folder, day, "tampered", serving, gated)
 
 
 def test_rollback_accepts_only_validated_versions(root_folder, serving):
@@ -298,15 +298,16 @@ def test_a_candidate_that_loses_to_the_baselines_never_serves(root_folder, servi
             network.head[0].weight.add_(torch.randn(network.head[0].weight.shape, generator=generator) * 1.0)
 
     _store_variant(root_folder, serving, "blurred", day, blur)
+    gated = _gate_only(root_folder, day, min_auc=0.0, max_calibration_error=1.0, max_rate_ratio=100.0)
     evaluation = ModelStore(StorageRoot(str(root_folder))).read_evaluation("blurred")
     strongest = evaluation["strongest_baseline"]
     assert evaluation["comparisons"][strongest]["auc_difference_ci_high"] < 0
-    checks = _checks(_gate_only(root_folder, day, min_auc=0.0, max_calibration_error=1.0, max_rate_ratio=100.0))
+    checks = _checks(gated)
     check = checks["check_beats_baselines"]
     assert not check.passed and check.metadata["outcome"].value == "refuse"
     assert f"worse than the strongest baseline ({strongest})" in check.description
     assert check.metadata["strongest_baseline"].value == strongest
-    _assert_refused_and_still_serving(root_folder, day, "blurred", serving)
+    _assert_refused_and_still_serving(root_folder, day, "blurred", serving, gated)
 
 
 def _with_event(rows: list[dict], event_type: str, seconds_before_cutoff: float = 3600.0) -> pa.Table:

@@ -164,7 +164,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=dg.AssetSelection.all(),
     minimum_interval_seconds=60,
-    description="Evaluates the assets' automation conditions (order_labels once matured, validated_model after passed checks).",
+    description="Evaluates the assets' automation conditions (order_labels once matured, candidate_evaluation after a new candidate, validated_model after its passed checks).",
 )
 
 sensors = [landing_sensor, alert_sensor, automation_sensor]

@@ -32,6 +32,7 @@ SERVING = "models/serving.json"
 SERVING_HISTORY = "models/serving_history"
 BY_PARTITION = "models/by_partition"
 FILES = ("model.safetensors", "config.json", "vocab.json", "training.json")
+EVALUATION = "evaluation.json"  # the candidate's figures on held-out data, written beside it by candidate_evaluation
 VERDICT = "verdict.json"  # the gate's verdict, written beside a candidate by validated_model; serving requires "passed"
 
 
@@ -41,6 +42,21 @@ class ModelLoadError(RuntimeError):
 
 class NoServingModelError(RuntimeError):
     """No model has been promoted into service yet."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a training partition produced: the saved version, and the run that trained it."""
+
+    version: str
+    run_id: str
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "run_id": self.run_id}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Candidate:
+        return cls(data["version"], data.get("run_id", ""))
 
 
 @dataclass
@@ -132,14 +148,14 @@ class ModelStore:
 
     # --- which candidate a training partition produced ---------------------------------
 
-    def record_partition(self, day: str, version: str, run_id: str) -> None:
-        self.root.write_json(f"{BY_PARTITION}/{day}.json", {"version": version, "run_id": run_id})
+    def record_partition(self, day: str, candidate: Candidate) -> None:
+        self.root.write_json(f"{BY_PARTITION}/{day}.json", candidate.to_json())
 
-    def candidate_for_partition(self, day: str) -> str:
+    def candidate_for_partition(self, day: str) -> Candidate:
         key = f"{BY_PARTITION}/{day}.json"
         if not self.root.exists(key):
             raise ModelLoadError(f"trained_lstm {day} has produced no candidate under {self.root.uri}: materialise trained_lstm {day} first")
-        return self.root.read_json(key)["version"]
+        return Candidate.from_json(self.root.read_json(key))
 
     # --- evaluation, verdicts and the serving pointer ------------------------------------
 
@@ -151,9 +167,9 @@ class ModelStore:
         return json.loads(self.root.read_bytes(key)) if self.root.exists(key) else None
 
     def read_evaluation(self, version: str) -> dict:
-        evaluation = self.read_json(version, "evaluation.json")
+        evaluation = self.read_json(version, EVALUATION)
         if evaluation is None:
-            raise ModelLoadError(f"{version} has no evaluation.json: it was never evaluated")
+            raise ModelLoadError(f"{version} has no {EVALUATION}: it was never evaluated (materialise candidate_evaluation for its training day)")
         return evaluation
 
     def serving(self) -> dict | None:

@@ -9,7 +9,7 @@ from consumer_assets.features.assets import daily_histories, order_labels
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, figure_markdown
-from consumer_assets.model.store import ModelStore
+from consumer_assets.model.store import Candidate
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import training_curves
 from consumer_assets.storage.resources import StorageResource
@@ -17,7 +17,6 @@ from consumer_assets.training.gpu import GPU_OP_TAGS, GPU_POOL
 from consumer_assets.training.resources import TrainingResource
 from consumer_assets.training.run import plan_training, train_candidate
 from consumer_assets.training.split import NotEnoughDataError
-from consumer_assets.validation.evaluate import evaluate_candidate
 
 TRAINED_LSTM = "trained_lstm"
 # Lineage only: training at T reads the matured snapshots before T - H; the code picks them.
@@ -35,66 +34,58 @@ def candidate_version(day: date, run_id: str) -> str:
     partitions_def=daily_partitions,
     group_name="training",
     deps=[dg.AssetDep(daily_histories, partition_mapping=MATURED), dg.AssetDep(order_labels, partition_mapping=MATURED)],
+    io_manager_key="candidate_io_manager",
     kinds={"pytorch", "safetensors"},
     owners=["team:ml"],
     tags={"stage": "training", "compute": "gpu"},
     op_tags=GPU_OP_TAGS,
     pool=GPU_POOL,
-    code_version="2",  # 2: rows encoded once, padded LSTM, device defaults
+    code_version="3",  # 3: hands the candidate on as its value; evaluation moved to candidate_evaluation
 )
-def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, training: TrainingResource, features: FeatureResource) -> dg.MaterializeResult:
+def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, training: TrainingResource, features: FeatureResource) -> dg.Output[Candidate]:
     """A candidate LSTM trained at day T on the snapshots whose labels matured by T.
 
-    Saved as safetensors + JSON under ``models/candidates/<version>/``; it serves only
-    after every blocking check on it has passed and validated_model promotes it.
+    Saved as safetensors + JSON under ``models/candidates/<version>/``; its value, the
+    candidate's version, goes to candidate_evaluation. It serves only after every
+    blocking check on its evaluation has passed and validated_model promotes it.
     Warm-starts from the model in service when compatible; the metadata says which.
     """
     day = date.fromisoformat(context.partition_key)
     root = storage.open()
-    model_config = training.network_config(max_length=features.max_events)
-    train_config = training.train_config()
-    limits = training.vocabulary_limits()
     try:
-        plan = plan_training(root, day, features.label_horizon_days, training.max_training_days, model_config, train_config, limits, training.held_out_days)
+        plan = plan_training(
+            root,
+            day,
+            features.label_horizon_days,
+            training.max_training_days,
+            training.network_config(max_length=features.max_events),
+            training.train_config(),
+            training.vocabulary_limits(),
+            training.held_out_days,
+        )
     except NotEnoughDataError as exc:
         raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})") from exc
-    candidate = train_candidate(root, plan, candidate_version(day, context.run_id), training.warm_start, context.log.info)
-    held_out = f"{plan.split.held_out_days[0]}..{plan.split.held_out_days[-1]}"
-    context.log.info(f"evaluating {candidate.version} on the test profiles of {held_out} beside the baselines and the model in service")
-    evaluation = evaluate_candidate(root, candidate.version, plan.split)
-    store = ModelStore(root)
-    store.write_json(candidate.version, "evaluation.json", evaluation)
-    store.record_partition(context.partition_key, candidate.version, context.run_id)
-    result = candidate.result
-    primary = plan.targets[0]
+    trained = train_candidate(root, plan, candidate_version(day, context.run_id), training.warm_start, context.log.info)
+    result = trained.result
     best = result.history[result.best_epoch - 1]
-    m = evaluation["candidate"][primary]
-    return dg.MaterializeResult(
-        metadata={
-            "version": candidate.version,
-            "initialisation": result.initialisation,
-            "device": result.device,
-            "epochs": len(result.history),
-            "best_epoch": result.best_epoch,
-            "validation_auc": best["validation_auc"],
-            "test_rows": m["rows"],
-            "test_positives": m["positives"],
-            "test_auc": m["auc"],
-            "test_auc_95_interval": f"{m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}",
-            **{f"test_auc_{name}": b["auc"] for name, b in evaluation["baselines"].items()},
-            "test_mean_prediction": m["mean_prediction"],
-            "test_observed_rate": m["observed_rate"],
-            "validation_log_loss": best["validation_log_loss"],
-            "calibration": dg.MetadataValue.json(result.calibration_figures),
-            "sequences_per_second": result.sequences_per_second,
-            "batch_size": result.batch_size,
-            "learning_rate": result.learning_rate,
-            "training_seconds": result.seconds,
-            "train_days": f"{plan.split.train_days[0]}..{plan.split.train_days[-1]}",
-            "held_out_days": held_out,
-            "targets": dg.MetadataValue.json(list(plan.targets)),
-            "vocabulary_sizes": count_table(candidate.vocabulary.sizes(), "field", "tokens"),
-            "training_curves": figure_markdown(training_curves(result.history), "training curves"),
-            "path": dg.MetadataValue.path(root.path("models/candidates", candidate.version)),
-        }
-    )
+    metadata = {
+        "version": trained.version,
+        "initialisation": result.initialisation,
+        "device": result.device,
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "validation_auc": best["validation_auc"],
+        "validation_log_loss": best["validation_log_loss"],
+        "calibration": dg.MetadataValue.json(result.calibration_figures),
+        "sequences_per_second": result.sequences_per_second,
+        "batch_size": result.batch_size,
+        "learning_rate": result.learning_rate,
+        "training_seconds": result.seconds,
+        "train_days": f"{plan.split.train_days[0]}..{plan.split.train_days[-1]}",
+        "held_out_days": f"{plan.split.held_out_days[0]}..{plan.split.held_out_days[-1]}",
+        "targets": dg.MetadataValue.json(list(plan.targets)),
+        "vocabulary_sizes": count_table(trained.vocabulary.sizes(), "field", "tokens"),
+        "training_curves": figure_markdown(training_curves(result.history), "training curves"),
+        "path": dg.MetadataValue.path(root.path("models/candidates", trained.version)),
+    }
+    return dg.Output(Candidate(trained.version, context.run_id), metadata=metadata)

@@ -1,46 +1,30 @@
-"""The gate in Dagster: blocking checks on each candidate, and validated_model, the promotion.
+"""The gate in Dagster: the candidate's evaluation, a blocking check per rule on it, the promotion.
 
-Each rule is its own blocking ``@asset_check`` on ``trained_lstm`` (blocking is
-reliable on single-asset checks), judging the ``evaluation.json`` computed once at
-the end of training. ``validated_model`` sits downstream, so a failed check stops it
-in the same run; and it judges the stored evaluation again before it writes
-``models/serving.json``, so no run of any kind can serve a candidate that fails.
+``candidate_evaluation(T)`` loads trained_lstm(T)'s candidate (its input, through the
+candidate IO manager), evaluates it on the held-out days beside the baselines and the
+model in service and runs the serving smoke test in a fresh process; the evaluation
+is its value, stored beside the candidate. Each rule is its own blocking
+``@asset_check`` on it (blocking is reliable on single-asset checks) and judges that
+value. ``validated_model`` sits downstream, so a failed check stops it in the same
+run; it judges the evaluation again before it writes ``models/serving.json``, so no
+run of any kind can serve a candidate that fails, and it records the hand-off as a
+materialisation of ``model_in_service``, which batch scoring depends on.
 """
-
-import json
-import subprocess
-import sys
 
 import dagster as dg
 
 from consumer_assets.metadata import figure_markdown
-from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore
+from consumer_assets.model.store import VERDICT, Candidate, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
 from consumer_assets.storage.resources import StorageResource
-from consumer_assets.training.assets import trained_lstm
-from consumer_assets.validation.gate import RULES, GateConfig, Verdict, judge
+from consumer_assets.training.split import SnapshotSplit
+from consumer_assets.validation.evaluate import evaluate_candidate, smoke_test
+from consumer_assets.validation.gate import RULES, Verdict, judge
 from consumer_assets.validation.resources import GateResource
 
-SMOKE = "smoke.json"
-
-
-def _candidate(context, storage: StorageResource) -> tuple[ModelStore, str]:
-    store = ModelStore(storage.open())
-    try:
-        return store, store.candidate_for_partition(context.partition_key)
-    except ModelLoadError as exc:
-        raise dg.Failure(str(exc)) from exc
-
-
-def _result(verdict: Verdict, version: str, extra: dict | None = None) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=verdict.passed,
-        description=verdict.reason,
-        metadata={"version": version, "outcome": verdict.outcome, "reason": verdict.reason, **verdict.figures, **(extra or {})},
-    )
-
-
+CANDIDATE_EVALUATION = "candidate_evaluation"
+MODEL_IN_SERVICE = "model_in_service"
 METRIC_COLUMNS = ("auc", "mean_log_likelihood", "ece", "observed_over_predicted")
 
 
@@ -67,26 +51,74 @@ def _metrics_table(evaluation: dict) -> dg.TableMetadataValue:
     )
 
 
+def _evaluation_metadata(evaluation: dict) -> dict:
+    """What the asset page shows: the candidate's test figures beside the baselines, ROC and calibration plots."""
+    metadata: dict = {"version": evaluation["version"]}
+    if "load_error" in evaluation:
+        return metadata | {"load_error": evaluation["load_error"]}
+    m = evaluation["candidate"][evaluation["targets"][0]]
+    return metadata | {
+        "test_days": ", ".join(evaluation["test_days"]),
+        "test_rows": m["rows"],
+        "test_positives": m["positives"],
+        "test_auc": m["auc"],
+        "test_auc_95_interval": f"{m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}",
+        **{f"test_auc_{name}": b["auc"] for name, b in evaluation["baselines"].items()},
+        "test_mean_prediction": m["mean_prediction"],
+        "test_observed_rate": m["observed_rate"],
+        "metrics": _metrics_table(evaluation),
+        "roc": figure_markdown(roc_curves(evaluation["roc"]), "ROC curves"),
+        "calibration": figure_markdown(calibration_plot(evaluation["calibration"]), "calibration"),
+    }
+
+
+@dg.asset(
+    name=CANDIDATE_EVALUATION,
+    partitions_def=daily_partitions,
+    group_name="validation",
+    io_manager_key="evaluation_io_manager",
+    automation_condition=dg.AutomationCondition.eager(),
+    kinds={"pytorch", "scikitlearn", "json"},
+    owners=["team:ml"],
+    tags={"stage": "validation"},
+    code_version="1",
+)
+def candidate_evaluation(context: dg.AssetExecutionContext, trained_lstm: Candidate, storage: StorageResource) -> dg.Output[dict]:
+    """Day T's candidate on independent test data: every figure with its rows, positives and 95 % interval, beside the
+    baselines (logistic regression, random forest, gradient-boosted trees) and the model in service, plus a smoke test
+    that loads and scores it in a fresh process. Stored as ``evaluation.json`` beside the candidate; the blocking checks
+    judge it.
+    """
+    root = storage.open()
+    split = SnapshotSplit.from_json(ModelStore(root).read_training(trained_lstm.version)["split"])
+    held_out = f"{split.held_out_days[0]}..{split.held_out_days[-1]}"
+    context.log.info(f"evaluating {trained_lstm.version} on the test profiles of {held_out} beside the baselines and the model in service")
+    evaluation = evaluate_candidate(root, trained_lstm.version, split)
+    context.log.info(f"loading and scoring {trained_lstm.version} in a fresh process")
+    evaluation["smoke"] = smoke_test(root, trained_lstm.version)
+    return dg.Output(evaluation, metadata=_evaluation_metadata(evaluation))
+
+
+def _result(verdict: Verdict, version: str, extra: dict | None = None) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        description=verdict.reason,
+        metadata={"version": version, "outcome": verdict.outcome, "reason": verdict.reason, **verdict.figures, **(extra or {})},
+    )
+
+
 def _rule_check(name: str, description: str):
-    @dg.asset_check(asset=trained_lstm, name=name, partitions_def=daily_partitions, blocking=True, description=description)
-    def check(context: dg.AssetCheckExecutionContext, storage: StorageResource, gate: GateResource) -> dg.AssetCheckResult:
-        store, version = _candidate(context, storage)
-        evaluation = store.read_evaluation(version)
+    @dg.asset_check(asset=candidate_evaluation, name=name, partitions_def=daily_partitions, blocking=True, description=description)
+    def check(candidate_evaluation: dict, gate: GateResource) -> dg.AssetCheckResult:
+        evaluation = candidate_evaluation
         verdict = RULES[name](evaluation, gate.config())
-        extra = {}
-        if name in ("check_value_thresholds", "check_beats_baselines") and "load_error" not in evaluation:
-            extra = {"metrics": _metrics_table(evaluation)}
-        if name == "check_value_thresholds" and "load_error" not in evaluation:  # the plots once per candidate
-            extra |= {
-                "roc": figure_markdown(roc_curves(evaluation["roc"]), "ROC curves"),
-                "calibration": figure_markdown(calibration_plot(evaluation["calibration"]), "calibration"),
-            }
-        return _result(verdict, version, extra)
+        with_table = name in ("check_value_thresholds", "check_beats_baselines") and "load_error" not in evaluation
+        return _result(verdict, evaluation["version"], {"metrics": _metrics_table(evaluation)} if with_table else None)
 
     return check
 
 
-rule_checks = [
+validation_checks = [
     _rule_check("check_value_thresholds", "AUC and log-likelihood gain not shown below their floors (95 % intervals) on pooled, independent test data."),
     _rule_check("check_not_worse_than_serving", "Not shown worse than the model in service beyond the tolerance, by a paired bootstrap over profiles."),
     _rule_check(
@@ -95,96 +127,31 @@ rule_checks = [
     ),
     _rule_check("check_slices", "The floor and the comparison with the model in service hold on every slice (activity level, platform) large enough to judge."),
     _rule_check("check_sanity", "Finite weights, predictions not constant, calibration judged with its interval (ECE, observed over predicted)."),
+    _rule_check("check_serving_smoke_test", "The stored files load in a fresh process exactly as scoring loads them and score a batch in time."),
 ]
-
-
-def run_smoke_test(store: ModelStore, version: str, endpoint_url: str | None) -> dict:
-    """Load and score in a fresh Python process, as batch scoring will."""
-    command = [sys.executable, "-m", "consumer_assets.serving.smoke", store.root.uri, version]
-    if endpoint_url:
-        command += ["--endpoint-url", endpoint_url]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    lines = completed.stdout.strip().splitlines()
-    try:
-        result = json.loads(lines[-1]) if lines else {}
-    except json.JSONDecodeError:
-        result = {}
-    if not result:
-        result = {"loaded": False, "error": (completed.stderr or "no output")[-2000:]}
-    result["exit_code"] = completed.returncode
-    return result
-
-
-def smoke_verdict(result: dict, config: GateConfig) -> Verdict:
-    if not result.get("loaded"):
-        return Verdict(False, f"the stored files do not load in a fresh process: {result.get('error')}", {"exit_code": result.get("exit_code")})
-    seconds = result["load_seconds"] + result["score_seconds"]
-    figures = {
-        "load_seconds": result["load_seconds"],
-        "score_seconds": result["score_seconds"],
-        "rows": result["rows"],
-        "max_seconds": config.max_smoke_latency_s,
-    }
-    if not result["valid_scores"]:
-        return Verdict(False, "scores are not finite probabilities in [0, 1]", figures)
-    if seconds > config.max_smoke_latency_s:
-        return Verdict(False, f"loading and scoring {result['rows']} profiles took {seconds:.2f} s, over {config.max_smoke_latency_s} s", figures)
-    return Verdict(True, f"loaded and scored {result['rows']} profiles in a fresh process in {seconds:.2f} s", figures)
-
-
-@dg.asset_check(asset=trained_lstm, partitions_def=daily_partitions, blocking=True)
-def check_serving_smoke_test(context: dg.AssetCheckExecutionContext, storage: StorageResource, gate: GateResource) -> dg.AssetCheckResult:
-    """The stored files load in a fresh process exactly as scoring loads them and score a batch in time."""
-    store, version = _candidate(context, storage)
-    result = run_smoke_test(store, version, storage.endpoint_url)
-    store.write_json(version, SMOKE, result)
-    return _result(smoke_verdict(result, gate.config()), version)
-
-
-MODEL_IN_SERVICE = "model_in_service"
-
-# The hand-off from training to scoring, as an edge the UI draws: validated_model(T)
-# records a materialisation of this unpartitioned asset whenever it promotes a
-# candidate, and batch_predictions depends on it (one model serves at a time).
-model_in_service = dg.AssetSpec(
-    MODEL_IN_SERVICE,
-    deps=["validated_model"],
-    group_name="training",
-    kinds={"json"},
-    owners=["team:ml"],
-    tags={"stage": "validation"},
-    description="The model that scores: models/serving.json, written atomically by validated_model when every blocking check on a candidate "
-    "has passed (or by `consumer-assets models promote VERSION` for a version that passed). Its metadata names the version.",
-)
 
 
 @dg.asset(
     partitions_def=daily_partitions,
-    group_name="training",
+    group_name="validation",
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
-    deps=[trained_lstm],
     kinds={"json"},
     owners=["team:ml"],
     tags={"stage": "validation"},
-    code_version="1",
+    code_version="2",  # 2: judges its input, the evaluation, instead of files looked up by day
 )
-def validated_model(context: dg.AssetExecutionContext, storage: StorageResource, gate: GateResource) -> dg.MaterializeResult:
+def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: dict, storage: StorageResource, gate: GateResource) -> dg.MaterializeResult:
     """Promotes day T's candidate into service by writing ``models/serving.json`` atomically (model_in_service).
 
-    Runs only after every blocking check on the candidate passed in the same run, and
-    refuses by itself a candidate whose stored evaluation or smoke test fails the
-    gate, so a hand-started or re-executed run cannot serve it either.
+    Runs only after every blocking check on the evaluation passed in the same run, and
+    refuses by itself a candidate whose evaluation fails the gate, so a hand-started or
+    re-executed run cannot serve it either.
     """
-    store, version = _candidate(context, storage)
+    evaluation = candidate_evaluation
+    version = evaluation["version"]
+    store = ModelStore(storage.open())
     config = gate.config()
-    try:
-        evaluation = store.read_evaluation(version)
-    except ModelLoadError as exc:
-        raise dg.Failure(str(exc)) from exc
-    verdicts = judge(evaluation, config)
-    smoke = store.read_json(version, SMOKE)
-    verdicts["check_serving_smoke_test"] = smoke_verdict(smoke, config) if smoke else Verdict(False, "the serving smoke test has not run on this candidate")
-    failed = {name: v.reason for name, v in verdicts.items() if not v.passed}
+    failed = {name: v.reason for name, v in judge(evaluation, config).items() if not v.passed}
     store.write_json(version, VERDICT, {"version": version, "passed": not failed, "failed": failed, "gate": config.to_json(), "run_id": context.run_id})
     if failed:
         serving = store.serving()
@@ -192,7 +159,7 @@ def validated_model(context: dg.AssetExecutionContext, storage: StorageResource,
             f"Refusing to serve {version}: "
             + "; ".join(f"{k}: {v}" for k, v in failed.items())
             + f". The model in service stays {serving['version'] if serving else 'none'}.",
-            metadata={"version": version, **{k: v for k, v in failed.items()}},
+            metadata={"version": version, **failed},
         )
     previous = store.serving()
     primary = evaluation["targets"][0]
@@ -224,4 +191,18 @@ def validated_model(context: dg.AssetExecutionContext, storage: StorageResource,
     )
 
 
-validation_checks = [*rule_checks, check_serving_smoke_test]
+# The hand-off from training to scoring, as an edge the UI draws: validated_model(T)
+# records a materialisation of this unpartitioned asset whenever it promotes a
+# candidate, and batch_predictions depends on it (one model serves at a time).
+model_in_service = dg.AssetSpec(
+    MODEL_IN_SERVICE,
+    deps=[validated_model],
+    group_name="validation",
+    kinds={"json"},
+    owners=["team:ml"],
+    tags={"stage": "validation"},
+    description="The model that scores: models/serving.json, written atomically by validated_model when every blocking check on a candidate "
+    "has passed (or by `consumer-assets models promote VERSION` for a version that passed). Its metadata names the version.",
+)
+
+validation_assets = [candidate_evaluation, validated_model, model_in_service]

@@ -4,13 +4,17 @@ The test rows are the test profiles' snapshots on the held-out days (pooled, lat
 than every training day). Every figure carries its rows, positives, profiles and a
 95 % interval from a bootstrap over profiles; comparisons are paired (the same
 resampled profiles for both models). Computed once, at the end of training, and
-stored as ``evaluation.json`` beside the candidate; each blocking check then judges
-it against its own rule.
+stored as ``evaluation.json`` beside the candidate (by the candidate_evaluation
+asset), with the result of a smoke test in a fresh process; each blocking check then
+judges it against its own rule.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from datetime import date
 
 import numpy as np
@@ -140,3 +144,20 @@ def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) ->
         evaluation["slices"][name] = entry
     log.info("evaluated %s on %d test rows (%d positives): AUC %.4f", version, len(primary_y), int(primary_y.sum()), evaluation["candidate"][targets[0]]["auc"])
     return evaluation
+
+
+def smoke_test(root: StorageRoot, version: str) -> dict:
+    """Load and score in a fresh Python process, exactly as batch scoring will (``serving/smoke.py``)."""
+    command = [sys.executable, "-m", "consumer_assets.serving.smoke", root.uri, version]
+    if root.is_s3 and root.endpoint_url:
+        command += ["--endpoint-url", root.endpoint_url]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    lines = completed.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        result = {}
+    if not result:
+        result = {"loaded": False, "error": (completed.stderr or "no output")[-2000:]}
+    result["exit_code"] = completed.returncode
+    return result

@@ -265,12 +265,34 @@ def sanity(evaluation: dict, config: GateConfig) -> Verdict:
     )
 
 
+def serving_smoke_test(evaluation: dict, config: GateConfig) -> Verdict:
+    """The stored files loaded in a fresh process, as scoring loads them, and scored a batch in time."""
+    result = evaluation.get("smoke")
+    if not result:
+        return Verdict(False, "the serving smoke test has not run on this candidate")
+    if not result.get("loaded"):
+        return Verdict(False, f"the stored files do not load in a fresh process: {result.get('error')}", {"exit_code": result.get("exit_code")})
+    seconds = result["load_seconds"] + result["score_seconds"]
+    figures = {
+        "load_seconds": result["load_seconds"],
+        "score_seconds": result["score_seconds"],
+        "rows": result["rows"],
+        "max_seconds": config.max_smoke_latency_s,
+    }
+    if not result["valid_scores"]:
+        return Verdict(False, "scores are not finite probabilities in [0, 1]", figures)
+    if seconds > config.max_smoke_latency_s:
+        return Verdict(False, f"loading and scoring {result['rows']} profiles took {seconds:.2f} s, over {config.max_smoke_latency_s} s", figures)
+    return Verdict(True, f"loaded and scored {result['rows']} profiles in a fresh process in {seconds:.2f} s", figures)
+
+
 RULES = {
     "check_value_thresholds": value_thresholds,
     "check_not_worse_than_serving": against_serving,
     "check_beats_baselines": against_baselines,
     "check_slices": per_slice,
     "check_sanity": sanity,
+    "check_serving_smoke_test": serving_smoke_test,
 }
 
 

@@ -25,12 +25,13 @@ import dagster as dg
 
 from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.demo import BAD_CANDIDATE, BAD_CANDIDATE_DAY, DEMO_DAYS, DEMO_PROFILES, TRAINING_DAY
-from consumer_assets.features.build import build_labels, build_snapshot
+from consumer_assets.features.build import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage, spark_session
-from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager
+from consumer_assets.labels.build import build_labels
+from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.model.store import ModelStore
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
@@ -47,11 +48,13 @@ def build(root: StorageRoot, start: date, profiles: int, spark) -> None:
     """The demo's shop up to its bad candidate's training day: events, snapshots and the labels that matured."""
     for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(start, BAD_CANDIDATE_DAY + 1):
         root.write_partition(RAW_EVENTS, day.day, day.events)
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     features = FeatureResource()
     for k in range(BAD_CANDIDATE_DAY - HORIZON + 1):
-        build_snapshot(spark, bridge, start + timedelta(days=k), HistoryConfig(window_days=features.window_days, max_events=features.max_events), files=1)
-        build_labels(spark, bridge, start + timedelta(days=k), HORIZON, {})
+        build_snapshot(
+            spark, spark_storage, start + timedelta(days=k), HistoryConfig(window_days=features.window_days, max_events=features.max_events), files=1
+        )
+        build_labels(spark, spark_storage, start + timedelta(days=k), HORIZON, {})
 
 
 def gate(folder: str, day: date, run_config: dict | None = None) -> tuple[dg.ExecuteInProcessResult, str]:

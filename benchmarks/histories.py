@@ -78,14 +78,14 @@ def main() -> None:
     compaction = Compaction()
 
     with tempfile.TemporaryDirectory() as folder:
-        bridge = SparkStorage(StorageRoot(folder))
-        events = land_raw(bridge.root, args.day_profiles, 2)
+        spark_storage = SparkStorage(StorageRoot(folder))
+        events = land_raw(spark_storage.root, args.day_profiles, 2)
         per_day = events // 2
         config = HistoryConfig(window_days=90)
         print(f"one day of {per_day:,} events (window {config.window_days} days, L={config.max_events})")
-        seconds, built = timed(lambda: build_snapshot(spark, bridge, D - timedelta(days=1), config, files=4))
+        seconds, built = timed(lambda: build_snapshot(spark, spark_storage, D - timedelta(days=1), config, files=4))
         print(f"  snapshot D-1 from scratch   {seconds:>8.1f} s  ({built.manifest.rows:,} profiles)")
-        seconds, built = timed(lambda: build_snapshot(spark, bridge, D, config, files=4, compaction=compaction))
+        seconds, built = timed(lambda: build_snapshot(spark, spark_storage, D, config, files=4, compaction=compaction))
         print(f"  snapshot D ({built.mode})   {seconds:>8.1f} s  ({built.manifest.rows:,} profiles, {built.changed_profiles:,} written)")
         print(f"  events/s                    {per_day / seconds:>8,.0f}")
 
@@ -96,16 +96,18 @@ def main() -> None:
     )
     for window in args.windows:
         with tempfile.TemporaryDirectory() as folder:
-            bridge = SparkStorage(StorageRoot(folder))
-            read = lambda dataset, days: spark.read.parquet(*bridge.input_paths(dataset, days))  # noqa: E731
-            events = land_raw(bridge.root, args.curve_profiles, window + 1)
+            spark_storage = SparkStorage(StorageRoot(folder))
+            read = lambda dataset, days: spark.read.parquet(*spark_storage.input_paths(dataset, days))  # noqa: E731
+            events = land_raw(spark_storage.root, args.curve_profiles, window + 1)
             config = HistoryConfig(window_days=window)
-            build_snapshot(spark, bridge, D - timedelta(days=1), config)
-            layer_s, layer = timed(lambda: build_snapshot(spark, bridge, D, config, compaction=compaction), args.repeat)
-            rewritten = newest_layer_events(bridge.root, D)
-            full_s, full = timed(lambda: build_snapshot(spark, bridge, D, config, compaction=Compaction(max_change_share=0)), args.repeat)
+            build_snapshot(spark, spark_storage, D - timedelta(days=1), config)
+            layer_s, layer = timed(lambda: build_snapshot(spark, spark_storage, D, config, compaction=compaction), args.repeat)
+            rewritten = newest_layer_events(spark_storage.root, D)
+            full_s, full = timed(lambda: build_snapshot(spark, spark_storage, D, config, compaction=Compaction(max_change_share=0)), args.repeat)
             window_days = [D - timedelta(days=k) for k in range(window)]
-            scratch_s, _ = timed(lambda: bridge.write_partition(histories_from_scratch(read(RAW_EVENTS, window_days), D, config), "scratch", D), args.repeat)
+            scratch_s, _ = timed(
+                lambda: spark_storage.write_partition(histories_from_scratch(read(RAW_EVENTS, window_days), D, config), "scratch", D), args.repeat
+            )
             assert (layer.mode, full.mode) == ("incremental", "compacted")
             every = days_between_compactions(full.manifest.rows, layer.changed_profiles, compaction)
             amortised = (layer_s * (every - 1) + full_s) / every

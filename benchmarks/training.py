@@ -39,14 +39,14 @@ from consumer_assets.datasets import LABELS, RAW_EVENTS
 from consumer_assets.metrics import paired_differences, summarise
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.model.score import score_table
 from consumer_assets.model.store import VERDICT, ModelStore
-from consumer_assets.serving.score import score_table
 from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, true_probabilities
 from consumer_assets.simulation.filter import filter_probabilities
 from consumer_assets.storage import StorageRoot
+from consumer_assets.training.candidate import encode_rows, plan_training, train_candidate
 from consumer_assets.training.dataset import EncodedRows
-from consumer_assets.training.run import encode_rows, plan_training, train_candidate
 from consumer_assets.training.split import SnapshotRows
 from consumer_assets.training.train import TrainConfig, resolve_device, train
 from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
@@ -82,19 +82,20 @@ def steps_per_second(device: str, batch_size: int = 256, steps: int = 20, precis
 
 
 def build_data(root: StorageRoot, profiles: int, days: int) -> None:
-    from consumer_assets.features.build import build_labels, build_snapshot  # Spark only where data is built
+    from consumer_assets.features.build import build_snapshot  # Spark only where data is built
     from consumer_assets.features.histories import HistoryConfig
     from consumer_assets.features.spark import SparkStorage, spark_session
+    from consumer_assets.labels.build import build_labels
 
     for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(START, days):
         root.write_partition(RAW_EVENTS, day.day, day.events)
         root.write_partition(TRUTH_DATASET, day.day, day.truth)
     spark = spark_session("local[*]", {"spark.driver.memory": "6g", "spark.ui.enabled": "false"})
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     for k in range(days):
-        build_snapshot(spark, bridge, START + timedelta(days=k), HistoryConfig(window_days=30), files=1)
+        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(window_days=30), files=1)
     for k in range(days - HORIZON):
-        build_labels(spark, bridge, START + timedelta(days=k), HORIZON, {})
+        build_labels(spark, spark_storage, START + timedelta(days=k), HORIZON, {})
 
 
 def train_at(

@@ -17,6 +17,7 @@ from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
+from consumer_assets.labels.assets import label_assets, label_checks
 from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.serving.assets import serving_assets, serving_checks
@@ -41,8 +42,10 @@ storage = StorageResource(
 )
 
 defs = dg.Definitions(
-    assets=dg.with_source_code_references([*ingest_assets, *feature_assets, trained_lstm, *validation_assets, *serving_assets, *monitoring_assets]),
-    asset_checks=[*ingest_checks, *feature_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
+    assets=dg.with_source_code_references(
+        [*ingest_assets, *feature_assets, *label_assets, trained_lstm, *validation_assets, *serving_assets, *monitoring_assets]
+    ),
+    asset_checks=[*ingest_checks, *feature_checks, *label_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
     jobs=[daily_data_job, labels_job, training_job, scoring_job],
     schedules=schedules,
     sensors=sensors,

@@ -1,4 +1,4 @@
-"""Small helpers that turn figures into Dagster metadata the UI renders as tables and images."""
+"""Small helpers that turn figures (numbers) into tables and plots into images, as Dagster metadata the UI renders."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def preview_table(table: pa.Table, rows: int = 10) -> dg.TableMetadataValue:
     )
 
 
-def figure_markdown(figure, alt: str) -> dg.MarkdownMetadataValue:
+def plot_markdown(figure, alt: str) -> dg.MarkdownMetadataValue:
     """A matplotlib figure embedded as a PNG in markdown metadata (shown inline by the UI)."""
     return png_markdown(png_bytes(figure), alt)
 

@@ -7,6 +7,7 @@ import torch
 
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.model.score import score_table
 from consumer_assets.model.store import LoadedModel
 from consumer_assets.serving.explain import (
     attribution_drift,
@@ -17,7 +18,6 @@ from consumer_assets.serving.explain import (
     iter_profiles,
     prefix_profiles,
 )
-from consumer_assets.serving.score import score_table
 
 TYPES = np.array(["view", "wishlist", "add_to_cart", "remove_from_cart", "order"])
 

@@ -13,6 +13,7 @@ from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
+from consumer_assets.labels.assets import label_assets, label_checks
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
@@ -61,7 +62,7 @@ def pipeline(root, root_uri, spark, tmp_path, built_folder_pipeline):
     simulate_to_landing(root, START, DAYS, SimulationConfig(profiles=400, seed=3))
     results = []
     for k in range(DAYS):
-        results.append(_run([*ingest_assets, *ingest_checks, feature_assets[0], *feature_checks[:2]], resources, START + timedelta(days=k)))
+        results.append(_run([*ingest_assets, *ingest_checks, *feature_assets, *feature_checks], resources, START + timedelta(days=k)))
     if not root.is_s3:
         shutil.copytree(root.base, built_folder_pipeline["copy"])
         built_folder_pipeline["results"] = results
@@ -82,7 +83,7 @@ def test_histories_and_labels_materialise(pipeline, root: StorageRoot):
     checks = {c.check_name: c.passed for r in results for c in r.get_asset_check_evaluations()}
     assert checks["check_no_event_after_cutoff"] and checks["check_profile_count_stable"]
 
-    labelled = _run([feature_assets[1], *feature_checks[2:]], resources, START)
+    labelled = _run([*label_assets, *label_checks], resources, START)
     assert labelled.success
     labels = root.read_partition(LABELS, START)
     assert labels.num_rows == root.manifest(HISTORIES, START).rows
@@ -97,7 +98,7 @@ def test_a_changed_window_rebuilds_from_scratch_instead_of_extending(pipeline, r
     resources, _ = pipeline
     last = START + timedelta(days=DAYS - 1)
     wider = {**resources, "features": FeatureResource(window_days=5, max_events=20, label_horizon_days=HORIZON, output_files=1)}
-    result = _run([feature_assets[0]], wider, last)
+    result = _run([*feature_assets], wider, last)
     assert result.success
     assert result.asset_materializations_for_node(HISTORIES)[0].metadata["mode"].value == "from_scratch"
     assert root.manifest(HISTORIES, last).properties["window_days"] == 5
@@ -109,7 +110,7 @@ def test_rows_for_training_read_across_scratch_and_incremental_snapshots(pipelin
     resources, _ = pipeline
     days = (START, START + timedelta(days=1))  # built from scratch, then incrementally
     for day in days:
-        assert _run([feature_assets[1]], resources, day).success
+        assert _run([*label_assets], resources, day).success
     table, y = labelled_rows(root, days, ("order_any",), "train")
     expected = sum(root.manifest(HISTORIES, d).rows for d in days)
     assert 0.6 * expected < table.num_rows == len(y) < expected  # the train share of both days
@@ -119,7 +120,7 @@ def test_rows_for_training_read_across_scratch_and_incremental_snapshots(pipelin
 def test_labels_refuse_to_materialise_before_the_window_has_landed(pipeline, root: StorageRoot):
     resources, _ = pipeline
     day = START + timedelta(days=DAYS - 2)  # D+1 exists, D+2 and D+3 do not
-    result = _run([feature_assets[1], *feature_checks[2:]], resources, day)
+    result = _run([*label_assets, *label_checks], resources, day)
     assert not result.success
     message = result.failure_data_for_node(LABELS).error.message
     assert f"missing: {day + timedelta(days=2)}, {day + timedelta(days=3)}" in message
@@ -128,7 +129,7 @@ def test_labels_refuse_to_materialise_before_the_window_has_landed(pipeline, roo
 
 def test_histories_refuse_without_raw_events(spark, tmp_path):
     resources = _resources(str(tmp_path / "root"), None, str(tmp_path))
-    result = _run([feature_assets[0]], resources, START)
+    result = _run([*feature_assets], resources, START)
     assert not result.success
     assert "raw_events has no partition for 2026-10-01" in result.failure_data_for_node(HISTORIES).error.message
 
@@ -137,7 +138,7 @@ def test_on_s3_spark_output_lands_as_objects_on_the_server(spark, s3_endpoint, s
     uri = f"s3://{s3_bucket}/ca"
     root = StorageRoot(uri, endpoint_url=s3_endpoint)
     simulate_to_landing(root, START, 1, SimulationConfig(profiles=200))
-    result = _run([*ingest_assets, feature_assets[0]], _resources(uri, s3_endpoint, str(tmp_path)), START)
+    result = _run([*ingest_assets, *feature_assets], _resources(uri, s3_endpoint, str(tmp_path)), START)
     assert result.success
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket, Prefix=f"ca/{HISTORIES}/")["Contents"]]
     parquet = [k for k in keys if k.endswith(".parquet")]

@@ -6,8 +6,9 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from consumer_assets.features.histories import HistoryConfig, histories_from_scratch, histories_incremental
-from consumer_assets.features.labels import order_labels, targets
 from consumer_assets.ingest.contract import EVENT_SCHEMA
+from consumer_assets.labels.spark import label_profiles
+from consumer_assets.labels.targets import targets
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 
 D = date(2026, 10, 10)
@@ -140,7 +141,7 @@ def test_labels_count_orders_in_the_horizon_only(spark):
         ],
     )
     groups = {"tops": ["c1"], "shoes": ["c2", "c3"]}
-    labels = _rows(order_labels(profiles, later, D, 7, groups))
+    labels = _rows(label_profiles(profiles, later, D, 7, groups))
     assert targets(groups) == ["order_any", "order_tops", "order_shoes"]
     assert set(labels) == {"p1", "p2", "p3", "p4"}
     assert (labels["p1"]["order_any"], labels["p1"]["order_tops"], labels["p1"]["order_shoes"]) == (1, 1, 0)

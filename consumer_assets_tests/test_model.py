@@ -11,8 +11,8 @@ import torch
 from consumer_assets.model.calibration import fit_platt
 from consumer_assets.model.encoding import OOV, PAD, PROFILE, Vocabulary, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.model.score import score_table
 from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore, NoServingModelError
-from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.dataset import EncodedRows
 from consumer_assets.training.train import TrainConfig, train, warm_start

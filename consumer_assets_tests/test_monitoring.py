@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from consumer_assets.datasets import HISTORIES, MONITORING, PREDICTIONS, RAW_EVENTS
-from consumer_assets.features.build import build_labels, build_snapshot
+from consumer_assets.features.build import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
+from consumer_assets.labels.build import build_labels
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import VERDICT, ModelStore
@@ -92,8 +93,8 @@ def _serve_untrained_model(root: StorageRoot) -> None:
 def _land_and_process(spark, root: StorageRoot, day_events) -> None:
     """Raw events, snapshot, predictions and (where the horizon has passed) labels of one day."""
     root.write_partition(RAW_EVENTS, day_events.day, day_events.events)
-    bridge = SparkStorage(root)
-    build_snapshot(spark, bridge, day_events.day, HistoryConfig(window_days=WINDOW, max_events=20), files=1)
+    spark_storage = SparkStorage(root)
+    build_snapshot(spark, spark_storage, day_events.day, HistoryConfig(window_days=WINDOW, max_events=20), files=1)
     store = ModelStore(root)
     if store.serving() is None and day_events.day >= START + timedelta(days=WINDOW):
         _serve_untrained_model(root)
@@ -102,7 +103,7 @@ def _land_and_process(spark, root: StorageRoot, day_events) -> None:
         root.write_partition(PREDICTIONS, day_events.day, predictions_table(model, read_snapshot(root, day_events.day), day_events.day))
     labelled = day_events.day - timedelta(days=HORIZON)
     if root.has_partition(HISTORIES, labelled):
-        build_labels(spark, bridge, labelled, HORIZON, {"c1": ["c1"]})
+        build_labels(spark, spark_storage, labelled, HORIZON, {"c1": ["c1"]})
 
 
 @pytest.fixture(scope="module")

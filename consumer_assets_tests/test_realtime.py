@@ -24,9 +24,9 @@ from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.model.score import score_table
 from consumer_assets.model.store import VERDICT, ModelStore
 from consumer_assets.serving.online import OnlineScorer, create_app
-from consumer_assets.serving.score import score_table
 from consumer_assets.serving.states import batch_states, cutoff_seconds
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
@@ -42,9 +42,9 @@ def shop(tmp_path_factory, spark):
     root = StorageRoot(str(tmp_path_factory.mktemp("realtime")))
     for day in ShopSimulator(SimulationConfig(profiles=2000, seed=5)).simulate(START, 3):
         root.write_partition(RAW_EVENTS, day.day, day.events)
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     for k in range(3):
-        build_snapshot(spark, bridge, START + timedelta(days=k), HistoryConfig(window_days=30, max_events=MAX_LENGTH), files=1)
+        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(window_days=30, max_events=MAX_LENGTH), files=1)
     first = read_snapshot(root, START)
     vocabulary = Vocabulary.build([first], VocabularyLimits(min_count=1))
     store = ModelStore(root)

@@ -26,17 +26,17 @@ def _land(root: StorageRoot, days: int) -> list[date]:
     return landed
 
 
-def _from_scratch(spark, bridge: SparkStorage, day: date) -> list[dict]:
-    days = [d for d in bridge.root.list_partitions(RAW_EVENTS) if day - timedelta(days=CONFIG.window_days) < d <= day]
-    return _by_profile(histories_from_scratch(spark.read.parquet(*bridge.input_paths(RAW_EVENTS, days)), day, CONFIG).toArrow().to_pylist())
+def _from_scratch(spark, spark_storage: SparkStorage, day: date) -> list[dict]:
+    days = [d for d in spark_storage.root.list_partitions(RAW_EVENTS) if day - timedelta(days=CONFIG.window_days) < d <= day]
+    return _by_profile(histories_from_scratch(spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, days)), day, CONFIG).toArrow().to_pylist())
 
 
 def _by_profile(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda row: row["profile_id"])
 
 
-def _build_days(spark, bridge: SparkStorage, days: list[date], compaction: Compaction) -> list[str]:
-    return [build_snapshot(spark, bridge, day, CONFIG, files=1, compaction=compaction).mode for day in days]
+def _build_days(spark, spark_storage: SparkStorage, days: list[date], compaction: Compaction) -> list[str]:
+    return [build_snapshot(spark, spark_storage, day, CONFIG, files=1, compaction=compaction).mode for day in days]
 
 
 def test_a_day_is_written_in_full_once_the_layers_reach_the_share_or_the_count():
@@ -52,30 +52,30 @@ def test_a_day_is_written_in_full_once_the_layers_reach_the_share_or_the_count()
 
 def test_every_day_of_a_layered_chain_equals_the_snapshot_from_scratch(spark, tmp_path):
     root = StorageRoot(str(tmp_path))
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     days = _land(root, 6)
     root.write_partition(RAW_EVENTS, days[3], EVENT_SCHEMA.empty_table())  # a quiet day: no event, nothing leaves the window yet
-    modes = _build_days(spark, bridge, days, Compaction(max_change_share=3.0, max_layers=4))
+    modes = _build_days(spark, spark_storage, days, Compaction(max_change_share=3.0, max_layers=4))
 
     assert modes[0] == "from_scratch"
     assert modes[4] == "compacted" and modes.count("incremental") == 4  # day 4: D-1 has max_layers layers
     assert layers_of(root.manifest(HISTORIES, days[3]), days[3])[-1].rows == 0
     assert max(len(layers_of(root.manifest(HISTORIES, d), d)) for d in days) == 4
     for day in days:
-        expected = _from_scratch(spark, bridge, day)
+        expected = _from_scratch(spark, spark_storage, day)
         assert len(expected) > 25
         assert root.manifest(HISTORIES, day).rows == len(expected), day
         assert _by_profile(read_snapshot(root, day).to_pylist()) == expected, day
-        assert _by_profile(snapshot_frame(spark, bridge, day).toArrow().to_pylist()) == expected, day
+        assert _by_profile(snapshot_frame(spark, spark_storage, day).toArrow().to_pylist()) == expected, day
     streamed = [row for batch in iter_snapshot_batches(root, days[-1], batch_rows=50, columns=["profile_id", "dt_cutoff_s"]) for row in batch.to_pylist()]
-    assert _by_profile(streamed) == [{"profile_id": r["profile_id"], "dt_cutoff_s": r["dt_cutoff_s"]} for r in _from_scratch(spark, bridge, days[-1])]
+    assert _by_profile(streamed) == [{"profile_id": r["profile_id"], "dt_cutoff_s": r["dt_cutoff_s"]} for r in _from_scratch(spark, spark_storage, days[-1])]
 
 
 def test_a_layer_holds_only_the_changed_profiles_and_the_plain_reader_refuses_it(spark, tmp_path):
     root = StorageRoot(str(tmp_path))
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     first, second = _land(root, 2)
-    _build_days(spark, bridge, [first, second], Compaction())
+    _build_days(spark, spark_storage, [first, second], Compaction())
     base, changes = layers_of(root.manifest(HISTORIES, second), second)
     active_today = set(root.read_partition(RAW_EVENTS, second, columns=["profile_id"]).column("profile_id").to_pylist())
     assert (base.day, changes.day) == (first, second)
@@ -86,28 +86,28 @@ def test_a_layer_holds_only_the_changed_profiles_and_the_plain_reader_refuses_it
 
 def test_rewriting_an_earlier_day_leaves_later_snapshots_as_they_were(spark, tmp_path):
     root = StorageRoot(str(tmp_path))
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     days = _land(root, 5)
-    _build_days(spark, bridge, days, Compaction(max_change_share=10.0, max_layers=10))
+    _build_days(spark, spark_storage, days, Compaction(max_change_share=10.0, max_layers=10))
     before = _by_profile(read_snapshot(root, days[-1]).to_pylist())
-    build_snapshot(spark, bridge, days[2], CONFIG, files=1, compaction=Compaction(max_change_share=0))  # re-run, now in full
+    build_snapshot(spark, spark_storage, days[2], CONFIG, files=1, compaction=Compaction(max_change_share=0))  # re-run, now in full
     assert len(layers_of(root.manifest(HISTORIES, days[2]), days[2])) == 1
     assert _by_profile(read_snapshot(root, days[-1]).to_pylist()) == before
 
 
 def test_max_change_share_zero_writes_every_snapshot_in_full(spark, tmp_path):
     root = StorageRoot(str(tmp_path))
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     days = _land(root, 3)
-    assert _build_days(spark, bridge, days, Compaction(max_change_share=0)) == ["from_scratch", "compacted", "compacted"]
-    assert _by_profile(root.read_partition(HISTORIES, days[-1]).to_pylist()) == _from_scratch(spark, bridge, days[-1])
+    assert _build_days(spark, spark_storage, days, Compaction(max_change_share=0)) == ["from_scratch", "compacted", "compacted"]
+    assert _by_profile(root.read_partition(HISTORIES, days[-1]).to_pylist()) == _from_scratch(spark, spark_storage, days[-1])
 
 
 def test_layers_on_s3_are_copied_on_the_server_and_read_back(spark, s3_endpoint, s3_bucket):
     root = StorageRoot(f"s3://{s3_bucket}/layers", endpoint_url=s3_endpoint)
-    bridge = SparkStorage(root, scratch_dir=None)
+    spark_storage = SparkStorage(root, scratch_dir=None)
     days = _land(root, 3)
-    assert _build_days(spark, bridge, days, Compaction(max_change_share=10.0)) == ["from_scratch", "incremental", "incremental"]
+    assert _build_days(spark, spark_storage, days, Compaction(max_change_share=10.0)) == ["from_scratch", "incremental", "incremental"]
     manifest = root.manifest(HISTORIES, days[-1])
     assert len(manifest.files) == 3 and all(root.exists(f"{HISTORIES}/date={days[-1]}/{name}") for name in manifest.files)
-    assert _by_profile(read_snapshot(root, days[-1]).to_pylist()) == _from_scratch(spark, bridge, days[-1])
+    assert _by_profile(read_snapshot(root, days[-1]).to_pylist()) == _from_scratch(spark, spark_storage, days[-1])

@@ -14,14 +14,15 @@ import pytest
 import torch
 
 from consumer_assets.datasets import LABELS, RAW_EVENTS
-from consumer_assets.features.build import build_labels, build_snapshot
+from consumer_assets.features.build import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager
+from consumer_assets.labels.build import build_labels
+from consumer_assets.model.score import score_table
 from consumer_assets.model.store import Candidate, ModelStore
 from consumer_assets.serving.explain import explain
-from consumer_assets.serving.score import score_table
 from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
@@ -45,11 +46,11 @@ def prepared(tmp_path_factory, spark) -> Path:
     root = StorageRoot(str(folder))
     for day in ShopSimulator(SimulationConfig(profiles=10_000, seed=21)).simulate(START, DAYS):
         root.write_partition(RAW_EVENTS, day.day, day.events)
-    bridge = SparkStorage(root)
+    spark_storage = SparkStorage(root)
     for k in range(DAYS):
-        build_snapshot(spark, bridge, START + timedelta(days=k), HistoryConfig(window_days=14, max_events=50), files=1)
+        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(window_days=14, max_events=50), files=1)
     for k in range(DAYS - HORIZON):
-        build_labels(spark, bridge, START + timedelta(days=k), HORIZON, {})
+        build_labels(spark, spark_storage, START + timedelta(days=k), HORIZON, {})
     return folder
 
 

@@ -7,32 +7,16 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from consumer_assets.cores import CoreShare
-from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
-from consumer_assets.features.build import Compaction, MissingInputError, build_labels, build_snapshot, snapshot_frame
+from consumer_assets.datasets import HISTORIES, RAW_EVENTS
+from consumer_assets.features.build import Compaction, MissingInputError, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig, cutoff, describe
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.features.snapshots import layers_of, read_snapshot
-from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS, targets
 from consumer_assets.ingest.assets import raw_events
-from consumer_assets.metadata import count_table, figure_markdown
+from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart
 from consumer_assets.storage.resources import StorageResource
-
-
-def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.AutomationCondition:
-    """Request order_labels(D) once D is H days old and D+1..D+H have landed, for the last few such days.
-
-    The partition mapping declares the dependency; this condition waits until the
-    window is there (the newest H partitions can never be labelled yet) and asks once
-    per update of the inputs, so a failed run is not retried in a loop.
-    """
-    condition = dg.AutomationCondition
-    matured = condition.in_latest_time_window(timedelta(days=horizon_days + catch_up_days)) & ~condition.in_latest_time_window(timedelta(days=horizon_days))
-    inputs_ready = ~condition.any_deps_missing() & ~condition.any_deps_in_progress() & ~condition.in_progress()
-    return (matured & condition.missing() & inputs_ready & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()).with_label(
-        "labels matured"
-    )
 
 
 def _day(context) -> date:
@@ -65,17 +49,17 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
     config = HistoryConfig(window_days=features.window_days, max_events=features.max_events)
     compaction = Compaction(max_change_share=features.max_change_share, max_layers=features.max_layers)
     session = spark.session()
-    bridge = spark.bridge(storage.open())
+    spark_storage = spark.spark_storage(storage.open())
     started = time.perf_counter()
     try:
         with CoreShare(max_threads=1):  # Spark's JVM counts as one run on the cores: a training beside it shrinks its threads
-            built = build_snapshot(session, bridge, day, config, files=features.output_files, compaction=compaction)
+            built = build_snapshot(session, spark_storage, day, config, files=features.output_files, compaction=compaction)
     except MissingInputError as exc:
         raise dg.Failure(str(exc)) from exc
     manifest, mode = built.manifest, built.mode
     spark_seconds = time.perf_counter() - started
     context.log.info("%s: %d profiles (%s, %d written) in %.1f s", day, manifest.rows, mode, built.changed_profiles, spark_seconds)
-    figures = describe(snapshot_frame(session, bridge, day))
+    figures = describe(snapshot_frame(session, spark_storage, day))
     histogram = figures["events_per_profile"]
     return dg.MaterializeResult(
         metadata={
@@ -88,7 +72,7 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
             "events_kept": figures["events_kept"],
             "sequence_length": count_table(figures["length_quantiles"], "quantile", "events"),
             "events_per_profile": count_table(histogram, "events in window", "profiles"),
-            "events_per_profile_plot": figure_markdown(
+            "events_per_profile_plot": plot_markdown(
                 bar_chart(list(histogram), list(histogram.values()), "Events per profile in the window", "events", "profiles"),
                 "events per profile",
             ),
@@ -132,58 +116,5 @@ def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage:
     return dg.AssetCheckResult(passed=late == 0, metadata={"events_after_cutoff": late, "latest_event": str(latest), "cutoff": str(cutoff(day))})
 
 
-@dg.asset(
-    name=LABELS,
-    partitions_def=daily_partitions,
-    group_name="features",
-    deps=[
-        daily_histories,
-        dg.AssetDep(
-            raw_events,
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=1, end_offset=DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True),
-        ),
-    ],
-    kinds={"spark", "parquet"},
-    owners=["team:data-platform"],
-    tags={"stage": "features"},
-    code_version="1",
-    automation_condition=labels_matured_condition(DEFAULT_LABEL_HORIZON_DAYS),
-)
-def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource) -> dg.MaterializeResult:
-    """For each profile of the snapshot at D: did it order in (D, D+H], overall and per article group.
-
-    Exists only once the H following days have landed: refuses to run, naming the
-    missing days, until raw_events has every one of them. The lineage shown in the UI
-    uses the default H; a deployment with another H is still enforced here, in code.
-    """
-    day = _day(context)
-    root = storage.open()
-    try:
-        with CoreShare(max_threads=1):  # see daily_histories
-            manifest = build_labels(spark.session(), spark.bridge(root), day, features.label_horizon_days, features.article_groups)
-    except MissingInputError as exc:
-        raise dg.Failure(str(exc)) from exc
-    groups = manifest.properties["groups"]
-    stored = root.read_partition(LABELS, day)
-    rates = {name: pc.mean(stored.column(name)).as_py() or 0.0 for name in targets(groups)}
-    context.log.info("%s: %d profiles labelled, order_any rate %.4f", day, manifest.rows, rates["order_any"])
-    return dg.MaterializeResult(
-        metadata={
-            "profiles": manifest.rows,
-            "label_rates": count_table(rates, "target", "rate"),
-            "article_groups": dg.MetadataValue.json(groups),
-            "horizon_days": features.label_horizon_days,
-        }
-    )
-
-
-@dg.asset_check(asset=order_labels, partitions_def=daily_partitions, blocking=True)
-def check_label_rate_nonzero(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
-    """A matured snapshot in which nobody ordered means orders stopped arriving, not that nobody bought."""
-    labels = storage.open().read_partition(LABELS, _day(context), columns=["order_any"])
-    rate = pc.mean(labels.column("order_any")).as_py() or 0.0
-    return dg.AssetCheckResult(passed=rate > 0, metadata={"order_any_rate": rate, "profiles": labels.num_rows})
-
-
-feature_assets = [daily_histories, order_labels]
-feature_checks = [check_profile_count_stable, check_no_event_after_cutoff, check_label_rate_nonzero]
+feature_assets = [daily_histories]
+feature_checks = [check_profile_count_stable, check_no_event_after_cutoff]

@@ -10,7 +10,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS
+from consumer_assets.datasets import HISTORIES, RAW_EVENTS
 from consumer_assets.features.histories import (
     STATE_COLUMNS,
     HistoryConfig,
@@ -20,10 +20,8 @@ from consumer_assets.features.histories import (
     window_days,
     with_clock_moved,
 )
-from consumer_assets.features.labels import largest_categories, order_labels
 from consumer_assets.features.snapshots import READER, Layer, clock_shift_seconds, in_window_seconds, layers_of
 from consumer_assets.features.spark import SparkStorage
-from consumer_assets.features.targets import label_days
 from consumer_assets.storage import LAYERS, Manifest
 
 log = logging.getLogger(__name__)
@@ -62,19 +60,19 @@ class BuiltSnapshot:
     changed_profiles: int
 
 
-def snapshot_frame(spark: SparkSession, bridge: SparkStorage, day: date, columns: list[str] | None = None) -> DataFrame:
+def snapshot_frame(spark: SparkSession, spark_storage: SparkStorage, day: date, columns: list[str] | None = None) -> DataFrame:
     """The snapshot of ``day`` as a DataFrame, its layers merged (see :mod:`consumer_assets.features.snapshots`)."""
-    manifest = bridge.root.manifest(HISTORIES, day)
+    manifest = spark_storage.root.manifest(HISTORIES, day)
     layers = layers_of(manifest, day)
     window_s = in_window_seconds(manifest.properties["window_days"]) if len(layers) > 1 else float("inf")  # a snapshot in full needs no merging
-    return _merged(spark, bridge, day, layers, window_s, columns)
+    return _merged(spark, spark_storage, day, layers, window_s, columns)
 
 
-def _merged(spark: SparkSession, bridge: SparkStorage, day: date, layers: list[Layer], window_s: float, columns: list[str] | None) -> DataFrame:
+def _merged(spark: SparkSession, spark_storage: SparkStorage, day: date, layers: list[Layer], window_s: float, columns: list[str] | None) -> DataFrame:
     """``layers`` (files below the partition folder of ``day``) merged into the snapshot of ``day``."""
-    prefix = bridge.root.partition_key(HISTORIES, day)
+    prefix = spark_storage.root.partition_key(HISTORIES, day)
     layers = [layer for layer in layers if layer.files]  # a day on which nothing changed may have written no file
-    frames = [spark.read.parquet(*bridge.spark_paths([bridge.root.path(prefix, name) for name in layer.files])) for layer in layers]
+    frames = [spark.read.parquet(*spark_storage.spark_paths([spark_storage.root.path(prefix, name) for name in layer.files])) for layer in layers]
     wanted = columns or frames[0].columns
     if len(layers) == 1 and layers[0].day == day:
         return frames[0].select(*wanted)
@@ -93,81 +91,52 @@ def _merged(spark: SparkSession, bridge: SparkStorage, day: date, layers: list[L
 
 
 def build_snapshot(
-    spark: SparkSession, bridge: SparkStorage, day: date, config: HistoryConfig, files: int = 2, compaction: Compaction = Compaction()
+    spark: SparkSession, spark_storage: SparkStorage, day: date, config: HistoryConfig, files: int = 2, compaction: Compaction = Compaction()
 ) -> BuiltSnapshot:
     """Snapshot D from snapshot D-1 and the raw events of D, or from the window's raw events when D-1 is missing.
 
     Usually only the profiles that changed on D are written, as a layer on top of
     D-1's; see :class:`Compaction` for when D is written in full.
     """
-    root = bridge.root
+    root = spark_storage.root
     if not root.has_partition(RAW_EVENTS, day):
         raise MissingInputError(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
-    read = lambda dataset, days: spark.read.parquet(*bridge.input_paths(dataset, days))  # noqa: E731
+    read = lambda dataset, days: spark.read.parquet(*spark_storage.input_paths(dataset, days))  # noqa: E731
     previous = day - timedelta(days=1)
     shape = {"window_days": config.window_days, "max_events": config.max_events}
-    reason = _why_not_incremental(bridge, previous, shape)
+    reason = _why_not_incremental(spark_storage, previous, shape)
     if reason is not None:
         days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
         log.info("%s: building %s from %d days of raw events", reason, day, len(days))
-        manifest = bridge.write_partition(histories_from_scratch(read(RAW_EVENTS, days), day, config), HISTORIES, day, files, {"mode": "from_scratch", **shape})
+        manifest = spark_storage.write_partition(
+            histories_from_scratch(read(RAW_EVENTS, days), day, config), HISTORIES, day, files, {"mode": "from_scratch", **shape}
+        )
         return BuiltSnapshot(manifest, "from_scratch", manifest.rows)
     layers = layers_of(root.manifest(HISTORIES, previous), previous)
     events = read(RAW_EVENTS, [day])
     full = compaction.why_full(layers)
     if full is not None:
         log.info("%s: writing %s in full", full, day)
-        frame = histories_incremental(snapshot_frame(spark, bridge, previous), events, day, config)
-        manifest = bridge.write_partition(frame, HISTORIES, day, files, {"mode": "compacted", **shape})
+        frame = histories_incremental(snapshot_frame(spark, spark_storage, previous), events, day, config)
+        manifest = spark_storage.write_partition(frame, HISTORIES, day, files, {"mode": "compacted", **shape})
         return BuiltSnapshot(manifest, "compacted", manifest.rows)
-    changes = changed_histories(snapshot_frame(spark, bridge, previous, list(STATE_COLUMNS)), events, day, config)
-    names, rows = bridge.write_files(changes, HISTORIES, day, files)
+    changes = changed_histories(snapshot_frame(spark, spark_storage, previous, list(STATE_COLUMNS)), events, day, config)
+    names, rows = spark_storage.write_files(changes, HISTORIES, day, files)
     carried = [name for layer in layers for name in layer.files]
     root.copy_partition_files(HISTORIES, previous, carried, day)
     stacked = [*layers, Layer(day, tuple(names), rows)]
-    profiles = _merged(spark, bridge, day, stacked, in_window_seconds(config.window_days), ["profile_id"]).count()
+    profiles = _merged(spark, spark_storage, day, stacked, in_window_seconds(config.window_days), ["profile_id"]).count()
     log.info("%s: %d changed profiles written as layer %d on the base of %s", day, rows, len(stacked) - 1, stacked[0].day)
     properties = {"mode": "incremental", **shape, LAYERS: [layer.to_json() for layer in stacked], "reader": READER}
     manifest = root.commit_partition(HISTORIES, day, [*carried, *names], profiles, properties)
     return BuiltSnapshot(manifest, "incremental", rows)
 
 
-def _why_not_incremental(bridge: SparkStorage, previous: date, shape: dict) -> str | None:
+def _why_not_incremental(spark_storage: SparkStorage, previous: date, shape: dict) -> str | None:
     """Why snapshot D-1 cannot be extended (missing, or built with another window or length), else None."""
-    if not bridge.root.has_partition(HISTORIES, previous):
+    if not spark_storage.root.has_partition(HISTORIES, previous):
         return f"no snapshot for {previous}"
-    built_with = {key: bridge.root.manifest(HISTORIES, previous).properties.get(key) for key in shape}
+    built_with = {key: spark_storage.root.manifest(HISTORIES, previous).properties.get(key) for key in shape}
     if built_with != shape:
         return f"snapshot {previous} was built with {built_with}, not {shape}"
     return None
-
-
-def article_groups(spark: SparkSession, bridge: SparkStorage, day: date, configured: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Configured groups, else those fixed at the first labelling, so targets stay the same across days."""
-    root = bridge.root
-    if configured:
-        return dict(configured)
-    if root.exists(ARTICLE_GROUPS_KEY):
-        return root.read_json(ARTICLE_GROUPS_KEY)["groups"]
-    groups = largest_categories(spark.read.parquet(*bridge.input_paths(RAW_EVENTS, [day])))
-    root.write_json(ARTICLE_GROUPS_KEY, {"groups": groups, "chosen_as": f"the five categories with the most events on {day}"})
-    return groups
-
-
-def build_labels(spark: SparkSession, bridge: SparkStorage, day: date, horizon_days: int, configured_groups: dict[str, list[str]]) -> Manifest:
-    """Labels of snapshot D; refuses while any of raw_events D+1..D+H is missing."""
-    root = bridge.root
-    later = label_days(day, horizon_days)
-    missing = [d for d in later if not root.has_partition(RAW_EVENTS, d)]
-    if missing:
-        raise MissingInputError(
-            f"order_labels {day} needs raw_events for {later[0]}..{later[-1]} (H={horizon_days}); "
-            f"missing: {', '.join(map(str, missing))}. The labels mature once those days have landed and been ingested."
-        )
-    if not root.has_partition(HISTORIES, day):
-        raise MissingInputError(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
-    groups = article_groups(spark, bridge, day, configured_groups)
-    profiles = snapshot_frame(spark, bridge, day, ["profile_id"])
-    later_events = spark.read.parquet(*bridge.input_paths(RAW_EVENTS, later))
-    labels = order_labels(profiles, later_events, day, horizon_days, groups)
-    return bridge.write_partition(labels, LABELS, day, files=1, properties={"groups": groups, "horizon_days": horizon_days})

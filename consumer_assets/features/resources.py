@@ -5,7 +5,7 @@ from pydantic import Field
 from pyspark.sql import SparkSession
 
 from consumer_assets.features.spark import SparkStorage, spark_session
-from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
+from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.storage import StorageRoot
 
 
@@ -29,7 +29,7 @@ class SparkResource(dg.ConfigurableResource):
         conf = {"spark.driver.memory": self.driver_memory, "spark.sql.shuffle.partitions": str(self.shuffle_partitions), **self.conf}
         return spark_session(self.master, conf)
 
-    def bridge(self, root: StorageRoot) -> SparkStorage:
+    def spark_storage(self, root: StorageRoot) -> SparkStorage:
         return SparkStorage(root, s3a=self.s3a, scratch_dir=self.scratch_dir)
 
 

@@ -1,4 +1,4 @@
-"""Spark sessions and the bridge between Spark and the storage root.
+"""Spark sessions, and SparkStorage: how Spark reads and writes the partitions of the storage root.
 
 One code path from laptop to cluster: Spark reads and writes the same partitions
 wherever it runs. Three ways to reach them, chosen by the root and the config:

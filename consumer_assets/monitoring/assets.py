@@ -11,8 +11,8 @@ import dagster as dg
 from consumer_assets.datasets import EXPLANATIONS, LABELS, MONITORING
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.resources import FeatureResource
-from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.ingest.assets import raw_events
+from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, png_markdown
 from consumer_assets.monitoring.daily import MonitoringConfig, MonitoringInputError, drift_table, monitor_day, realised_series
 from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets

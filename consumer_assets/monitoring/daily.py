@@ -22,7 +22,7 @@ from consumer_assets.storage import StorageRoot
 log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ["profile_id", "ts", "event_type", "category_id", "platform", "price"]
-HISTORY_COLUMNS = ["profile_id", "length", "window_events", "active_days", "recency_s"]
+PROFILE_SUMMARY_COLUMNS = ["profile_id", "length", "window_events", "active_days", "recency_s"]
 DRIFT_SCHEMA = pa.schema(
     [
         ("feature", pa.string()),
@@ -66,7 +66,7 @@ def _sketch_from_data(root: StorageRoot, day: date, config: MonitoringConfig) ->
     if not (root.has_partition(RAW_EVENTS, day) and root.has_partition(HISTORIES, day)):
         return None
     events = root.read_partition(RAW_EVENTS, day, columns=EVENT_COLUMNS)
-    histories = read_snapshot(root, day, columns=HISTORY_COLUMNS)
+    histories = read_snapshot(root, day, columns=PROFILE_SUMMARY_COLUMNS)
     predictions = root.read_partition(PREDICTIONS, day, columns=["p_order_any"]) if root.has_partition(PREDICTIONS, day) else None
     return day_sketch(events, histories, predictions, config.top_categories)
 

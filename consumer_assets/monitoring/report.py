@@ -1,4 +1,4 @@
-"""The day's monitoring figures as plots and as one static HTML page (stored beside the partition)."""
+"""The day's monitoring figures drawn as plots, and all of it as one static HTML page (stored beside the partition)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ def score_buckets(sketch: dict) -> dict[str, int]:
 
 def rendered_plots(properties: dict, series: list[dict]) -> dict[str, bytes]:
     """Every plot the day has data for, by name, as PNG: rendered once for the UI and the report."""
-    return {name: png_bytes(figure) for name, figure in _figures(properties, series).items()}
+    return {name: png_bytes(figure) for name, figure in _plots(properties, series).items()}
 
 
-def _figures(properties: dict, series: list[dict]) -> dict[str, Figure]:
+def _plots(properties: dict, series: list[dict]) -> dict[str, Figure]:
     plots: dict[str, Figure] = {}
     drift = list(properties["input_drift"]) + ([properties["prediction_drift"]] if properties["prediction_drift"] else [])
     if drift:

@@ -14,7 +14,7 @@ from consumer_assets.cores import CoreShare
 from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, STATES
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.snapshots import iter_snapshot_batches
-from consumer_assets.metadata import count_table, figure_markdown
+from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.partitions import daily_partitions
@@ -71,7 +71,7 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
             "profiles_per_second": manifest.rows / max(seconds, 1e-9),
             "mean_p_order_any": float(scores.mean()) if len(scores) else 0.0,
             "score_distribution": count_table(dict(zip(labels, counts.tolist())), "p_order_any", "profiles"),
-            "score_histogram": figure_markdown(bar_chart(labels, counts.tolist(), "Scores of the day", "p_order_any", "profiles"), "score histogram"),
+            "score_histogram": plot_markdown(bar_chart(labels, counts.tolist(), "Scores of the day", "p_order_any", "profiles"), "score histogram"),
         }
     )
 
@@ -163,7 +163,7 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     top = [profile for profile, why in chosen.items() if why == "top"][: explanations.plotted_profiles]
     by_profile = {p: e for p, e in iter_profiles(explained.events) if p in top}
     plots = {
-        f"trajectory_{rank + 1}": figure_markdown(
+        f"trajectory_{rank + 1}": plot_markdown(
             explanation_timeline(
                 profile,
                 (by_profile[profile].column("seconds_before_cutoff").to_numpy() / 3600).tolist(),
@@ -197,7 +197,7 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
                 ),
             ),
             "attribution_shares": count_table({k: round(v, 4) for k, v in shares.items()}, "event_type", "share of |contribution|"),
-            "what_moves_scores": figure_markdown(contribution_bars(summary), "mean contribution per event type and age"),
+            "what_moves_scores": plot_markdown(contribution_bars(summary), "mean contribution per event type and age"),
             **plots,
         }
     )

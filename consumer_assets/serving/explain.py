@@ -28,8 +28,8 @@ from consumer_assets.datasets import PREDICTIONS
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.ingest.contract import EVENT_TYPES
 from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, KeptEvents, encode, profile_features
+from consumer_assets.model.score import score_table
 from consumer_assets.model.store import LoadedModel, ModelStore
-from consumer_assets.serving.score import score_table
 from consumer_assets.storage import StorageRoot
 
 AGE_BUCKETS = (

@@ -5,17 +5,18 @@ from datetime import date
 import dagster as dg
 
 from consumer_assets.datasets import HISTORIES, LABELS
-from consumer_assets.features.assets import daily_histories, order_labels
+from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.resources import FeatureResource
-from consumer_assets.features.targets import DEFAULT_LABEL_HORIZON_DAYS
-from consumer_assets.metadata import count_table, figure_markdown
+from consumer_assets.labels.assets import order_labels
+from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
+from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.model.store import Candidate
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import training_curves
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.training.candidate import plan_training, train_candidate
 from consumer_assets.training.gpu import GPU_OP_TAGS, GPU_POOL
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.training.run import plan_training, train_candidate
 from consumer_assets.training.split import NotEnoughDataError
 
 TRAINED_LSTM = "trained_lstm"
@@ -85,7 +86,7 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
         "held_out_days": f"{plan.split.held_out_days[0]}..{plan.split.held_out_days[-1]}",
         "targets": dg.MetadataValue.json(list(plan.targets)),
         "vocabulary_sizes": count_table(trained.vocabulary.sizes(), "field", "tokens"),
-        "training_curves": figure_markdown(training_curves(result.history), "training curves"),
+        "training_curves": plot_markdown(training_curves(result.history), "training curves"),
         "path": dg.MetadataValue.path(root.path("models/candidates", trained.version)),
     }
     return dg.Output(Candidate(trained.version, context.run_id), metadata=metadata)

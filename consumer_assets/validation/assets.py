@@ -13,7 +13,7 @@ materialisation of ``model_in_service``, which batch scoring depends on.
 
 import dagster as dg
 
-from consumer_assets.metadata import figure_markdown
+from consumer_assets.metadata import plot_markdown
 from consumer_assets.model.store import VERDICT, Candidate, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
@@ -67,8 +67,8 @@ def _evaluation_metadata(evaluation: dict) -> dict:
         "test_mean_prediction": m["mean_prediction"],
         "test_observed_rate": m["observed_rate"],
         "metrics": _metrics_table(evaluation),
-        "roc": figure_markdown(roc_curves(evaluation["roc"]), "ROC curves"),
-        "calibration": figure_markdown(calibration_plot(evaluation["calibration"]), "calibration"),
+        "roc": plot_markdown(roc_curves(evaluation["roc"]), "ROC curves"),
+        "calibration": plot_markdown(calibration_plot(evaluation["calibration"]), "calibration"),
     }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from consumer_assets.datasets import LABELS
-from consumer_assets.features.targets import targets as target_names
+from consumer_assets.labels.targets import targets as target_names
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
 from consumer_assets.model.network import ModelConfig
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore

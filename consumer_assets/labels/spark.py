@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from consumer_assets.features.targets import target_name, targets
+from consumer_assets.labels.targets import target_name, targets
 
 DEFAULT_GROUP_COUNT = 5
 
@@ -19,7 +19,7 @@ def largest_categories(events: DataFrame, count: int = DEFAULT_GROUP_COUNT) -> d
     return {f"category_{row['category_id']}": [row["category_id"]] for row in rows}
 
 
-def order_labels(profiles: DataFrame, later_events: DataFrame, day: date, horizon_days: int, groups: Mapping[str, list[str]]) -> DataFrame:
+def label_profiles(profiles: DataFrame, later_events: DataFrame, day: date, horizon_days: int, groups: Mapping[str, list[str]]) -> DataFrame:
     """One row per profile of the snapshot with 0/1 labels for ``order_any`` and each group."""
     orders = later_events.where(F.col("event_type") == "order")
     per_profile = orders.groupBy("profile_id").agg(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -81,6 +82,16 @@ def s3_endpoint(tmp_path_factory) -> str:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+
+@pytest.fixture
+def private_copy(tmp_path: Path):
+    """Build once per module, copy per test: ``private_copy(folder)`` is this test's own copy of what a module fixture built."""
+
+    def copy(folder: Path | str, name: str = "root") -> Path:
+        return Path(shutil.copytree(folder, tmp_path / name))
+
+    return copy
 
 
 @pytest.fixture

@@ -150,8 +150,14 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluat
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
 
 
-def test_a_stable_week_raises_nothing(scenarios):
-    root = scenarios["stable"]
+@pytest.fixture
+def scenario(scenarios, private_copy):
+    """``scenario(name)``: this test's own copy of a scenario's root, since tests materialise into it."""
+    return lambda name: StorageRoot(str(private_copy(scenarios[name].base, name)))
+
+
+def test_a_stable_week_raises_nothing(scenario):
+    root = scenario("stable")
     for k in range(STABLE_DAYS - 7, STABLE_DAYS + 1):
         day = START + timedelta(days=k)
         result = _materialize(root, day)
@@ -171,8 +177,8 @@ def test_a_stable_week_raises_nothing(scenarios):
     assert metadata["realised_auc_plot"].value.startswith("![realised_auc](data:image/png;base64,")
 
 
-def test_a_season_shift_is_caught_on_its_first_day(scenarios):
-    root = scenarios["season"]
+def test_a_season_shift_is_caught_on_its_first_day(scenario):
+    root = scenario("season")
     result = _materialize(root, DRIFT_DAY)
     checks = _checks(result)
     assert not checks["check_input_drift"].passed
@@ -182,8 +188,8 @@ def test_a_season_shift_is_caught_on_its_first_day(scenarios):
     assert drift["category_id"] > 0.1 and drift["event_type"] < 0.1
 
 
-def test_a_tracking_fault_is_caught_on_its_first_day(scenarios):
-    root = scenarios["fault"]
+def test_a_tracking_fault_is_caught_on_its_first_day(scenario):
+    root = scenario("fault")
     result = _materialize(root, DRIFT_DAY)
     assert result.success  # alerts, not a failed run: the checks are not blocking
     checks = _checks(result)
@@ -193,8 +199,8 @@ def test_a_tracking_fault_is_caught_on_its_first_day(scenarios):
     assert drift["event_type"] > 0.25
 
 
-def test_realised_checks_alert_on_a_model_that_predicts_badly(scenarios):
-    result = _materialize(scenarios["stable"], DRIFT_DAY, MonitoringResource(reference_days=REFERENCE))
+def test_realised_checks_alert_on_a_model_that_predicts_badly(scenario):
+    result = _materialize(scenario("stable"), DRIFT_DAY, MonitoringResource(reference_days=REFERENCE))
     checks = _checks(result)
     auc, rate = checks["check_realised_auc"], checks["check_realised_rate"]
     assert not auc.passed and auc.metadata["realised_auc"].value < 0.6

@@ -1,6 +1,5 @@
 """batch_predictions: scores from the model in service, the same whichever way they are computed."""
 
-import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -46,9 +45,9 @@ def layered_snapshot(spark, tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def snapshot_root(layered_snapshot, tmp_path) -> StorageRoot:
+def snapshot_root(layered_snapshot, private_copy) -> StorageRoot:
     """A test's own copy of the layered snapshot: tests serve models and write predictions into it."""
-    return StorageRoot(shutil.copytree(layered_snapshot, str(tmp_path / "root")))
+    return StorageRoot(str(private_copy(layered_snapshot)))
 
 
 def _save_model(root: StorageRoot, version: str, seed: int = 0) -> None:

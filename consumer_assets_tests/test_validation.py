@@ -68,12 +68,9 @@ def served(prepared, tmp_path_factory) -> tuple[Path, str, dg.ExecuteInProcessRe
 
 
 @pytest.fixture
-def root_folder(request, prepared, tmp_path) -> Path:
+def root_folder(request, prepared, private_copy) -> Path:
     """A private copy of the prepared data (with the served model when the test asks for ``serving``), so tests share no state."""
-    source = request.getfixturevalue("served")[0] if "serving" in request.fixturenames else prepared
-    folder = tmp_path / "root"
-    shutil.copytree(source, folder)
-    return folder
+    return private_copy(request.getfixturevalue("served")[0] if "serving" in request.fixturenames else prepared)
 
 
 def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:

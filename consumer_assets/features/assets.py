@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from consumer_assets.cores import CoreShare
 from consumer_assets.datasets import HISTORIES, RAW_EVENTS
 from consumer_assets.features.build import Compaction, MissingInputError, build_snapshot, snapshot_frame
-from consumer_assets.features.histories import HistoryConfig, cutoff, describe
+from consumer_assets.features.histories import cutoff, describe
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.ingest.assets import raw_events
@@ -46,7 +46,7 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
     before the cut-off, hour, weekday; plus window totals for the baselines.
     """
     day = _day(context)
-    config = HistoryConfig(window_days=features.window_days, max_events=features.max_events)
+    config = features.history_config()
     compaction = Compaction(max_change_share=features.max_change_share, max_layers=features.max_layers)
     session = spark.session()
     spark_storage = spark.spark_storage(storage.open())

@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 from pyspark.sql import SparkSession
 
+from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.storage import StorageRoot
@@ -36,8 +37,8 @@ class SparkResource(dg.ConfigurableResource):
 class FeatureResource(dg.ConfigurableResource):
     """Shape of the histories and labels; changing them changes what models learn from."""
 
-    window_days: int = Field(default=90, description="Trailing window W: profiles active in (D-W, D] enter the snapshot.")
-    max_events: int = Field(default=100, description="Sequence length L: the last L events of each profile.")
+    window_days: int = Field(default=HistoryConfig.window_days, description="Trailing window W: profiles active in (D-W, D] enter the snapshot.")
+    max_events: int = Field(default=HistoryConfig.max_events, description="Sequence length L: the last L events of each profile.")
     label_horizon_days: int = Field(default=DEFAULT_LABEL_HORIZON_DAYS, description="Label horizon H: orders in (D, D+H] label the snapshot of D.")
     article_groups: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -54,3 +55,6 @@ class FeatureResource(dg.ConfigurableResource):
         "layers hold this share of the base's rows the day is written in full. 0 writes every snapshot in full (plain Parquet).",
     )
     max_layers: int = Field(default=8, description="At most this many layers (base included) before a day is written in full.")
+
+    def history_config(self) -> HistoryConfig:
+        return HistoryConfig(window_days=self.window_days, max_events=self.max_events)

@@ -14,7 +14,7 @@ from consumer_assets.features.resources import FeatureResource
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, png_markdown
-from consumer_assets.monitoring.daily import MonitoringConfig, MonitoringInputError, drift_table, monitor_day, realised_series
+from consumer_assets.monitoring.daily import MonitoringInputError, drift_table, monitor_day, realised_series
 from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets
 from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.partitions import daily_partitions
@@ -26,15 +26,6 @@ from consumer_assets.storage.resources import StorageResource
 matured_labels = dg.TimeWindowPartitionMapping(
     start_offset=-DEFAULT_LABEL_HORIZON_DAYS, end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
 )
-
-
-def _config(features: FeatureResource, monitoring: MonitoringResource) -> MonitoringConfig:
-    return MonitoringConfig(
-        reference_days=monitoring.reference_days,
-        top_categories=monitoring.top_categories,
-        horizon_days=features.label_horizon_days,
-        history_window_days=features.window_days,
-    )
 
 
 @dg.asset(
@@ -60,7 +51,7 @@ def monitoring_stats(
     """
     day = date.fromisoformat(context.partition_key)
     root = storage.open()
-    config = _config(features, monitoring)
+    config = monitoring.config(features)
     try:
         result = monitor_day(root, day, config)
     except MonitoringInputError as exc:

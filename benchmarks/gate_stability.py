@@ -102,9 +102,9 @@ def main() -> None:
             build(StorageRoot(folder), start, args.profiles, spark)
             good, version = gate(folder, training_day)
             serving = ModelStore(StorageRoot(folder)).serving()
-            good_serves = good.success and serving is not None and serving["version"] == version
+            good_serves = good.success and serving is not None and serving.version == version
             bad, bad_version = gate(folder, training_day + timedelta(days=BAD_CANDIDATE_DAY - TRAINING_DAY), BAD_CANDIDATE)
-            still_serving = (ModelStore(StorageRoot(folder)).serving() or {}).get("version")
+            still_serving = getattr(ModelStore(StorageRoot(folder)).serving(), "version", None)
             bad_refused = not bad.success and still_serving == (version if good_serves else None)
             served += good_serves
             refused += bad_refused

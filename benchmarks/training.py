@@ -40,7 +40,7 @@ from consumer_assets.metrics import paired_differences, summarise
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
-from consumer_assets.model.store import VERDICT, ModelStore
+from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, true_probabilities
 from consumer_assets.simulation.filter import filter_probabilities
@@ -355,8 +355,8 @@ def main() -> None:
             return
         version = first.version
         store = ModelStore(root)
-        store.write_json(version, VERDICT, {"version": version, "passed": True, "failed": {}, "note": "benchmark: promoted to compare warm and cold starts"})
-        store.promote(version, {"run_id": "benchmark"})
+        store.write_verdict(GateVerdict(version, True, run_id="benchmark"))  # promoted unjudged, to compare warm and cold starts
+        store.promote(version, run_id="benchmark")
         next_day = day + timedelta(days=1)
         print(f"\nnext day ({next_day}): warm start from {version} against a cold start, early stopping off")
         cold = train_at(root, next_day, f"{version}-cold", warm=False, patience=8, threads=args.threads)

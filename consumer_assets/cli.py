@@ -9,7 +9,7 @@ import sys
 import time
 from datetime import date
 
-from consumer_assets.model.store import EVALUATION, VERDICT, ModelLoadError, ModelStore
+from consumer_assets.model.store import EVALUATION, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.serving.explain import ExplanationError, explain_profile
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
@@ -33,9 +33,9 @@ def _simulate(args: argparse.Namespace) -> int:
 def _gate_state(store: ModelStore, version: str, evaluation: dict) -> str:
     """passed / REFUSED from the stored verdict; a candidate whose blocking checks stopped its run has none, so its
     stored evaluation is judged now by the default gate (marked *)."""
-    verdict = store.read_json(version, VERDICT)
+    verdict = store.read_verdict(version)
     if verdict is not None:
-        return "passed" if verdict["passed"] else "REFUSED"
+        return "passed" if verdict.passed else "REFUSED"
     if not evaluation or "load_error" in evaluation:
         return "not judged"
     outcomes = judge(evaluation, GateConfig())
@@ -50,7 +50,7 @@ def _models_list(args: argparse.Namespace) -> int:
         evaluation = store.read_json(version, EVALUATION) or {}
         targets = evaluation.get("targets") or ["order_any"]
         auc = evaluation.get("candidate", {}).get(targets[0], {}).get("auc")
-        marker = "<- in service" if serving and serving["version"] == version else ""
+        marker = "<- in service" if serving and serving.version == version else ""
         shown = "-" if auc is None else f"{auc:.4f}"
         print(f"{version:<28} {_gate_state(store, version, evaluation):<10} {shown:>8}  {marker}")
     print("* no verdict stored (a blocking check stopped the run): the stored evaluation judged now by the default gate")
@@ -60,16 +60,16 @@ def _models_list(args: argparse.Namespace) -> int:
 def _models_promote(args: argparse.Namespace) -> int:
     """Roll back (or forward) to a version that passed the gate before; never to one that did not."""
     store = ModelStore(StorageRoot(args.root))
-    verdict = store.read_json(args.version, VERDICT)
-    if verdict is None or not verdict["passed"]:
-        reason = "it was never validated" if verdict is None else "it failed the gate: " + "; ".join(verdict["failed"])
+    verdict = store.read_verdict(args.version)
+    if verdict is None or not verdict.passed:
+        reason = "it was never validated" if verdict is None else "it failed the gate: " + "; ".join(verdict.failed)
         print(f"error: refusing to serve {args.version}: {reason}", file=sys.stderr)
         return 2
     previous = store.serving()
     record = store.promote(
-        args.version, {"promoted_by": "consumer-assets models promote", "reason": args.reason, "previous_version": previous["version"] if previous else None}
+        args.version, promoted_by="consumer-assets models promote", reason=args.reason, previous_version=previous.version if previous else None
     )
-    print(f"serving {record['version']} since {record['since']} (was {record['previous_version']})")
+    print(f"serving {record.version} since {record.since} (was {record.previous_version})")
     return 0
 
 

@@ -94,7 +94,7 @@ def report_models(root) -> None:
     if serving is None:
         log.info("no model in service: the candidate was refused (see the checks in the UI)")
         return
-    evaluation = store.read_evaluation(serving["version"])
+    evaluation = store.read_evaluation(serving.version)
     days = tuple(date.fromisoformat(d) for d in evaluation["test_days"])
     table, y = labelled_rows(root, days, ("order_any",), "test")
     groups = np.asarray(table.column("profile_id").to_pylist(), dtype=object)
@@ -105,7 +105,7 @@ def report_models(root) -> None:
     models = {"LSTM": evaluation["candidate"]["order_any"], **evaluation["baselines"], "oracle (true p)": summarise(oracle, y[:, 0], groups)}
     log.info(
         "serving %s; on %d test rows of %d held-out profiles, %s..%s (%d positives):",
-        serving["version"],
+        serving.version,
         len(y),
         len(set(groups)),
         days[0],
@@ -210,7 +210,7 @@ def main() -> None:
             before = ModelStore(root).serving()
             replay.training_tick(after_midnight + timedelta(hours=4), BAD_CANDIDATE)
             after = ModelStore(root).serving()
-            log.info("model in service after the bad candidate: %s (before: %s)", after and after["version"], before and before["version"])
+            log.info("model in service after the bad candidate: %s (before: %s)", after and after.version, before and before.version)
         replay.alert_tick()
 
     report_models(root)

@@ -12,7 +12,7 @@ from consumer_assets.model.calibration import fit_platt
 from consumer_assets.model.encoding import OOV, PAD, PROFILE, Vocabulary, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
-from consumer_assets.model.store import VERDICT, ModelLoadError, ModelStore, NoServingModelError
+from consumer_assets.model.store import GateVerdict, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.dataset import EncodedRows
 from consumer_assets.training.train import TrainConfig, train, warm_start
@@ -146,13 +146,13 @@ def test_serving_trusts_no_name_only_a_verdict_and_a_manifest(tmp_path):
     store = ModelStore(root)
     store.save_candidate("v1", _network(), VOCAB, {})
     store.save_candidate("v2", _network(seed=1), VOCAB, {})
-    store.promote("v1", {"run_id": "by hand"})  # serving.json pointed at a model the gate never saw
+    store.promote("v1", run_id="by hand")  # serving.json pointed at a model the gate never saw
     with pytest.raises(ModelLoadError, match=r"refusing to serve v1: the gate never judged it\. .*consumer-assets models promote VERSION"):
         store.load_serving()
-    store.write_json("v1", VERDICT, {"version": "v1", "passed": False, "failed": {"check_beats_baselines": "worse than random_forest"}})
+    store.write_verdict(GateVerdict("v1", False, {"check_beats_baselines": "worse than random_forest"}))
     with pytest.raises(ModelLoadError, match="the gate refused it: check_beats_baselines: worse than random_forest"):
         store.load_serving()
-    store.write_json("v1", VERDICT, {"version": "v1", "passed": True, "failed": {}})
+    store.write_verdict(GateVerdict("v1", True))
     assert store.load_serving().version == "v1"
     # Another candidate's files, manifest and all, copied under a third name, do not load as that name.
     for path in (tmp_path / "models/candidates/v2").iterdir():

@@ -19,7 +19,7 @@ from consumer_assets.features.spark import SparkStorage
 from consumer_assets.labels.build import build_labels
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.store import VERDICT, ModelStore
+from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.monitoring.assets import monitoring_assets, monitoring_checks
 from consumer_assets.monitoring.daily import MonitoringConfig, matured_scored_day, monitor_day
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, merge, psi
@@ -86,8 +86,8 @@ def _serve_untrained_model(root: StorageRoot) -> None:
     network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any",), hidden_size=8), vocabulary)
     network.fit_standardisation(encode(histories, vocabulary, 20).profile)
     ModelStore(root).save_candidate("v-monitoring", network.eval(), vocabulary, {})
-    ModelStore(root).write_json("v-monitoring", VERDICT, {"version": "v-monitoring", "passed": True, "failed": {}})  # as validated_model leaves it
-    ModelStore(root).promote("v-monitoring", {"run_id": "test"})
+    ModelStore(root).write_verdict(GateVerdict("v-monitoring", True))  # as validated_model leaves it
+    ModelStore(root).promote("v-monitoring", run_id="test")
 
 
 def _land_and_process(spark, root: StorageRoot, day_events) -> None:

@@ -25,7 +25,7 @@ from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
-from consumer_assets.model.store import VERDICT, ModelStore
+from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.serving.online import OnlineScorer, create_app
 from consumer_assets.serving.states import batch_states, cutoff_seconds
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
@@ -55,7 +55,7 @@ def shop(tmp_path_factory, spark):
             network.calibration_scale.copy_(torch.tensor([0.8, 1.2]))
             network.calibration_bias.copy_(torch.tensor([-0.3, 0.1]))
         store.save_candidate(version, network, vocabulary, {})
-        store.write_json(version, VERDICT, {"version": version, "passed": True, "failed": {}})  # as validated_model leaves it
+        store.write_verdict(GateVerdict(version, True))  # as validated_model leaves it
     return root
 
 

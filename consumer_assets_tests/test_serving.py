@@ -18,7 +18,7 @@ from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
-from consumer_assets.model.store import VERDICT, ModelStore
+from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.monitoring.assets import check_attribution_drift
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
@@ -66,8 +66,8 @@ def _save_model(root: StorageRoot, version: str, seed: int = 0) -> None:
 def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
     _save_model(root, version)
     store = ModelStore(root)
-    store.write_json(version, VERDICT, {"version": version, "passed": True, "failed": {}})  # as validated_model leaves it
-    store.promote(version, {"run_id": "test"})
+    store.write_verdict(GateVerdict(version, True))  # as validated_model leaves it
+    store.promote(version, run_id="test")
 
 
 def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
@@ -134,8 +134,8 @@ def test_a_pointer_edited_by_hand_to_a_refused_model_scores_nothing(snapshot_roo
     _serve_a_model(snapshot_root)
     _save_model(snapshot_root, "v-refused", seed=2)
     store = ModelStore(snapshot_root)
-    store.write_json("v-refused", VERDICT, {"version": "v-refused", "passed": False, "failed": {"check_value_thresholds": "AUC 0.38"}})
-    store.promote("v-refused", {"run_id": "by hand"})
+    store.write_verdict(GateVerdict("v-refused", False, {"check_value_thresholds": "AUC 0.38"}))
+    store.promote("v-refused", run_id="by hand")
     result = _materialize(snapshot_root)
     assert not result.success and not snapshot_root.has_partition(PREDICTIONS, DAY)
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -174,7 +174,7 @@ def test_a_good_candidate_passes_every_check_and_serves(served):
     assert metadata["test_auc"].value == pytest.approx(evaluation["candidate"]["order_any"]["auc"])
     assert metadata["test_auc"].value > 0.6
     assert metadata["roc"].value.startswith("![ROC curves](data:image/png;base64,")
-    assert store.serving()["run_id"] == result.run_id
+    assert store.serving().run_id == result.run_id
 
 
 def test_a_candidate_trained_on_shuffled_labels_never_serves(root_folder, serving):
@@ -246,8 +246,8 @@ def test_rollback_accepts_only_validated_versions(root_folder, serving):
     accepted = cli("promote", serving, "--reason", "test rollback")
     assert accepted.returncode == 0, accepted.stderr
     history = ModelStore(StorageRoot(str(root_folder))).serving_history()
-    assert [h["version"] for h in history] == [serving, serving]
-    assert history[-1]["reason"] == "test rollback"
+    assert [h.version for h in history] == [serving, serving]
+    assert history[-1].reason == "test rollback"
     listing = cli("list").stdout
     assert f"{serving}" in listing and "<- in service" in listing
 

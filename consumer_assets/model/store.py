@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
 import torch
@@ -57,6 +57,47 @@ class Candidate:
     @classmethod
     def from_json(cls, data: dict) -> Candidate:
         return cls(data["version"], data.get("run_id", ""))
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The gate's decision on a candidate (``verdict.json``, written by validated_model); serving requires ``passed``."""
+
+    version: str
+    passed: bool
+    failed: dict[str, str] = field(default_factory=dict)  # check name -> why it refused
+    gate: dict = field(default_factory=dict)  # the thresholds it was judged with
+    run_id: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> GateVerdict:
+        return cls(data["version"], bool(data["passed"]), dict(data.get("failed") or {}), dict(data.get("gate") or {}), data.get("run_id") or "")
+
+
+@dataclass(frozen=True)
+class ServingRecord:
+    """``models/serving.json``: the version in service, since when, and what promoted it."""
+
+    version: str
+    since: str
+    previous_version: str | None = None
+    run_id: str | None = None  # the run of validated_model that promoted it
+    partition: str | None = None
+    metrics: dict = field(default_factory=dict)  # its test figures at promotion
+    test_days: list[str] = field(default_factory=list)
+    promoted_by: str | None = None  # e.g. the CLI, for a rollback
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> ServingRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -172,8 +213,8 @@ class ModelStore:
             raise ModelLoadError(f"{version} has no {EVALUATION}: it was never evaluated (materialise candidate_evaluation for its training day)")
         return evaluation
 
-    def serving(self) -> dict | None:
-        """The serving record (version, since, run id, metrics), or None before the first promotion."""
+    def serving(self) -> ServingRecord | None:
+        """The serving record, or None before the first promotion."""
         if not self.root.exists(SERVING):
             return None
         fix = "put a validated version back with `consumer-assets models promote VERSION` (see `consumer-assets models list`)"
@@ -183,7 +224,7 @@ class ModelStore:
             raise ModelLoadError(f"{self.root.uri}/{SERVING} is not valid JSON ({exc}): {fix}") from exc
         if not isinstance(record, dict) or not isinstance(record.get("version"), str):
             raise ModelLoadError(f"{self.root.uri}/{SERVING} names no version: {fix}")
-        return record
+        return ServingRecord.from_json({"since": "", **record})
 
     def serving_version(self) -> str:
         record = self.serving()
@@ -192,17 +233,20 @@ class ModelStore:
                 f"No model in service under {self.root.uri} ({SERVING} is missing): materialise trained_lstm and "
                 "validated_model first, or promote a validated version with `consumer-assets models promote`."
             )
-        return record["version"]
+        return record.version
+
+    def write_verdict(self, verdict: GateVerdict) -> None:
+        self.write_json(verdict.version, VERDICT, verdict.to_json())
+
+    def read_verdict(self, version: str) -> GateVerdict | None:
+        data = self.read_json(version, VERDICT)
+        return None if data is None else GateVerdict.from_json(data)
 
     def load_for_serving(self, version: str) -> LoadedModel:
         """Load ``version`` only if the gate passed it: a pointer edited by hand cannot put an unjudged or refused model in service."""
-        verdict = self.read_json(version, VERDICT)
-        if verdict is None or not verdict.get("passed"):
-            why = (
-                "the gate never judged it"
-                if verdict is None
-                else "the gate refused it: " + "; ".join(f"{k}: {v}" for k, v in verdict.get("failed", {}).items())
-            )
+        verdict = self.read_verdict(version)
+        if verdict is None or not verdict.passed:
+            why = "the gate never judged it" if verdict is None else "the gate refused it: " + "; ".join(f"{k}: {v}" for k, v in verdict.failed.items())
             raise ModelLoadError(
                 f"refusing to serve {version}: {why}. Put a validated version back with `consumer-assets models promote VERSION` "
                 "(`consumer-assets models list` shows each verdict)."
@@ -213,17 +257,18 @@ class ModelStore:
         """The model in service, checked as ``load_for_serving`` checks it."""
         return self.load_for_serving(self.serving_version())
 
-    def promote(self, version: str, record: dict) -> dict:
-        """Point serving at ``version`` in one atomic write; the history keeps every promotion."""
+    def promote(self, version: str, **details) -> ServingRecord:
+        """Point serving at ``version`` in one atomic write; the history keeps every promotion. ``details``: ServingRecord's other fields."""
         self._read_verified(version)
         now = datetime.now(UTC)
-        full = {"version": version, "since": now.isoformat(timespec="seconds"), **record}
-        self.root.write_bytes(f"{SERVING_HISTORY}/{now:%Y%m%dT%H%M%S%f}-{version}.json", _json_bytes(full))
-        self.root.write_bytes(SERVING, _json_bytes(full))
-        return full
+        record = ServingRecord(version=version, since=now.isoformat(timespec="seconds"), **details)
+        body = _json_bytes(record.to_json())
+        self.root.write_bytes(f"{SERVING_HISTORY}/{now:%Y%m%dT%H%M%S%f}-{version}.json", body)
+        self.root.write_bytes(SERVING, body)
+        return record
 
-    def serving_history(self) -> list[dict]:
-        return [json.loads(self.root.read_bytes(key)) for key in self.root.list_files(SERVING_HISTORY, ".json")]
+    def serving_history(self) -> list[ServingRecord]:
+        return [ServingRecord.from_json(json.loads(self.root.read_bytes(key))) for key in self.root.list_files(SERVING_HISTORY, ".json")]
 
 
 def check_weights_match(network: ConsumerLSTM, tensors: dict[str, torch.Tensor], version: str) -> None:

@@ -14,7 +14,7 @@ materialisation of ``model_in_service``, which batch scoring depends on.
 import dagster as dg
 
 from consumer_assets.metadata import plot_markdown
-from consumer_assets.model.store import VERDICT, Candidate, ModelStore
+from consumer_assets.model.store import Candidate, GateVerdict, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
 from consumer_assets.storage.resources import StorageResource
@@ -152,41 +152,39 @@ def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: dic
     store = ModelStore(storage.open())
     config = gate.config()
     failed = {name: v.reason for name, v in judge(evaluation, config).items() if not v.passed}
-    store.write_json(version, VERDICT, {"version": version, "passed": not failed, "failed": failed, "gate": config.to_json(), "run_id": context.run_id})
+    store.write_verdict(GateVerdict(version, not failed, failed, config.to_json(), context.run_id))
     if failed:
         serving = store.serving()
         raise dg.Failure(
             f"Refusing to serve {version}: "
             + "; ".join(f"{k}: {v}" for k, v in failed.items())
-            + f". The model in service stays {serving['version'] if serving else 'none'}.",
+            + f". The model in service stays {serving.version if serving else 'none'}.",
             metadata={"version": version, **failed},
         )
     previous = store.serving()
     primary = evaluation["targets"][0]
     record = store.promote(
         version,
-        {
-            "run_id": context.run_id,
-            "partition": context.partition_key,
-            "previous_version": previous["version"] if previous else None,
-            "metrics": {k: evaluation["candidate"][primary][k] for k in ("auc", "mean_log_likelihood", "brier", "ece")},
-            "test_days": evaluation["test_days"],
-        },
+        run_id=context.run_id,
+        partition=context.partition_key,
+        previous_version=previous.version if previous else None,
+        metrics={k: evaluation["candidate"][primary][k] for k in ("auc", "mean_log_likelihood", "brier", "ece")},
+        test_days=evaluation["test_days"],
     )
-    context.log.info("serving %s (was %s)", version, record["previous_version"])
+    context.log.info("serving %s (was %s)", version, record.previous_version)
     context.log_event(
         dg.AssetMaterialization(
             MODEL_IN_SERVICE,
-            metadata={"version": version, "promoted_by_partition": context.partition_key, "previous_version": record["previous_version"] or "none"},
+            metadata={"version": version, "promoted_by_partition": context.partition_key, "previous_version": record.previous_version or "none"},
         )
     )
     return dg.MaterializeResult(
         metadata={
             "version": version,
-            "previous_version": record["previous_version"] or "none",
-            "since": record["since"],
-            "auc": record["metrics"]["auc"],
-            "mean_log_likelihood": record["metrics"]["mean_log_likelihood"],
+            "previous_version": record.previous_version or "none",
+            "since": record.since,
+            "auc": record.metrics["auc"],
+            "mean_log_likelihood": record.metrics["mean_log_likelihood"],
         }
     )
 

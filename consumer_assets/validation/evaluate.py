@@ -109,11 +109,11 @@ def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) ->
     scores = {"candidate": primary_p}
 
     serving = store.serving()
-    if serving is not None and serving["version"] != version:
-        served = store.load(serving["version"])
+    if serving is not None and serving.version != version:
+        served = store.load(serving.version)
         served_p = score_table(served, table)[:, 0]
         scores["serving"] = served_p
-        evaluation["serving"] = {"version": serving["version"], **summarise(served_p, primary_y, groups)}
+        evaluation["serving"] = {"version": serving.version, **summarise(served_p, primary_y, groups)}
         evaluation["roc"]["serving"] = roc_points(served_p, primary_y)
         evaluation["calibration"]["serving"] = calibration_table(served_p, primary_y)
         evaluation["comparisons"]["serving"] = paired_differences(primary_p, served_p, primary_y, groups)

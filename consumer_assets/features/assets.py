@@ -1,7 +1,7 @@
 """daily_histories and order_labels: Spark jobs over the stored raw events, with their checks."""
 
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -14,13 +14,9 @@ from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, plot_markdown
-from consumer_assets.partitions import daily_partitions
+from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.plots import bar_chart
 from consumer_assets.storage.resources import StorageResource
-
-
-def _day(context) -> date:
-    return date.fromisoformat(context.partition_key)
 
 
 @dg.asset(
@@ -45,7 +41,7 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
     type, article, category, brand, price, ts, seconds since the previous event and
     before the cut-off, hour, weekday; plus window totals for the baselines.
     """
-    day = _day(context)
+    day = partition_day(context)
     config = features.history_config()
     compaction = Compaction(max_change_share=features.max_change_share, max_layers=features.max_layers)
     session = spark.session()
@@ -84,7 +80,7 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
 @dg.asset_check(asset=daily_histories, partitions_def=daily_partitions)
 def check_profile_count_stable(context: dg.AssetCheckExecutionContext, storage: StorageResource, features: FeatureResource) -> dg.AssetCheckResult:
     """Profile count within a band of the previous day's: a jump says tracking or ingestion changed."""
-    day = _day(context)
+    day = partition_day(context)
     root = storage.open()
     profiles = root.manifest(HISTORIES, day).rows
     previous = day - timedelta(days=1)
@@ -109,7 +105,7 @@ def check_profile_count_stable(context: dg.AssetCheckExecutionContext, storage: 
 @dg.asset_check(asset=daily_histories, partitions_def=daily_partitions, blocking=True)
 def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     """No feature comes from an event at or after the end of the snapshot's day: no leakage."""
-    day = _day(context)
+    day = partition_day(context)
     ts = pc.list_flatten(read_snapshot(storage.open(), day, columns=["ts"]).column("ts"))
     latest = pc.max(ts).as_py()
     late = pc.sum(pc.greater_equal(ts, cutoff(day))).as_py() or 0

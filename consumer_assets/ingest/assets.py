@@ -1,6 +1,6 @@
 """raw_events: the landing zone's day, validated, typed and de-duplicated, with its checks."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
@@ -11,7 +11,7 @@ from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, write_quarantine
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.metadata import count_table, preview_table
-from consumer_assets.partitions import daily_partitions
+from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.storage.resources import StorageResource
 
 KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
@@ -34,7 +34,7 @@ def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, qual
     line and reason; repeated ``event_id``s (within the day or in the look-back days)
     are dropped and counted. ``rows_read = rows_kept + rows_quarantined + duplicates``.
     """
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     root = storage.open()
     try:
         ingested = ingest_day(root, day, quality.dedup_lookback_days)
@@ -79,7 +79,7 @@ def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
 @dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
 def check_quarantine_rate(context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.AssetCheckResult:
     """Share of rows read that broke the contract: WARN above the warn rate, ERROR (blocking) above the error rate."""
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     stats = storage.open().manifest(QUARANTINE, day).properties
     rate = stats["rows_quarantined"] / max(stats["rows_read"], 1)
     severity = dg.AssetCheckSeverity.ERROR if rate > quality.quarantine_error_rate else dg.AssetCheckSeverity.WARN
@@ -108,7 +108,7 @@ def check_no_null_keys(context: dg.AssetCheckExecutionContext, storage: StorageR
 @dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
 def check_timestamps_inside_day(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     """Every event's ``ts`` lies in the partition's UTC day, so no event leaks across days."""
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     ts = storage.open().read_partition(RAW_EVENTS, day, columns=["ts"]).column("ts")
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)

@@ -1,6 +1,6 @@
 """order_labels: the labels of each day's snapshot, materialised once the H following days have landed."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -14,7 +14,7 @@ from consumer_assets.ingest.assets import raw_events
 from consumer_assets.labels.build import build_labels
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS, targets
 from consumer_assets.metadata import count_table
-from consumer_assets.partitions import daily_partitions
+from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.storage.resources import StorageResource
 
 
@@ -31,10 +31,6 @@ def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.Au
     return (matured & condition.missing() & inputs_ready & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()).with_label(
         "labels matured"
     )
-
-
-def _day(context) -> date:
-    return date.fromisoformat(context.partition_key)
 
 
 @dg.asset(
@@ -61,7 +57,7 @@ def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, sp
     missing days, until raw_events has every one of them. The lineage shown in the UI
     uses the default H; a deployment with another H is still enforced here, in code.
     """
-    day = _day(context)
+    day = partition_day(context)
     root = storage.open()
     try:
         with CoreShare(max_threads=1):  # see daily_histories
@@ -85,7 +81,7 @@ def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, sp
 @dg.asset_check(asset=order_labels, partitions_def=daily_partitions, blocking=True)
 def check_label_rate_nonzero(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     """A matured snapshot in which nobody ordered means orders stopped arriving, not that nobody bought."""
-    labels = storage.open().read_partition(LABELS, _day(context), columns=["order_any"])
+    labels = storage.open().read_partition(LABELS, partition_day(context), columns=["order_any"])
     rate = pc.mean(labels.column("order_any")).as_py() or 0.0
     return dg.AssetCheckResult(passed=rate > 0, metadata={"order_any_rate": rate, "profiles": labels.num_rows})
 

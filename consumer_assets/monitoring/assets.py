@@ -4,7 +4,7 @@ The checks are not blocking: drift is a reason to look, not to stop scoring. The
 ERROR results are what the alert sensor forwards.
 """
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
@@ -17,7 +17,7 @@ from consumer_assets.metadata import count_table, png_markdown
 from consumer_assets.monitoring.daily import MonitoringInputError, drift_table, monitor_day, realised_series
 from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets
 from consumer_assets.monitoring.resources import MonitoringResource
-from consumer_assets.partitions import daily_partitions
+from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.serving.assets import batch_predictions, score_explanations
 from consumer_assets.serving.explain import attribution_drift
 from consumer_assets.serving.resources import ExplanationResource
@@ -49,7 +49,7 @@ def monitoring_stats(
     calibration, expected against realised orders and the top decile's lift and share
     of orders, with a time series over earlier days.
     """
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     root = storage.open()
     config = monitoring.config(features)
     try:
@@ -226,7 +226,7 @@ def check_attribution_drift(context: dg.AssetCheckExecutionContext, storage: Sto
     explains differently by design, so only days of the same model version count.
     """
     root = storage.open()
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     version = root.manifest(EXPLANATIONS, day).properties["model_version"]
     reference = []
     for earlier in root.list_partitions(EXPLANATIONS):

@@ -17,7 +17,7 @@ from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore, NoServingModelError
-from consumer_assets.partitions import daily_partitions
+from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
 from consumer_assets.serving.explain import attribution_shares, contribution_summary, explain, iter_profiles, snapshot_rows
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
@@ -45,7 +45,7 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
     Reads ``models/serving.json``, never the newest candidate: a refused candidate leaves
     yesterday's model scoring. Streams the snapshot in chunks on CPU (inference mode).
     """
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     root = storage.open()
     store = ModelStore(root)
     try:
@@ -139,7 +139,7 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     that score minus the empty-history score. The summary says which event types, and
     how long before the cut-off, move scores up or down; monitoring compares it day by day.
     """
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     root = storage.open()
     model = model_that_scored(root, day)
     version = model.version
@@ -220,7 +220,7 @@ def profile_states(context: dg.AssetExecutionContext, storage: StorageResource, 
     the online service (``consumer-assets serve``) loads the newest partition and that
     model together and advances the states event by event.
     """
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     root = storage.open()
     model = model_that_scored(root, day)
     version = model.version

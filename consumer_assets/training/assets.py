@@ -11,7 +11,7 @@ from consumer_assets.labels.assets import order_labels
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.model.store import Candidate
-from consumer_assets.partitions import daily_partitions
+from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.plots import training_curves
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.candidate import plan_training, train_candidate
@@ -51,7 +51,7 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
     blocking check on its evaluation has passed and validated_model promotes it.
     Warm-starts from the model in service when compatible; the metadata says which.
     """
-    day = date.fromisoformat(context.partition_key)
+    day = partition_day(context)
     root = storage.open()
     try:
         plan = plan_training(

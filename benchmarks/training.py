@@ -241,24 +241,22 @@ def quality_table(root: StorageRoot, version: str, split, config: SimulationConf
     y = y[:, 0]
     groups = np.asarray(table.column("profile_id").to_pylist(), dtype=object)
     lstm = score_table(ModelStore(root).load(version), table)[:, 0]
-    data = evaluation["test_data"]
-    print(
-        f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on {', '.join(evaluation['test_days'])}; {data['positives']:,} positives"
-    )
+    data = evaluation.test_data
+    print(f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on {', '.join(evaluation.test_days)}; {data['positives']:,} positives")
     if root.list_partitions(TRUTH_DATASET) and root.list_partitions(RAW_EVENTS):
         references = reference_scores(root, table, config)
     else:
         references = {}
         print("  (no raw events and truth in this data folder: no oracle or forward filter)")
-    rows = {"LSTM": evaluation["candidate"]["order_any"], **evaluation["baselines"], **{name: summarise(p, y, groups) for name, p in references.items()}}
+    rows = {"LSTM": evaluation.candidate["order_any"], **evaluation.baselines, **{name: summarise(p, y, groups) for name, p in references.items()}}
     print(f"  {'model':<28} {'AUC (95 % interval)':>24} {'mean log-lik':>13} {'ECE (95 %)':>22} {'mean p / observed':>18}")
     for name, m in rows.items():
         print(
             f"  {name:<28} {m['auc']:>7.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) {m['mean_log_likelihood']:>13.4f} "
             f"{m['ece']:>7.4f} ({m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) {m['mean_prediction']:>8.4f} / {m['observed_rate']:.4f}"
         )
-    strongest = evaluation["strongest_baseline"]
-    others = {f"strongest baseline ({strongest})": evaluation["comparisons"][strongest]}
+    strongest = evaluation.strongest_baseline
+    others = {f"strongest baseline ({strongest})": evaluation.comparisons[strongest]}
     if references:
         others["forward filter"] = paired_differences(lstm, references["forward filter (counts/day)"], y, groups)
     for name, c in others.items():

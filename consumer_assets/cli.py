@@ -15,6 +15,7 @@ from consumer_assets.serving.explain import ExplanationError, explain_profile
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
 from consumer_assets.storage.root import DEFAULT_ROOT
+from consumer_assets.validation.evaluation import Evaluation
 from consumer_assets.validation.gate import GateConfig, judge
 
 
@@ -38,7 +39,7 @@ def _gate_state(store: ModelStore, version: str, evaluation: dict) -> str:
         return "passed" if verdict.passed else "REFUSED"
     if not evaluation or "load_error" in evaluation:
         return "not judged"
-    outcomes = judge(evaluation, GateConfig())
+    outcomes = judge(Evaluation.from_json(evaluation), GateConfig())
     return "passed*" if all(v.passed for v in outcomes.values()) else "REFUSED*"
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from consumer_assets.model.store import EVALUATION, Candidate, ModelLoadError, ModelStore
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.validation.evaluation import Evaluation
 
 
 def dataset_name(asset_key: dg.AssetKey) -> str:
@@ -73,18 +74,16 @@ class EvaluationIOManager(dg.ConfigurableIOManager):
 
     storage: dg.ResourceDependency[StorageResource]
 
-    def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Evaluation) -> None:
         store = ModelStore(self.storage.open())
         candidate = store.candidate_for_partition(_partition(context))
-        if obj.get("version") != candidate.version:
-            raise dg.DagsterInvariantViolationError(
-                f"evaluation of {obj.get('version')} stored for day {_partition(context)}, whose candidate is {candidate.version}"
-            )
-        store.write_json(candidate.version, EVALUATION, obj)
+        if obj.version != candidate.version:
+            raise dg.DagsterInvariantViolationError(f"evaluation of {obj.version} stored for day {_partition(context)}, whose candidate is {candidate.version}")
+        store.write_json(candidate.version, EVALUATION, obj.to_json())
 
-    def load_input(self, context: dg.InputContext) -> dict:
+    def load_input(self, context: dg.InputContext) -> Evaluation:
         store = ModelStore(self.storage.open())
         try:
-            return store.read_evaluation(store.candidate_for_partition(_partition(context)).version)
+            return Evaluation.from_json(store.read_evaluation(store.candidate_for_partition(_partition(context)).version))
         except ModelLoadError as exc:
             raise dg.Failure(str(exc)) from exc

@@ -11,6 +11,8 @@ run of any kind can serve a candidate that fails, and it records the hand-off as
 materialisation of ``model_in_service``, which batch scoring depends on.
 """
 
+from dataclasses import replace
+
 import dagster as dg
 
 from consumer_assets.metadata import plot_markdown
@@ -20,6 +22,7 @@ from consumer_assets.plots import calibration_plot, roc_curves
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.split import SnapshotSplit
 from consumer_assets.validation.evaluate import evaluate_candidate, smoke_test
+from consumer_assets.validation.evaluation import Evaluation
 from consumer_assets.validation.gate import RULES, Verdict, judge
 from consumer_assets.validation.resources import GateResource
 
@@ -28,12 +31,11 @@ MODEL_IN_SERVICE = "model_in_service"
 METRIC_COLUMNS = ("auc", "mean_log_likelihood", "ece", "observed_over_predicted")
 
 
-def _metrics_table(evaluation: dict) -> dg.TableMetadataValue:
+def _metrics_table(evaluation: Evaluation) -> dg.TableMetadataValue:
     """Each model on the same test rows: rows, positives, and every figure with its 95 % interval."""
-    primary = evaluation["targets"][0]
-    rows = {"candidate": evaluation["candidate"][primary], **evaluation["baselines"]}
-    if evaluation.get("serving"):
-        rows[f"serving ({evaluation['serving']['version']})"] = evaluation["serving"]
+    rows = {"candidate": evaluation.primary, **evaluation.baselines}
+    if evaluation.serving:
+        rows[f"serving ({evaluation.serving['version']})"] = evaluation.serving
     columns = [name for c in METRIC_COLUMNS for name in (c, f"{c}_ci_low", f"{c}_ci_high")]
     return dg.MetadataValue.table(
         records=[
@@ -51,24 +53,24 @@ def _metrics_table(evaluation: dict) -> dg.TableMetadataValue:
     )
 
 
-def _evaluation_metadata(evaluation: dict) -> dict:
+def _evaluation_metadata(evaluation: Evaluation) -> dict:
     """What the asset page shows: the candidate's test figures beside the baselines, ROC and calibration plots."""
-    metadata: dict = {"version": evaluation["version"]}
-    if "load_error" in evaluation:
-        return metadata | {"load_error": evaluation["load_error"]}
-    m = evaluation["candidate"][evaluation["targets"][0]]
+    metadata: dict = {"version": evaluation.version}
+    if evaluation.load_error is not None:
+        return metadata | {"load_error": evaluation.load_error}
+    m = evaluation.primary
     return metadata | {
-        "test_days": ", ".join(evaluation["test_days"]),
+        "test_days": ", ".join(evaluation.test_days),
         "test_rows": m["rows"],
         "test_positives": m["positives"],
         "test_auc": m["auc"],
         "test_auc_95_interval": f"{m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}",
-        **{f"test_auc_{name}": b["auc"] for name, b in evaluation["baselines"].items()},
+        **{f"test_auc_{name}": b["auc"] for name, b in evaluation.baselines.items()},
         "test_mean_prediction": m["mean_prediction"],
         "test_observed_rate": m["observed_rate"],
         "metrics": _metrics_table(evaluation),
-        "roc": plot_markdown(roc_curves(evaluation["roc"]), "ROC curves"),
-        "calibration": plot_markdown(calibration_plot(evaluation["calibration"]), "calibration"),
+        "roc": plot_markdown(roc_curves(evaluation.roc), "ROC curves"),
+        "calibration": plot_markdown(calibration_plot(evaluation.calibration), "calibration"),
     }
 
 
@@ -83,7 +85,7 @@ def _evaluation_metadata(evaluation: dict) -> dict:
     tags={"stage": "validation"},
     code_version="1",
 )
-def candidate_evaluation(context: dg.AssetExecutionContext, trained_lstm: Candidate, storage: StorageResource) -> dg.Output[dict]:
+def candidate_evaluation(context: dg.AssetExecutionContext, trained_lstm: Candidate, storage: StorageResource) -> dg.Output[Evaluation]:
     """Day T's candidate on independent test data: every figure with its rows, positives and 95 % interval, beside the
     baselines (logistic regression, random forest, gradient-boosted trees) and the model in service, plus a smoke test
     that loads and scores it in a fresh process. Stored as ``evaluation.json`` beside the candidate; the blocking checks
@@ -95,7 +97,7 @@ def candidate_evaluation(context: dg.AssetExecutionContext, trained_lstm: Candid
     context.log.info(f"evaluating {trained_lstm.version} on the test profiles of {held_out} beside the baselines and the model in service")
     evaluation = evaluate_candidate(root, trained_lstm.version, split)
     context.log.info(f"loading and scoring {trained_lstm.version} in a fresh process")
-    evaluation["smoke"] = smoke_test(root, trained_lstm.version)
+    evaluation = replace(evaluation, smoke=smoke_test(root, trained_lstm.version))
     return dg.Output(evaluation, metadata=_evaluation_metadata(evaluation))
 
 
@@ -109,11 +111,11 @@ def _result(verdict: Verdict, version: str, extra: dict | None = None) -> dg.Ass
 
 def _rule_check(name: str, description: str):
     @dg.asset_check(asset=candidate_evaluation, name=name, partitions_def=daily_partitions, blocking=True, description=description)
-    def check(candidate_evaluation: dict, gate: GateResource) -> dg.AssetCheckResult:
+    def check(candidate_evaluation: Evaluation, gate: GateResource) -> dg.AssetCheckResult:
         evaluation = candidate_evaluation
         verdict = RULES[name](evaluation, gate.config())
-        with_table = name in ("check_value_thresholds", "check_beats_baselines") and "load_error" not in evaluation
-        return _result(verdict, evaluation["version"], {"metrics": _metrics_table(evaluation)} if with_table else None)
+        with_table = name in ("check_value_thresholds", "check_beats_baselines") and evaluation.load_error is None
+        return _result(verdict, evaluation.version, {"metrics": _metrics_table(evaluation)} if with_table else None)
 
     return check
 
@@ -140,7 +142,7 @@ validation_checks = [
     tags={"stage": "validation"},
     code_version="2",  # 2: judges its input, the evaluation, instead of files looked up by day
 )
-def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: dict, storage: StorageResource, gate: GateResource) -> dg.MaterializeResult:
+def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: Evaluation, storage: StorageResource, gate: GateResource) -> dg.MaterializeResult:
     """Promotes day T's candidate into service by writing ``models/serving.json`` atomically (model_in_service).
 
     Runs only after every blocking check on the evaluation passed in the same run, and
@@ -148,7 +150,7 @@ def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: dic
     re-executed run cannot serve it either.
     """
     evaluation = candidate_evaluation
-    version = evaluation["version"]
+    version = evaluation.version
     store = ModelStore(storage.open())
     config = gate.config()
     failed = {name: v.reason for name, v in judge(evaluation, config).items() if not v.passed}
@@ -162,14 +164,13 @@ def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: dic
             metadata={"version": version, **failed},
         )
     previous = store.serving()
-    primary = evaluation["targets"][0]
     record = store.promote(
         version,
         run_id=context.run_id,
         partition=context.partition_key,
         previous_version=previous.version if previous else None,
-        metrics={k: evaluation["candidate"][primary][k] for k in ("auc", "mean_log_likelihood", "brier", "ece")},
-        test_days=evaluation["test_days"],
+        metrics={k: evaluation.primary[k] for k in ("auc", "mean_log_likelihood", "brier", "ece")},
+        test_days=evaluation.test_days,
     )
     context.log.info("serving %s (was %s)", version, record.previous_version)
     context.log_event(

@@ -28,6 +28,7 @@ from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.split import SnapshotRows, SnapshotSplit
 from consumer_assets.validation.baselines import BASELINES, category_list, features, fit_baselines
+from consumer_assets.validation.evaluation import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,14 @@ def finite_weights(model: LoadedModel) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in model.network.state_dict().values())
 
 
-def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) -> dict:
+def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) -> Evaluation:
     """Score the candidate, the model in service and the baselines on the same test rows."""
     store = ModelStore(root)
     days = {"train_days": [str(d) for d in split.train_days], "test_days": [str(d) for d in split.held_out_days]}
     try:
         candidate = store.load(version)
     except ModelLoadError as exc:
-        return {"version": version, **days, "load_error": str(exc)}
+        return Evaluation(version, **days, load_error=str(exc))
     targets = candidate.config.targets
     table, y = labelled_rows(root, split.held_out_days, targets, "test")
     groups = np.asarray(table.column("profile_id").to_pylist(), dtype=object)
@@ -143,7 +144,7 @@ def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) ->
             entry["comparison"] = paired_differences(primary_p[mask], scores["serving"][mask], primary_y[mask], groups[mask])
         evaluation["slices"][name] = entry
     log.info("evaluated %s on %d test rows (%d positives): AUC %.4f", version, len(primary_y), int(primary_y.sum()), evaluation["candidate"][targets[0]]["auc"])
-    return evaluation
+    return Evaluation.from_json(evaluation)
 
 
 def smoke_test(root: StorageRoot, version: str) -> dict:

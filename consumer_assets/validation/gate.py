@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from consumer_assets.validation.evaluation import Evaluation
+
 PASS, REFUSE, TOO_LITTLE_DATA = "pass", "refuse", "too_little_data"
 
 
@@ -69,20 +71,20 @@ def _share_worse(comparison: dict, tolerance: float) -> float:
     return float(np.mean(differences < -tolerance)) if len(differences) else float("nan")
 
 
-def _load_failure(evaluation: dict) -> Verdict | None:
-    if "load_error" in evaluation:
-        return Verdict(False, f"the candidate could not be loaded: {evaluation['load_error']}")
+def _load_failure(evaluation: Evaluation) -> Verdict | None:
+    if evaluation.load_error is not None:
+        return Verdict(False, f"the candidate could not be loaded: {evaluation.load_error}")
     return None
 
 
-def _data_figures(evaluation: dict) -> dict:
-    data = evaluation["test_data"]
-    return {"test_rows": data["rows"], "test_positives": data["positives"], "test_profiles": data["profiles"], "test_days": ", ".join(evaluation["test_days"])}
+def _data_figures(evaluation: Evaluation) -> dict:
+    data = evaluation.test_data
+    return {"test_rows": data["rows"], "test_positives": data["positives"], "test_profiles": data["profiles"], "test_days": ", ".join(evaluation.test_days)}
 
 
-def too_little_data(evaluation: dict, config: GateConfig) -> Verdict | None:
+def too_little_data(evaluation: Evaluation, config: GateConfig) -> Verdict | None:
     """The ``too_little_data`` verdict when the test rows cannot decide, with the rows it would take; else None."""
-    data = evaluation["test_data"]
+    data = evaluation.test_data
     positives, negatives = data["positives"], data["rows"] - data["positives"]
     if positives >= config.min_positives and negatives >= config.min_positives:
         return None
@@ -90,7 +92,7 @@ def too_little_data(evaluation: dict, config: GateConfig) -> Verdict | None:
     needed = math.ceil(config.min_positives / min(rate, 1 - rate)) if 0 < rate < 1 else None
     return Verdict(
         False,
-        f"too little data to judge: {data['rows']} test rows with {positives} positives on {', '.join(evaluation['test_days'])}; "
+        f"too little data to judge: {data['rows']} test rows with {positives} positives on {', '.join(evaluation.test_days)}; "
         f"the gate needs at least {config.min_positives} positives and negatives"
         + (f" (about {needed:,} rows at the observed rate {rate:.3f})" if needed else "")
         + ". Nothing is promoted until then: wait for more matured days, simulate or track more profiles, or raise held_out_days.",
@@ -99,15 +101,15 @@ def too_little_data(evaluation: dict, config: GateConfig) -> Verdict | None:
     )
 
 
-def _precheck(evaluation: dict, config: GateConfig) -> Verdict | None:
+def _precheck(evaluation: Evaluation, config: GateConfig) -> Verdict | None:
     return _load_failure(evaluation) or too_little_data(evaluation, config)
 
 
-def value_thresholds(evaluation: dict, config: GateConfig) -> Verdict:
+def value_thresholds(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
-    primary = evaluation["targets"][0]
-    m = evaluation["candidate"][primary]
+    primary = evaluation.targets[0]
+    m = evaluation.candidate[primary]
     figures = {
         **_data_figures(evaluation),
         "auc": m["auc"],
@@ -145,13 +147,13 @@ def _comparison_figures(comparison: dict) -> dict:
     }
 
 
-def against_serving(evaluation: dict, config: GateConfig) -> Verdict:
+def against_serving(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
-    serving = evaluation.get("serving")
+    serving = evaluation.serving
     if serving is None:
         return Verdict(True, "no model in service yet: nothing to compare with (first model)", {"model_in_service": "none"})
-    comparison = evaluation["comparisons"]["serving"]
+    comparison = evaluation.comparisons["serving"]
     tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * serving["auc"])
     share = _share_worse(comparison, tolerance)
     figures = {
@@ -170,16 +172,16 @@ def against_serving(evaluation: dict, config: GateConfig) -> Verdict:
     return Verdict(True, f"not shown worse than {serving['version']} beyond {tolerance:.4f} AUC (worse in {share:.0%} of resamples); {span}", figures)
 
 
-def against_baselines(evaluation: dict, config: GateConfig) -> Verdict:
+def against_baselines(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
-    strongest = evaluation["strongest_baseline"]
-    comparison = evaluation["comparisons"][strongest]
+    strongest = evaluation.strongest_baseline
+    comparison = evaluation.comparisons[strongest]
     share = _share_worse(comparison, config.baseline_tolerance)
     figures = {
         **_data_figures(evaluation),
-        "candidate_auc": evaluation["candidate"][evaluation["targets"][0]]["auc"],
-        **{f"{name}_auc": b["auc"] for name, b in evaluation["baselines"].items()},
+        "candidate_auc": evaluation.primary["auc"],
+        **{f"{name}_auc": b["auc"] for name, b in evaluation.baselines.items()},
         "strongest_baseline": strongest,
         **_comparison_figures(comparison),
         "share_of_resamples_worse": share,
@@ -191,11 +193,11 @@ def against_baselines(evaluation: dict, config: GateConfig) -> Verdict:
     return Verdict(True, f"{verdict} the strongest baseline ({strongest}): {span}", figures)
 
 
-def per_slice(evaluation: dict, config: GateConfig) -> Verdict:
+def per_slice(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
     failures, skipped, figures = [], [], {}
-    for name, entry in evaluation["slices"].items():
+    for name, entry in evaluation.slices.items():
         summary = entry["candidate"]
         figures[f"{name} auc"] = summary["auc"] if summary else float("nan")
         if entry["positives"] < config.min_slice_positives or entry["rows"] - entry["positives"] < config.min_slice_positives or summary is None:
@@ -217,12 +219,12 @@ def per_slice(evaluation: dict, config: GateConfig) -> Verdict:
     )
 
 
-def sanity(evaluation: dict, config: GateConfig) -> Verdict:
+def sanity(evaluation: Evaluation, config: GateConfig) -> Verdict:
     """Finite, not constant, and calibrated: calibration judged by its interval, not by a point value the noise crosses."""
     if failure := _load_failure(evaluation):
         return failure
-    s = evaluation["sanity"]
-    m = evaluation["candidate"][evaluation["targets"][0]]
+    s = evaluation.sanity
+    m = evaluation.primary
     figures = {
         **s,
         **_data_figures(evaluation),
@@ -265,9 +267,9 @@ def sanity(evaluation: dict, config: GateConfig) -> Verdict:
     )
 
 
-def serving_smoke_test(evaluation: dict, config: GateConfig) -> Verdict:
+def serving_smoke_test(evaluation: Evaluation, config: GateConfig) -> Verdict:
     """The stored files loaded in a fresh process, as scoring loads them, and scored a batch in time."""
-    result = evaluation.get("smoke")
+    result = evaluation.smoke
     if not result:
         return Verdict(False, "the serving smoke test has not run on this candidate")
     if not result.get("loaded"):
@@ -296,5 +298,5 @@ RULES = {
 }
 
 
-def judge(evaluation: dict, config: GateConfig) -> dict[str, Verdict]:
+def judge(evaluation: Evaluation, config: GateConfig) -> dict[str, Verdict]:
     return {name: rule(evaluation, config) for name, rule in RULES.items()}

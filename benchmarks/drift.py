@@ -52,7 +52,7 @@ def main() -> None:
             *_, last = ShopSimulator(replace(shop, drift=drift)).simulate(START, args.days + 1)
             land(spark, root, last)
             monitoring = monitor_day(root, drift_day, config)
-            results[name] = ({row["feature"]: row["psi"] for row in monitoring.drift}, monitoring.properties["event_volume"]["ratio"])
+            results[name] = ({row["feature"]: row["psi"] for row in monitoring.input_drift}, monitoring.event_volume["ratio"])
     features = list(next(iter(results.values()))[0])
     print(f"PSI against the previous 7 days, {args.profiles:,} profiles, first day of each scenario ({drift_day})")
     print(f"  {'feature':<15}" + "".join(f"{name:>16}" for name in results))

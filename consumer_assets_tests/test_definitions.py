@@ -83,6 +83,7 @@ def test_definitions_validate_from_the_cli():
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=REPO,
+        start_new_session=True,  # a code location that fails to load makes dagster signal its process group: keep that away from the test session's servers
         capture_output=True,
         text=True,
         timeout=300,

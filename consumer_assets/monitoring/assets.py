@@ -14,7 +14,7 @@ from consumer_assets.features.resources import FeatureResource
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, png_markdown
-from consumer_assets.monitoring.daily import MonitoringInputError, drift_table, monitor_day, realised_series
+from consumer_assets.monitoring.daily import DayMonitoring, MonitoringInputError, drift_table, monitor_day, realised_series
 from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets
 from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.partitions import daily_partitions, partition_day
@@ -53,37 +53,36 @@ def monitoring_stats(
     root = storage.open()
     config = monitoring.config(features)
     try:
-        result = monitor_day(root, day, config)
+        found = monitor_day(root, day, config)
     except MonitoringInputError as exc:
         raise dg.Failure(str(exc)) from exc
-    properties = result.properties
-    series = realised_series(root, day, properties["realised"], config)
-    plots = rendered_plots(properties, series)
-    attachments = {"report.html": html_report(day, properties, plots)} if monitoring.html_report else {}
-    manifest = root.write_partition(MONITORING, day, drift_table(result), properties=properties, attachments=attachments)
+    series = realised_series(root, day, found.realised, config)
+    plots = rendered_plots(found, series)
+    attachments = {"report.html": html_report(day, found, plots)} if monitoring.html_report else {}
+    manifest = root.write_partition(MONITORING, day, drift_table(found), properties=found.to_json(), attachments=attachments)
 
-    sketch = properties["sketch"]
+    sketch = found.sketch
     metadata: dict = {
         "events": sketch["events"],
         "active_profiles": sketch["active_profiles"],
         "snapshot_profiles": sketch["profiles"],
-        "reference_days": len(properties["reference_days"]),
+        "reference_days": len(found.reference_days),
         "event_type_mix": count_table(sketch["features"]["event_type"]["counts"], "event type", "events"),
         "drift_features": manifest.rows,
     }
-    alerting = [row for row in properties["input_drift"] if row["alerting"]]
+    alerting = [row for row in found.input_drift if row["alerting"]]
     if alerting:
         worst = max(alerting, key=lambda row: row["psi"])
         metadata["max_input_psi"] = worst["psi"]
         metadata["max_input_psi_feature"] = worst["feature"]
-    if properties["input_drift"]:
-        metadata["input_psi"] = count_table({row["feature"]: round(row["psi"], 4) for row in properties["input_drift"]}, "feature", "PSI")
-    if properties["prediction_drift"]:
-        metadata["prediction_psi"] = properties["prediction_drift"]["psi"]
+    if found.input_drift:
+        metadata["input_psi"] = count_table({row["feature"]: round(row["psi"], 4) for row in found.input_drift}, "feature", "PSI")
+    if found.prediction_drift:
+        metadata["prediction_psi"] = found.prediction_drift["psi"]
     if sketch["scores"]:
         metadata["mean_predicted_rate"] = sketch["scores"]["sum"] / max(sketch["scores"]["n"], 1)
         metadata["score_distribution"] = count_table(score_buckets(sketch["scores"]), "p_order_any", "profiles")
-    matured = properties["realised"]
+    matured = found.realised
     if matured:
         metadata |= {
             f"realised_{name}": matured[name]
@@ -98,15 +97,16 @@ def monitoring_stats(
         "%s: %d events, %d reference days, max input PSI %s, realised AUC %s",
         day,
         sketch["events"],
-        len(properties["reference_days"]),
+        len(found.reference_days),
         f"{metadata['max_input_psi']:.3f}" if "max_input_psi" in metadata else "n/a",
         f"{matured['auc']:.3f}" if matured else "not matured yet",
     )
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _properties(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dict:
-    return storage.open().manifest(MONITORING, context.partition_key).properties
+def _stored(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> DayMonitoring:
+    """What monitoring_stats stored for the checked day."""
+    return DayMonitoring.from_json(storage.open().manifest(MONITORING, context.partition_key).properties)
 
 
 def _psi_result(psi: float | None, feature: str | None, monitoring: MonitoringResource, metadata: dict) -> dg.AssetCheckResult:
@@ -119,7 +119,7 @@ def _psi_result(psi: float | None, feature: str | None, monitoring: MonitoringRe
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
 def check_input_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
     """The largest PSI of an input feature against the reference: WARN above 0.1, ERROR above 0.25."""
-    rows = [row for row in _properties(context, storage)["input_drift"] if row["alerting"]]
+    rows = [row for row in _stored(context, storage).input_drift if row["alerting"]]
     if not rows:
         return _psi_result(None, None, monitoring, {})
     worst = max(rows, key=lambda row: row["psi"])
@@ -130,7 +130,7 @@ def check_input_drift(context: dg.AssetCheckExecutionContext, storage: StorageRe
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
 def check_prediction_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
     """PSI of the day's scores against the reference window's: WARN above 0.1, ERROR above 0.25."""
-    scores = _properties(context, storage)["prediction_drift"]
+    scores = _stored(context, storage).prediction_drift
     if scores is None:
         return _psi_result(None, None, monitoring, {})
     return _psi_result(scores["psi"], "p_order_any", monitoring, {"mean_predicted_rate": scores["mean"], "reference_mean": scores["reference_mean"]})
@@ -139,7 +139,7 @@ def check_prediction_drift(context: dg.AssetCheckExecutionContext, storage: Stor
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
 def check_event_volume(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
     """Events of the day against the reference daily mean: a collapse usually means broken tracking."""
-    volume = _properties(context, storage)["event_volume"]
+    volume = _stored(context, storage).event_volume
     if volume is None or volume["ratio"] is None:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no reference yet"})
     return dg.AssetCheckResult(
@@ -150,7 +150,7 @@ def check_event_volume(context: dg.AssetCheckExecutionContext, storage: StorageR
 
 
 def _matured(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dict | None:
-    return _properties(context, storage)["realised"]
+    return _stored(context, storage).realised
 
 
 def _too_few(matured: dict, monitoring: MonitoringResource) -> dg.AssetCheckResult | None:

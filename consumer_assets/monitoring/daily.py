@@ -9,7 +9,7 @@ instead of rereading a week of events. A reference day without a stored sketch
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, fields
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -55,12 +55,25 @@ class MonitoringConfig:
     series_days: int = 60
 
 
-@dataclass
+@dataclass(frozen=True)
 class DayMonitoring:
-    """Everything monitoring found for one day; ``properties`` is what gets stored and what checks read."""
+    """Everything monitoring found for one day: stored with the partition (``to_json``) and read back by the checks."""
 
-    drift: list[dict]
-    properties: dict = field(default_factory=dict)
+    sketch: dict  # the day's distributions: event and snapshot features, scores
+    reference_days: list[str]  # the earlier days it was compared with
+    histories_settled: bool  # the reference snapshots saw a full window, so snapshot features may alert
+    input_drift: list[dict]  # per feature: PSI, band, KS, means, whether it may alert
+    prediction_drift: dict | None  # the scores' PSI against the reference; None without scores
+    event_volume: dict | None  # events against the reference days' mean
+    realised: dict | None  # figures of the predictions made H days earlier, once labelled
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> DayMonitoring:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _sketch_from_data(root: StorageRoot, day: date, config: MonitoringConfig) -> dict | None:
@@ -142,20 +155,19 @@ def monitor_day(root: StorageRoot, day: date, config: MonitoringConfig) -> DayMo
     drift = [{**row, "alerting": row["source"] != "histories" or settled} for row in input_drift(current, sketches)]
     scores = prediction_drift(current, sketches)
     matured = _realised(root, day, config)
-    properties = {
-        "sketch": current,
-        "reference_days": [d.isoformat() for d, _ in reference],
-        "histories_settled": settled,
-        "input_drift": drift,
-        "prediction_drift": scores,
-        "event_volume": event_volume(current, sketches),
-        "realised": matured,
-    }
-    return DayMonitoring(drift=drift, properties=properties)
+    return DayMonitoring(
+        sketch=current,
+        reference_days=[d.isoformat() for d, _ in reference],
+        histories_settled=settled,
+        input_drift=drift,
+        prediction_drift=scores,
+        event_volume=event_volume(current, sketches),
+        realised=matured,
+    )
 
 
 def drift_table(monitoring: DayMonitoring) -> pa.Table:
-    rows = list(monitoring.drift)
-    if monitoring.properties["prediction_drift"]:
-        rows.append({**monitoring.properties["prediction_drift"], "alerting": True})
+    rows = list(monitoring.input_drift)
+    if monitoring.prediction_drift:
+        rows.append({**monitoring.prediction_drift, "alerting": True})
     return pa.Table.from_pylist(rows, schema=DRIFT_SCHEMA)

@@ -9,6 +9,7 @@ from datetime import date
 import numpy as np
 from matplotlib.figure import Figure
 
+from consumer_assets.monitoring.daily import DayMonitoring
 from consumer_assets.monitoring.stats import SCORE_EDGES
 from consumer_assets.plots import bar_chart, calibration_plot, png_bytes, psi_bars, time_series
 
@@ -24,21 +25,21 @@ def score_buckets(sketch: dict) -> dict[str, int]:
     return {f"{lo:g}-{hi:g}": int(n) for lo, hi, n in zip(SCORE_BUCKETS[:-1], SCORE_BUCKETS[1:], pooled)}
 
 
-def rendered_plots(properties: dict, series: list[dict]) -> dict[str, bytes]:
+def rendered_plots(found: DayMonitoring, series: list[dict]) -> dict[str, bytes]:
     """Every plot the day has data for, by name, as PNG: rendered once for the UI and the report."""
-    return {name: png_bytes(figure) for name, figure in _plots(properties, series).items()}
+    return {name: png_bytes(figure) for name, figure in _plots(found, series).items()}
 
 
-def _plots(properties: dict, series: list[dict]) -> dict[str, Figure]:
+def _plots(found: DayMonitoring, series: list[dict]) -> dict[str, Figure]:
     plots: dict[str, Figure] = {}
-    drift = list(properties["input_drift"]) + ([properties["prediction_drift"]] if properties["prediction_drift"] else [])
+    drift = list(found.input_drift) + ([found.prediction_drift] if found.prediction_drift else [])
     if drift:
         plots["drift"] = psi_bars(drift)
-    scores = properties["sketch"].get("scores")
+    scores = found.sketch.get("scores")
     if scores:
         buckets = score_buckets(scores)
         plots["scores"] = bar_chart(list(buckets), list(buckets.values()), "Scores of the day", "p_order_any", "profiles")
-    matured = properties.get("realised")
+    matured = found.realised
     if matured:
         plots["calibration"] = calibration_plot({f"predicted at {matured['scored_day']}": matured["calibration"]})
     if series:
@@ -64,18 +65,18 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def html_report(day: date, properties: dict, plots: dict[str, bytes]) -> bytes:
+def html_report(day: date, found: DayMonitoring, plots: dict[str, bytes]) -> bytes:
     """A self-contained page: tables of the figures and the plots inlined as PNG."""
-    sections = [f"<h1>Monitoring {day}</h1>", f"<p>Reference days: {', '.join(properties['reference_days']) or 'none yet'}</p>"]
-    if properties["input_drift"]:
+    sections = [f"<h1>Monitoring {day}</h1>", f"<p>Reference days: {', '.join(found.reference_days) or 'none yet'}</p>"]
+    if found.input_drift:
         sections += [
             "<h2>Input drift</h2>",
-            _table(properties["input_drift"], ["feature", "source", "psi", "band", "ks", "mean", "reference_mean", "alerting"]),
+            _table(found.input_drift, ["feature", "source", "psi", "band", "ks", "mean", "reference_mean", "alerting"]),
         ]
-    if properties["prediction_drift"]:
-        sections += ["<h2>Prediction drift</h2>", _table([properties["prediction_drift"]], ["feature", "psi", "band", "ks", "mean", "reference_mean"])]
-    if properties["realised"]:
-        matured = {k: v for k, v in properties["realised"].items() if k != "calibration"}
+    if found.prediction_drift:
+        sections += ["<h2>Prediction drift</h2>", _table([found.prediction_drift], ["feature", "psi", "band", "ks", "mean", "reference_mean"])]
+    if found.realised:
+        matured = {k: v for k, v in found.realised.items() if k != "calibration"}
         sections += ["<h2>Realised against predicted</h2>", _table([matured], list(matured))]
     for name, png in plots.items():
         encoded = base64.b64encode(png).decode()

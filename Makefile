@@ -48,7 +48,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Everything but the slow tests: the deployment (daemon, Postgres, sensor ticks) and the UI in a browser.
+# The quick loop (about a minute and a half): plain modules, the contract, storage on SeaweedFS, the automation logic, the
+# definitions; the tests marked slow (Spark pipelines, training and the gate, the webserver, the daemon, a browser) only in `make test`.
 test-fast: $(STAMP) instance redis
 	$(BIN)/python -m pytest -m "not slow"
 

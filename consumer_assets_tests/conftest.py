@@ -76,9 +76,9 @@ def s3_endpoint(tmp_path_factory) -> str:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    server.terminate()
+    server.terminate()  # nothing of a test server needs a graceful stop (it waits 10 s for its volume heartbeats, 15 s for its filer)
     try:
-        server.wait(timeout=30)
+        server.wait(timeout=3)
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()

@@ -19,6 +19,8 @@ from consumer_assets.serving.explain import (
     prefix_profiles,
 )
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 TYPES = np.array(["view", "wishlist", "add_to_cart", "remove_from_cart", "order"])
 
 

@@ -19,6 +19,8 @@ from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.validation.evaluate import labelled_rows
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 START = date(2026, 10, 1)
 DAYS = 5
 HORIZON = 3

@@ -30,6 +30,8 @@ from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 START = date(2026, 10, 1)
 STABLE_DAYS = 10
 DRIFT_DAY = START + timedelta(days=STABLE_DAYS)

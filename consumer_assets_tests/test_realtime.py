@@ -32,6 +32,8 @@ from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from local_servers import free_port
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 START = date(2026, 10, 1)
 MAX_LENGTH = 24  # short, so that some profiles pass it and the named length approximation shows
 

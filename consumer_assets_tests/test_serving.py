@@ -29,6 +29,8 @@ from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 DAY = date(2026, 10, 3)
 
 

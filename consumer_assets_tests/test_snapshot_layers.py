@@ -13,6 +13,8 @@ from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageError, StorageRoot
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 START = date(2026, 9, 1)
 CONFIG = HistoryConfig(window_days=4, max_events=20)
 

@@ -33,6 +33,8 @@ from consumer_assets.validation.assets import candidate_evaluation, validated_mo
 from consumer_assets.validation.evaluate import labelled_rows
 from consumer_assets.validation.resources import GateResource
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 START = date(2026, 10, 1)
 DAYS = 13
 HORIZON = 4

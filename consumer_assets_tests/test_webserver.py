@@ -15,6 +15,8 @@ from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from local_servers import REPO, free_port, graphql, start, stop, wait_for_webserver
 
+pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+
 DAY = "2026-10-02"
 
 

@@ -51,7 +51,7 @@ BAD_CANDIDATE = {"resources": {"training": {"config": {"learning_rate": 0.0, "ma
 class WebhookSink:
     """A local HTTP endpoint standing in for Slack: keeps and logs every alert it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str = "/alerts") -> None:
         self.received: list[dict] = []
         sink = self
 
@@ -67,7 +67,7 @@ class WebhookSink:
                 pass
 
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 

@@ -7,17 +7,15 @@ trips the quarantine check and its alert arrives once, and a restarted daemon ru
 nothing twice. Slow (several sensor intervals), so marked ``slow``; ``make test`` runs it.
 """
 
-import json
 import os
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
+from consumer_assets.demo import WebhookSink
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
 from consumer_assets.storage import StorageRoot
 from local_servers import REPO, free_port, graphql, start, stop, wait_for, wait_for_webserver
@@ -27,27 +25,6 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 TODAY = datetime.now(UTC).date()
 GOOD_DAY, BAD_DAY = TODAY - timedelta(days=3), TODAY - timedelta(days=2)
-
-
-class Sink:
-    """The webhook: a local HTTP endpoint that keeps every alert."""
-
-    def __init__(self):
-        self.received: list[dict] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                sink.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/secret"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +55,7 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + f'\nstorage:\n  postgres:\n    postgres_url: "{postgres}"\n')
-    sink = Sink()
+    sink = WebhookSink(path="/services/T000/B000/secret")  # a secret path, which must never reach a log
     root_uri = f"s3://{s3_bucket}/deployment"
     env = {
         **os.environ,

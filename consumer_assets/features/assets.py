@@ -9,9 +9,9 @@ import pyarrow.compute as pc
 from consumer_assets.cores import CoreShare
 from consumer_assets.datasets import HISTORIES, RAW_EVENTS
 from consumer_assets.features.build import Compaction, MissingInputError, build_snapshot, snapshot_frame
-from consumer_assets.features.histories import cutoff, describe
+from consumer_assets.features.histories import describe
 from consumer_assets.features.resources import FeatureResource, SparkResource
-from consumer_assets.features.snapshots import layers_of, read_snapshot
+from consumer_assets.features.snapshots import cutoff, layers_of, read_snapshot
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.partitions import daily_partitions, partition_day

@@ -15,11 +15,12 @@ the day before is in :mod:`consumer_assets.features.snapshots`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from consumer_assets.features.snapshots import cutoff
 from consumer_assets.ingest.contract import EVENT_TYPES
 
 EVENT_FIELDS = ("ts", "event_type", "article_id", "category_id", "brand_id", "price", "platform")
@@ -32,11 +33,6 @@ class HistoryConfig:
 
     window_days: int = 90
     max_events: int = 100
-
-
-def cutoff(day: date) -> datetime:
-    """The end of ``day`` in UTC: nothing at or after it may enter the snapshot."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
 
 
 def window_days(day: date, config: HistoryConfig) -> list[date]:

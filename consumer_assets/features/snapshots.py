@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,12 @@ import pyarrow.parquet as pq
 
 from consumer_assets.datasets import HISTORIES
 from consumer_assets.storage import LAYERS, Manifest, StorageRoot
+
+
+def cutoff(day: date) -> datetime:
+    """The end of ``day`` in UTC: nothing at or after it may enter the snapshot (plain Python, shared by Spark and serving)."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+
 
 READER = f"{__name__}.read_snapshot"
 SECONDS_PER_DAY = 86_400

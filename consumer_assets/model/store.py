@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import torch
@@ -25,6 +25,7 @@ from safetensors.torch import save as save_tensors
 
 from consumer_assets.model.encoding import Vocabulary
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
+from consumer_assets.records import JsonRecord
 from consumer_assets.storage import StorageError, StorageRoot
 
 CANDIDATES = "models/candidates"
@@ -60,7 +61,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class GateVerdict:
+class GateVerdict(JsonRecord):
     """The gate's decision on a candidate (``verdict.json``, written by validated_model); serving requires ``passed``."""
 
     version: str
@@ -69,16 +70,9 @@ class GateVerdict:
     gate: dict = field(default_factory=dict)  # the thresholds it was judged with
     run_id: str = ""
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> GateVerdict:
-        return cls(data["version"], bool(data["passed"]), dict(data.get("failed") or {}), dict(data.get("gate") or {}), data.get("run_id") or "")
-
 
 @dataclass(frozen=True)
-class ServingRecord:
+class ServingRecord(JsonRecord):
     """``models/serving.json``: the version in service, since when, and what promoted it."""
 
     version: str
@@ -90,14 +84,6 @@ class ServingRecord:
     test_days: list[str] = field(default_factory=list)
     promoted_by: str | None = None  # e.g. the CLI, for a rollback
     reason: str | None = None
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> ServingRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass

@@ -9,7 +9,7 @@ instead of rereading a week of events. A reference day without a stored sketch
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pyarrow as pa
@@ -18,6 +18,7 @@ from consumer_assets.datasets import HISTORIES, LABELS, MONITORING, PREDICTIONS,
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.monitoring.stats import day_sketch, event_volume, input_drift, prediction_drift, realised
+from consumer_assets.records import JsonRecord
 from consumer_assets.storage import StorageRoot
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
-class DayMonitoring:
+class DayMonitoring(JsonRecord):
     """Everything monitoring found for one day: stored with the partition (``to_json``) and read back by the checks."""
 
     sketch: dict  # the day's distributions: event and snapshot features, scores
@@ -66,14 +67,6 @@ class DayMonitoring:
     prediction_drift: dict | None  # the scores' PSI against the reference; None without scores
     event_volume: dict | None  # events against the reference days' mean
     realised: dict | None  # figures of the predictions made H days earlier, once labelled
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> DayMonitoring:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _sketch_from_data(root: StorageRoot, day: date, config: MonitoringConfig) -> dict | None:

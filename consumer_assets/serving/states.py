@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from consumer_assets.features.snapshots import cutoff
 from consumer_assets.ingest.contract import EVENT_TYPES
 from consumer_assets.model.encoding import CATEGORICAL, PROFILE, encode, profile_features, step_features
 from consumer_assets.model.store import LoadedModel
@@ -38,8 +39,8 @@ TOTALS = PROFILE[:-1]  # the window totals a state carries; the last feature, re
 
 
 def cutoff_seconds(day: date) -> float:
-    """The snapshot cut-off of ``day`` (the end of the day, UTC) in Unix seconds, as ``features.histories.cutoff``."""
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + 86_400
+    """The snapshot cut-off of ``day`` (the end of the day, UTC) in Unix seconds."""
+    return cutoff(day).timestamp()
 
 
 def state_schema(hidden_size: int) -> pa.Schema:

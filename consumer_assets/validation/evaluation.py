@@ -7,11 +7,13 @@ each figure with its rows, positives, profiles and 95 % interval.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
+
+from consumer_assets.records import JsonRecord
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(JsonRecord):
     version: str
     train_days: list[str]
     test_days: list[str]
@@ -34,11 +36,3 @@ class Evaluation:
     def primary(self) -> dict:
         """The candidate's figures on the first target (order_any), the one the gate judges."""
         return self.candidate[self.targets[0]]
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> Evaluation:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,10 +1,13 @@
+import threading
+import time
 from datetime import date
 
 import boto3
 import pyarrow as pa
 import pytest
 
-from consumer_assets.storage import MANIFEST, PartitionNotFoundError, StorageError, StorageRoot
+from consumer_assets.storage import MANIFEST, LeaseLostError, PartitionBusyError, PartitionNotFoundError, StorageError, StorageRoot
+from consumer_assets.storage.lease import LeaseTerms, lease_key, partition_lease
 
 DAY = date(2026, 10, 5)
 
@@ -93,3 +96,70 @@ def test_unsupported_roots_are_refused():
         StorageRoot("s3://")
     with pytest.raises(StorageError, match="Unsupported storage root"):
         StorageRoot("gs://bucket/prefix")
+
+
+def _held_writer(root: StorageRoot, ready: threading.Event, go: threading.Event, outcome: dict) -> None:
+    """A writer held just before its commit, as a run paused there would be."""
+
+    def tables():
+        yield _table(4, offset=500)
+        ready.set()
+        go.wait(30)
+
+    try:
+        outcome["manifest"] = root.write_partition("things", DAY, tables())
+    except Exception as exc:  # reported to the test thread
+        outcome["error"] = exc
+
+
+def test_one_writer_per_partition(root: StorageRoot):
+    root.write_partition("things", DAY, _table(2))
+    ready, go, outcome = threading.Event(), threading.Event(), {}
+    first = threading.Thread(target=_held_writer, args=(root, ready, go, outcome))
+    first.start()
+    assert ready.wait(30)
+    other = StorageRoot(root.uri, endpoint_url=getattr(root, "endpoint_url", None))  # another run's own root
+    with pytest.raises(PartitionBusyError, match=r"things/date=2026-10-05 .* is being written by .*one writer per partition"):
+        other.write_partition("things", DAY, _table(9, offset=900))
+    go.set()
+    first.join(30)
+    assert "error" not in outcome
+    # The partition is the held writer's, whole: the loser wrote nothing it could tidy away.
+    assert sorted(root.read_partition("things", DAY).column("id").to_pylist()) == [500, 501, 502, 503]
+    assert len(root.list_files("things/date=2026-10-05", ".parquet")) == 1
+    assert not root.exists(lease_key(root, "things", DAY))  # released
+    other.write_partition("things", DAY, _table(1))  # and the next writer gets it
+    assert root.read_partition("things", DAY).num_rows == 1
+
+
+def test_a_dead_writers_lease_expires_and_is_taken_over(root: StorageRoot):
+    dead = LeaseTerms(holder="host:4242:dead", expires_at=time.time() - 1).to_bytes()
+    assert root.put_if(lease_key(root, "things", DAY), dead, None) is not None
+    root.write_partition("things", DAY, _table(3))
+    assert root.read_partition("things", DAY).num_rows == 3
+    live = LeaseTerms(holder="host:4242:alive", expires_at=time.time() + 60).to_bytes()
+    assert root.put_if(lease_key(root, "things", DAY), live, None) is not None
+    with pytest.raises(PartitionBusyError, match="host:4242:alive"):
+        root.write_partition("things", DAY, _table(1))
+    assert root.read_partition("things", DAY).num_rows == 3
+
+
+def test_a_writer_that_lost_its_lease_does_not_commit(root: StorageRoot):
+    root.write_partition("things", DAY, _table(2))
+    with pytest.raises(LeaseLostError, match="lost its lease"), partition_lease(root, "things", DAY, seconds=60):
+        key = lease_key(root, "things", DAY)
+        _, tag = root.read_tagged(key)
+        root.put_if(key, LeaseTerms("host:1:usurper", time.time() + 60).to_bytes(), tag)  # taken over while this writer stalled
+        root.write_partition("things", DAY, _table(7))
+    assert root.read_partition("things", DAY).num_rows == 2
+
+
+def test_conditional_puts_let_one_of_two_win(root: StorageRoot):
+    first = root.put_if("claims/x.json", b"a", None)
+    assert first is not None
+    assert root.put_if("claims/x.json", b"b", None) is None
+    assert root.put_if("claims/x.json", b"c", "not-the-tag") is None
+    second = root.put_if("claims/x.json", b"d", first)
+    assert second is not None and root.read_tagged("claims/x.json") == (b"d", second)
+    assert not root.delete_if("claims/x.json", first)
+    assert root.delete_if("claims/x.json", second) and root.read_tagged("claims/x.json") is None

@@ -101,6 +101,12 @@ def build_snapshot(
     root = spark_storage.root
     if not root.has_partition(RAW_EVENTS, day):
         raise MissingInputError(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
+    with root.writing(HISTORIES, day):  # one writer from the first file to the commit
+        return _build_snapshot(spark, spark_storage, day, config, files, compaction)
+
+
+def _build_snapshot(spark: SparkSession, spark_storage: SparkStorage, day: date, config: HistoryConfig, files: int, compaction: Compaction) -> BuiltSnapshot:
+    root = spark_storage.root
     read = lambda dataset, days: spark.read.parquet(*spark_storage.input_paths(dataset, days))  # noqa: E731
     previous = day - timedelta(days=1)
     shape = {"window_days": config.window_days, "max_events": config.max_events}

@@ -106,6 +106,7 @@ class SparkStorage:
         return names, rows
 
     def write_partition(self, frame: DataFrame, dataset: str, day: date, files: int = 1, properties: dict | None = None) -> Manifest:
-        """Write ``frame`` as the partition of ``day`` and commit it in one step."""
-        names, rows = self.write_files(frame, dataset, day, files)
-        return self.root.commit_partition(dataset, day, names, rows, properties)
+        """Write ``frame`` as the partition of ``day`` and commit it in one step, holding its one-writer lease throughout."""
+        with self.root.writing(dataset, day):
+            names, rows = self.write_files(frame, dataset, day, files)
+            return self.root.commit_partition(dataset, day, names, rows, properties)

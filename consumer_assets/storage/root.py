@@ -20,6 +20,8 @@ rows that are no longer true.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -33,18 +35,13 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from consumer_assets.storage.errors import PartitionNotFoundError, StorageError
+from consumer_assets.storage.lease import PartitionLease, partition_lease
+
 MANIFEST = "_manifest.json"
 LAYERS = "layers"
 
 DEFAULT_ROOT = ".data"  # the embedded default: a folder beside the code
-
-
-class StorageError(RuntimeError):
-    """A storage operation failed in a way the caller should report, not retry."""
-
-
-class PartitionNotFoundError(StorageError):
-    """A partition was asked for that has never been written (no manifest)."""
 
 
 def partition_dir(day: date | str) -> str:
@@ -172,18 +169,93 @@ class StorageRoot:
             stat = os.stat(self.path(key))
             yield ObjectInfo(key, stat.st_size, stat.st_mtime)
 
-    def _s3_list_after(self, prefix: str, start_after: str, page_size: int) -> Iterator[ObjectInfo]:
-        bucket, _, base_prefix = self.base.partition("/")
-        base = f"{base_prefix}/" if base_prefix else ""
+    def _s3_client(self):
         import boto3  # only S3 roots need it; a local root works where boto3 is not installed (the GPU machine)
 
-        client = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or os.environ.get("AWS_REGION"))
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or os.environ.get("AWS_REGION"))
+
+    def _s3_bucket_and_base(self) -> tuple[str, str]:
+        bucket, _, base_prefix = self.base.partition("/")
+        return bucket, f"{base_prefix}/" if base_prefix else ""
+
+    def _s3_list_after(self, prefix: str, start_after: str, page_size: int) -> Iterator[ObjectInfo]:
+        bucket, base = self._s3_bucket_and_base()
         arguments = {"Bucket": bucket, "Prefix": f"{base}{prefix.strip('/')}/", "MaxKeys": page_size}
         if start_after:
             arguments["StartAfter"] = f"{base}{start_after}"
-        for page in client.get_paginator("list_objects_v2").paginate(**arguments):
+        for page in self._s3_client().get_paginator("list_objects_v2").paginate(**arguments):
             for item in page.get("Contents", []):
                 yield ObjectInfo(item["Key"][len(base) :], item["Size"], item["LastModified"].timestamp())
+
+    # --- conditional objects: what one-writer leases are built on --------------------
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """An object and its tag (the ETag on S3, a content hash on a folder), or None when absent."""
+        if self.is_s3:
+            bucket, base = self._s3_bucket_and_base()
+            client = self._s3_client()
+            try:
+                found = client.get_object(Bucket=bucket, Key=f"{base}{key}")
+            except client.exceptions.NoSuchKey:
+                return None
+            return found["Body"].read(), found["ETag"]
+        try:
+            with open(self.path(key), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> str | None:
+        """Write ``key`` only if it is absent (``tag=None``) or still has ``tag``; the new tag, or None when refused.
+
+        On S3 this is a conditional PUT (``If-None-Match: *`` / ``If-Match``), decided by
+        the server; on a folder the check and the write happen under an exclusive
+        ``flock``, so two processes on the machine cannot both win.
+        """
+        if self.is_s3:
+            bucket, base = self._s3_bucket_and_base()
+            condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+            try:
+                return self._s3_client().put_object(Bucket=bucket, Key=f"{base}{key}", Body=data, **condition)["ETag"]
+            except Exception as exc:
+                if _precondition_failed(exc):
+                    return None
+                raise
+        with self._local_lock():
+            current = self.read_tagged(key)
+            if (current is None) != (tag is None) or (current is not None and current[1] != tag):
+                return None
+            self.write_bytes(key, data)
+            return hashlib.sha256(data).hexdigest()
+
+    def delete_if(self, key: str, tag: str) -> bool:
+        """Delete ``key`` only if it still has ``tag``."""
+        if self.is_s3:
+            bucket, base = self._s3_bucket_and_base()
+            try:
+                self._s3_client().delete_object(Bucket=bucket, Key=f"{base}{key}", IfMatch=tag)
+                return True
+            except Exception as exc:
+                if _precondition_failed(exc):
+                    return False
+                raise
+        with self._local_lock():
+            current = self.read_tagged(key)
+            if current is None or current[1] != tag:
+                return False
+            self.delete(key)
+            return True
+
+    @contextlib.contextmanager
+    def _local_lock(self) -> Iterator[None]:
+        os.makedirs(self.base, exist_ok=True)
+        with open(os.path.join(self.base, ".conditional.lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def list_dirs(self, prefix: str) -> list[str]:
         selector = pafs.FileSelector(self.path(prefix), recursive=False, allow_not_found=True)
@@ -246,11 +318,19 @@ class StorageRoot:
         An iterable lets a writer stream a large partition chunk by chunk without
         holding it in memory.
         """
+        with self.writing(dataset, day):
+            files, rows = self.write_tables(dataset, day, tables, schema)
+            for name, data in (attachments or {}).items():
+                self.write_bytes(f"{self.partition_key(dataset, day)}/{name}", data)
+            return self.commit_partition(dataset, day, files, rows, properties, attachments=sorted(attachments or {}))
+
+    def write_tables(self, dataset: str, day: date | str, tables: pa.Table | Iterable[pa.Table], schema: pa.Schema | None = None, stem: str = "part") -> tuple[list[str], int]:
+        """Write ``tables`` (one file each, at least one file) into the partition's folder without committing: (names, rows)."""
         prefix = self.partition_key(dataset, day)
         token = uuid.uuid4().hex[:12]
         files, rows = [], 0
         for i, table in enumerate([tables] if isinstance(tables, pa.Table) else tables):
-            name = f"part-{token}-{i:05d}.parquet"
+            name = f"{stem}-{token}-{i:05d}.parquet"
             path = self.path(prefix, name)
             self._ensure_parent(path)
             pq.write_table(table, path, filesystem=self.fs, compression="zstd")
@@ -259,19 +339,25 @@ class StorageRoot:
         if not files:
             if schema is None:
                 raise StorageError(f"Writing an empty partition of {dataset!r} needs a schema")
-            name = f"part-{token}-00000.parquet"
+            name = f"{stem}-{token}-00000.parquet"
             path = self.path(prefix, name)
             self._ensure_parent(path)
             pq.write_table(schema.empty_table(), path, filesystem=self.fs)
             files.append(name)
-        for name, data in (attachments or {}).items():
-            self.write_bytes(f"{prefix}/{name}", data)
-        return self.commit_partition(dataset, day, files, rows, properties, attachments=sorted(attachments or {}))
+        return files, rows
+
+    def writing(self, dataset: str, day: date | str) -> contextlib.AbstractContextManager[PartitionLease]:
+        """Hold the partition's one-writer lease from the first file to the commit (see :mod:`.lease`)."""
+        return partition_lease(self, dataset, day)
 
     def commit_partition(
         self, dataset: str, day: date | str, files: list[str], rows: int, properties: dict | None = None, attachments: list[str] = ()
     ) -> Manifest:
-        """Make ``files`` (already below the partition folder) the partition, then tidy up."""
+        """Make ``files`` (already below the partition folder) the partition, then tidy up.
+
+        Under the partition's lease: a writer that did not take it first takes it for
+        the commit, and one that lost it is refused rather than overwrite another's.
+        """
         prefix = self.partition_key(dataset, day)
         manifest = Manifest(
             files=sorted(files),
@@ -280,11 +366,13 @@ class StorageRoot:
             properties=properties or {},
             attachments=list(attachments),
         )
-        self.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_json().encode())
-        keep = {f"{prefix}/{name}" for name in [*files, *attachments, MANIFEST]}
-        for key in self.list_files(prefix):
-            if key not in keep:
-                self.delete(key)
+        with self.writing(dataset, day) as lease:
+            lease.check()
+            self.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_json().encode())
+            keep = {f"{prefix}/{name}" for name in [*files, *attachments, MANIFEST]}
+            for key in self.list_files(prefix):
+                if key not in keep:
+                    self.delete(key)
         return manifest
 
     def copy_partition_files(self, dataset: str, from_day: date | str, names: list[str], to_day: date | str) -> None:
@@ -349,3 +437,11 @@ def _s3_filesystem(endpoint_url: str | None, region: str | None) -> pafs.S3FileS
         kwargs["endpoint_override"] = parsed.netloc or parsed.path
         kwargs["scheme"] = parsed.scheme or "https"
     return pafs.S3FileSystem(**kwargs)
+
+
+def _precondition_failed(exc: Exception) -> bool:
+    """An S3 refusal of a conditional request (412, or 409 when another conditional write raced it)."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or response.get(
+        "ResponseMetadata", {}
+    ).get("HTTPStatusCode") in (409, 412)

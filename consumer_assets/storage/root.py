@@ -324,7 +324,9 @@ class StorageRoot:
                 self.write_bytes(f"{self.partition_key(dataset, day)}/{name}", data)
             return self.commit_partition(dataset, day, files, rows, properties, attachments=sorted(attachments or {}))
 
-    def write_tables(self, dataset: str, day: date | str, tables: pa.Table | Iterable[pa.Table], schema: pa.Schema | None = None, stem: str = "part") -> tuple[list[str], int]:
+    def write_tables(
+        self, dataset: str, day: date | str, tables: pa.Table | Iterable[pa.Table], schema: pa.Schema | None = None, stem: str = "part"
+    ) -> tuple[list[str], int]:
         """Write ``tables`` (one file each, at least one file) into the partition's folder without committing: (names, rows)."""
         prefix = self.partition_key(dataset, day)
         token = uuid.uuid4().hex[:12]
@@ -442,6 +444,6 @@ def _s3_filesystem(endpoint_url: str | None, region: str | None) -> pafs.S3FileS
 def _precondition_failed(exc: Exception) -> bool:
     """An S3 refusal of a conditional request (412, or 409 when another conditional write raced it)."""
     response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or response.get(
-        "ResponseMetadata", {}
-    ).get("HTTPStatusCode") in (409, 412)
+    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or response.get("ResponseMetadata", {}).get(
+        "HTTPStatusCode"
+    ) in (409, 412)

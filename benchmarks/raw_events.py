@@ -1,49 +1,82 @@
-"""raw_events throughput: rows/s to parse, validate, de-duplicate and write one landed day.
+"""raw_events throughput and peak memory: ingest one landed day of N million events.
 
-.venv/bin/python benchmarks/raw_events.py [--profiles 400000] [--bad-rate 0.01]
+.venv/bin/python benchmarks/raw_events.py [--million-events 10] [--bad-rate 0.01] [--lookback-million 1]
+
+A simulated shop day (~1 million events, with contract violations and a cut-off
+upload) is landed, then copied with fresh event ids until the day holds the asked
+number of events; the day before is stored so that de-duplication reads a real
+look-back. The ingest runs in a child process, so that its peak resident memory
+(``ru_maxrss``) is the ingest's alone, not the simulator's.
 """
 
 import argparse
+import gzip
+import json
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
 
-from consumer_assets.datasets import RAW_EVENTS
-from consumer_assets.ingest.day import ingest_day, write_quarantine
-from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
-from consumer_assets.storage import StorageRoot
-
 DAY = date(2026, 10, 2)
+PROFILES_PER_MILLION = 820_000  # the simulator's shop makes about 1.22 events a profile a day
+
+
+def prepare(folder: str, million_events: float, lookback_million: float, bad_rate: float) -> None:
+    from consumer_assets.ingest.day import ingest_day
+    from consumer_assets.ingest.landing import landing_prefix
+    from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
+    from consumer_assets.storage import StorageRoot
+
+    root = StorageRoot(folder)
+    before = DAY - timedelta(days=1)
+    land_day(root, ShopSimulator(SimulationConfig(profiles=int(PROFILES_PER_MILLION * lookback_million))).simulate_day(before))
+    ingest_day(root, before)
+    landed = land_day(root, ShopSimulator(SimulationConfig(profiles=PROFILES_PER_MILLION)).simulate_day(DAY), bad_rate=bad_rate)
+    originals = {key: gzip.decompress(root.read_bytes(key)) if not key.endswith("interrupted.jsonl.gz") else None for key in landed.files}
+    copies = max(1, round(million_events * 1_000_000 / max(landed.events, 1)))
+    for copy in range(1, copies):  # the same day again with other event ids: other events, as many
+        for key, text in originals.items():
+            if text is not None:
+                name = key.rsplit("/", 1)[1].replace(".jsonl.gz", f"-copy{copy:03d}.jsonl.gz")
+                root.write_bytes(f"{landing_prefix(DAY)}/{name}", gzip.compress(text.replace(b'"event_id":"e', f'"event_id":"c{copy}e'.encode()), compresslevel=1))
+    print(f"landed {copies} copies of a {landed.events:,}-event day", flush=True)
+
+
+def ingest(folder: str) -> None:
+    from consumer_assets.ingest.day import ingest_day
+    from consumer_assets.storage import StorageRoot
+
+    started = time.perf_counter()
+    report = ingest_day(StorageRoot(folder), DAY)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, **report.to_json()}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profiles", type=int, default=400_000)
+    parser.add_argument("--million-events", type=float, default=10.0)
+    parser.add_argument("--lookback-million", type=float, default=1.0, help="events of the stored day before, in millions")
     parser.add_argument("--bad-rate", type=float, default=0.01)
+    parser.add_argument("--ingest", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
+    if args.ingest:
+        ingest(args.ingest)
+        return
     with tempfile.TemporaryDirectory() as folder:
-        root = StorageRoot(folder)
-        simulator = ShopSimulator(SimulationConfig(profiles=args.profiles))
-        for day in (DAY - timedelta(days=1), DAY):
-            land_day(root, simulator.simulate_day(day), bad_rate=args.bad_rate)
-        # Yesterday is stored so that de-duplication reads a real look-back.
-        previous = ingest_day(root, DAY - timedelta(days=1))
-        root.write_partition(RAW_EVENTS, previous.day, previous.events)
-
-        started = time.perf_counter()
-        ingested = ingest_day(root, DAY)
-        parsed = time.perf_counter()
-        write_quarantine(root, ingested)
-        root.write_partition(RAW_EVENTS, DAY, ingested.events)
-        done = time.perf_counter()
-    stats = ingested.stats
-    print(f"rows read            {stats['rows_read']:>12,}")
-    print(f"rows kept            {stats['rows_kept']:>12,}")
-    print(f"rows quarantined     {stats['rows_quarantined']:>12,}")
-    print(f"duplicates           {stats['duplicates']:>12,}")
-    print(f"parse+validate s     {parsed - started:>12.2f}")
-    print(f"write s              {done - parsed:>12.2f}")
-    print(f"rows/s               {stats['rows_read'] / (done - started):>12,.0f}")
+        prepare(folder, args.million_events, args.lookback_million, args.bad_rate)
+        child = subprocess.run([sys.executable, __file__, "--ingest", folder], capture_output=True, text=True, check=True)
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    figures = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"rows read            {figures['rows_read']:>12,}")
+    print(f"rows kept            {figures['rows_kept']:>12,}")
+    print(f"rows quarantined     {figures['rows_quarantined']:>12,}")
+    print(f"duplicates           {figures['duplicates']:>12,}")
+    print(f"read = kept + quarantined + duplicates: {figures['rows_read'] == figures['rows_kept'] + figures['rows_quarantined'] + figures['duplicates']}")
+    print(f"ingest s             {figures['seconds']:>12.1f}")
+    print(f"rows/s               {figures['rows_read'] / figures['seconds']:>12,.0f}")
+    print(f"peak memory MiB      {peak_mib:>12,.0f}")
 
 
 if __name__ == "__main__":

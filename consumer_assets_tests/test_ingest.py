@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from consumer_assets.datasets import QUARANTINE, RAW_EVENTS
+from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.ingest.assets import ingest_checks, raw_events
-from consumer_assets.ingest.day import ingest_day
+from consumer_assets.ingest import day as ingest_module
+from consumer_assets.ingest.day import ingest_day, ingest_report, read_quarantine
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day, simulate_to_landing
@@ -50,7 +51,8 @@ def test_raw_events_materialise_with_checks_and_exact_bookkeeping(root: StorageR
     stored = root.read_partition(RAW_EVENTS, day)
     assert stored.num_rows == kept
     assert pc.count_distinct(stored.column("event_id")).as_py() == kept
-    assert root.read_partition(QUARANTINE, day).num_rows == quarantined
+    assert read_quarantine(root, day).num_rows == quarantined
+    assert ingest_report(root, day).rows_quarantined == quarantined  # one manifest holds events, quarantine and figures
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert set(checks) == {"check_quarantine_rate", "check_no_null_keys", "check_timestamps_inside_day"}
     assert all(c.passed for c in checks.values())
@@ -80,9 +82,55 @@ def test_duplicates_of_earlier_days_are_dropped(tmp_path: Path):
     resent = first.events.slice(0, 5).set_column(ts_index, "ts", second.events.column("ts").slice(0, 5))
     second.events = pa.concat_tables([second.events, resent])
     land_day(root, second)
-    ingested = ingest_day(root, START + timedelta(days=1), lookback_days=3)
-    assert ingested.duplicates == 5
-    assert ingested.events.num_rows == second.events.num_rows - 5
+    report = ingest_day(root, START + timedelta(days=1), lookback_days=3)
+    assert report.duplicates == 5
+    assert report.rows_kept == second.events.num_rows - 5 == root.read_partition(RAW_EVENTS, START + timedelta(days=1)).num_rows
+
+
+def test_chunks_and_files_do_not_change_what_is_kept(tmp_path: Path, monkeypatch):
+    """A day read 97 lines at a time into files of 200 rows keeps what one read of the whole day keeps."""
+    whole, chunked = StorageRoot(str(tmp_path / "whole")), StorageRoot(str(tmp_path / "chunked"))
+    for root in (whole, chunked):
+        simulate_to_landing(root, START, 1, SimulationConfig(profiles=800, seed=3), bad_rate=0.02)
+    expected = ingest_day(whole, START)
+    monkeypatch.setattr(ingest_module, "ROWS_PER_FILE", 200)
+    report = ingest_day(chunked, START, chunk_lines=97)
+    assert report == expected
+    assert report.rows_read == report.rows_kept + report.rows_quarantined + report.duplicates
+    assert report.duplicates > 0 and report.rows_quarantined > 0  # duplicates across chunks and files were found
+    assert len(chunked.manifest(RAW_EVENTS, START).files) > 2
+    ids = lambda root: sorted(root.read_partition(RAW_EVENTS, START).column("event_id").to_pylist())  # noqa: E731
+    assert ids(chunked) == ids(whole)
+    line = lambda root: sorted(zip(*read_quarantine(root, START).select(["source_file", "line_number", "reason"]).to_pydict().values(), strict=True))  # noqa: E731
+    assert line(chunked) == line(whole)
+
+
+def test_a_run_that_fails_part_way_leaves_the_previous_day_whole(tmp_path: Path, monkeypatch):
+    """Events and quarantine land together or not at all: a storage fault after the first files changes nothing readers see."""
+    root = StorageRoot(str(tmp_path))
+    simulate_to_landing(root, START, 1, SimulationConfig(profiles=600, seed=4), bad_rate=0.02)
+    before = ingest_day(root, START)
+    manifest = root.manifest(RAW_EVENTS, START)
+    simulate_to_landing(root, START, 1, SimulationConfig(profiles=900, seed=8), bad_rate=0.05)  # the day is landed again, differently
+    written = []
+    real_write_tables = StorageRoot.write_tables
+
+    def failing_write_tables(self, *args, **kwargs):
+        if written:
+            raise OSError("No space left on device")
+        written.append(args)
+        return real_write_tables(self, *args, **kwargs)
+
+    monkeypatch.setattr(StorageRoot, "write_tables", failing_write_tables)
+    with pytest.raises(OSError, match="No space left"):
+        ingest_day(root, START, chunk_lines=100)
+    monkeypatch.undo()
+    assert root.manifest(RAW_EVENTS, START) == manifest
+    assert ingest_report(root, START) == before
+    assert read_quarantine(root, START).num_rows == before.rows_quarantined
+    assert root.read_partition(RAW_EVENTS, START).num_rows == before.rows_kept
+    after = ingest_day(root, START)  # the lease was released: the next run writes the day
+    assert after.rows_read > before.rows_read
 
 
 def test_a_high_quarantine_rate_fails_with_error_and_blocks(tmp_path: Path):

@@ -6,9 +6,9 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.datasets import QUARANTINE, RAW_EVENTS
+from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.ingest.contract import EVENT_SCHEMA
-from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, write_quarantine
+from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, ingest_report
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.metadata import count_table, preview_table
 from consumer_assets.partitions import daily_partitions, partition_day
@@ -21,49 +21,48 @@ KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
     name=RAW_EVENTS,
     partitions_def=daily_partitions,
     group_name="ingest",
-    io_manager_key="parquet_io_manager",
     kinds={"parquet", "pyarrow"},
     owners=["team:data-platform"],
     tags={"stage": "ingest"},
-    code_version="1",
+    code_version="2",
 )
-def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.Output[pa.Table]:
+def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.MaterializeResult:
     """The day's tracking events from ``landing/events/date=D/``, checked against the event contract.
 
-    Rows that break the contract go to ``quarantine/raw_events/date=D/`` with their raw
-    line and reason; repeated ``event_id``s (within the day or in the look-back days)
-    are dropped and counted. ``rows_read = rows_kept + rows_quarantined + duplicates``.
+    Rows that break the contract are kept with the partition as its quarantine (raw
+    line, reason, source file and line), committed with the events in one step;
+    repeated ``event_id``s (within the day or in the look-back days) are dropped and
+    counted. ``rows_read = rows_kept + rows_quarantined + duplicates``. Memory follows
+    a chunk of lines, not the day.
     """
     day = partition_day(context)
     root = storage.open()
     try:
-        ingested = ingest_day(root, day, quality.dedup_lookback_days)
+        report = ingest_day(root, day, quality.dedup_lookback_days)
     except MissingLandingDataError as exc:
         raise dg.Failure(str(exc)) from exc
-    write_quarantine(root, ingested)
-    stats = ingested.stats
     context.log.info(
         "%s: read %d rows from %d files, kept %d, quarantined %d, duplicates %d",
         day,
-        stats["rows_read"],
-        stats["files"],
-        stats["rows_kept"],
-        stats["rows_quarantined"],
-        stats["duplicates"],
+        report.rows_read,
+        report.files,
+        report.rows_kept,
+        report.rows_quarantined,
+        report.duplicates,
     )
-    events = ingested.events
-    return dg.Output(
-        events,
+    preview = next(root.iter_partition_batches(RAW_EVENTS, day, batch_rows=10), None)
+    return dg.MaterializeResult(
         metadata={
-            "rows_read": stats["rows_read"],
-            "rows_kept": stats["rows_kept"],
-            "rows_quarantined": stats["rows_quarantined"],
-            "duplicates": stats["duplicates"],
-            "landing_files": stats["files"],
-            "profiles": pc.count_distinct(events.column("profile_id")).as_py(),
-            "quarantine_reasons": count_table(stats["quarantine_reasons"], "reason"),
-            "event_type_mix": count_table(_value_counts(events.column("event_type")), "event_type"),
-            "preview": preview_table(events, rows=10),
+            "rows_read": report.rows_read,
+            "rows_kept": report.rows_kept,
+            "rows_quarantined": report.rows_quarantined,
+            "duplicates": report.duplicates,
+            "landing_files": report.files,
+            "profiles": report.profiles,
+            "quarantine_reasons": count_table(report.quarantine_reasons, "reason"),
+            "event_type_mix": count_table(report.event_types, "event_type"),
+            "preview": preview_table(pa.Table.from_batches([preview]) if preview is not None else EVENT_SCHEMA.empty_table(), rows=10),
+            "dagster/row_count": report.rows_kept,
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable)) for f in EVENT_SCHEMA]
             ),
@@ -71,17 +70,12 @@ def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, qual
     )
 
 
-def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
-    counts = pc.value_counts(column)
-    return {item["values"].as_py(): item["counts"].as_py() for item in counts}
-
-
 @dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
 def check_quarantine_rate(context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.AssetCheckResult:
     """Share of rows read that broke the contract: WARN above the warn rate, ERROR (blocking) above the error rate."""
     day = partition_day(context)
-    stats = storage.open().manifest(QUARANTINE, day).properties
-    rate = stats["rows_quarantined"] / max(stats["rows_read"], 1)
+    stats = ingest_report(storage.open(), day)
+    rate = stats.rows_quarantined / max(stats.rows_read, 1)
     severity = dg.AssetCheckSeverity.ERROR if rate > quality.quarantine_error_rate else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         passed=rate <= quality.quarantine_warn_rate,
@@ -90,9 +84,9 @@ def check_quarantine_rate(context: dg.AssetCheckExecutionContext, storage: Stora
             "quarantine_rate": rate,
             "warn_above": quality.quarantine_warn_rate,
             "error_above": quality.quarantine_error_rate,
-            "rows_read": stats["rows_read"],
-            "rows_quarantined": stats["rows_quarantined"],
-            "reasons": count_table(stats["quarantine_reasons"], "reason"),
+            "rows_read": stats.rows_read,
+            "rows_quarantined": stats.rows_quarantined,
+            "reasons": count_table(stats.quarantine_reasons, "reason"),
         },
     )
 

@@ -15,10 +15,12 @@ strings (``kind`` or ``kind:field``) so that dashboards and checks can count the
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import re
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -56,6 +58,7 @@ MAX_LINE_BYTES = 1 << 20  # longer lines are quarantined (line_too_long): no eve
 MAX_KEPT_BYTES = 4096  # what a quarantined over-long line or cut-off tail keeps
 BOM = b"\xef\xbb\xbf"
 GZIP_PIECE = 64 * 1024  # compressed bytes inflated at a time
+CHUNK_LINES = 100_000  # lines parsed, checked and handed on at a time: memory follows the chunk, not the day
 
 _ZONED_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
 
@@ -81,61 +84,115 @@ class StreamFault:
     byte_offset: int  # decompressed bytes recovered before it
 
 
-def inflate(data: bytes) -> tuple[bytes, StreamFault | None]:
-    """Every byte a gzip file (one member or several) yields before a fault, and the fault if there is one.
+class LandingLines:
+    """The lines of one gzip JSON-lines file, inflated piece by piece: memory holds a piece and a line, never the file.
 
-    Damaged bytes make zlib fail for a whole piece; that piece is inflated again byte by
-    byte from the state before it, so nothing decodable before the damage is lost.
+    Iterating yields each line's bytes without its ``\n`` (a line over
+    ``MAX_LINE_BYTES`` is cut to ``MAX_LINE_BYTES + 1`` bytes, enough for the parser to
+    say it is too long). Afterwards ``fault`` says how the stream ended (None: whole)
+    and ``tail`` holds the cut-off bytes after the last complete line.
     """
-    out, produced = [], 0
-    inflater, position = zlib.decompressobj(wbits=31), 0
-    while position < len(data):
-        piece = data[position : position + GZIP_PIECE]
-        before = inflater.copy()
-        try:
-            part = inflater.decompress(piece)
-        except zlib.error:
-            inflater = before
-            for k in range(len(piece)):
+
+    def __init__(self, pieces: Iterable[bytes]):
+        self._pieces = pieces
+        self.fault: StreamFault | None = None
+        self.tail = b""
+
+    def __iter__(self) -> Iterator[bytes]:
+        buffer, started = b"", False
+        for out in self.inflated():
+            buffer += out
+            if not started:
+                if len(buffer) < len(BOM):
+                    continue
+                buffer, started = buffer.removeprefix(BOM), True
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                yield line[: MAX_LINE_BYTES + 1]
+            buffer = buffer[: MAX_LINE_BYTES + 1]
+        buffer = buffer if started else buffer.removeprefix(BOM)
+        if self.fault is None:
+            if buffer:
+                yield buffer  # a last line without its newline is still a whole line
+        else:
+            self.tail = buffer
+
+    def inflated(self) -> Iterator[bytes]:
+        """Every byte the gzip stream (one member or several) yields before a fault; sets ``fault``.
+
+        Damaged bytes make zlib fail for a whole piece; that piece is inflated again byte
+        by byte from the state before it, so nothing decodable before the damage is lost.
+        """
+        inflater, produced, between_members = zlib.decompressobj(wbits=31), 0, False
+        for piece in self._pieces:
+            data = piece
+            while data:
+                if between_members and not data.strip(b"\x00"):
+                    break  # padding after the last member
+                before = inflater.copy()
                 try:
-                    part = inflater.decompress(piece[k : k + 1])
+                    out = inflater.decompress(data)
                 except zlib.error:
-                    return b"".join(out), StreamFault("corrupt_file", produced)
-                out.append(part)
-                produced += len(part)
-            part = b""  # unreachable in practice: the piece failed as a whole, so some byte fails
-        out.append(part)
-        produced += len(part)
-        position += len(piece)
-        if inflater.eof:
-            rest = inflater.unused_data + data[position:]
-            if not rest.strip(b"\x00"):  # padding after the last member
-                return b"".join(out), None
-            inflater, data, position = zlib.decompressobj(wbits=31), rest, 0
-    return b"".join(out), (None if inflater.eof else StreamFault("truncated_file", produced))
+                    inflater, parts = before, []
+                    for k in range(len(data)):
+                        try:
+                            parts.append(inflater.decompress(data[k : k + 1]))
+                        except zlib.error:
+                            recovered = b"".join(parts)
+                            yield recovered
+                            self.fault = StreamFault("corrupt_file", produced + len(recovered))
+                            return
+                    out = b"".join(parts)
+                produced += len(out)
+                yield out
+                between_members = inflater.eof
+                data = inflater.unused_data if inflater.eof else b""
+                if inflater.eof:
+                    inflater = zlib.decompressobj(wbits=31)
+        if not between_members:
+            self.fault = StreamFault("truncated_file", produced)
+
+
+def pieces_of(data: bytes) -> Iterator[bytes]:
+    return (data[i : i + GZIP_PIECE] for i in range(0, len(data), GZIP_PIECE))
+
+
+def inflate(data: bytes) -> tuple[bytes, StreamFault | None]:
+    """A whole gzip file's bytes before any fault, and the fault: for files small enough to hold."""
+    lines = LandingLines(pieces_of(data))
+    return b"".join(lines.inflated()), lines.fault
+
+
+def parse_stream(pieces: Iterable[bytes], day: date, source: str, chunk_lines: int = CHUNK_LINES) -> Iterator[ParsedFile]:
+    """Parse one gzip JSON-lines file of ``day``'s folder, ``chunk_lines`` lines at a time.
+
+    A stream cut off or damaged ends with one more chunk: the quarantined row that says
+    where it stopped, with the cut-off bytes (base64, at most ``MAX_KEPT_BYTES``).
+    """
+    reader = LandingLines(pieces)
+    lines, number = iter(reader), 1
+    while chunk := list(itertools.islice(lines, chunk_lines)):
+        yield parse_lines(chunk, day, source, first_line=number)
+        number += len(chunk)
+    if reader.fault is not None:
+        row = {
+            "source_file": [source],
+            "line_number": [number],
+            "raw_line": [base64.b64encode(reader.tail[:MAX_KEPT_BYTES]).decode()],
+            "reason": [reader.fault.reason],
+            "byte_offset": [reader.fault.byte_offset],
+        }
+        yield ParsedFile(events=EVENT_SCHEMA.empty_table(), quarantine=pa.table(row, schema=QUARANTINE_SCHEMA), lines_read=1)
 
 
 def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
-    """Parse one gzip JSON-lines file of ``day``'s folder, line by line."""
-    text, fault = inflate(data)
-    if text.startswith(BOM):
-        text = text[len(BOM) :]
-    lines = text.split(b"\n")
-    tail = lines.pop()  # after the last newline: empty for a whole file; cut off by a fault otherwise
-    if tail and fault is None:
-        lines.append(tail)  # a last line without its newline is still a whole line
-    parsed = parse_lines(lines, day, source)
-    if fault is None:
-        return parsed
-    row = {
-        "source_file": [source],
-        "line_number": [len(lines) + 1],
-        "raw_line": [base64.b64encode(tail[:MAX_KEPT_BYTES]).decode()],
-        "reason": [fault.reason],
-        "byte_offset": [fault.byte_offset],
-    }
-    quarantine = pa.concat_tables([parsed.quarantine, pa.table(row, schema=QUARANTINE_SCHEMA)])
-    return ParsedFile(events=parsed.events, quarantine=quarantine, lines_read=parsed.lines_read + 1)
+    """A whole file's parse in one result: for files small enough to hold (tests, a single upload)."""
+    chunks = list(parse_stream(pieces_of(data), day, source))
+    return ParsedFile(
+        events=pa.concat_tables([EVENT_SCHEMA.empty_table(), *[c.events for c in chunks]]),
+        quarantine=pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *[c.quarantine for c in chunks]]),
+        lines_read=sum(c.lines_read for c in chunks),
+    )
 
 
 def _decoded(line: str | bytes) -> tuple[str | None, str | None, str]:
@@ -151,15 +208,16 @@ def _decoded(line: str | bytes) -> tuple[str | None, str | None, str]:
     return text, None, text
 
 
-def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str) -> ParsedFile:
+def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str, first_line: int = 1) -> ParsedFile:
     """Validate JSON lines (text, or bytes still to decode) against the contract; blank lines are not rows.
 
-    ``day=None``: any day (the online service).
+    ``day=None``: any day (the online service). ``first_line`` numbers the first line
+    (a chunk of a longer file).
     """
     columns: dict[str, list] = {name: [] for name in FIELDS}
     bad: dict[str, list] = {"line_number": [], "raw_line": [], "reason": []}
     read = 0
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first_line):
         text, reason, kept = _decoded(line)
         if text is not None and not text.strip():
             continue

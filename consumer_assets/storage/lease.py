@@ -90,7 +90,11 @@ class PartitionLease:
 
     def _renew_until_released(self) -> None:
         while not self._stop.wait(self.seconds / 3):
-            tag = self.root.put_if(self.key, LeaseTerms(self.holder, time.time() + self.seconds).to_bytes(), self._tag)
+            try:
+                tag = self.root.put_if(self.key, LeaseTerms(self.holder, time.time() + self.seconds).to_bytes(), self._tag)
+            except Exception as exc:  # the store is unreachable for now: try again next time, the term has slack
+                log.warning("could not renew the lease on %s (%s); retrying", self.what, exc)
+                continue
             if tag is None:
                 self._lost = True
                 log.error("lost the lease on %s: another writer took it over", self.what)
@@ -108,7 +112,10 @@ class PartitionLease:
         if self._renewer.is_alive():
             self._renewer.join()
         if self._tag is not None and not self._lost:
-            self.root.delete_if(self.key, self._tag)
+            try:
+                self.root.delete_if(self.key, self._tag)
+            except Exception as exc:  # never hide the error that ended the write; the lease expires on its own
+                log.warning("could not release the lease on %s (%s); it expires within %.0f s", self.what, exc, self.seconds)
 
 
 _held: dict[tuple[str, str, int], PartitionLease] = {}

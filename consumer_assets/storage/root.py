@@ -123,6 +123,19 @@ class StorageRoot:
         except FileNotFoundError as exc:
             raise StorageError(f"{self.uri}/{key} does not exist") from exc
 
+    def read_pieces(self, key: str, piece_bytes: int = 64 * 1024) -> Iterator[bytes]:
+        """An object's bytes a piece at a time, so that memory holds a piece, not the object."""
+        try:
+            with self.fs.open_input_stream(self.path(key), compression=None) as f:
+                while piece := f.read(piece_bytes):
+                    yield piece
+        except FileNotFoundError as exc:
+            raise StorageError(f"{self.uri}/{key} does not exist") from exc
+
+    def read_parquet(self, key: str) -> pa.Table:
+        """One Parquet object below the root (an attachment; partitions are read through their manifest)."""
+        return pq.read_table(self.path(key), filesystem=self.fs)
+
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write an object in one visible step (temporary name + rename on a folder)."""
         target = self.path(key)

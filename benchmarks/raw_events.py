@@ -40,7 +40,9 @@ def prepare(folder: str, million_events: float, lookback_million: float, bad_rat
         for key, text in originals.items():
             if text is not None:
                 name = key.rsplit("/", 1)[1].replace(".jsonl.gz", f"-copy{copy:03d}.jsonl.gz")
-                root.write_bytes(f"{landing_prefix(DAY)}/{name}", gzip.compress(text.replace(b'"event_id":"e', f'"event_id":"c{copy}e'.encode()), compresslevel=1))
+                root.write_bytes(
+                    f"{landing_prefix(DAY)}/{name}", gzip.compress(text.replace(b'"event_id":"e', f'"event_id":"c{copy}e'.encode()), compresslevel=1)
+                )
     print(f"landed {copies} copies of a {landed.events:,}-event day", flush=True)
 
 

@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pytest
 
 from consumer_assets.datasets import RAW_EVENTS
-from consumer_assets.ingest.assets import ingest_checks, raw_events
 from consumer_assets.ingest import day as ingest_module
+from consumer_assets.ingest.assets import ingest_checks, raw_events
 from consumer_assets.ingest.day import ingest_day, ingest_report, read_quarantine
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager

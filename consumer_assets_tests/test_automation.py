@@ -2,6 +2,7 @@
 
 import base64
 import json
+import shutil
 import socketserver
 import threading
 import time
@@ -64,8 +65,32 @@ def test_complete_days_are_due_once_and_late_files_make_them_due_again(root: Sto
     root.write_bytes(f"{landing_prefix(DAY)}/events-late-20261007T0315.jsonl.gz", b"")
     due, cursor = _scan(root, cursor)
     assert [(d.day, d.files, d.late) for d in due] == [(DAY, 2, True)]
-    assert due[0].run_key.endswith("events-late-20261007T0315.jsonl.gz")
+    assert due[0].run_key.startswith(f"{root.identity()}:{DAY}@2:")
     assert _scan(root, cursor)[0] == []
+
+
+def test_a_late_key_that_sorts_before_the_cursor_is_seen_at_the_next_full_listing(root: StorageRoot):
+    _land(root, days=1)
+    due, cursor = _scan(root, None)
+    [first] = due
+    root.write_bytes(f"{landing_prefix(DAY)}/events-0000-resent.jsonl.gz", b"")  # sorts before events-0000.jsonl.gz
+    assert _scan(root, cursor)[0] == []  # the short listing after the last key cannot see it...
+    due, cursor = scan_landing(root, cursor, today=DAY + timedelta(days=2), now=time.time() + 901, rescan_seconds=900)
+    assert [(d.day, d.files, d.late) for d in due] == [(DAY, 2, True)]  # ...the full one, every rescan period, does
+    assert due[0].run_key != first.run_key
+    assert scan_landing(root, cursor, today=DAY + timedelta(days=2), now=time.time() + 1802, rescan_seconds=900)[0] == []
+
+
+def test_a_wiped_root_is_a_new_root_and_its_days_are_due_again(tmp_path):
+    root = StorageRoot(str(tmp_path / "root"))
+    _land(root)
+    due, cursor = _scan(root, None)
+    shutil.rmtree(tmp_path / "root")  # rm -rf .data, then the exports land again
+    _land(root)
+    again, _ = _scan(root, cursor)
+    assert [d.day for d in again] == [d.day for d in due]
+    assert not {d.run_key for d in again} & {d.run_key for d in due}  # new run keys: not skipped as done
+    assert not any(d.late for d in again)
 
 
 def test_a_day_without_its_marker_waits_unless_quiet_long_enough(root: StorageRoot):
@@ -82,7 +107,8 @@ def test_days_beyond_the_lookback_are_ignored_and_forgotten(root: StorageRoot):
     _land(root)
     _, cursor = _scan(root, None)
     due, later_cursor = scan_landing(root, cursor, today=DAY + timedelta(days=8), now=time.time(), lookback_days=7)
-    assert due == [] and json.loads(later_cursor) == {(DAY + timedelta(days=1)).isoformat(): json.loads(cursor)[(DAY + timedelta(days=1)).isoformat()]}
+    kept = (DAY + timedelta(days=1)).isoformat()
+    assert due == [] and json.loads(later_cursor)["days"] == {kept: json.loads(cursor)["days"][kept]}
 
 
 def test_listing_from_the_cursor_returns_only_new_keys_among_thousands(s3_endpoint, s3_bucket):

@@ -42,6 +42,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
         lookback_days=landing.lookback_days,
         completion=landing.completion,
         quiet_seconds=landing.quiet_seconds,
+        rescan_seconds=landing.rescan_seconds,
     )
     serving = ModelStore(root).serving() is not None
     requests = [

@@ -39,6 +39,7 @@ from consumer_assets.storage.errors import PartitionNotFoundError, StorageError
 from consumer_assets.storage.lease import PartitionLease, partition_lease
 
 MANIFEST = "_manifest.json"
+ROOT_IDENTITY = "_root.json"
 LAYERS = "layers"
 
 DEFAULT_ROOT = ".data"  # the embedded default: a folder beside the code
@@ -285,6 +286,21 @@ class StorageRoot:
     def _ensure_parent(self, path: str) -> None:
         if not self.is_s3:
             os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def identity(self) -> str:
+        """This root's identity: a random id written once into ``_root.json``, made again if the root is wiped.
+
+        Sensors put it into their run keys and cursors, so that a wiped or replaced
+        root is seen as new and its days are requested again instead of skipped as done.
+        """
+        for _ in range(2):
+            found = self.read_tagged(ROOT_IDENTITY)
+            if found is not None:
+                return json.loads(found[0])["id"]
+            record = {"id": uuid.uuid4().hex[:12], "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            if self.put_if(ROOT_IDENTITY, json.dumps(record).encode(), None) is not None:
+                return record["id"]
+        raise StorageError(f"could not read or write {self.uri}/{ROOT_IDENTITY}")
 
     # --- daily Parquet partitions --------------------------------------------------
 

@@ -39,9 +39,7 @@ class DueDay:
 
 
 def _day_state(cursor: dict, day: date) -> dict:
-    return cursor.setdefault(
-        day.isoformat(), {"last_key": "", "files": 0, "fingerprint": 0, "newest": 0.0, "marker": False, "requested": "", "rescanned": 0.0}
-    )
+    return cursor.setdefault(day.isoformat(), {"last_key": "", "files": 0, "fingerprint": 0, "newest": 0.0, "marker": False, "requested": "", "rescanned": 0.0})
 
 
 def _digest(key: str) -> int:

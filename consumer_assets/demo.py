@@ -3,7 +3,8 @@
 Every simulated day lands in the landing zone, then the same logic that runs a
 deployment unattended decides what to run: the landing sensor requests the daily
 data job, the automation condition of order_labels requests the labels that have
-matured, the training schedule requests training on two days, and the alert sensor
+matured, the reconcile sensor rebuilds what the instance remembers but the storage
+root lost (a demo after ``rm -rf .data``), the training schedule requests training on two days, and the alert sensor
 sends failed checks to a webhook (a local sink started here). Along the way a
 deliberately bad candidate (trained with a learning rate of zero) is refused by the
 blocking checks while the earlier model keeps serving, and a season shift in the
@@ -28,8 +29,7 @@ import pyarrow.compute as pc
 
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_schedule
-from consumer_assets.automation.sensors import alert_cursor_after_history, alert_sensor, landing_sensor
-from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.automation.sensors import alert_cursor_after_history, alert_sensor, landing_sensor, reconcile_sensor
 from consumer_assets.definitions import defs
 from consumer_assets.metrics import summarise
 from consumer_assets.model.store import ModelStore
@@ -143,6 +143,13 @@ class Replay:
         for request in [] if isinstance(requests, dg.SkipReason) else requests:
             run_job(self.instance, "daily_data_job", date.fromisoformat(request.partition_key), request.asset_selection, tags=request.tags)
 
+    def reconcile_tick(self) -> None:
+        """Labels and snapshots the instance remembers but the root lost (a demo after ``rm -rf .data``) are rebuilt."""
+        context = dg.build_sensor_context(instance=self.instance, resources=self.landing, definitions=defs)
+        requests = reconcile_sensor(context)
+        for request in [] if isinstance(requests, dg.SkipReason) else requests:
+            run_job(self.instance, request.job_name, date.fromisoformat(request.partition_key), request.asset_selection, tags=request.tags)
+
     def automation_tick(self, now: datetime) -> None:
         result = dg.evaluate_automation_conditions(
             defs=defs, instance=self.instance, asset_selection=dg.AssetSelection.assets("order_labels"), evaluation_time=now, cursor=self.automation_cursor
@@ -160,18 +167,6 @@ class Replay:
         context = dg.build_sensor_context(instance=self.instance, cursor=self.alert_cursor, resources=self.alerts, definitions=defs)
         alert_sensor(context)
         self.alert_cursor = context.cursor
-
-
-def forget_lost_data(instance: dg.DagsterInstance, root) -> None:
-    """When the storage root holds no events but the instance remembers materialisations (``rm -rf .data``, a new
-    root), wipe those asset records: automation decides from the instance, and would otherwise take labels and
-    snapshots that no longer exist for done. Data that is there is kept and replayed over."""
-    if root.list_partitions(RAW_EVENTS):
-        return
-    remembered = [key for key in defs.resolve_asset_graph().get_all_asset_keys() if instance.get_latest_materialization_event(key) is not None]
-    if remembered:
-        log.info("%s holds no events but the instance remembers %d assets: wiping their records so the replay starts clean", root.uri, len(remembered))
-        instance.wipe_assets(remembered)
 
 
 def main() -> None:
@@ -194,13 +189,13 @@ def main() -> None:
     )
     sink = WebhookSink()
     instance = dg.DagsterInstance.get()
-    forget_lost_data(instance, root)
     replay = Replay(instance, root, sink)
 
     for offset, day_events in enumerate(ShopSimulator(config).simulate(start, DEMO_DAYS)):
         day = day_events.day
         land_day(root, day_events, bad_rate=0.01)
         replay.landing_tick()
+        replay.reconcile_tick()
         after_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
         replay.automation_tick(after_midnight + timedelta(hours=3))
         if offset == TRAINING_DAY:

@@ -16,11 +16,15 @@ import pytest
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, WebhookNotifier, deliver
 from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.reconcile import lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_cron, training_schedule
-from consumer_assets.automation.sensors import FEATURE_ASSETS, alert_cursor_after_history, alert_sensor, landing_sensor
+from consumer_assets.automation.sensors import FEATURE_ASSETS, alert_cursor_after_history, alert_sensor, landing_sensor, reconcile_sensor
+from consumer_assets.datasets import HISTORIES, RAW_EVENTS
 from consumer_assets.definitions import defs
+from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.landing import COMPLETE_MARKER, landing_prefix
+from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
@@ -335,3 +339,64 @@ def test_a_failing_endpoint_is_retried_and_nothing_is_lost(webhook, smtp_sink):
         retry = _alert_context(instance, context.cursor, webhook, smtp_sink)
         assert "sent 1 alerts" in alert_sensor(retry).skip_message
         assert webhook.received[-1]["check"] == "volume_collapsed"
+
+
+def test_a_rebuilt_day_has_every_later_snapshot_rebuilt_in_turn():
+    """The late-data chain: histories D re-run, then D+1 on the next evaluation, then D+2; D+3 was never built."""
+    histories, events = dg.AssetKey("daily_histories"), dg.AssetKey("raw_events")
+    days = [(DAY + timedelta(days=k)).isoformat() for k in range(3)]
+    with dg.instance_for_test() as instance:
+        for day in days:  # the days as the landing runs built them
+            instance.report_runless_asset_event(dg.AssetMaterialization(events, partition=day))
+            instance.report_runless_asset_event(dg.AssetMaterialization(histories, partition=day))
+        when = datetime(2026, 10, 9, 3, tzinfo=UTC)
+        cursor = None
+
+        def evaluate() -> list[str]:
+            nonlocal cursor, when
+            when += timedelta(minutes=1)
+            result = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, asset_selection=dg.AssetSelection.assets(histories), evaluation_time=when, cursor=cursor
+            )
+            cursor = result.cursor
+            return sorted(result.get_requested_partitions(histories))
+
+        evaluate()
+        assert evaluate() == []  # a steady state requests nothing
+        instance.report_runless_asset_event(dg.AssetMaterialization(events, partition=days[0]))  # a late file: raw_events D again...
+        assert evaluate() == [days[0]]  # ...so snapshot D is rebuilt
+        instance.report_runless_asset_event(dg.AssetMaterialization(histories, partition=days[0]))
+        assert evaluate() == [days[1]]  # then D+1 on the new D
+        instance.report_runless_asset_event(dg.AssetMaterialization(histories, partition=days[1]))
+        assert evaluate() == [days[2]]
+        instance.report_runless_asset_event(dg.AssetMaterialization(histories, partition=days[2]))
+        assert evaluate() == []  # D+3 was never built: the landing sensor builds it when its day lands
+
+
+def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_lost(tmp_path):
+    """After the root is wiped, recorded snapshots and labels come back once their inputs are stored again, each once."""
+    root = StorageRoot(str(tmp_path))
+    today = datetime.now(UTC).date()
+    day, later = today - timedelta(days=10), today - timedelta(days=9)
+    events = EVENT_SCHEMA.empty_table()
+    for d in [day + timedelta(days=k) for k in range(DEFAULT_LABEL_HORIZON_DAYS + 1)]:
+        root.write_partition(RAW_EVENTS, d, events)  # the re-ingested days, as the landing sensor brings them back
+    resources = {"storage": StorageResource(root=root.uri), "landing": LandingSensorResource()}
+    with dg.instance_for_test() as instance:
+        for dataset, d in [("daily_histories", day), ("daily_histories", later), ("order_labels", day), ("order_labels", later)]:
+            instance.report_runless_asset_event(dg.AssetMaterialization(dataset, partition=d.isoformat()))
+        root.write_partition(HISTORIES, later, events)  # this one is stored: not lost
+
+        context = dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
+        requests = reconcile_sensor(context)
+        assert [(r.job_name, r.asset_selection, r.partition_key) for r in requests] == [("daily_data_job", [dg.AssetKey("daily_histories")], day.isoformat())]
+        # order_labels waits for the snapshot of its day and the raw events of the horizon
+        lost = lost_partitions(root, {"order_labels": [day, later]}, DEFAULT_LABEL_HORIZON_DAYS)
+        assert [(p.day, p.waiting_for) for p in lost] == [
+            (day, (f"daily_histories {day}",)),
+            (later, (f"raw_events {later + timedelta(days=DEFAULT_LABEL_HORIZON_DAYS)}",)),
+        ]
+        root.write_partition(HISTORIES, day, events)  # the snapshot is rebuilt...
+        [labels] = reconcile_sensor(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
+        assert (labels.job_name, labels.partition_key) == ("labels_job", day.isoformat())  # ...so its labels follow
+        assert labels.run_key != requests[0].run_key

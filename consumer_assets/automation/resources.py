@@ -14,6 +14,7 @@ class LandingSensorResource(dg.ConfigurableResource):
     )
     quiet_seconds: float = Field(default=600.0, description="Quiet period of the 'quiet' mode.")
     lookback_days: int = Field(default=7, description="Late files are picked up for days up to this old.")
+    reconcile_days: int = Field(default=60, description="The reconcile sensor compares the instance with storage for days up to this old.")
     rescan_seconds: float = Field(
         default=900.0, description="How often each recent day's landing folder is listed whole, to see late files whose names sort before the others."
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from dagster._core.event_api import EventLogCursor
@@ -18,8 +18,11 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
 from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.reconcile import RECONCILED, lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
-from consumer_assets.jobs import daily_data_job
+from consumer_assets.datasets import LABELS
+from consumer_assets.jobs import daily_data_job, labels_job
+from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.model.store import ModelStore
 from consumer_assets.storage.resources import StorageResource
 
@@ -58,6 +61,56 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
     if not requests:
         return dg.SkipReason("no landing day newly complete")
     return requests
+
+
+@dg.sensor(
+    jobs=[daily_data_job, labels_job],
+    minimum_interval_seconds=300,
+    description="Rebuilds snapshots and labels that the instance records but the storage root lacks (a wiped or new root), once their inputs are stored.",
+)
+def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
+    root = storage.open()
+    oldest = (datetime.now(UTC) - timedelta(days=landing.reconcile_days)).date().isoformat()
+    latest = {
+        dataset: {
+            day: sid
+            for day, sid in context.instance.get_latest_storage_id_by_partition(dg.AssetKey(dataset), DagsterEventType.ASSET_MATERIALIZATION).items()
+            if day >= oldest
+        }
+        for dataset in RECONCILED
+    }
+    lost = lost_partitions(root, {dataset: [date.fromisoformat(d) for d in days] for dataset, days in latest.items()}, DEFAULT_LABEL_HORIZON_DAYS)
+    busy = _partitions_in_flight(context.instance)
+    identity = root.identity()
+    requests = []
+    for partition in lost:
+        if partition.waiting_for or partition.day.isoformat() in busy:
+            continue
+        day = partition.day.isoformat()
+        requests.append(
+            dg.RunRequest(
+                job_name=labels_job.name if partition.dataset == LABELS else daily_data_job.name,
+                asset_selection=[dg.AssetKey(partition.dataset)],
+                partition_key=day,
+                run_key=f"reconcile:{identity}:{partition.dataset}:{day}:{latest[partition.dataset][day]}",  # once per lost materialisation
+                tags={"consumer-assets/reconciled": "lost from storage"},
+            )
+        )
+    waiting = [p for p in lost if p.waiting_for]
+    if waiting:
+        context.log.info("%d lost partitions wait for their inputs, e.g. %s needs %s", len(waiting), waiting[0].name, ", ".join(waiting[0].waiting_for))
+    if not requests:
+        return dg.SkipReason(f"{len(waiting)} lost partitions wait for their inputs" if waiting else "storage holds every recorded snapshot and label")
+    context.log.info("rebuilding %s, recorded in the instance but missing under %s", ", ".join(p.name for p in lost if not p.waiting_for), root.uri)
+    return requests
+
+
+def _partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """Days with a queued or running run: their partitions are being written, not lost."""
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+    )
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 
 def _metadata_values(metadata: dict) -> dict:
@@ -168,4 +221,4 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     description="Evaluates the assets' automation conditions (order_labels once matured, candidate_evaluation after a new candidate, validated_model after its passed checks).",
 )
 
-sensors = [landing_sensor, alert_sensor, automation_sensor]
+sensors = [landing_sensor, reconcile_sensor, alert_sensor, automation_sensor]

@@ -19,6 +19,19 @@ from consumer_assets.plots import bar_chart
 from consumer_assets.storage.resources import StorageResource
 
 
+def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
+    """Rebuild an existing snapshot D once the snapshot D-1 it was built on, or D's events, changed in a run that left D alone.
+
+    That is how late events flow on: a late file re-runs its day, then each later
+    snapshot is rebuilt in turn, one day per evaluation, each on its rebuilt
+    predecessor (never while that one is in progress). Snapshots not built yet are
+    left to the landing sensor.
+    """
+    condition = dg.AutomationCondition
+    base_changed = condition.any_deps_match(condition.newly_updated() & ~condition.executed_with_root_target()).since_last_handled()
+    return (~condition.missing() & base_changed & ~condition.any_deps_in_progress() & ~condition.in_progress()).with_label("rebuilt when its base changes")
+
+
 @dg.asset(
     name=HISTORIES,
     partitions_def=daily_partitions,
@@ -31,6 +44,7 @@ from consumer_assets.storage.resources import StorageResource
     owners=["team:data-platform"],
     tags={"stage": "features"},
     code_version="1",
+    automation_condition=rebuilt_when_its_base_changes(),
 )
 def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource) -> dg.MaterializeResult:
     """Every profile active in the trailing window, with its last L events up to the end of the day.

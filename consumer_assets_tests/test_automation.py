@@ -2,8 +2,10 @@
 
 import base64
 import json
+import os
 import shutil
 import socketserver
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +14,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import boto3
 import dagster as dg
+import psutil
 import pytest
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, WebhookNotifier, deliver
 from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_cron, training_schedule
@@ -400,3 +404,17 @@ def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_los
         [labels] = reconcile_sensor(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
         assert (labels.job_name, labels.partition_key) == ("labels_job", day.isoformat())  # ...so its labels follow
         assert labels.run_key != requests[0].run_key
+
+
+def test_a_killed_worker_is_seen_dead_and_a_reused_pid_is_not_taken_for_it():
+    worker = subprocess.Popen(["sleep", "60"])
+    started = psutil.Process(worker.pid).create_time()
+    assert worker_alive(worker.pid, started)
+    worker.kill()  # not reaped: a zombie, as a killed run worker is until its parent waits
+    deadline = time.monotonic() + 10
+    while worker_alive(worker.pid, started) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the signal is delivered asynchronously
+    assert not worker_alive(worker.pid, started) and psutil.Process(worker.pid).status() == psutil.STATUS_ZOMBIE
+    worker.wait()
+    assert not worker_alive(worker.pid, started)  # gone
+    assert not worker_alive(os.getpid(), started - 3600)  # a process that started after the worker is another process

@@ -13,8 +13,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
+import psutil
 import pytest
 
+from consumer_assets.automation.sensors import run_worker
 from consumer_assets.demo import WebhookSink
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
 from consumer_assets.storage import StorageRoot
@@ -24,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 TODAY = datetime.now(UTC).date()
-GOOD_DAY, BAD_DAY = TODAY - timedelta(days=3), TODAY - timedelta(days=2)
+GOOD_DAY, BAD_DAY, KILLED_DAY = TODAY - timedelta(days=3), TODAY - timedelta(days=2), TODAY - timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
     daemon = start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
     try:
         repository = wait_for_webserver(url, webserver)
-        for sensor in ("landing_sensor", "alert_sensor"):
+        for sensor in ("landing_sensor", "alert_sensor", "dead_run_sensor"):
             selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"], "sensorName": sensor}
             started = graphql(url, START_SENSOR, {"selector": selector})["startSensor"]
             assert started["__typename"] == "Sensor" and started["sensorState"]["status"] == "RUNNING", started
@@ -121,6 +124,26 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
         assert len(_runs(url)) == seen_runs
         assert len(sink.received) == seen_alerts
         assert "/services/T000" not in (tmp_path / "daemon.log").read_text()  # the webhook's secret path is never logged
+
+        # A run whose worker process is killed (SIGKILL, as the out-of-memory killer does) is marked failed and alerted.
+        instance = dg.DagsterInstance.from_config(str(home))
+        land_day(root, ShopSimulator(SimulationConfig(profiles=300, seed=12)).simulate_day(KILLED_DAY))
+
+        def worker():
+            run = next((r for r in _runs(url) if r["partition"] == KILLED_DAY.isoformat()), None)
+            found = run and run_worker(instance, run["runId"])
+            return (run["runId"], found[0]) if found else None
+
+        run_id, pid = wait_for("the run of the newly landed day started its worker", 240, worker, every=0.2)
+        process = psutil.Process(pid)
+        for victim in [process, *process.children(recursive=True)]:
+            victim.kill()
+        killed = time.monotonic()
+        wait_for("the dead run is marked failed", 180, lambda: next(r for r in _runs(url) if r["runId"] == run_id)["status"] == "FAILURE")
+        marked = time.monotonic() - killed
+        [alert] = wait_for("the dead run's alert arrived", 120, lambda: [a for a in sink.received if a["run_id"] == run_id] or None)
+        print(f"killed run: marked failed after {marked:.0f} s, alerted after {time.monotonic() - killed:.0f} s")
+        assert "worker process" in alert["text"] and "is gone" in alert["text"]
     finally:
         stop(daemon)
         stop(webserver)

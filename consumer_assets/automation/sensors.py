@@ -14,10 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 from dagster._core.event_api import EventLogCursor
 from dagster._core.events import DagsterEventType
+from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
 from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import RECONCILED, lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.datasets import LABELS
@@ -111,6 +113,37 @@ def _partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
         filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
     )
     return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+
+
+WORKER_STARTED = "Started process for run"  # the engine event with which the default launcher's worker announces its pid
+
+
+def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
+    """(pid, start time) of a run's worker process, from its engine event; None before it announced itself."""
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        event = entry.dagster_event
+        if event and (event.message or "").startswith(WORKER_STARTED) and "pid" in event.engine_event_data.metadata:
+            return int(event.engine_event_data.metadata["pid"].value), entry.timestamp
+    return None
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks a run failed when its worker process died (SIGKILL, out of memory), so that it is alerted and frees its queue slot within a minute.",
+)
+def dead_run_sensor(context: dg.SensorEvaluationContext):
+    if not isinstance(context.instance.run_launcher, DefaultRunLauncher):
+        return dg.SkipReason("this run launcher's workers are watched by Dagster's run monitoring (dagster.yaml)")
+    failed = []
+    for run in context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        worker = run_worker(context.instance, run.run_id)
+        if worker is not None and not worker_alive(*worker):
+            message = f"its worker process (pid {worker[0]}) is gone without finishing the run: killed, or out of memory"
+            context.log.warning("run %s failed: %s", run.run_id, message)
+            context.instance.report_run_failed(run, message=f"Run failed: {message}.")
+            failed.append(run.run_id)
+    return dg.SkipReason(f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else "every started run's worker is alive")
 
 
 def _metadata_values(metadata: dict) -> dict:
@@ -221,4 +254,4 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     description="Evaluates the assets' automation conditions (order_labels once matured, candidate_evaluation after a new candidate, validated_model after its passed checks).",
 )
 
-sensors = [landing_sensor, reconcile_sensor, alert_sensor, automation_sensor]
+sensors = [landing_sensor, reconcile_sensor, alert_sensor, dead_run_sensor, automation_sensor]

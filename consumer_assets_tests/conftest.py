@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -15,12 +11,7 @@ import boto3
 import pytest
 
 from consumer_assets.storage import StorageRoot
-from local_servers import free_port
-
-BIN = Path(sys.executable).parent
-
-
-S3_KEY, S3_SECRET = "consumer-assets-test", "consumer-assets-test-secret"
+from local_servers import S3_KEY, S3_SECRET, SeaweedFS
 
 
 @pytest.fixture(scope="session")
@@ -30,58 +21,17 @@ def s3_endpoint(tmp_path_factory) -> str:
     Its S3 gateway checks signatures against the identity configured here, as a real
     deployment does; the tests' AWS credentials are that identity's keys.
     """
-    folder = tmp_path_factory.mktemp("seaweedfs")
-    identities = {
-        "identities": [
-            {"name": "tests", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
-        ]
-    }
-    (folder / "s3.json").write_text(json.dumps(identities))
-    (folder / "data").mkdir()
-    names = ("master", "volume", "filer", "s3", "master.port.grpc", "volume.port.grpc", "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
-    ports = {name: free_port() for name in names}  # every listener on a free port: several servers (CI, a demo) may share the machine
-    command = [
-        str(BIN / "weed"),
-        "server",
-        f"-dir={folder / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-s3",
-        f"-s3.config={folder / 's3.json'}",
-        "-volume.max=500",
-        "-master.volumeSizeLimitMB=32",  # many small volumes: every bucket is a collection with its own
-        *[f"-{name}={port}" if "." in name else f"-{name}.port={port}" for name, port in ports.items()],
-    ]
-    with open(folder / "weed.log", "wb") as log:  # the server keeps its own descriptor
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
     env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    deadline = time.monotonic() + 60
-    while True:  # ready when an object can be written: the volume server has registered with the master
-        try:
-            client.create_bucket(Bucket="readiness-probe")
-            client.put_object(Bucket="readiness-probe", Key="probe", Body=b"ok")
-            break
-        except Exception:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError(f"SeaweedFS did not start; see {folder / 'weed.log'}") from None
-            time.sleep(0.3)
-    yield endpoint
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    yield server.endpoint
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    server.terminate()  # nothing of a test server needs a graceful stop (it waits 10 s for its volume heartbeats, 15 s for its filer)
-    try:
-        server.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+    server.stop()
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -80,3 +82,73 @@ def wait_for_webserver(url: str, process: subprocess.Popen, seconds: float = 180
 
     [repository] = wait_for("the webserver answers with the code location loaded", seconds, loaded, every=1.0)
     return repository
+
+
+S3_KEY, S3_SECRET = "consumer-assets-test", "consumer-assets-test-secret"
+
+
+class SeaweedFS:
+    """A real S3-compatible server, SeaweedFS (``weed server -s3``), on 127.0.0.1, in ``folder``.
+
+    Every listener is on a free port (several servers, CI and a demo, may share the
+    machine), kept across :meth:`stop` and :meth:`start`, so a test can cut the server
+    off mid-run and bring the same data back. The caller's environment must hold the
+    test identity's keys (``S3_KEY``, ``S3_SECRET``).
+    """
+
+    NAMES = ("master", "volume", "filer", "s3", "master.port.grpc", "volume.port.grpc", "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        identities = {
+            "identities": [
+                {"name": "tests", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+            ]
+        }
+        (folder / "s3.json").write_text(json.dumps(identities))
+        (folder / "data").mkdir(exist_ok=True)
+        self.ports = {name: free_port() for name in self.NAMES}
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        command = [
+            str(Path(sys.executable).parent / "weed"),
+            "server",
+            f"-dir={self.folder / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-s3",
+            f"-s3.config={self.folder / 's3.json'}",
+            "-volume.max=500",
+            "-master.volumeSizeLimitMB=32",  # many small volumes: every bucket is a collection with its own
+            *[f"-{name}={port}" if "." in name else f"-{name}.port={port}" for name, port in self.ports.items()],
+        ]
+        with open(self.folder / "weed.log", "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+        deadline = time.monotonic() + 60
+        while True:  # ready when an object can be written: the volume server has registered with the master
+            try:
+                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+                    client.create_bucket(Bucket="readiness-probe")  # there already after a restart
+                client.put_object(Bucket="readiness-probe", Key="probe", Body=b"ok")
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.process.kill()
+                    raise RuntimeError(f"SeaweedFS did not start; see {self.folder / 'weed.log'}") from None
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        """Stop at once: nothing of a test server needs a graceful stop (it waits 10 s for volume heartbeats, 15 s for its filer)."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -2,9 +2,12 @@
 
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import boto3
+import botocore.exceptions
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,8 +20,9 @@ from consumer_assets.ingest.day import ingest_day, ingest_report, read_quarantin
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day, simulate_to_landing
-from consumer_assets.storage import StorageRoot
+from consumer_assets.storage import StorageError, StorageRoot
 from consumer_assets.storage.resources import StorageResource
+from local_servers import SeaweedFS
 
 START = date(2026, 10, 1)
 
@@ -189,3 +193,48 @@ def test_simulate_command_writes_landing_files_and_truth(tmp_path: Path):
     assert root.list_partitions("truth/order_any") == [date(2026, 10, 1), date(2026, 10, 2)]
     drift = root.read_json("truth/simulation.json")["config"]["drift"]
     assert drift["tracking_fault_from"] == "2026-10-02" and drift["season_shift_from"] is None
+
+
+@pytest.mark.slow
+def test_an_s3_server_cut_off_mid_run_leaves_the_previous_day_whole(tmp_path: Path, monkeypatch, s3_endpoint):
+    """SeaweedFS stopped after the run's first files: the run fails, the stored day is untouched, and after the
+    server is back (and the dead writer's lease has expired) the next run writes the day."""
+    server = SeaweedFS(tmp_path / "seaweedfs")  # a server of its own, to stop mid-run
+    try:
+        boto3.client("s3", endpoint_url=server.endpoint, region_name="us-east-1").create_bucket(Bucket="shop")
+        root = StorageRoot("s3://shop/cut", endpoint_url=server.endpoint, lease_seconds=3)
+        simulate_to_landing(root, START, 1, SimulationConfig(profiles=600, seed=4), bad_rate=0.02)
+        before = ingest_day(root, START)
+        manifest = root.manifest(RAW_EVENTS, START)
+        simulate_to_landing(root, START, 1, SimulationConfig(profiles=900, seed=8), bad_rate=0.05)  # landed again, differently
+        real_write_tables = StorageRoot.write_tables
+
+        def server_gone_after_first_files(self, *args, **kwargs):
+            names = real_write_tables(self, *args, **kwargs)
+            if server.process.poll() is None:
+                server.stop()
+            return names
+
+        monkeypatch.setattr(StorageRoot, "write_tables", server_gone_after_first_files)
+        with pytest.raises(Exception) as failure:
+            ingest_day(root, START, chunk_lines=100)
+        monkeypatch.undo()
+        assert isinstance(failure.value, OSError | botocore.exceptions.EndpointConnectionError), failure.value
+        server.start()
+        assert root.manifest(RAW_EVENTS, START) == manifest
+        assert ingest_report(root, START) == before
+        assert read_quarantine(root, START).num_rows == before.rows_quarantined
+        assert root.read_partition(RAW_EVENTS, START).num_rows == before.rows_kept
+        time.sleep(3)  # the failed writer could not release its lease; it expires
+        after = ingest_day(root, START)
+        assert after.rows_read == after.rows_kept + after.rows_quarantined + after.duplicates
+        assert after.rows_read > before.rows_read and read_quarantine(root, START).num_rows == after.rows_quarantined
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def test_a_missing_bucket_is_named(s3_endpoint):
+    root = StorageRoot("s3://no-such-bucket/shop", endpoint_url=s3_endpoint)
+    with pytest.raises(StorageError, match=r"S3 bucket 'no-such-bucket' at http://127.0.0.1:\d+ does not exist"):
+        ingest_day(root, START)

@@ -100,6 +100,7 @@ def landing_files(root: StorageRoot, day: date) -> list[str]:
     prefix = landing_prefix(day)
     files = [key for key in root.list_files(prefix) if key.endswith(".jsonl.gz")]
     if not files:
+        root.check_bucket()
         raise MissingLandingDataError(
             f"No landing files for {day} under {root.uri}/{prefix}/ (expected *.jsonl.gz). "
             "Has the tracking export for that day arrived? Simulate one with `consumer-assets simulate`."

@@ -36,7 +36,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from consumer_assets.storage.errors import PartitionNotFoundError, StorageError
-from consumer_assets.storage.lease import PartitionLease, partition_lease
+from consumer_assets.storage.lease import LEASE_SECONDS, PartitionLease, partition_lease
 
 MANIFEST = "_manifest.json"
 ROOT_IDENTITY = "_root.json"
@@ -88,7 +88,8 @@ class ObjectInfo:
 class StorageRoot:
     """A filesystem and a base path; every key below it uses ``/`` separators."""
 
-    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None):
+    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None, lease_seconds: float = LEASE_SECONDS):
+        self.lease_seconds = lease_seconds  # how long a dead writer can block a partition (see .lease)
         self.is_s3 = uri.startswith("s3://")
         self.uri = uri.rstrip("/")
         if self.is_s3:
@@ -200,6 +201,25 @@ class StorageRoot:
         for page in self._s3_client().get_paginator("list_objects_v2").paginate(**arguments):
             for item in page.get("Contents", []):
                 yield ObjectInfo(item["Key"][len(base) :], item["Size"], item["LastModified"].timestamp())
+
+    def check_bucket(self) -> None:
+        """Raise a StorageError naming the bucket when it does not exist: an empty listing of a missing bucket is not "no files"."""
+        if not self.is_s3:
+            return
+        bucket, _ = self._s3_bucket_and_base()
+        client = self._s3_client()
+        try:
+            client.head_bucket(Bucket=bucket)
+        except client.exceptions.ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (403, 404):
+                where = self.endpoint_url or "AWS"
+                raise StorageError(
+                    f"S3 bucket {bucket!r} at {where} "
+                    + ("does not exist" if status == 404 else "refuses these credentials (403)")
+                    + f": create it or fix CONSUMER_ASSETS_ROOT ({self.uri})"
+                ) from exc
+            raise
 
     # --- conditional objects: what one-writer leases are built on --------------------
 
@@ -379,7 +399,7 @@ class StorageRoot:
 
     def writing(self, dataset: str, day: date | str) -> contextlib.AbstractContextManager[PartitionLease]:
         """Hold the partition's one-writer lease from the first file to the commit (see :mod:`.lease`)."""
-        return partition_lease(self, dataset, day)
+        return partition_lease(self, dataset, day, seconds=self.lease_seconds)
 
     def commit_partition(
         self, dataset: str, day: date | str, files: list[str], rows: int, properties: dict | None = None, attachments: list[str] = ()

@@ -130,20 +130,20 @@ def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] |
 @dg.sensor(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks a run failed when its worker process died (SIGKILL, out of memory), so that it is alerted and frees its queue slot within a minute.",
+    description="Marks a starting or started run failed when its worker process died (SIGKILL, out of memory) with no code server left to report it, so that it is alerted and frees its queue slot within a minute.",
 )
 def dead_run_sensor(context: dg.SensorEvaluationContext):
     if not isinstance(context.instance.run_launcher, DefaultRunLauncher):
         return dg.SkipReason("this run launcher's workers are watched by Dagster's run monitoring (dagster.yaml)")
     failed = []
-    for run in context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+    for run in context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])):
         worker = run_worker(context.instance, run.run_id)
         if worker is not None and not worker_alive(*worker):
             message = f"its worker process (pid {worker[0]}) is gone without finishing the run: killed, or out of memory"
             context.log.warning("run %s failed: %s", run.run_id, message)
             context.instance.report_run_failed(run, message=f"Run failed: {message}.")
             failed.append(run.run_id)
-    return dg.SkipReason(f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else "every started run's worker is alive")
+    return dg.SkipReason(f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else "every running worker is alive")
 
 
 def _metadata_values(metadata: dict) -> dict:

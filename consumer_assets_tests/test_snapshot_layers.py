@@ -1,5 +1,6 @@
 """Snapshots stored as a base plus daily layers of changes: every day reads back as if built from scratch."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 import pytest
@@ -11,7 +12,8 @@ from consumer_assets.features.snapshots import Layer, iter_snapshot_batches, lay
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
-from consumer_assets.storage import StorageError, StorageRoot
+from consumer_assets.storage import PartitionBusyError, StorageError, StorageRoot
+from consumer_assets.storage.lease import partition_lease
 
 pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
@@ -113,3 +115,18 @@ def test_layers_on_s3_are_copied_on_the_server_and_read_back(spark, s3_endpoint,
     manifest = root.manifest(HISTORIES, days[-1])
     assert len(manifest.files) == 3 and all(root.exists(f"{HISTORIES}/date={days[-1]}/{name}") for name in manifest.files)
     assert _by_profile(read_snapshot(root, days[-1]).to_pylist()) == _from_scratch(spark, spark_storage, days[-1])
+
+
+def test_a_snapshot_held_by_another_writer_is_refused_and_left_whole(spark, tmp_path):
+    """Two runs of one daily_histories partition: the second fails before writing a file, naming the holder."""
+    root = StorageRoot(str(tmp_path))
+    spark_storage = SparkStorage(root)
+    days = _land(root, 2)
+    _build_days(spark, spark_storage, days, Compaction())
+    manifest, files = root.manifest(HISTORIES, days[1]), root.list_files(root.partition_key(HISTORIES, days[1]))
+    with partition_lease(root, HISTORIES, days[1], holder="host:1:the-other-run"), ThreadPoolExecutor(1) as other_thread:
+        refused = other_thread.submit(build_snapshot, spark, spark_storage, days[1], CONFIG, 1, Compaction())
+        with pytest.raises(PartitionBusyError, match="daily_histories/date=2026-09-02 .* being written by host:1:the-other-run"):
+            refused.result()
+    assert root.manifest(HISTORIES, days[1]) == manifest and root.list_files(root.partition_key(HISTORIES, days[1])) == files
+    assert build_snapshot(spark, spark_storage, days[1], CONFIG, files=1).manifest.rows == manifest.rows  # free again

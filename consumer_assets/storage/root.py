@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -184,7 +185,9 @@ class StorageRoot:
             stat = os.stat(self.path(key))
             yield ObjectInfo(key, stat.st_size, stat.st_mtime)
 
-    def _s3_client(self):
+    @functools.cached_property
+    def _s3(self):
+        """One boto3 client per root (clients are thread-safe: the lease renewer shares it)."""
         import boto3  # only S3 roots need it; a local root works where boto3 is not installed (the GPU machine)
 
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or os.environ.get("AWS_REGION"))
@@ -198,7 +201,7 @@ class StorageRoot:
         arguments = {"Bucket": bucket, "Prefix": f"{base}{prefix.strip('/')}/", "MaxKeys": page_size}
         if start_after:
             arguments["StartAfter"] = f"{base}{start_after}"
-        for page in self._s3_client().get_paginator("list_objects_v2").paginate(**arguments):
+        for page in self._s3.get_paginator("list_objects_v2").paginate(**arguments):
             for item in page.get("Contents", []):
                 yield ObjectInfo(item["Key"][len(base) :], item["Size"], item["LastModified"].timestamp())
 
@@ -207,7 +210,7 @@ class StorageRoot:
         if not self.is_s3:
             return
         bucket, _ = self._s3_bucket_and_base()
-        client = self._s3_client()
+        client = self._s3
         try:
             client.head_bucket(Bucket=bucket)
         except client.exceptions.ClientError as exc:
@@ -227,7 +230,7 @@ class StorageRoot:
         """An object and its tag (the ETag on S3, a content hash on a folder), or None when absent."""
         if self.is_s3:
             bucket, base = self._s3_bucket_and_base()
-            client = self._s3_client()
+            client = self._s3
             try:
                 found = client.get_object(Bucket=bucket, Key=f"{base}{key}")
             except client.exceptions.NoSuchKey:
@@ -248,14 +251,8 @@ class StorageRoot:
         ``flock``, so two processes on the machine cannot both win.
         """
         if self.is_s3:
-            bucket, base = self._s3_bucket_and_base()
-            condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
-            try:
-                return self._s3_client().put_object(Bucket=bucket, Key=f"{base}{key}", Body=data, **condition)["ETag"]
-            except Exception as exc:
-                if _precondition_failed(exc):
-                    return None
-                raise
+            response = self._s3_conditional("put_object", key, Body=data, **({"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}))
+            return None if response is None else response["ETag"]
         with self._local_lock():
             current = self.read_tagged(key)
             if (current is None) != (tag is None) or (current is not None and current[1] != tag):
@@ -266,20 +263,23 @@ class StorageRoot:
     def delete_if(self, key: str, tag: str) -> bool:
         """Delete ``key`` only if it still has ``tag``."""
         if self.is_s3:
-            bucket, base = self._s3_bucket_and_base()
-            try:
-                self._s3_client().delete_object(Bucket=bucket, Key=f"{base}{key}", IfMatch=tag)
-                return True
-            except Exception as exc:
-                if _precondition_failed(exc):
-                    return False
-                raise
+            return self._s3_conditional("delete_object", key, IfMatch=tag) is not None
         with self._local_lock():
             current = self.read_tagged(key)
             if current is None or current[1] != tag:
                 return False
             self.delete(key)
             return True
+
+    def _s3_conditional(self, operation: str, key: str, **arguments) -> dict | None:
+        """An S3 request with a precondition, decided by the server: its response, or None when refused."""
+        bucket, base = self._s3_bucket_and_base()
+        try:
+            return getattr(self._s3, operation)(Bucket=bucket, Key=f"{base}{key}", **arguments)
+        except Exception as exc:
+            if _precondition_failed(exc):
+                return None
+            raise
 
     @contextlib.contextmanager
     def _local_lock(self) -> Iterator[None]:

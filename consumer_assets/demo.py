@@ -215,7 +215,7 @@ def main() -> None:
     root.write_json("demo/alerts_received.json", {"alerts": sink.received})
     log.info("done in %.0f s", time.perf_counter() - started)
     print(
-        f"\nData is under {root.uri}: {', '.join(root.list_dirs(''))}; the alerts the sink received are in demo/alerts_received.json.\n"
+        f"\nData is under {root.uri}: {', '.join(d for d in root.list_dirs('') if not d.startswith('_'))}; the alerts the sink received are in demo/alerts_received.json.\n"
         f"Runs are in the Dagster instance at {replay.instance.root_directory}.\n"
         "Run `make dev` and open http://127.0.0.1:3000 to see the runs, partitions, metadata and checks (README: 'A tour of the UI')."
     )

@@ -16,6 +16,7 @@ import pytest
 from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.ingest import day as ingest_module
 from consumer_assets.ingest.assets import ingest_checks, raw_events
+from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.day import ingest_day, ingest_report, read_quarantine
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
@@ -238,3 +239,10 @@ def test_a_missing_bucket_is_named(s3_endpoint):
     root = StorageRoot("s3://no-such-bucket/shop", endpoint_url=s3_endpoint)
     with pytest.raises(StorageError, match=r"S3 bucket 'no-such-bucket' at http://127.0.0.1:\d+ does not exist"):
         ingest_day(root, START)
+
+
+def test_a_day_written_before_the_bookkeeping_moved_says_to_materialise_it_again(tmp_path: Path):
+    root = StorageRoot(str(tmp_path))
+    root.write_partition(RAW_EVENTS, START, EVENT_SCHEMA.empty_table())  # as the IO manager wrote raw_events before
+    with pytest.raises(StorageError, match="written before its quarantine and bookkeeping moved.*materialise raw_events for that day again"):
+        ingest_report(root, START)

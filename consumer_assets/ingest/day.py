@@ -180,7 +180,14 @@ def ingest_day(root: StorageRoot, day: date, lookback_days: int = 3, chunk_lines
 
 
 def ingest_report(root: StorageRoot, day: date | str) -> IngestReport:
-    return IngestReport.from_json(root.manifest(RAW_EVENTS, day).properties)
+    """The day's bookkeeping from its raw_events manifest."""
+    properties = root.manifest(RAW_EVENTS, day).properties
+    if "rows_read" not in properties:
+        raise StorageError(
+            f"raw_events {day} under {root.uri} was written before its quarantine and bookkeeping moved into its partition: "
+            "materialise raw_events for that day again"
+        )
+    return IngestReport.from_json(properties)
 
 
 def read_quarantine(root: StorageRoot, day: date | str) -> pa.Table:

@@ -16,6 +16,7 @@ from dagster._core.event_api import EventLogCursor
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
 from consumer_assets.automation.landing import scan_landing
@@ -84,10 +85,10 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
     lost = lost_partitions(root, {dataset: [date.fromisoformat(d) for d in days] for dataset, days in latest.items()}, DEFAULT_LABEL_HORIZON_DAYS)
     busy = _partitions_in_flight(context.instance)
     identity = root.identity()
+    ready = [p for p in lost if not p.waiting_for and p.day.isoformat() not in busy]
+    waiting = [p for p in lost if p.waiting_for]
     requests = []
-    for partition in lost:
-        if partition.waiting_for or partition.day.isoformat() in busy:
-            continue
+    for partition in ready:
         day = partition.day.isoformat()
         requests.append(
             dg.RunRequest(
@@ -98,20 +99,17 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
                 tags={"consumer-assets/reconciled": "lost from storage"},
             )
         )
-    waiting = [p for p in lost if p.waiting_for]
     if waiting:
         context.log.info("%d lost partitions wait for their inputs, e.g. %s needs %s", len(waiting), waiting[0].name, ", ".join(waiting[0].waiting_for))
     if not requests:
         return dg.SkipReason(f"{len(waiting)} lost partitions wait for their inputs" if waiting else "storage holds every recorded snapshot and label")
-    context.log.info("rebuilding %s, recorded in the instance but missing under %s", ", ".join(p.name for p in lost if not p.waiting_for), root.uri)
+    context.log.info("rebuilding %s, recorded in the instance but missing under %s", ", ".join(p.name for p in ready), root.uri)
     return requests
 
 
 def _partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
     """Days with a queued or running run: their partitions are being written, not lost."""
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
-    )
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=NOT_FINISHED_STATUSES))
     return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 

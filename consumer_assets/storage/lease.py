@@ -145,8 +145,3 @@ def partition_lease(root: StorageRoot, dataset: str, day: date | str, holder: st
         with _held_lock:
             _held.pop(slot, None)
         lease.release()
-
-
-def held_lease(root: StorageRoot, dataset: str, day: date | str) -> PartitionLease | None:
-    with _held_lock:
-        return _held.get((root.uri, lease_key(root, dataset, day), threading.get_ident()))

@@ -1,11 +1,22 @@
 import base64
 import gzip
 import json
+import os
 from datetime import date
 
 import pytest
 
-from consumer_assets.ingest.contract import BOM, EVENT_SCHEMA, MAX_LINE_BYTES, inflate, parse_file, parse_lines
+from consumer_assets.ingest.contract import (
+    BOM,
+    EVENT_SCHEMA,
+    MAX_LINE_BYTES,
+    MAX_STRING_CHARS,
+    LandingLines,
+    inflate,
+    parse_file,
+    parse_lines,
+    pieces_of,
+)
 
 DAY = date(2026, 10, 5)
 
@@ -57,6 +68,19 @@ def _reason(line: str) -> str | None:
         (json.dumps(_event(price=-3.0)), "negative_price"),
         (json.dumps(_event(ts="2026-10-06T00:00:00Z")), "ts_outside_day"),
         (json.dumps(_event(ts="2026-10-05T23:30:00-01:00")), "ts_outside_day"),
+        ("[" * 100_000, "nesting_too_deep"),  # RecursionError in the parser
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, "nesting_too_deep"),
+        (json.dumps(_event(profile_id="\ud800")), "invalid_unicode:profile_id"),  # a lone surrogate: valid JSON, no UTF-8
+        (json.dumps(_event(brand_id="b\udc80")), "invalid_unicode:brand_id"),
+        (json.dumps(_event(profile_id="")), "empty:profile_id"),
+        (json.dumps(_event(category_id="")), "empty:category_id"),
+        (json.dumps(_event(event_id="x" * (MAX_STRING_CHARS + 1))), "too_long:event_id"),
+        (json.dumps(_event(article_id="x" * 10_000)), "too_long:article_id"),
+        (json.dumps(_event(profile_id="p\u0000")), "unprintable:profile_id"),  # NUL
+        (json.dumps(_event(platform="web\n")), "unprintable:platform"),
+        (json.dumps(_event(article_id="a\u2028b")), "unprintable:article_id"),
+        (json.dumps(_event(profile_id="../../x")), None),  # an id is data; whoever builds a path from one makes it safe
+        (json.dumps(_event(profile_id="x" * MAX_STRING_CHARS)), None),
     ],
 )
 def test_each_contract_rule(line: str, reason: str | None):
@@ -132,15 +156,15 @@ def test_a_line_of_bad_bytes_is_quarantined_alone_with_its_bytes():
 
 
 def test_a_bom_crlf_and_the_separators_json_allows_inside_strings_are_not_line_ends():
-    odd = [json.dumps(_event(event_id=f"u{i}", article_id=f"a{sep}b"), ensure_ascii=False).encode() for i, sep in enumerate(("\u2028", "\u2029", "\u0085"))]
+    odd = [json.dumps(_event(event_id=f"u{i}", note=f"a{sep}b"), ensure_ascii=False).encode() for i, sep in enumerate(("\u2028", "\u2029", "\u0085"))]
     data = gzip.compress(BOM + b"\r\n".join([*_lines(3), *odd]) + b"\r\n")
     parsed = parse_file(data, DAY, "f")
     assert parsed.quarantine.num_rows == 0 and parsed.kept == parsed.lines_read == 6
-    assert parsed.events.column("article_id").to_pylist()[3:] == ["a\u2028b", "a\u2029b", "a\u0085b"]
+    assert parsed.events.column("event_id").to_pylist()[3:] == ["u0", "u1", "u2"]
 
 
 def test_an_over_long_line_is_quarantined_with_its_start_kept():
-    huge = json.dumps(_event(event_id="huge", article_id="x" * (MAX_LINE_BYTES + 10))).encode()
+    huge = json.dumps(_event(event_id="huge", article_id=os.urandom(MAX_LINE_BYTES // 2 + 10).hex())).encode()  # not a bomb: hex inflates 2x
     parsed = parse_file(gzip.compress(b"\n".join([*_lines(2), huge])), DAY, "f")
     assert parsed.kept == 2
     [row] = parsed.quarantine.to_pylist()
@@ -152,3 +176,59 @@ def test_several_gzip_members_are_one_file():
     data = gzip.compress(b"\n".join(lines[:10]) + b"\n") + gzip.compress(b"\n".join(lines[10:]) + b"\n")
     assert inflate(data) == (b"\n".join(lines) + b"\n", None)
     assert parse_file(data, DAY, "f").kept == 30
+
+
+def test_poison_lines_cost_only_themselves():
+    """Every line the parser or pyarrow could choke on is quarantined alone; the good lines around it are typed."""
+    poison = [
+        b"[" * 100_000,
+        json.dumps(_event(event_id="s", profile_id="\ud800")).encode(),
+        json.dumps(_event(event_id="z", profile_id="")).encode(),
+        json.dumps(_event(event_id="n", profile_id="a\u0000b")).encode(),
+        json.dumps(_event(event_id="l", profile_id="p" * 10_000)).encode(),
+    ]
+    good = _lines(10)
+    data = gzip.compress(b"\n".join([good[0], *poison, *good[1:]]) + b"\n")
+    parsed = parse_file(data, DAY, "f")
+    assert parsed.kept == 10 and parsed.events.column("event_id").to_pylist() == [f"e{i}" for i in range(10)]
+    assert parsed.quarantine.column("reason").to_pylist() == [
+        "nesting_too_deep",
+        "invalid_unicode:profile_id",
+        "empty:profile_id",
+        "unprintable:profile_id",
+        "too_long:profile_id",
+    ]
+    assert parsed.quarantine.column("line_number").to_pylist() == [2, 3, 4, 5, 6]
+    assert parsed.lines_read == parsed.kept + parsed.quarantine.num_rows
+
+
+def _bomb(lines: int) -> bytes:
+    """A small gzip of many short lines: the issue's 67 KB that inflates to 33 M lines, scaled by ``lines``."""
+    return gzip.compress(b"1\n" * lines, compresslevel=9)
+
+
+def test_an_inflation_bomb_stops_after_a_megabyte_and_the_rest_is_one_quarantined_row():
+    data = _bomb(33_000_000)
+    assert len(data) < 100_000
+    parsed = parse_file(gzip.compress(b"\n".join(_lines(5)) + b"\n") + data, DAY, "landing/bomb.jsonl.gz")
+    assert parsed.kept == 5  # the good lines before it
+    reasons = parsed.quarantine.column("reason").to_pylist()
+    assert reasons[-1] == "inflation_bomb" and set(reasons[:-1]) <= {"not_an_object"}  # its lines inflated before the verdict
+    assert parsed.lines_read < 1_500_000  # about a megabyte of its lines, not 33 million
+    fault = parsed.quarantine.to_pylist()[-1]
+    assert 0 < fault["byte_offset"] < 3 << 20
+
+
+def test_a_normal_file_inflates_without_tripping_the_ratio():
+    text = b"\n".join(_lines(50_000)) + b"\n"
+    data = gzip.compress(text, compresslevel=9)
+    assert len(text) / len(data) > 10  # repetitive events, as compressible as a real tracker's
+    assert inflate(data) == (text, None)
+
+
+def test_lines_beyond_the_per_file_limit_are_one_quarantined_row():
+    text = b"\n".join(_lines(30)) + b"\n"
+    reader = LandingLines(pieces_of(gzip.compress(text)), max_lines=12)
+    assert len(list(reader)) == 12
+    assert reader.fault.reason == "too_many_lines"
+    assert reader.fault.byte_offset == len(b"".join(line + b"\n" for line in _lines(12)))

@@ -246,3 +246,30 @@ def test_a_day_written_before_the_bookkeeping_moved_says_to_materialise_it_again
     root.write_partition(RAW_EVENTS, START, EVENT_SCHEMA.empty_table())  # as the IO manager wrote raw_events before
     with pytest.raises(StorageError, match="written before its quarantine and bookkeeping moved.*materialise raw_events for that day again"):
         ingest_report(root, START)
+
+
+def test_poison_lines_and_a_gzip_bomb_do_not_stop_the_day(tmp_path: Path):
+    """The issue's reproductions, landed beside a normal day: the day commits, every good line kept, the books add up."""
+    import gzip
+    import json
+
+    from consumer_assets.ingest.landing import landing_prefix
+
+    root = StorageRoot(str(tmp_path))
+    landed = simulate_to_landing(root, START, 1, SimulationConfig(profiles=300, seed=2))[0]
+    good = {"profile_id": "p-good", "ts": f"{START}T10:00:00Z", "event_type": "view", "article_id": "a1"}
+    poison = [
+        "[" * 100_000,
+        json.dumps({**good, "event_id": "surrogate", "profile_id": "\ud800"}),
+        json.dumps({**good, "event_id": "empty", "profile_id": ""}),
+        json.dumps({**good, "event_id": "kept"}),
+    ]
+    root.write_bytes(f"{landing_prefix(START)}/poison.jsonl.gz", gzip.compress("\n".join(poison).encode()))
+    root.write_bytes(f"{landing_prefix(START)}/bomb.jsonl.gz", gzip.compress(b"1\n" * 33_000_000, compresslevel=9))
+    report = ingest_day(root, START)
+    assert report.rows_read == report.rows_kept + report.rows_quarantined + report.duplicates
+    assert report.rows_kept == landed.events + 1  # the simulated day and the one good poison-file line
+    reasons = report.quarantine_reasons
+    assert reasons["nesting_too_deep"] == reasons["invalid_unicode:profile_id"] == reasons["empty:profile_id"] == reasons["inflation_bomb"] == 1
+    stored = root.read_partition(RAW_EVENTS, START)
+    assert "kept" in stored.column("event_id").to_pylist() and "" not in stored.column("profile_id").to_pylist()

@@ -8,8 +8,13 @@ line that is not UTF-8 is quarantined alone (``bad_encoding``, its bytes kept as
 base64); a line over ``MAX_LINE_BYTES`` is quarantined (``line_too_long``, its first
 ``MAX_KEPT_BYTES`` kept). A gzip stream cut off (``truncated_file``) or damaged
 (``corrupt_file``) keeps every complete line before the fault; what follows is one
-quarantined row with the decompressed byte offset where it stopped. Reasons are stable
-strings (``kind`` or ``kind:field``) so that dashboards and checks can count them.
+quarantined row with the decompressed byte offset where it stopped. So does a file that
+inflates beyond ``MAX_INFLATION_RATIO`` times its compressed bytes (``inflation_bomb``) or
+holds more than ``MAX_LINES_PER_FILE`` lines (``too_many_lines``): no file costs more than
+a bounded share of the day. Ids and the other strings are bounded too (``string_fault``).
+Whatever a single line does to the parser, it is quarantined alone: a failure no rule
+names becomes ``unparseable:<exception>``. Reasons are stable strings (``kind`` or
+``kind:field``) so that dashboards and checks can count them.
 """
 
 from __future__ import annotations
@@ -55,9 +60,14 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 MAX_LINE_BYTES = 1 << 20  # longer lines are quarantined (line_too_long): no event needs a megabyte
+MAX_STRING_CHARS = 256  # ids and other string fields: longer ones are quarantined (too_long:<field>)
+MAX_LINES_PER_FILE = 20_000_000  # a file's lines beyond this are quarantined as one row (too_many_lines): split bigger exports
+MAX_INFLATION_RATIO = 200  # inflated / compressed bytes; JSON lines of events inflate 5-20x, a gzip bomb ~1,000x
+INFLATION_GRACE_BYTES = 1 << 20  # the ratio is judged once this much is inflated: small files of repeated lines pass
 MAX_KEPT_BYTES = 4096  # what a quarantined over-long line or cut-off tail keeps
 BOM = b"\xef\xbb\xbf"
-GZIP_PIECE = 64 * 1024  # compressed bytes inflated at a time
+GZIP_PIECE = 64 * 1024  # compressed bytes read at a time
+INFLATED_PIECE = 1 << 20  # most bytes one inflate step yields, so a bomb is caught after a megabyte, not a gigabyte
 CHUNK_LINES = 100_000  # lines parsed, checked and handed on at a time: memory follows the chunk, not the day
 
 _ZONED_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
@@ -80,7 +90,7 @@ class ParsedFile:
 class StreamFault:
     """Where a gzip stream stopped making sense."""
 
-    reason: str  # "truncated_file" (it ends early) or "corrupt_file" (bytes that are not gzip)
+    reason: str  # truncated_file (it ends early), corrupt_file (not gzip), inflation_bomb, too_many_lines
     byte_offset: int  # decompressed bytes recovered before it
 
 
@@ -93,13 +103,14 @@ class LandingLines:
     and ``tail`` holds the cut-off bytes after the last complete line.
     """
 
-    def __init__(self, pieces: Iterable[bytes]):
+    def __init__(self, pieces: Iterable[bytes], max_lines: int = MAX_LINES_PER_FILE):
         self._pieces = pieces
+        self.max_lines = max_lines
         self.fault: StreamFault | None = None
         self.tail = b""
 
     def __iter__(self) -> Iterator[bytes]:
-        buffer, started = b"", False
+        buffer, started, lines, consumed = b"", False, 0, 0
         for out in self.inflated():
             buffer += out
             if not started:
@@ -108,6 +119,10 @@ class LandingLines:
                 buffer, started = buffer.removeprefix(BOM), True
             *complete, buffer = buffer.split(b"\n")
             for line in complete:
+                if lines == self.max_lines:
+                    self.fault, self.tail = StreamFault("too_many_lines", consumed), line[:MAX_KEPT_BYTES]
+                    return
+                lines, consumed = lines + 1, consumed + len(line) + 1
                 yield line[: MAX_LINE_BYTES + 1]
             buffer = buffer[: MAX_LINE_BYTES + 1]
         buffer = buffer if started else buffer.removeprefix(BOM)
@@ -122,8 +137,9 @@ class LandingLines:
 
         Damaged bytes make zlib fail for a whole piece; that piece is inflated again byte
         by byte from the state before it, so nothing decodable before the damage is lost.
+        A stream that inflates past ``MAX_INFLATION_RATIO`` stops there (``inflation_bomb``).
         """
-        inflater, produced, between_members = zlib.decompressobj(wbits=31), 0, False
+        inflater, produced, consumed, between_members = zlib.decompressobj(wbits=31), 0, 0, False
         for piece in self._pieces:
             data = piece
             while data:
@@ -131,9 +147,10 @@ class LandingLines:
                     break  # padding after the last member
                 before = inflater.copy()
                 try:
-                    out = inflater.decompress(data)
+                    out = inflater.decompress(data, INFLATED_PIECE)
+                    rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
                 except zlib.error:
-                    inflater, parts = before, []
+                    inflater, parts, rest = before, [], b""
                     for k in range(len(data)):
                         try:
                             parts.append(inflater.decompress(data[k : k + 1]))
@@ -143,10 +160,15 @@ class LandingLines:
                             self.fault = StreamFault("corrupt_file", produced + len(recovered))
                             return
                     out = b"".join(parts)
+                    rest = inflater.unused_data if inflater.eof else b""
+                consumed += len(data) - len(rest)
                 produced += len(out)
+                if produced > INFLATION_GRACE_BYTES and produced > MAX_INFLATION_RATIO * consumed:
+                    self.fault = StreamFault("inflation_bomb", produced - len(out))
+                    return
                 yield out
                 between_members = inflater.eof
-                data = inflater.unused_data if inflater.eof else b""
+                data = rest
                 if inflater.eof:
                     inflater = zlib.decompressobj(wbits=31)
         if not between_members:
@@ -224,12 +246,7 @@ def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str, f
         read += 1
         event = None
         if reason is None:
-            try:
-                obj = parse_json(text)
-            except ValueError:
-                reason = "malformed_json"
-            else:
-                event, reason = check_event(obj, day)
+            event, reason = _checked_line(text, day)
         if reason is not None:
             bad["line_number"].append(number)
             bad["raw_line"].append(kept)
@@ -243,6 +260,18 @@ def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str, f
     bad["byte_offset"] = [None] * len(bad["reason"])
     quarantine = pa.table({"source_file": [source] * len(bad["reason"]), **bad}, schema=QUARANTINE_SCHEMA)
     return ParsedFile(events=events, quarantine=quarantine, lines_read=read)
+
+
+def _checked_line(text: str, day: date | None) -> tuple[dict | None, str | None]:
+    """One line through the parser and the contract; whatever it raises is this line's reason, never the day's failure."""
+    try:
+        return check_event(parse_json(text), day)
+    except RecursionError:
+        return None, "nesting_too_deep"
+    except ValueError:
+        return None, "malformed_json"
+    except Exception as exc:  # noqa: BLE001 - a line no rule foresaw still costs only itself
+        return None, f"unparseable:{type(exc).__name__}"
 
 
 def _reject_constant(name: str) -> None:
@@ -275,6 +304,26 @@ def _millis(ts) -> int | None:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
+def string_fault(value: str) -> str | None:
+    """Why a string field (an id, a category, a platform) is unusable, or None.
+
+    Non-empty (one empty id would become one giant profile), at most ``MAX_STRING_CHARS``
+    characters, valid Unicode, printable (no control characters, NUL included).
+    """
+    if not value:
+        return "empty"
+    if len(value) > MAX_STRING_CHARS:
+        return "too_long"
+    if _SURROGATE.search(value):
+        return "invalid_unicode"  # a lone surrogate escape ("\ud800"): valid JSON, but no UTF-8 holds it
+    if not value.isprintable():
+        return "unprintable"
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def check_event(obj, day: date | None = None) -> tuple[dict | None, str | None]:
     """One parsed JSON value against the contract: (the typed event, None) or (None, the first fault's reason).
 
@@ -286,12 +335,14 @@ def check_event(obj, day: date | None = None) -> tuple[dict | None, str | None]:
     for name in ("event_id", "profile_id", "ts", "event_type", "article_id"):
         if obj.get(name) is None:
             return None, f"missing_field:{name}"
-    for name in REQUIRED_STRINGS:
-        if not _is(obj[name], (str,)):
+    for name in REQUIRED_STRINGS + OPTIONAL_STRINGS:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not _is(value, (str,)):
             return None, f"wrong_type:{name}"
-    for name in OPTIONAL_STRINGS:
-        if obj.get(name) is not None and not _is(obj[name], (str,)):
-            return None, f"wrong_type:{name}"
+        if fault := string_fault(value):
+            return None, f"{fault}:{name}"
     ts = obj["ts"]
     if not _is(ts, (int, str)):
         return None, "wrong_type:ts"

@@ -270,7 +270,7 @@ def _checked_line(text: str, day: date | None) -> tuple[dict | None, str | None]
         return None, "nesting_too_deep"
     except ValueError:
         return None, "malformed_json"
-    except Exception as exc:  # noqa: BLE001 - a line no rule foresaw still costs only itself
+    except Exception as exc:  # a line no rule foresaw still costs only itself
         return None, f"unparseable:{type(exc).__name__}"
 
 

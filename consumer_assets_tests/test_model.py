@@ -146,7 +146,9 @@ def test_serving_trusts_no_name_only_a_verdict_and_a_manifest(tmp_path):
     store = ModelStore(root)
     store.save_candidate("v1", _network(), VOCAB, {})
     store.save_candidate("v2", _network(seed=1), VOCAB, {})
-    store.promote("v1", run_id="by hand")  # serving.json pointed at a model the gate never saw
+    with pytest.raises(ModelLoadError, match="the gate never judged it"):
+        store.promote("v1", run_id="by hand")
+    root.write_json("models/serving.json", {"version": "v1", "since": "by hand"})  # serving.json pointed at a model the gate never saw
     with pytest.raises(ModelLoadError, match=r"refusing to serve v1: the gate never judged it\. .*consumer-assets models promote VERSION"):
         store.load_serving()
     store.write_verdict(GateVerdict("v1", False, {"check_beats_baselines": "worse than random_forest"}))
@@ -160,7 +162,11 @@ def test_serving_trusts_no_name_only_a_verdict_and_a_manifest(tmp_path):
         (tmp_path / "models/candidates/v3" / path.name).write_bytes(path.read_bytes())
     with pytest.raises(ModelLoadError, match="the folder of v3 holds the files of 'v2'"):
         store.load("v3")
-    for text, message in (("{not json", "is not valid JSON"), ('{"since": "yesterday"}', "names no version")):
+    for text, message in (
+        ("{not json", "is not valid JSON"),
+        ('{"since": "yesterday"}', "names no version"),
+        ('{"version": "../../../../x"}', "is not a model version"),
+    ):
         (tmp_path / "models/serving.json").write_text(text)
         with pytest.raises(ModelLoadError, match=f"{message}.*consumer-assets models promote VERSION"):
             store.load_serving()
@@ -242,3 +248,46 @@ def test_calibration_is_stored_with_the_weights_and_applied_when_scoring(tmp_pat
     assert loaded.network.calibration_scale.tolist() == [0.5, 2.0]
     # The path every scorer takes (evaluation, smoke test, batch, Spark) gives the calibrated scores.
     assert np.allclose(score_table(loaded, table), calibrated.detach().numpy(), atol=1e-6)
+
+
+def test_a_refused_model_cannot_serve_by_editing_files_short_of_forging_its_verdict(tmp_path):
+    """The issue's two edits: a passed verdict copied to a refused candidate; a refused candidate's files in a passed folder."""
+    root = StorageRoot(str(tmp_path))
+    store = ModelStore(root)
+    store.save_candidate("good", _network(), VOCAB, {})
+    store.save_candidate("bad", _network(seed=1), VOCAB, {"learning_rate": 0})
+    store.write_verdict(GateVerdict("good", True))
+    store.write_verdict(GateVerdict("bad", False, {"check_value_thresholds": "AUC 0.50"}))
+    store.promote("good", run_id="validated_model")
+    assert store.load_serving().version == "good"
+    candidates = tmp_path / "models/candidates"
+    good_verdict = (candidates / "good/verdict.json").read_bytes()
+
+    # 1. The passed verdict copied into the refused candidate's folder (as is, then with its version edited).
+    (candidates / "bad/verdict.json").write_bytes(good_verdict)
+    root.write_json("models/serving.json", {"version": "bad"})
+    with pytest.raises(ModelLoadError, match="refusing to serve bad: its verdict.json is the verdict on 'good'"):
+        store.load_serving()
+    (candidates / "bad/verdict.json").write_text(good_verdict.decode().replace('"version": "good"', '"version": "bad"'))
+    with pytest.raises(ModelLoadError, match="refusing to serve bad: its files are not the ones the gate judged"):
+        store.load_serving()
+
+    # 2. The refused candidate's files and manifest put into the served folder, the manifest's version edited.
+    for name in ("model.safetensors", "config.json", "vocab.json", "training.json"):
+        (candidates / "good" / name).write_bytes((candidates / "bad" / name).read_bytes())
+    manifest = json.loads((candidates / "bad/manifest.json").read_text())
+    (candidates / "good/manifest.json").write_text(json.dumps({**manifest, "version": "good"}))
+    root.write_json("models/serving.json", {"version": "good"})
+    assert store.load("good").training == {"learning_rate": 0}  # the files agree with their manifest ...
+    with pytest.raises(ModelLoadError, match="refusing to serve good: its files are not the ones the gate judged"):
+        store.load_serving()  # ... but not with the verdict
+    with pytest.raises(ModelLoadError, match="refusing to serve good"):
+        store.promote("good")
+
+
+@pytest.mark.parametrize("version", ["../../../../x", "a/b", "..", "", "x" * 200, "v\u0000", "/etc"])
+def test_a_version_is_a_folder_name_never_a_path(tmp_path, version):
+    store = ModelStore(StorageRoot(str(tmp_path / "root")))
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ModelLoadError, match="is not a model version"):
+        store.load(version)

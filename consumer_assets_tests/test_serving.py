@@ -137,7 +137,7 @@ def test_a_pointer_edited_by_hand_to_a_refused_model_scores_nothing(snapshot_roo
     _save_model(snapshot_root, "v-refused", seed=2)
     store = ModelStore(snapshot_root)
     store.write_verdict(GateVerdict("v-refused", False, {"check_value_thresholds": "AUC 0.38"}))
-    store.promote("v-refused", run_id="by hand")
+    snapshot_root.write_json("models/serving.json", {"version": "v-refused", "since": "by hand"})  # promote() itself refuses
     result = _materialize(snapshot_root)
     assert not result.success and not snapshot_root.has_partition(PREDICTIONS, DAY)
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

@@ -9,13 +9,21 @@ that do not belong together, with a message that says which.
 
 ``models/serving.json`` names the version in service. Only promotion writes it, and
 every promotion is also kept in ``models/serving_history/``.
+
+``verdict.json`` is the record that binds a version, the SHA-256 of each of its files and
+the gate's decision; every load for serving checks all three against the files it reads.
+A verdict copied to another candidate, or another candidate's files (manifest and all)
+put in a judged folder, do not serve: only a forged verdict with the new files' hashes
+would, and that takes a writer of the model store (see the README's reliability section).
+Versions are names of a safe character set, so no record can point outside the store.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import torch
@@ -35,6 +43,16 @@ BY_PARTITION = "models/by_partition"
 FILES = ("model.safetensors", "config.json", "vocab.json", "training.json")
 EVALUATION = "evaluation.json"  # the candidate's figures on held-out data, written beside it by candidate_evaluation
 VERDICT = "verdict.json"  # the gate's verdict, written beside a candidate by validated_model; serving requires "passed"
+
+
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # no slashes, no "..": a version is a folder name, never a path
+
+
+def check_version(version: object) -> str:
+    """``version`` if it is a safe folder name; a ModelLoadError naming the rule otherwise."""
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version) or ".." in version:
+        raise ModelLoadError(f"{str(version)[:80]!r} is not a model version (letters, digits, '.', '_', '-'; at most 128; no '..')")
+    return version
 
 
 class ModelLoadError(RuntimeError):
@@ -62,13 +80,15 @@ class Candidate:
 
 @dataclass(frozen=True)
 class GateVerdict(JsonRecord):
-    """The gate's decision on a candidate (``verdict.json``, written by validated_model); serving requires ``passed``."""
+    """The gate's decision on a candidate (``verdict.json``, written by validated_model); serving requires ``passed``
+    and the very files it judged (``sha256``, bound by ``ModelStore.write_verdict``)."""
 
     version: str
     passed: bool
     failed: dict[str, str] = field(default_factory=dict)  # check name -> why it refused
     gate: dict = field(default_factory=dict)  # the thresholds it was judged with
     run_id: str = ""
+    sha256: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256 of the files judged
 
 
 @dataclass(frozen=True)
@@ -108,11 +128,11 @@ class ModelStore:
         self.root = root
 
     def _key(self, version: str, name: str) -> str:
-        return f"{CANDIDATES}/{version}/{name}"
+        return f"{CANDIDATES}/{check_version(version)}/{name}"
 
     def versions(self) -> list[str]:
         """Complete candidates (with a manifest), oldest first by name."""
-        return [v for v in self.root.list_dirs(CANDIDATES) if self.root.exists(self._key(v, "manifest.json"))]
+        return [v for v in self.root.list_dirs(CANDIDATES) if VERSION_PATTERN.fullmatch(v) and self.root.exists(self._key(v, "manifest.json"))]
 
     def save_candidate(self, version: str, network: ConsumerLSTM, vocabulary: Vocabulary, training: dict) -> None:
         if self.root.exists(self._key(version, "manifest.json")):
@@ -154,7 +174,9 @@ class ModelStore:
 
     def load(self, version: str) -> LoadedModel:
         """Load a candidate for inference (eval mode, CPU); every file checked first."""
-        contents = self._read_verified(version)
+        return self._loaded(version, self._read_verified(version))
+
+    def _loaded(self, version: str, contents: dict[str, bytes]) -> LoadedModel:
         try:
             config = ModelConfig.from_json(json.loads(contents["config.json"]))
             vocabulary = Vocabulary.from_json(json.loads(contents["vocab.json"]))
@@ -210,6 +232,8 @@ class ModelStore:
             raise ModelLoadError(f"{self.root.uri}/{SERVING} is not valid JSON ({exc}): {fix}") from exc
         if not isinstance(record, dict) or not isinstance(record.get("version"), str):
             raise ModelLoadError(f"{self.root.uri}/{SERVING} names no version: {fix}")
+        if not VERSION_PATTERN.fullmatch(record["version"]) or ".." in record["version"]:
+            raise ModelLoadError(f"{self.root.uri}/{SERVING} names {record['version'][:80]!r}, which is not a model version: {fix}")
         return ServingRecord.from_json({"since": "", **record})
 
     def serving_version(self) -> str:
@@ -222,22 +246,36 @@ class ModelStore:
         return record.version
 
     def write_verdict(self, verdict: GateVerdict) -> None:
-        self.write_json(verdict.version, VERDICT, verdict.to_json())
+        """Store the gate's decision bound to the hashes of the candidate's files as they are now (checked first)."""
+        hashes = {name: _sha256(data) for name, data in self._read_verified(verdict.version).items()}
+        self.write_json(verdict.version, VERDICT, replace(verdict, sha256=hashes).to_json())
 
     def read_verdict(self, version: str) -> GateVerdict | None:
         data = self.read_json(version, VERDICT)
         return None if data is None else GateVerdict.from_json(data)
 
-    def load_for_serving(self, version: str) -> LoadedModel:
-        """Load ``version`` only if the gate passed it: a pointer edited by hand cannot put an unjudged or refused model in service."""
+    def servable(self, version: str) -> dict[str, bytes]:
+        """The verified files of ``version`` if its verdict passed them, these very bytes; else a ModelLoadError saying why not."""
         verdict = self.read_verdict(version)
-        if verdict is None or not verdict.passed:
-            why = "the gate never judged it" if verdict is None else "the gate refused it: " + "; ".join(f"{k}: {v}" for k, v in verdict.failed.items())
-            raise ModelLoadError(
-                f"refusing to serve {version}: {why}. Put a validated version back with `consumer-assets models promote VERSION` "
-                "(`consumer-assets models list` shows each verdict)."
-            )
-        return self.load(version)
+        contents = self._read_verified(version)
+        if verdict is None:
+            why = "the gate never judged it"
+        elif verdict.version != version:
+            why = f"its verdict.json is the verdict on {verdict.version!r}"
+        elif not verdict.passed:
+            why = "the gate refused it: " + "; ".join(f"{k}: {v}" for k, v in verdict.failed.items())
+        elif verdict.sha256 != {name: _sha256(data) for name, data in contents.items()}:
+            why = "its files are not the ones the gate judged (SHA-256 differs from verdict.json)"
+        else:
+            return contents
+        raise ModelLoadError(
+            f"refusing to serve {version}: {why}. Put a validated version back with `consumer-assets models promote VERSION` "
+            "(`consumer-assets models list` shows each verdict)."
+        )
+
+    def load_for_serving(self, version: str) -> LoadedModel:
+        """Load ``version`` only if the gate passed these files: an edited pointer, verdict or folder cannot serve a refused model."""
+        return self._loaded(version, self.servable(version))
 
     def load_serving(self) -> LoadedModel:
         """The model in service, checked as ``load_for_serving`` checks it."""
@@ -245,7 +283,7 @@ class ModelStore:
 
     def promote(self, version: str, **details) -> ServingRecord:
         """Point serving at ``version`` in one atomic write; the history keeps every promotion. ``details``: ServingRecord's other fields."""
-        self._read_verified(version)
+        self.servable(version)
         now = datetime.now(UTC)
         record = ServingRecord(version=version, since=now.isoformat(timespec="seconds"), **details)
         body = _json_bytes(record.to_json())

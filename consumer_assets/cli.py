@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
+import re
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 from consumer_assets.model.store import EVALUATION, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
@@ -81,6 +84,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def plot_path(out: Path, profile_id: str, day: date) -> Path:
+    """``explain-<id>-<day>.png`` inside ``out``, never a path the id makes: the id's letters, digits, ``_`` and ``-``
+    (at most 64; anything else becomes ``_``) and, when that changed it, a hash of the whole id to keep names apart."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", profile_id[:64])
+    if safe != profile_id:
+        safe += "-" + hashlib.sha256(profile_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return out / f"explain-{safe}-{day}.png"
+
+
 def _explain(args: argparse.Namespace) -> int:
     """Print a profile's events with each one's contribution to its score, and plot the trajectory."""
     try:
@@ -100,7 +112,8 @@ def _explain(args: argparse.Namespace) -> int:
         )
     total = sum(e["contribution"] for e in events)
     print(f"sum of contributions {total:+.4f} = final {events[-1]['probability']:.4f} - empty {explained.empty_score:.4f}" if events else "no events")
-    plot = args.plot or f"explain-{result.profile_id}-{result.day}.png"
+    plot = plot_path(args.out, result.profile_id, result.day)
+    args.out.mkdir(parents=True, exist_ok=True)
     figure = explanation_timeline(
         result.profile_id,
         [e["seconds_before_cutoff"] / 3600 for e in events],
@@ -163,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="each event's contribution to a profile's score on a scored day")
     explain.add_argument("--day", type=date.fromisoformat, required=True, help="a day batch_predictions scored, YYYY-MM-DD")
     explain.add_argument("--profile", required=True, help="the profile id")
-    explain.add_argument("--plot", default=None, help="where to write the PNG timeline (default: explain-PROFILE-DAY.png)")
+    explain.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG timeline, explain-<profile>-<day>.png (default: the current folder)")
     explain.set_defaults(handler=_explain)
     serve = commands.add_parser("serve", help="online scores: each profile's LSTM state carried forward, one step per event (HTTP)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")

@@ -345,6 +345,35 @@ def test_a_failing_endpoint_is_retried_and_nothing_is_lost(webhook, smtp_sink):
         assert webhook.received[-1]["check"] == "volume_collapsed"
 
 
+def test_a_channel_that_is_down_delays_only_its_own_alerts_and_repeats_none(webhook, smtp_sink):
+    """SMTP refused: the webhook gets each alert exactly once, the later ones too; e-mail catches up once SMTP is back."""
+    with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as closed:
+        refused_port = closed.server_address[1]  # nothing listens here once the block ends
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor, port):
+            alerts = AlertResource(
+                webhook_url=webhook.url, smtp_host="127.0.0.1", smtp_port=port, smtp_recipients="ops@example.com", retries=0, backoff_seconds=0.01
+            )
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": alerts}, definitions=ALERTED)
+            return alert_sensor(context).skip_message, context.cursor
+
+        dg.materialize([watched, volume_collapsed], instance=instance, partition_key="2026-10-05")
+        message, cursor = tick(None, refused_port)
+        assert message.startswith("sent 1 alerts; alert delivery failed, will retry: alert to e-mail via 127.0.0.1")
+        for day in ("2026-10-06", "2026-10-07"):
+            dg.materialize([watched, volume_collapsed], instance=instance, partition_key=day)
+            message, cursor = tick(cursor, refused_port)
+            assert message.startswith("sent 1 alerts; alert delivery failed")
+        message, cursor = tick(cursor, refused_port)
+        assert message.startswith("nothing to alert; alert delivery failed")
+        assert [a["partition"] for a in webhook.received] == ["2026-10-05", "2026-10-06", "2026-10-07"]  # each once, in order
+        assert smtp_sink.received == []
+        message, cursor = tick(cursor, smtp_sink.port)  # SMTP is back: its three alerts, the webhook none again
+        assert message == "sent 3 alerts" and len(smtp_sink.received) == 3 and len(webhook.received) == 3
+        assert tick(cursor, smtp_sink.port)[0] == "nothing to alert"
+
+
 def test_a_rebuilt_day_has_every_later_snapshot_rebuilt_in_turn():
     """The late-data chain: histories D re-run, then D+1 on the next evaluation, then D+2; D+3 was never built."""
     histories, events = dg.AssetKey("daily_histories"), dg.AssetKey("raw_events")

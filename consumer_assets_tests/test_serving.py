@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from consumer_assets.cli import plot_path
 from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, RAW_EVENTS, STATES
 from consumer_assets.features.build import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig
@@ -198,11 +199,24 @@ def test_explain_command_prints_contributions_and_refuses_bad_input(snapshot_roo
         command = [sys.executable, "-m", "consumer_assets.cli", "explain", "--root", snapshot_root.uri, *args]
         return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
 
-    shown = cli("--day", DAY.isoformat(), "--profile", profile)
+    shown = cli("--day", DAY.isoformat(), "--profile", profile, "--out", "plots")
     assert shown.returncode == 0, shown.stderr
     assert f"profile {profile} on {DAY}, model v-serving" in shown.stdout and "sum of contributions" in shown.stdout
-    assert (tmp_path / f"explain-{profile}-{DAY}.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plots" / f"explain-{profile}-{DAY}.png").read_bytes()[:4] == b"\x89PNG"
+    for hostile in ("../../x", "x" * 10_000, "/etc/passwd"):
+        refused = cli("--day", DAY.isoformat(), "--profile", hostile)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr and "was not scored on" in refused.stderr
     unknown = cli("--day", DAY.isoformat(), "--profile", "nobody")
     assert unknown.returncode == 2 and "profile 'nobody' was not scored on" in unknown.stderr
     unscored = cli("--day", "2026-09-01", "--profile", profile)
     assert unscored.returncode == 2 and "no batch_predictions for 2026-09-01" in unscored.stderr
+
+
+@pytest.mark.parametrize("profile", ["../../x", "x" * 10_000, "/etc/passwd", "a/../../b", "..", "p\u0000q", "\ud800"])
+def test_explain_names_its_plot_inside_the_folder_whatever_the_id(tmp_path, profile):
+    path = plot_path(tmp_path / "out", profile, DAY)
+    assert path.parent == tmp_path / "out" and len(path.name) < 120
+    assert path.name.startswith("explain-") and "/" not in path.name and ".." not in path.name
+    assert plot_path(tmp_path / "out", profile + "!", DAY) != path  # ids that differ keep apart
+    path.parent.mkdir()
+    path.write_bytes(b"png")  # a name the file system takes

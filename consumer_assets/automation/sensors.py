@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -211,38 +212,60 @@ def alert_cursor_after_history(instance: dg.DagsterInstance, check_keys) -> str:
     return json.dumps({"checks": checks, "runs": EventLogCursor.from_storage_id(runs[0].storage_id).to_string() if runs else None})
 
 
-@dg.sensor(minimum_interval_seconds=30, description="Sends failed ERROR checks (blocking or not) and failed runs to the webhook and/or e-mail, each once.")
+def pending_alerts(instance: dg.DagsterInstance, check_keys, position: dict, ui_url: str) -> Iterator[tuple[str, Alert]]:
+    """(id, alert) for each failure after ``position``, oldest first per check, then failed runs.
+
+    ``position`` (``{"checks": {name: record id}, "runs": cursor}``) moves past an alert
+    only when the caller asks for the next one, that is once it was delivered: an
+    alert whose delivery raised stays ahead of the position.
+    """
+    for key in check_keys:
+        name = key.to_user_string()
+        for record in failed_check_records(instance, key, position["checks"].get(name, 0)):
+            alert = check_alert(record, instance, ui_url)
+            if alert is not None:
+                yield f"check:{record.id}", alert
+            position["checks"][name] = record.id
+    while True:
+        result = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=PAGE, cursor=position["runs"], ascending=True)
+        for record in result.records:
+            yield f"run:{record.storage_id}", run_failure_alert(record, instance, ui_url)
+            position["runs"] = EventLogCursor.from_storage_id(record.storage_id).to_string()
+        if not result.has_more:
+            return
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    description="Sends failed ERROR checks (blocking or not) and failed runs to the webhook and/or e-mail, each once per channel; "
+    "a channel that is down delays only its own alerts.",
+)
 def alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource):
+    """Each channel keeps its own position in the cursor (``channels``); one without (new, or a cursor from
+    ``alert_cursor_after_history``) starts from the cursor's shared ``checks``/``runs``."""
     cursor = json.loads(context.cursor) if context.cursor else {"checks": {}, "runs": None}
-    notifiers = alerts.notifiers()
-    sent = 0
-
-    def send(alert: Alert) -> None:
-        nonlocal sent
-        context.log.warning("alert: %s", alert.text)
-        deliver(alert, notifiers, alerts.retries, alerts.backoff_seconds)
-        sent += 1
-
-    try:
-        for key in sorted(context.repository_def.asset_graph.asset_check_keys, key=str):
-            name = key.to_user_string()
-            for record in failed_check_records(context.instance, key, cursor["checks"].get(name, 0)):
-                alert = check_alert(record, context.instance, alerts.ui_url)
-                if alert is not None:
-                    send(alert)
-                cursor["checks"][name] = record.id
-        while True:
-            result = context.instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=PAGE, cursor=cursor["runs"], ascending=True)
-            for record in result.records:
-                send(run_failure_alert(record, context.instance, alerts.ui_url))
-                cursor["runs"] = EventLogCursor.from_storage_id(record.storage_id).to_string()
-            if not result.has_more:
-                break
-    except DeliveryError as exc:
-        return dg.SkipReason(f"alert delivery failed, will retry: {exc}")
-    finally:
-        context.update_cursor(json.dumps(cursor))  # what was sent stays sent; a failed one is retried next tick
-    return dg.SkipReason(f"sent {sent} alerts" if sent else "nothing to alert")
+    start = {"checks": cursor.get("checks", {}), "runs": cursor.get("runs")}
+    positions = cursor.setdefault("channels", {})
+    check_keys = sorted(context.repository_def.asset_graph.asset_check_keys, key=str)
+    logged, delivered, down = set(), set(), []
+    for notifier in alerts.notifiers() or [None]:  # no channel configured: the sensor's log is the only one
+        channel = str(notifier) if notifier else "log"
+        position = json.loads(json.dumps(positions.get(channel, start)))
+        try:
+            for alert_id, alert in pending_alerts(context.instance, check_keys, position, alerts.ui_url):
+                if alert_id not in logged:
+                    context.log.warning("alert: %s", alert.text)
+                    logged.add(alert_id)
+                if notifier is not None:
+                    deliver(alert, [notifier], alerts.retries, alerts.backoff_seconds)
+                delivered.add(alert_id)
+        except DeliveryError as exc:
+            context.log.error("alert channel %s is down; its alerts wait for the next tick: %s", channel, exc)
+            down.append(str(exc))
+        positions[channel] = position  # what was delivered stays delivered; a failed alert is retried next tick
+    context.update_cursor(json.dumps(cursor))
+    sent = f"sent {len(delivered)} alerts" if delivered else "nothing to alert"
+    return dg.SkipReason(f"{sent}; alert delivery failed, will retry: {'; '.join(down)}" if down else sent)
 
 
 automation_sensor = dg.AutomationConditionSensorDefinition(

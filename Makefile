@@ -55,7 +55,7 @@ test-fast: $(STAMP) instance redis
 
 # Online scores over the demo's root: the newest profile_states and the model that wrote them.
 serve: $(STAMP)
-	$(BIN)/consumer-assets serve --host 127.0.0.1 --port 8080
+	$(BIN)/consumer-assets serve --host 127.0.0.1 --port 8080 $$( [ -n "$$CONSUMER_ASSETS_ONLINE_TOKEN" ] || echo --no-token)
 
 dev: $(STAMP) instance
 	$(BIN)/dagster dev -w workspace.yaml

@@ -15,6 +15,7 @@ from pathlib import Path
 from consumer_assets.model.store import EVALUATION, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.serving.explain import ExplanationError, explain_profile
+from consumer_assets.serving.online import LOOPBACK, NoStatesError, OnlineLimits, OnlineScorer, create_app
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
 from consumer_assets.storage.root import DEFAULT_ROOT
@@ -127,19 +128,31 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+TOKEN_VARIABLE = "CONSUMER_ASSETS_ONLINE_TOKEN"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from consumer_assets.serving.online import NoStatesError, OnlineScorer, create_app
-
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    if token is None and not (args.no_token and args.host in LOOPBACK):
+        print(
+            f"error: POST /events needs a token: set {TOKEN_VARIABLE} (clients send 'Authorization: Bearer <token>'); "
+            "only a development service bound to 127.0.0.1 may run without one (--no-token)",
+            file=sys.stderr,
+        )
+        return 2
+    if token is None:
+        logging.warning("writes are not authenticated (--no-token on %s): for development only", args.host)
+    limits = OnlineLimits(max_body_bytes=args.max_body_bytes, max_events=args.max_events)
     try:
-        scorer = OnlineScorer(StorageRoot(args.root), state_store=args.state_store, refresh_s=args.refresh_s)
+        scorer = OnlineScorer(StorageRoot(args.root), state_store=args.state_store, refresh_s=args.refresh_s, limits=limits)
         scorer.start()
     except NoStatesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        uvicorn.run(create_app(scorer), host=args.host, port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(create_app(scorer, token), host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
         scorer.stop()
     return 0
@@ -187,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="'embedded' (in this process, one machine) or redis://HOST:PORT/DB for several replicas (default: $CONSUMER_ASSETS_STATE_STORE or embedded)",
     )
     serve.add_argument("--refresh-s", type=float, default=30.0, help="seconds between looks for newer profile_states (default %(default)s)")
+    serve.add_argument("--no-token", action="store_true", help=f"accept writes without ${TOKEN_VARIABLE}: only with a loopback --host, for development")
+    serve.add_argument("--max-body-bytes", type=int, default=OnlineLimits.max_body_bytes, help="largest request body (default %(default)s)")
+    serve.add_argument("--max-events", type=int, default=OnlineLimits.max_events, help="most events in one POST /events (default %(default)s)")
     serve.set_defaults(handler=_serve)
     for sub in (listing, promote, explain, serve):
         sub.add_argument("--root", default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT), help="storage root (default: $CONSUMER_ASSETS_ROOT or .data)")

@@ -77,12 +77,15 @@ def _contract_events(root: StorageRoot, day: date) -> list[dict]:
     return [{**row, "ts": ms} for row, ms in zip(rows, millis)]
 
 
-class Service:
-    """A real uvicorn server on 127.0.0.1 in a thread, and a tiny JSON client."""
+TOKEN = "test-token-0123456789"
 
-    def __init__(self, scorer: OnlineScorer):
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(scorer), host="127.0.0.1", port=self.port, log_level="warning"))
+
+class Service:
+    """A real uvicorn server on 127.0.0.1 in a thread, and a tiny JSON client that sends the write token."""
+
+    def __init__(self, scorer: OnlineScorer, token: str | None = TOKEN):
+        self.port, self.token = free_port(), token
+        self.server = uvicorn.Server(uvicorn.Config(create_app(scorer, token), host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -90,9 +93,11 @@ class Service:
             assert time.monotonic() < deadline, "the service did not start"
             time.sleep(0.05)
 
-    def request(self, method: str, path: str, body=None) -> tuple[int, dict]:
+    def request(self, method: str, path: str, body=None, token: str | None = "default") -> tuple[int, dict]:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers={"content-type": "application/json"})
+        token = self.token if token == "default" else token
+        headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())
@@ -146,7 +151,7 @@ def test_streamed_events_reach_the_next_days_batch_score(embedded):
 
 def test_bad_events_are_refused_naming_the_field_and_nothing_of_the_request_is_applied(embedded):
     root, scorer, service = embedded
-    good = _contract_events(root, START + timedelta(days=1))[0]
+    good = next(e for e in _contract_events(root, START + timedelta(days=1)) if e["ts"] / 1000 > cutoff_seconds(START) + 7200)
     before = service.request("GET", f"/profiles/{good['profile_id']}/score?at={good['ts'] / 1000 + 60}")[1]
     cases = {
         "missing_field:profile_id": {k: v for k, v in good.items() if k != "profile_id"},
@@ -241,3 +246,139 @@ def test_replicas_on_redis_share_states_and_score_as_the_embedded_store(shop, re
         assert replicas[0].health() == {**replicas[1].health()} and replicas[0].health()["state_store"] == "redis"
     finally:
         shop.delete_dir(shop.partition_key(STATES, START))
+
+
+# --- hostile requests ------------------------------------------------------------------
+
+
+def test_writes_need_the_token(embedded):
+    root, scorer, service = embedded
+    event = _contract_events(root, START + timedelta(days=1))[0]
+    for token in (None, "wrong", TOKEN + "x"):
+        status, body = service.request("POST", "/events", event, token=token)
+        assert status == 401 and "bearer token" in body["detail"]
+    assert service.request("GET", f"/profiles/{event['profile_id']}/score", token=None)[0] == 200  # reads need none
+    assert service.request("POST", "/events", event)[0] == 200
+
+
+def test_serve_refuses_to_start_without_a_token_unless_bound_to_loopback_for_development(tmp_path):
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CONSUMER_ASSETS_ONLINE_TOKEN"}
+    for host, flags in (("0.0.0.0", ["--no-token"]), ("127.0.0.1", [])):
+        command = [sys.executable, "-m", "consumer_assets.cli", "serve", "--root", str(tmp_path), "--host", host, *flags]
+        refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        assert refused.returncode == 2 and "POST /events needs a token: set CONSUMER_ASSETS_ONLINE_TOKEN" in refused.stderr
+
+
+def _send_partly(service: Service, body: bytes, chunked: bool, sent_at_most: int = 2 << 20) -> tuple[int, str]:
+    """POST a body over a raw socket, sending at most ``sent_at_most`` of its bytes before reading the answer
+    (as curl does with Expect: 100-continue): the status and detail of a service that answered without the rest."""
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    head = f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as connection:
+        connection.sendall(head.encode())
+        try:
+            for begin in range(0, sent_at_most, 64 << 10):
+                piece = body[begin : begin + (64 << 10)]
+                connection.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
+        except OSError:
+            pass  # the service stopped reading: it has answered
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < 20:
+            if not (received := connection.recv(65536)):
+                break
+            answer += received
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest.decode(errors="replace")
+
+
+def test_a_huge_request_is_refused_at_once_and_a_full_one_leaves_health_answering(embedded):
+    """The issue's 27 MB request of 100,000 events: 413 before it is read; the largest accepted request (1,000 events)
+    runs its LSTM steps in a worker thread while /health keeps answering within 100 ms."""
+    root, scorer, service = embedded
+    events = _contract_events(root, START + timedelta(days=1))
+    huge = json.dumps([{**events[i % len(events)], "event_id": f"huge-{i}"} for i in range(100_000)]).encode()
+    assert len(huge) > 15_000_000
+    for chunked in (False, True):  # declared by Content-Length, or streamed until it passes the limit
+        status, detail = _send_partly(service, huge, chunked)
+        assert status == 413 and "1,048,576 bytes" in detail
+    assert service.request("POST", "/events", [events[0]] * 1_001)[1]["errors"][0]["reason"] == "too_many_events: at most 1,000 per request"
+
+    full = events[:1_000]
+    outcome, latencies = {}, []
+
+    def post():
+        outcome["response"] = service.request("POST", "/events", full)
+
+    writer = threading.Thread(target=post)
+    writer.start()
+    while writer.is_alive():
+        began = time.perf_counter()
+        assert service.request("GET", "/health")[0] == 200
+        latencies.append(time.perf_counter() - began)
+    writer.join()
+    assert outcome["response"] == (200, {"applied": 1_000, "already_applied": 0, "model_version": "v1"})
+    assert len(latencies) >= 3 and max(latencies) < 0.1, latencies  # answered while the steps ran
+    # A retried batch says that nothing new was applied.
+    assert service.request("POST", "/events", full)[1] == {"applied": 0, "already_applied": 1_000, "model_version": "v1"}
+
+
+def test_events_outside_the_time_window_bad_moments_and_deep_bodies_are_refused_not_500(embedded):
+    root, scorer, service = embedded
+    good = _contract_events(root, START + timedelta(days=1))[0]
+    profile = good["profile_id"]
+    cases = {
+        "ts_in_future": {**good, "event_id": "from-2262", "ts": "2262-01-01T00:00:00Z"},
+        "ts_before_cutoff": {**good, "event_id": "in-the-batch", "ts": int(cutoff_seconds(START) * 1000) - 1},
+        "too_long:article_id": {**good, "event_id": "long", "article_id": "a" * 300},
+        "empty:profile_id": {**good, "event_id": "empty", "profile_id": ""},
+        "invalid_unicode:profile_id": {**good, "event_id": "surrogate", "profile_id": "\ud800"},
+    }
+    for reason, bad in cases.items():
+        status, body = service.request("POST", "/events", bad)
+        assert (status, body["errors"][0]["reason"]) == (422, reason)
+    assert service.request("POST", "/events", good)[1]["applied"] == 1  # the 2262 event left the profile usable
+    assert service.request("POST", "/events", b"[" * 100_000)[1]["errors"][0]["reason"] == "nesting_too_deep"
+    assert service.request("POST", "/events", b'{"a": "\xff"}')[0] == 400
+    big = json.dumps({**good, "article_id": "x" * 20_000_000}).encode()
+    assert _send_partly(service, big, chunked=False)[0] == 413
+    for at in ("nan", "inf", "-inf", "1e308", "-1e20", "tomorrow", "2262-01-01T00:00:00Z"):
+        status, body = service.request("GET", f"/profiles/{profile}/score?at={at}")
+        assert status == 422 and "at=" in body["detail"], (at, body)
+
+
+def test_a_rollback_is_named_in_every_answer_until_its_states_land(embedded):
+    root, scorer, service = embedded
+    ModelStore(root).promote("v2", promoted_by="test rollback")
+    scorer.refresh()
+    body = service.request("GET", "/profiles/nobody/score")[1]
+    assert (body["model_version"], body["model_in_service"]) == ("v1", "v2")
+    assert "v2 is in service" in body["model_note"] and "written by v1" in body["model_note"]
+    assert service.request("GET", "/readyz")[1]["model_note"] == body["model_note"]
+    _write_states(root, START + timedelta(days=1), "v2")
+    assert scorer.refresh()
+    body = service.request("GET", "/profiles/nobody/score")[1]
+    assert (body["model_version"], body["model_in_service"], body["model_note"]) == ("v2", "v2", None)
+    assert service.request("GET", "/livez") == (200, {"status": "alive"})
+
+
+def test_the_log_and_the_id_sets_are_bounded():
+    from consumer_assets.serving.state_store import CapacityError, EmbeddedEventLog, EmbeddedStates, event_bytes
+    from consumer_assets.serving.states import Event, state_schema
+
+    events = [Event(f"e{i:04d}", f"p{i % 50:02d}", 1_000.0 + i, "view", "a" * 200) for i in range(1_000)]
+    log = EmbeddedEventLog(limit_bytes=20 * event_bytes(events[0]))
+    for event in events:
+        log.append(event)
+    assert len(log) == 20 and log.bytes <= log.limit_bytes and [e.event_id for e in log.since(0)] == [f"e{i:04d}" for i in range(980, 1_000)]
+    log.drop_before(1_990.0)
+    assert [e.ts_s for e in log.since(0)] == [1_990.0 + k for k in range(10)]
+
+    states = EmbeddedStates(state_schema(4).empty_table(), applied_limit=100, new_profiles_limit=50)
+    for event in events:
+        states.apply(event, lambda state: state, None)
+    assert states.applied_ids == 100
+    with pytest.raises(CapacityError, match="50 profiles beyond its batch"):
+        states.apply(Event("x", "p-new", 5_000.0, "view", "a"), lambda state: state, None)

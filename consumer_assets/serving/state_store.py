@@ -7,10 +7,18 @@ read-modify-write of one profile at a time, atomic per profile: a lock in proces
 in Redis a compare-and-set script (the state is written only if it is still the one
 read; two replicas updating the same profile retry, neither update is lost).
 
-Events applied online are also logged (bounded), so that a new generation, whose
-batch ends at its cut-off, can replay the events after that cut-off; each generation
-remembers the event ids it has applied, so a replay (by any replica, any number of
-times) applies each event once.
+Events applied online are also logged, so that a new generation, whose batch ends at
+its cut-off, can replay the events after that cut-off; each generation remembers the
+event ids it has applied, so a replay (by any replica, any number of times) applies
+each event once.
+
+Memory is bounded whatever the stream: the embedded log by bytes (``EVENT_LOG_BYTES``,
+oldest dropped first, and everything before the current cut-off at each switch), the
+Redis log by entries (``EVENT_LOG_LIMIT``; each entry's strings are bounded by the
+contract); the applied ids of a generation by count (``APPLIED_IDS_LIMIT``, oldest
+forgotten first: an older event then meets the profile's newer state and is refused),
+its profiles unknown to the batch by count (``NEW_PROFILES_LIMIT``, beyond which writes
+of new profiles are refused until the next generation).
 """
 
 from __future__ import annotations
@@ -28,17 +36,30 @@ import pyarrow as pa
 from consumer_assets.serving.states import TOTALS, Event, ProfileState, states_from_table
 
 Update = Callable[[ProfileState | None], ProfileState]
-EVENT_LOG_LIMIT = 2_000_000  # events kept for replay after a switch: about two days of a large shop's stream
+EVENT_LOG_LIMIT = 2_000_000  # events kept for replay after a switch (Redis): about two days of a large shop's stream
+EVENT_LOG_BYTES = 512 << 20  # the embedded log's budget: ~2 M events of typical size
+APPLIED_IDS_LIMIT = 4_000_000  # event ids a generation remembers (embedded)
+NEW_PROFILES_LIMIT = 2_000_000  # profiles a generation takes on beyond its batch (embedded)
+
+
+class CapacityError(RuntimeError):
+    """The generation holds as many new profiles as it may; the next day's states start afresh."""
+
+
+def event_bytes(event: Event) -> int:
+    """What an event costs in the log, roughly: its strings and a fixed overhead for the object and its numbers."""
+    return 200 + sum(len(value) for value in (event.event_id, event.profile_id, event.event_type, event.article_id, event.category_id or "", event.brand_id or ""))
 
 
 class EmbeddedStates:
     """One generation in this process: the batch's states in arrays, changed profiles in a dictionary."""
 
-    def __init__(self, table: pa.Table):
+    def __init__(self, table: pa.Table, applied_limit: int = APPLIED_IDS_LIMIT, new_profiles_limit: int = NEW_PROFILES_LIMIT):
         ids, self._h, self._c, self._last, self._totals = states_from_table(table)
         self._rows = {profile: i for i, profile in enumerate(ids)}
         self._changed: dict[str, ProfileState] = {}
-        self._applied: set[str] = set()
+        self._applied: dict[str, None] = {}  # insertion-ordered: the oldest id is forgotten first
+        self._applied_limit, self._new_profiles_limit, self._new_profiles = applied_limit, new_profiles_limit, 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -61,22 +82,51 @@ class EmbeddedStates:
         with self._lock:
             if event.event_id in self._applied:
                 return False
+            new = event.profile_id not in self._rows and event.profile_id not in self._changed
+            if new and self._new_profiles >= self._new_profiles_limit:
+                raise CapacityError(f"this generation holds {self._new_profiles:,} profiles beyond its batch, its limit; new profiles wait for the next states")
             self._changed[event.profile_id] = update(self.get(event.profile_id))
-            self._applied.add(event.event_id)
+            self._new_profiles += new
+            self._applied[event.event_id] = None
+            if len(self._applied) > self._applied_limit:
+                del self._applied[next(iter(self._applied))]
             if log is not None:
                 log.append(event)
             return True
 
+    @property
+    def applied_ids(self) -> int:
+        return len(self._applied)
+
 
 class EmbeddedEventLog:
-    def __init__(self, limit: int = EVENT_LOG_LIMIT):
-        self._events: deque[Event] = deque(maxlen=limit)
+    """Events applied online, oldest dropped first once their bytes pass ``limit_bytes``."""
+
+    def __init__(self, limit_bytes: int = EVENT_LOG_BYTES):
+        self._events: deque[Event] = deque()
+        self.limit_bytes, self.bytes = limit_bytes, 0
+        self._lock = threading.Lock()
 
     def append(self, event: Event) -> None:
-        self._events.append(event)
+        with self._lock:
+            self._events.append(event)
+            self.bytes += event_bytes(event)
+            while self.bytes > self.limit_bytes:
+                self.bytes -= event_bytes(self._events.popleft())
+
+    def drop_before(self, seconds: float) -> None:
+        """Forget events before ``seconds`` (a new generation's cut-off: its batch holds them)."""
+        with self._lock:
+            self._events = deque(e for e in self._events if e.ts_s >= seconds)
+            self.bytes = sum(event_bytes(e) for e in self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def since(self, seconds: float) -> list[Event]:
-        return sorted((e for e in list(self._events) if e.ts_s >= seconds), key=lambda e: e.ts_s)
+        with self._lock:
+            kept = list(self._events)
+        return sorted((e for e in kept if e.ts_s >= seconds), key=lambda e: e.ts_s)
 
 
 def _pack(state: ProfileState) -> bytes:
@@ -170,8 +220,13 @@ class RedisStates:
 
 
 class RedisEventLog:
+    """Events applied online in a Redis list, trimmed to the newest ``limit`` entries at every append."""
+
     def __init__(self, client, key: str, limit: int = EVENT_LOG_LIMIT):
         self.client, self.key, self.limit = client, key, limit
+
+    def drop_before(self, seconds: float) -> None:
+        """Nothing: the list is shared by replicas that may switch later, and its length is bounded by ``limit``."""
 
     def since(self, seconds: float) -> list[Event]:
         events = (Event(**json.loads(item)) for item in self.client.lrange(self.key, 0, -1))

@@ -5,8 +5,8 @@
 Writes a states partition of ``--profiles`` random profiles and a model (hidden 64)
 to a temporary root, starts the service as its own process on 127.0.0.1 and times
 its start-up until ``/health`` answers, with the process's peak RSS. Then a bounded
-client on the same machine (``--clients`` threads, one keep-alive connection each)
-sends ``GET /profiles/{id}/score`` and, separately, ``POST /events`` (one event each)
+client on the same machine (``--clients`` threads, one keep-alive connection each;
+writes with the bearer token, the service's request limits at their defaults) sends ``GET /profiles/{id}/score`` and, separately, ``POST /events`` (one event each)
 at ``--rate`` requests/s for ``--seconds`` seconds: latency counts from the moment a
 request was due, so a slow server cannot hide its queue. Last, the same client sends
 as fast as it can: throughput at saturation. ``--redis`` runs everything again with a
@@ -33,12 +33,13 @@ import torch
 from consumer_assets.datasets import STATES
 from consumer_assets.model.encoding import OOV, PAD, Vocabulary
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.store import ModelStore
+from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.serving.states import TOTALS, cutoff_seconds, state_schema
 from consumer_assets.storage import StorageRoot
 
 DAY = date.today() - timedelta(days=1)
 VERSION = "bench-online"
+TOKEN = "benchmark-token"
 HIDDEN = 64
 
 
@@ -58,7 +59,10 @@ def write_root(folder: str, profiles: int) -> None:
     }
     vocabulary = Vocabulary(tokens)
     torch.manual_seed(0)
-    ModelStore(root).save_candidate(VERSION, ConsumerLSTM.for_vocabulary(ModelConfig(hidden_size=HIDDEN), vocabulary).eval(), vocabulary, {})
+    store = ModelStore(root)
+    store.save_candidate(VERSION, ConsumerLSTM.for_vocabulary(ModelConfig(hidden_size=HIDDEN), vocabulary).eval(), vocabulary, {})
+    store.write_verdict(GateVerdict(VERSION, True))  # as validated_model leaves a passed candidate
+    store.promote(VERSION, promoted_by="benchmarks/realtime.py")
     rng = np.random.default_rng(0)
 
     def chunks(size: int = 100_000):
@@ -90,7 +94,8 @@ def peak_rss_gib(pid: int) -> float:
 def start_service(folder: str, port: int, state_store: str) -> tuple[subprocess.Popen, float]:
     command = [sys.executable, "-m", "consumer_assets.cli", "serve", "--root", folder, "--port", str(port), "--state-store", state_store]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    environment = {**os.environ, "CONSUMER_ASSETS_ONLINE_TOKEN": TOKEN}  # writes authenticated, limits at their defaults
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment)
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"the service exited: {process.stderr.read()[-2000:]}")
@@ -130,7 +135,8 @@ class Load:
                 "brand_id": "b2",
                 "price": 20.0,
             }
-            connection.request("POST", "/events", body=json.dumps(event), headers={"content-type": "application/json"})
+            headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+            connection.request("POST", "/events", body=json.dumps(event), headers=headers)
         response = connection.getresponse()
         response.read()
         return response.status

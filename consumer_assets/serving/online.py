@@ -351,14 +351,18 @@ def create_app(scorer: OnlineScorer, token: str | None):
     @app.post("/events")
     async def events(request: Request):
         if expected is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
-            return JSONResponse({"detail": "POST /events needs the bearer token (Authorization: Bearer ...)"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "POST /events needs the bearer token (Authorization: Bearer ...)"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         try:
             body = await read_body(request, limits.max_body_bytes)
         except BodyTooLarge:
             return JSONResponse({"detail": f"the body is over the limit of {limits.max_body_bytes:,} bytes (max_body_bytes)"}, status_code=413)
         payload, reason = _body_json(body)
         if reason is not None:
-            return JSONResponse({"detail": f"the body is not usable JSON ({reason})", "errors": [{"index": None, "reason": reason, "field": None}]}, status_code=400)
+            return JSONResponse(
+                {"detail": f"the body is not usable JSON ({reason})", "errors": [{"index": None, "reason": reason, "field": None}]}, status_code=400
+            )
         try:
             outcome = await run_in_threadpool(scorer.post_events, payload)  # LSTM steps off the event loop: reads keep answering
         except EventRejected as exc:

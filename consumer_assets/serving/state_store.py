@@ -48,7 +48,9 @@ class CapacityError(RuntimeError):
 
 def event_bytes(event: Event) -> int:
     """What an event costs in the log, roughly: its strings and a fixed overhead for the object and its numbers."""
-    return 200 + sum(len(value) for value in (event.event_id, event.profile_id, event.event_type, event.article_id, event.category_id or "", event.brand_id or ""))
+    return 200 + sum(
+        len(value) for value in (event.event_id, event.profile_id, event.event_type, event.article_id, event.category_id or "", event.brand_id or "")
+    )
 
 
 class EmbeddedStates:

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CONSUMER_ASSETS_ROOT ?= $(CURDIR)/.data
 
-.PHONY: install demo test test-fast lint format dev clean instance redis chromium serve
+.PHONY: install demo test test-fast lint format dev clean instance redis chromium serve lock check-install
 
 install: $(STAMP)
 
@@ -16,13 +16,31 @@ instance:
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 # torch is installed on its own first so that pip takes the CPU wheel on disk
-# instead of resolving a CUDA build for a looser requirement.
-$(STAMP): pyproject.toml
+# instead of resolving a CUDA build for a looser requirement; everything else comes
+# at the versions of requirements.lock (`make lock` writes it from pyproject.toml).
+$(STAMP): pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check
 	touch $(STAMP)
+
+# The lock: every package of the dev and deploy extras at one version (torch without its local +cpu label, the
+# project itself left out: make install adds it as an editable install).
+lock:
+	test -x $(BIN)/pip-compile || $(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --strip-extras --extra dev --extra deploy --no-emit-options -o requirements.lock pyproject.toml
+	sed -i -e 's/^torch==\([0-9.]*\)+cpu/torch==\1/' -e '/^consumer-assets @ /,+1d' requirements.lock
+
+# What CI proves about a production install: the package without its dev extras, in a
+# clean environment, loads the definitions and serves them with `dagster code-server`.
+check-install:
+	rm -rf .venv-prod
+	$(PYTHON) -m venv .venv-prod
+	.venv-prod/bin/pip install --quiet torch==2.13.0
+	.venv-prod/bin/pip install --quiet -c requirements.lock '.[deploy]'
+	cd /tmp && $(CURDIR)/.venv-prod/bin/python $(CURDIR)/.ci/check_install.py
 
 demo: $(STAMP) instance
 	$(BIN)/python -m consumer_assets.demo
@@ -61,4 +79,4 @@ dev: $(STAMP) instance
 	$(BIN)/dagster dev -w workspace.yaml
 
 clean:
-	rm -rf $(VENV) .data .dagster_home
+	rm -rf $(VENV) .venv-prod .data .dagster_home

@@ -1,4 +1,7 @@
-"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score, serve online scores."""
+"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score, serve online scores.
+
+Exit status: 0 done, 1 a runtime error (named on stderr, no traceback), 2 a usage error (arguments, a missing setting).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+
+from tqdm import tqdm
 
 from consumer_assets.model.store import EVALUATION, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
@@ -28,7 +33,8 @@ def _simulate(args: argparse.Namespace) -> int:
     drift = Drift(season_shift_from=args.season_shift_from, tracking_fault_from=args.tracking_fault_from)
     config = SimulationConfig(profiles=args.profiles, seed=args.seed, horizon_days=args.horizon, drift=drift)
     started = time.perf_counter()
-    landed = simulate_to_landing(root, args.start, args.days, config, bad_rate=args.bad_rate)
+    with tqdm(total=args.days, unit="day", desc="simulating", disable=None) as bar:  # disable=None: no bar when not a terminal
+        landed = simulate_to_landing(root, args.start, args.days, config, bad_rate=args.bad_rate, on_day=lambda day: bar.update())
     seconds = time.perf_counter() - started
     events = sum(day.events for day in landed)
     print(f"landed {events:,} events over {len(landed)} days under {root.uri}/landing/events in {seconds:.1f} s ({events / seconds:,.0f} events/s)")
@@ -63,18 +69,32 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_promote(args: argparse.Namespace) -> int:
-    """Roll back (or forward) to a version that passed the gate before; never to one that did not."""
-    store = ModelStore(StorageRoot(args.root))
-    verdict = store.read_verdict(args.version)
-    if verdict is None or not verdict.passed:
-        reason = "it was never validated" if verdict is None else "it failed the gate: " + "; ".join(verdict.failed)
-        print(f"error: refusing to serve {args.version}: {reason}", file=sys.stderr)
+    """Roll back (or forward) to a version that passed the gate before, as a run of promote_model_job in the instance."""
+    if not os.environ.get("DAGSTER_HOME"):
+        print(
+            "error: a promotion is a Dagster run (promote_model_job) recorded in the instance at $DAGSTER_HOME, so that the UI "
+            "and staleness tell the truth: set DAGSTER_HOME (make sets it to .dagster_home)",
+            file=sys.stderr,
+        )
         return 2
-    previous = store.serving()
-    record = store.promote(
-        args.version, promoted_by="consumer-assets models promote", reason=args.reason, previous_version=previous.version if previous else None
-    )
-    print(f"serving {record.version} since {record.since} (was {record.previous_version})")
+    import dagster as dg
+
+    from consumer_assets.jobs import promote_model_job
+    from consumer_assets.storage.resources import StorageResource
+
+    storage = StorageResource(root=args.root, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), region=os.environ.get("AWS_REGION"))
+    with dg.DagsterInstance.get() as instance:
+        result = promote_model_job.execute_in_process(
+            run_config={"ops": {"promote_version": {"config": {"version": args.version, "reason": args.reason}}}},
+            instance=instance,
+            resources={"storage": storage},
+            raise_on_error=False,
+        )
+    if not result.success:
+        failures = [e.event_specific_data.error.message.strip() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        print(f"error: run {result.run_id} of promote_model_job failed: {'; '.join(failures) or 'see the run in the UI'}", file=sys.stderr)
+        return 1
+    print(f"serving {result.output_for_node('promote_version')} (run {result.run_id} of promote_model_job)")
     return 0
 
 
@@ -100,7 +120,7 @@ def _explain(args: argparse.Namespace) -> int:
         result = explain_profile(StorageRoot(args.root), args.day, args.profile)
     except ExplanationError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     explained = result.explanations
     events = explained.events.to_pylist()
     print(f"profile {result.profile_id} on {result.day}, model {result.model_version}")
@@ -150,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
         scorer.start()
     except NoStatesError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     try:
         uvicorn.run(create_app(scorer, token), host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
@@ -182,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="the candidates and the model in service").add_subparsers(dest="models_command", required=True)
     listing = models.add_parser("list", help="every candidate, its verdict and test AUC, and which one serves")
     listing.set_defaults(handler=_models_list)
-    promote = models.add_parser("promote", help="put a previously validated version (back) into service")
+    promote = models.add_parser("promote", help="put a previously validated version (back) into service, as a run of promote_model_job")
     promote.add_argument("version")
     promote.add_argument("--reason", default="manual rollback", help="kept in the serving history")
     promote.set_defaults(handler=_models_promote)
@@ -216,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except (StorageError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 
 import dagster as dg
 
+from consumer_assets.automation.freshness import DEFAULT_DEADLINE_CRON, freshness_checks, freshness_job, freshness_sensor
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import schedules
 from consumer_assets.automation.sensors import sensors
@@ -16,7 +17,7 @@ from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
-from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
+from consumer_assets.jobs import daily_data_job, labels_job, promote_model_job, scoring_job, training_job
 from consumer_assets.labels.assets import label_assets, label_checks
 from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
@@ -41,14 +42,16 @@ storage = StorageResource(
     region=env_or_default("AWS_REGION", None),
 )
 
+fresh = freshness_checks(os.environ.get("CONSUMER_ASSETS_FRESHNESS_DEADLINE", DEFAULT_DEADLINE_CRON))
+
 defs = dg.Definitions(
     assets=dg.with_source_code_references(
         [*ingest_assets, *feature_assets, *label_assets, trained_lstm, *validation_assets, *serving_assets, *monitoring_assets]
     ),
-    asset_checks=[*ingest_checks, *feature_checks, *label_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
-    jobs=[daily_data_job, labels_job, training_job, scoring_job],
+    asset_checks=[*ingest_checks, *feature_checks, *label_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks, *fresh],
+    jobs=[daily_data_job, labels_job, training_job, scoring_job, promote_model_job, freshness_job(fresh)],
     schedules=schedules,
-    sensors=sensors,
+    sensors=[*sensors, freshness_sensor(fresh)],
     resources={
         "storage": storage,
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),

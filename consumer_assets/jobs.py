@@ -8,6 +8,7 @@ own job (and an automation condition that runs it once D+1..D+H have landed).
 import dagster as dg
 
 from consumer_assets.training.gpu import GPU_JOB_TAGS
+from consumer_assets.validation.assets import promote_version
 
 # Run monitoring (dagster.yaml) fails a run still going after this many seconds: a killed or hung run ends failed and alerted.
 DAY_RUNTIME = {"dagster/max_runtime": str(2 * 3600)}
@@ -40,3 +41,12 @@ scoring_job = dg.define_asset_job(
     tags=DAY_RUNTIME,
     description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
 )
+
+
+@dg.job(
+    description="Roll back (or forward) to a version the gate passed: the one way besides validated_model that moves "
+    "models/serving.json, as a run the UI shows. `consumer-assets models promote VERSION` launches it.",
+    tags={"dagster/max_runtime": "600"},
+)
+def promote_model_job():
+    promote_version()

@@ -374,6 +374,36 @@ def test_a_channel_that_is_down_delays_only_its_own_alerts_and_repeats_none(webh
         assert tick(cursor, smtp_sink.port)[0] == "nothing to alert"
 
 
+def test_a_day_that_does_not_land_fails_its_freshness_checks_and_alerts_once(webhook):
+    """The project's definitions: the freshness sensor asks for the checks, they fail (no day has landed), the alert
+    sensor sends each failure once; the sensor does not ask again while nothing new arrived, and a landed day passes."""
+    sensor = defs.get_sensor_def("freshness_sensor")
+    checks = defs.get_job_def("freshness_checks_job")
+    alerts = AlertResource(webhook_url=webhook.url, ui_url="http://dagster.example", retries=0)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, definitions=defs)
+        request = sensor(context)
+        assert isinstance(request, dg.RunRequest)
+        assert {key.asset_key.to_user_string() for key in request.asset_check_keys} == {"raw_events", "daily_histories", "batch_predictions"}
+        evaluations = checks.execute_in_process(instance=instance).get_asset_check_evaluations()
+        assert [e.passed for e in evaluations] == [False] * 3 and all(e.severity == dg.AssetCheckSeverity.ERROR for e in evaluations)
+        expected = evaluations[0].description.rsplit(" ", 4)[1]  # "... expect partition YYYY-MM-DD to have arrived."
+        alert_context = dg.build_sensor_context(instance=instance, resources={"alerts": alerts}, definitions=defs)
+        assert alert_sensor(alert_context).skip_message == "sent 3 alerts"
+        assert sorted(a["asset"] for a in webhook.received) == ["batch_predictions", "daily_histories", "raw_events"]
+        assert {a["check"] for a in webhook.received} == {"freshness_check"}
+        again = dg.build_sensor_context(instance=instance, definitions=defs, cursor=context.cursor)
+        assert isinstance(sensor(again), dg.SkipReason)  # failed and nothing new: not evaluated, not alerted again
+        assert (
+            alert_sensor(dg.build_sensor_context(instance=instance, resources={"alerts": alerts}, definitions=defs, cursor=alert_context.cursor)).skip_message
+            == "nothing to alert"
+        )
+        # The day lands: its raw_events check passes.
+        instance.report_runless_asset_event(dg.AssetMaterialization("raw_events", partition=expected))
+        passed = {e.asset_key.to_user_string(): e.passed for e in checks.execute_in_process(instance=instance).get_asset_check_evaluations()}
+        assert passed == {"raw_events": True, "daily_histories": False, "batch_predictions": False}
+
+
 def test_a_rebuilt_day_has_every_later_snapshot_rebuilt_in_turn():
     """The late-data chain: histories D re-run, then D+1 on the next evaluation, then D+2; D+3 was never built."""
     histories, events = dg.AssetKey("daily_histories"), dg.AssetKey("raw_events")

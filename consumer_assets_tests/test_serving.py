@@ -205,11 +205,11 @@ def test_explain_command_prints_contributions_and_refuses_bad_input(snapshot_roo
     assert (tmp_path / "plots" / f"explain-{profile}-{DAY}.png").read_bytes()[:4] == b"\x89PNG"
     for hostile in ("../../x", "x" * 10_000, "/etc/passwd"):
         refused = cli("--day", DAY.isoformat(), "--profile", hostile)
-        assert refused.returncode == 2 and "Traceback" not in refused.stderr and "was not scored on" in refused.stderr
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr and "was not scored on" in refused.stderr
     unknown = cli("--day", DAY.isoformat(), "--profile", "nobody")
-    assert unknown.returncode == 2 and "profile 'nobody' was not scored on" in unknown.stderr
+    assert unknown.returncode == 1 and "profile 'nobody' was not scored on" in unknown.stderr
     unscored = cli("--day", "2026-09-01", "--profile", profile)
-    assert unscored.returncode == 2 and "no batch_predictions for 2026-09-01" in unscored.stderr
+    assert unscored.returncode == 1 and "no batch_predictions for 2026-09-01" in unscored.stderr
 
 
 @pytest.mark.parametrize("profile", ["../../x", "x" * 10_000, "/etc/passwd", "a/../../b", "..", "p\u0000q", "\ud800"])

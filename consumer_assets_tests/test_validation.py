@@ -1,6 +1,7 @@
 """The gate with real training on small simulated data: good candidates serve, sabotaged ones never do."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -237,19 +238,41 @@ def test_a_candidate_with_a_tampered_config_never_serves(root_folder, serving):
     _assert_refused_and_still_serving(root_folder, day, "tampered", serving, gated)
 
 
-def test_rollback_accepts_only_validated_versions(root_folder, serving):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "consumer_assets.cli", "models", *args, "--root", str(root_folder)], capture_output=True, text=True)
+def test_rollback_is_a_run_that_accepts_only_validated_versions(root_folder, serving, tmp_path):
+    """`models promote` runs promote_model_job in the instance: the UI's model_in_service names the version, and a
+    refused version is a failed run that leaves the pointer alone."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+
+    def cli(*args, **env):
+        environment = {**os.environ, "DAGSTER_HOME": str(home), **env}
+        return subprocess.run(
+            [sys.executable, "-m", "consumer_assets.cli", "models", *args, "--root", str(root_folder)], capture_output=True, text=True, env=environment
+        )
 
     day = TRAIN_AT + timedelta(days=2)
     _store_variant(root_folder, serving, "never-validated", day, lambda net: None)
     refused = cli("promote", "never-validated")
-    assert refused.returncode == 2 and "it was never validated" in refused.stderr
+    assert refused.returncode == 1 and "promote_model_job failed" in refused.stderr and "the gate never judged it" in refused.stderr
+    assert ModelStore(StorageRoot(str(root_folder))).serving_version() == serving
     accepted = cli("promote", serving, "--reason", "test rollback")
     assert accepted.returncode == 0, accepted.stderr
     history = ModelStore(StorageRoot(str(root_folder))).serving_history()
     assert [h.version for h in history] == [serving, serving]
-    assert history[-1].reason == "test rollback"
+    assert history[-1].reason == "test rollback" and history[-1].promoted_by == "promote_model job"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="promote_model_job"))
+        assert sorted(r.status for r in runs) == [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS]
+        latest = instance.get_latest_materialization_event(dg.AssetKey("model_in_service")).asset_materialization
+        assert latest.metadata["version"].value == serving and latest.metadata["reason"].value == "test rollback"
+    without_home = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    unrecorded = subprocess.run(
+        [sys.executable, "-m", "consumer_assets.cli", "models", "promote", serving, "--root", str(root_folder)],
+        capture_output=True,
+        text=True,
+        env=without_home,
+    )
+    assert unrecorded.returncode == 2 and "set DAGSTER_HOME" in unrecorded.stderr
     listing = cli("list").stdout
     assert f"{serving}" in listing and "<- in service" in listing
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -149,14 +150,16 @@ def simulate_to_landing(
     days: int,
     config: SimulationConfig = SimulationConfig(),
     bad_rate: float = 0.0,
+    on_day: Callable[[LandedDay], None] = lambda landed: None,
 ) -> list[LandedDay]:
-    """Simulate ``days`` days from ``start`` and land each one; logs a line per day."""
+    """Simulate ``days`` days from ``start`` and land each one; logs a line per day and calls ``on_day`` (progress)."""
     root.write_json("truth/simulation.json", {"config": asdict(config), "start": start.isoformat(), "days": days, "bad_rate": bad_rate})
     landed = []
     for day_events in ShopSimulator(config).simulate(start, days):
         result = land_day(root, day_events, bad_rate=bad_rate, seed=config.seed)
         log.info("landed %s: %d events, %d bad rows, %d files", result.day, result.events, sum(result.bad_rows.values()), len(result.files))
         landed.append(result)
+        on_day(result)
     return landed
 
 

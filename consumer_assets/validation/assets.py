@@ -14,9 +14,10 @@ materialisation of ``model_in_service``, which batch scoring depends on.
 from dataclasses import replace
 
 import dagster as dg
+from pydantic import Field
 
 from consumer_assets.metadata import plot_markdown
-from consumer_assets.model.store import Candidate, GateVerdict, ModelStore
+from consumer_assets.model.store import Candidate, GateVerdict, ModelLoadError, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
 from consumer_assets.storage.resources import StorageResource
@@ -203,5 +204,38 @@ model_in_service = dg.AssetSpec(
     description="The model that scores: models/serving.json, written atomically by validated_model when every blocking check on a candidate "
     "has passed (or by `consumer-assets models promote VERSION` for a version that passed). Its metadata names the version.",
 )
+
+
+class PromotionConfig(dg.Config):
+    """Which version to put (back) into service, and why (kept in the serving history)."""
+
+    version: str = Field(description="A version the gate passed: `consumer-assets models list` shows each verdict.")
+    reason: str = Field(default="manual rollback", description="Why, for the serving history.")
+
+
+@dg.op(
+    description="Puts a version the gate passed (back) into service: models/serving.json, written atomically, and a materialisation "
+    "of model_in_service, so the UI names it and batch_predictions shows its upstream changed. Refuses any other version.",
+    tags={"stage": "validation"},
+)
+def promote_version(context: dg.OpExecutionContext, config: PromotionConfig, storage: StorageResource):
+    store = ModelStore(storage.open())
+    previous = store.serving()
+    try:
+        record = store.promote(
+            config.version,
+            run_id=context.run_id,
+            promoted_by="promote_model job",
+            reason=config.reason,
+            previous_version=previous.version if previous else None,
+        )
+    except ModelLoadError as exc:
+        raise dg.Failure(str(exc), metadata={"version": config.version, "in_service": previous.version if previous else "none"}) from exc
+    context.log.info("serving %s (was %s): %s", record.version, record.previous_version, config.reason)
+    yield dg.AssetMaterialization(
+        MODEL_IN_SERVICE, metadata={"version": record.version, "previous_version": record.previous_version or "none", "reason": config.reason}
+    )
+    yield dg.Output(record.version)
+
 
 validation_assets = [candidate_evaluation, validated_model, model_in_service]

@@ -1,0 +1,10 @@
+"""Names of the datasets below the storage root; each is also the asset key that writes it."""
+
+RAW_EVENTS = "raw_events"
+HISTORIES = "daily_histories"
+LABELS = "order_labels"
+PREDICTIONS = "batch_predictions"
+EXPLANATIONS = "score_explanations"
+STATES = "profile_states"
+MONITORING = "monitoring_stats"
+ARTICLE_GROUPS_KEY = "config/article_groups.json"

@@ -1,0 +1,77 @@
+"""The one Definitions object of the code location: assets, checks, jobs, and the resources bound to deployment settings.
+
+Each stage keeps its resource classes beside its code (``training/resources.py``, ...);
+this is the one place that binds them, reading deployment settings from the environment.
+"""
+
+import os
+
+import dagster as dg
+
+from consumer_assets.automation.resources import AlertResource, LandingSensorResource
+from consumer_assets.automation.schedules import schedules
+from consumer_assets.automation.sensors import sensors
+from consumer_assets.features.assets import feature_assets, feature_checks
+from consumer_assets.features.resources import FeatureResource, SparkResource
+from consumer_assets.ingest.assets import ingest_assets, ingest_checks
+from consumer_assets.ingest.resources import DataQualityResource
+from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
+from consumer_assets.jobs import daily_data_job, labels_job, scoring_job, training_job
+from consumer_assets.labels.assets import label_assets, label_checks
+from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
+from consumer_assets.monitoring.resources import MonitoringResource
+from consumer_assets.serving.assets import serving_assets, serving_checks
+from consumer_assets.serving.resources import ExplanationResource, ScoringResource
+from consumer_assets.storage.resources import StorageResource
+from consumer_assets.storage.root import DEFAULT_ROOT
+from consumer_assets.training.assets import trained_lstm
+from consumer_assets.training.resources import TrainingResource
+from consumer_assets.validation.assets import validation_assets, validation_checks
+from consumer_assets.validation.resources import GateResource
+
+
+def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
+    """An ``EnvVar`` when the variable is set (so the UI shows where the value came from), else the default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+storage = StorageResource(
+    root=env_or_default("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT),
+    endpoint_url=env_or_default("AWS_ENDPOINT_URL", None),
+    region=env_or_default("AWS_REGION", None),
+)
+
+defs = dg.Definitions(
+    assets=dg.with_source_code_references(
+        [*ingest_assets, *feature_assets, *label_assets, trained_lstm, *validation_assets, *serving_assets, *monitoring_assets]
+    ),
+    asset_checks=[*ingest_checks, *feature_checks, *label_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks],
+    jobs=[daily_data_job, labels_job, training_job, scoring_job],
+    schedules=schedules,
+    sensors=sensors,
+    resources={
+        "storage": storage,
+        "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+        "candidate_io_manager": CandidateIOManager(storage=storage),
+        "evaluation_io_manager": EvaluationIOManager(storage=storage),
+        "quality": DataQualityResource(),
+        "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
+        "features": FeatureResource(),
+        "training": TrainingResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+        "gate": GateResource(),
+        "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+        "explanations": ExplanationResource(),
+        "monitoring": MonitoringResource(),
+        "landing": LandingSensorResource(completion=os.environ.get("CONSUMER_ASSETS_LANDING_COMPLETION", "marker")),
+        "alerts": AlertResource(
+            webhook_url=env_or_default("CONSUMER_ASSETS_ALERT_WEBHOOK", None),
+            smtp_host=env_or_default("CONSUMER_ASSETS_SMTP_HOST", None),
+            smtp_port=int(os.environ.get("CONSUMER_ASSETS_SMTP_PORT", "25")),
+            smtp_recipients=os.environ.get("CONSUMER_ASSETS_ALERT_EMAILS", ""),
+            smtp_username=env_or_default("CONSUMER_ASSETS_SMTP_USER", None),
+            smtp_password=env_or_default("CONSUMER_ASSETS_SMTP_PASSWORD", None),
+            smtp_starttls=os.environ.get("CONSUMER_ASSETS_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+            ui_url=os.environ.get("CONSUMER_ASSETS_UI_URL", "http://127.0.0.1:3000"),
+        ),
+    },
+)

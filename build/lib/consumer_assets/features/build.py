@@ -1,0 +1,148 @@
+"""One day's Spark work over the storage root, callable from an asset, a script or a test."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import reduce
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from consumer_assets.datasets import HISTORIES, RAW_EVENTS
+from consumer_assets.features.histories import (
+    STATE_COLUMNS,
+    HistoryConfig,
+    changed_histories,
+    histories_from_scratch,
+    histories_incremental,
+    window_days,
+    with_clock_moved,
+)
+from consumer_assets.features.snapshots import READER, Layer, clock_shift_seconds, in_window_seconds, layers_of
+from consumer_assets.features.spark import SparkStorage
+from consumer_assets.storage import LAYERS, Manifest
+
+log = logging.getLogger(__name__)
+
+
+class MissingInputError(RuntimeError):
+    """An input partition the day needs has not been materialised."""
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """When a day is written in full (a new base) instead of as a layer of changes.
+
+    Readers merge the base and every layer, so the changes are bounded by a share of
+    the base's rows and by a number of layers. ``max_change_share=0`` writes every
+    snapshot in full: self-contained plain Parquet, at a cost that grows with the window.
+    """
+
+    max_change_share: float = 1.0
+    max_layers: int = 8
+
+    def why_full(self, layers: list[Layer]) -> str | None:
+        """Why snapshot D, on top of ``layers`` (those of D-1), is written in full; None for a layer of changes."""
+        changes = sum(layer.rows for layer in layers[1:])
+        if len(layers) >= self.max_layers:
+            return f"snapshot D-1 already has {len(layers)} layers (at most {self.max_layers})"
+        if changes >= self.max_change_share * layers[0].rows:
+            return f"the changes since the base ({changes:,} rows) reached {self.max_change_share:g} x its {layers[0].rows:,} rows"
+        return None
+
+
+@dataclass
+class BuiltSnapshot:
+    manifest: Manifest
+    mode: str  # "incremental" (a layer of changes), "compacted" (in full from D-1) or "from_scratch"
+    changed_profiles: int
+
+
+def snapshot_frame(spark: SparkSession, spark_storage: SparkStorage, day: date, columns: list[str] | None = None) -> DataFrame:
+    """The snapshot of ``day`` as a DataFrame, its layers merged (see :mod:`consumer_assets.features.snapshots`)."""
+    manifest = spark_storage.root.manifest(HISTORIES, day)
+    layers = layers_of(manifest, day)
+    window_s = in_window_seconds(manifest.properties["window_days"]) if len(layers) > 1 else float("inf")  # a snapshot in full needs no merging
+    return _merged(spark, spark_storage, day, layers, window_s, columns)
+
+
+def _merged(spark: SparkSession, spark_storage: SparkStorage, day: date, layers: list[Layer], window_s: float, columns: list[str] | None) -> DataFrame:
+    """``layers`` (files below the partition folder of ``day``) merged into the snapshot of ``day``."""
+    prefix = spark_storage.root.partition_key(HISTORIES, day)
+    layers = [layer for layer in layers if layer.files]  # a day on which nothing changed may have written no file
+    frames = [spark.read.parquet(*spark_storage.spark_paths([spark_storage.root.path(prefix, name) for name in layer.files])) for layer in layers]
+    wanted = columns or frames[0].columns
+    if len(layers) == 1 and layers[0].day == day:
+        return frames[0].select(*wanted)
+    needed = list(dict.fromkeys([*wanted, "profile_id", "recency_s"]))
+    rows = reduce(DataFrame.unionByName, [frame.select(*needed, F.lit(i).alias("layer")) for i, frame in enumerate(frames)])
+    if len(frames) > 1:
+        newest = (
+            reduce(DataFrame.unionByName, [frame.select("profile_id", F.lit(i).alias("layer")) for i, frame in enumerate(frames) if i > 0])
+            .groupBy("profile_id")
+            .agg(F.max("layer").alias("newest_layer"))
+        )
+        rows = rows.join(F.broadcast(newest), "profile_id", "left").where(F.col("newest_layer").isNull() | (F.col("layer") == F.col("newest_layer")))
+    shift = F.element_at(F.array(*[F.lit(clock_shift_seconds(layer.day, day)) for layer in layers]), F.col("layer") + 1)
+    current = rows.where(F.col("recency_s") + shift <= F.lit(window_s))
+    return with_clock_moved(current, shift, day).select(*wanted)
+
+
+def build_snapshot(
+    spark: SparkSession, spark_storage: SparkStorage, day: date, config: HistoryConfig, files: int = 2, compaction: Compaction = Compaction()
+) -> BuiltSnapshot:
+    """Snapshot D from snapshot D-1 and the raw events of D, or from the window's raw events when D-1 is missing.
+
+    Usually only the profiles that changed on D are written, as a layer on top of
+    D-1's; see :class:`Compaction` for when D is written in full.
+    """
+    root = spark_storage.root
+    if not root.has_partition(RAW_EVENTS, day):
+        raise MissingInputError(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
+    with root.writing(HISTORIES, day):  # one writer from the first file to the commit
+        return _build_snapshot(spark, spark_storage, day, config, files, compaction)
+
+
+def _build_snapshot(spark: SparkSession, spark_storage: SparkStorage, day: date, config: HistoryConfig, files: int, compaction: Compaction) -> BuiltSnapshot:
+    root = spark_storage.root
+    read = lambda dataset, days: spark.read.parquet(*spark_storage.input_paths(dataset, days))  # noqa: E731
+    previous = day - timedelta(days=1)
+    shape = {"window_days": config.window_days, "max_events": config.max_events}
+    reason = _why_not_incremental(spark_storage, previous, shape)
+    if reason is not None:
+        days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
+        log.info("%s: building %s from %d days of raw events", reason, day, len(days))
+        manifest = spark_storage.write_partition(
+            histories_from_scratch(read(RAW_EVENTS, days), day, config), HISTORIES, day, files, {"mode": "from_scratch", **shape}
+        )
+        return BuiltSnapshot(manifest, "from_scratch", manifest.rows)
+    layers = layers_of(root.manifest(HISTORIES, previous), previous)
+    events = read(RAW_EVENTS, [day])
+    full = compaction.why_full(layers)
+    if full is not None:
+        log.info("%s: writing %s in full", full, day)
+        frame = histories_incremental(snapshot_frame(spark, spark_storage, previous), events, day, config)
+        manifest = spark_storage.write_partition(frame, HISTORIES, day, files, {"mode": "compacted", **shape})
+        return BuiltSnapshot(manifest, "compacted", manifest.rows)
+    changes = changed_histories(snapshot_frame(spark, spark_storage, previous, list(STATE_COLUMNS)), events, day, config)
+    names, rows = spark_storage.write_files(changes, HISTORIES, day, files)
+    carried = [name for layer in layers for name in layer.files]
+    root.copy_partition_files(HISTORIES, previous, carried, day)
+    stacked = [*layers, Layer(day, tuple(names), rows)]
+    profiles = _merged(spark, spark_storage, day, stacked, in_window_seconds(config.window_days), ["profile_id"]).count()
+    log.info("%s: %d changed profiles written as layer %d on the base of %s", day, rows, len(stacked) - 1, stacked[0].day)
+    properties = {"mode": "incremental", **shape, LAYERS: [layer.to_json() for layer in stacked], "reader": READER}
+    manifest = root.commit_partition(HISTORIES, day, [*carried, *names], profiles, properties)
+    return BuiltSnapshot(manifest, "incremental", rows)
+
+
+def _why_not_incremental(spark_storage: SparkStorage, previous: date, shape: dict) -> str | None:
+    """Why snapshot D-1 cannot be extended (missing, or built with another window or length), else None."""
+    if not spark_storage.root.has_partition(HISTORIES, previous):
+        return f"no snapshot for {previous}"
+    built_with = {key: spark_storage.root.manifest(HISTORIES, previous).properties.get(key) for key in shape}
+    if built_with != shape:
+        return f"snapshot {previous} was built with {built_with}, not {shape}"
+    return None

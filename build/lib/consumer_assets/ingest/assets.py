@@ -1,0 +1,122 @@
+"""raw_events: the landing zone's day, validated, typed and de-duplicated, with its checks."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.ingest.contract import EVENT_SCHEMA
+from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, ingest_report
+from consumer_assets.ingest.resources import DataQualityResource
+from consumer_assets.metadata import count_table, preview_table
+from consumer_assets.partitions import daily_partitions, partition_day
+from consumer_assets.storage.resources import StorageResource
+
+KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
+
+
+@dg.asset(
+    name=RAW_EVENTS,
+    partitions_def=daily_partitions,
+    group_name="ingest",
+    kinds={"parquet", "pyarrow"},
+    owners=["team:data-platform"],
+    tags={"stage": "ingest"},
+    code_version="2",
+)
+def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.MaterializeResult:
+    """The day's tracking events from ``landing/events/date=D/``, checked against the event contract.
+
+    Rows that break the contract are kept with the partition as its quarantine (raw
+    line, reason, source file and line), committed with the events in one step;
+    repeated ``event_id``s (within the day or in the look-back days) are dropped and
+    counted. ``rows_read = rows_kept + rows_quarantined + duplicates``. Memory follows
+    a chunk of lines, not the day.
+    """
+    day = partition_day(context)
+    root = storage.open()
+    try:
+        report = ingest_day(root, day, quality.dedup_lookback_days)
+    except MissingLandingDataError as exc:
+        raise dg.Failure(str(exc)) from exc
+    context.log.info(
+        "%s: read %d rows from %d files, kept %d, quarantined %d, duplicates %d",
+        day,
+        report.rows_read,
+        report.files,
+        report.rows_kept,
+        report.rows_quarantined,
+        report.duplicates,
+    )
+    preview = next(root.iter_partition_batches(RAW_EVENTS, day, batch_rows=10), None)
+    return dg.MaterializeResult(
+        metadata={
+            "rows_read": report.rows_read,
+            "rows_kept": report.rows_kept,
+            "rows_quarantined": report.rows_quarantined,
+            "duplicates": report.duplicates,
+            "landing_files": report.files,
+            "profiles": report.profiles,
+            "quarantine_reasons": count_table(report.quarantine_reasons, "reason"),
+            "event_type_mix": count_table(report.event_types, "event_type"),
+            "preview": preview_table(pa.Table.from_batches([preview]) if preview is not None else EVENT_SCHEMA.empty_table(), rows=10),
+            "dagster/row_count": report.rows_kept,
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable)) for f in EVENT_SCHEMA]
+            ),
+        },
+    )
+
+
+@dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
+def check_quarantine_rate(context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.AssetCheckResult:
+    """Share of rows read that broke the contract: WARN above the warn rate, ERROR (blocking) above the error rate."""
+    day = partition_day(context)
+    stats = ingest_report(storage.open(), day)
+    rate = stats.rows_quarantined / max(stats.rows_read, 1)
+    severity = dg.AssetCheckSeverity.ERROR if rate > quality.quarantine_error_rate else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        passed=rate <= quality.quarantine_warn_rate,
+        severity=severity,
+        metadata={
+            "quarantine_rate": rate,
+            "warn_above": quality.quarantine_warn_rate,
+            "error_above": quality.quarantine_error_rate,
+            "rows_read": stats.rows_read,
+            "rows_quarantined": stats.rows_quarantined,
+            "reasons": count_table(stats.quarantine_reasons, "reason"),
+        },
+    )
+
+
+@dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
+def check_no_null_keys(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    """Every stored row has its key fields: a null here means ingestion let a bad row through."""
+    events = storage.open().read_partition(RAW_EVENTS, context.partition_key, columns=KEY_COLUMNS)
+    nulls = {name: events.column(name).null_count for name in KEY_COLUMNS}
+    return dg.AssetCheckResult(passed=sum(nulls.values()) == 0, metadata={"rows": events.num_rows, **{f"nulls_{k}": v for k, v in nulls.items()}})
+
+
+@dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
+def check_timestamps_inside_day(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    """Every event's ``ts`` lies in the partition's UTC day, so no event leaks across days."""
+    day = partition_day(context)
+    ts = storage.open().read_partition(RAW_EVENTS, day, columns=["ts"]).column("ts")
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    outside = pc.sum(pc.or_(pc.less(ts, pa.scalar(start, ts.type)), pc.greater_equal(ts, pa.scalar(end, ts.type)))).as_py() or 0
+    min_max = pc.min_max(ts)
+    return dg.AssetCheckResult(
+        passed=outside == 0,
+        metadata={
+            "rows_outside_day": outside,
+            "earliest": str(min_max["min"].as_py()),
+            "latest": str(min_max["max"].as_py()),
+        },
+    )
+
+
+ingest_assets = [raw_events]
+ingest_checks = [check_quarantine_rate, check_no_null_keys, check_timestamps_inside_day]

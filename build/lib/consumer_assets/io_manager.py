@@ -1,0 +1,89 @@
+"""IO managers: what an asset returns is stored as plain data on the storage root, never pickled.
+
+* ``PartitionedParquetIOManager``: a ``pyarrow.Table`` or ``pandas.DataFrame`` becomes
+  one atomic daily partition ``<asset path>/date=YYYY-MM-DD/`` (dagster-aws ships only
+  a pickling S3 IO manager). It only writes: the downstream stages read their inputs
+  with Spark or in chunks through :mod:`consumer_assets.storage`, which a loaded
+  in-memory table would defeat, and declare the edge with ``deps``.
+* ``CandidateIOManager``: trained_lstm's value, the :class:`Candidate` a training
+  day produced, recorded as ``models/by_partition/<day>.json``; candidate_evaluation
+  loads it as its input.
+* ``EvaluationIOManager``: candidate_evaluation's value, the evaluation, stored as
+  ``evaluation.json`` beside the candidate; the blocking checks and validated_model
+  load it as their input.
+"""
+
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from consumer_assets.model.store import EVALUATION, Candidate, ModelLoadError, ModelStore
+from consumer_assets.storage.resources import StorageResource
+from consumer_assets.validation.evaluation import Evaluation
+
+
+def dataset_name(asset_key: dg.AssetKey) -> str:
+    return "/".join(asset_key.path)
+
+
+def _partition(context: dg.OutputContext | dg.InputContext) -> str:
+    if not context.has_asset_partitions:
+        raise dg.DagsterInvariantViolationError(f"{context.asset_key.to_user_string()} is not partitioned; this IO manager stores daily partitions only.")
+    return context.asset_partition_key
+
+
+class PartitionedParquetIOManager(dg.ConfigurableIOManager):
+    """Daily-partitioned Parquet on the storage root; see the module docstring."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
+        if obj is None:  # the asset wrote its partition itself (a Spark job does)
+            return
+        day = date.fromisoformat(_partition(context))
+        table = pa.Table.from_pandas(obj, preserve_index=False) if isinstance(obj, pd.DataFrame) else obj
+        manifest = self.storage.open().write_partition(dataset_name(context.asset_key), day, table, schema=table.schema)
+        context.add_output_metadata({"rows": manifest.rows, "files": len(manifest.files)})
+
+    def load_input(self, context: dg.InputContext):
+        raise dg.DagsterInvariantViolationError(
+            f"{context.asset_key.to_user_string()} is not loaded into memory: declare it with deps=[...] and read it through the storage root "
+            "(consumer_assets.storage) in chunks or with Spark."
+        )
+
+
+class CandidateIOManager(dg.ConfigurableIOManager):
+    """trained_lstm's Candidate per training day, in the model store; see the module docstring."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: Candidate) -> None:
+        ModelStore(self.storage.open()).record_partition(_partition(context), obj)
+
+    def load_input(self, context: dg.InputContext) -> Candidate:
+        try:
+            return ModelStore(self.storage.open()).candidate_for_partition(_partition(context))
+        except ModelLoadError as exc:
+            raise dg.Failure(str(exc)) from exc
+
+
+class EvaluationIOManager(dg.ConfigurableIOManager):
+    """candidate_evaluation's evaluation per training day, beside its candidate; see the module docstring."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: Evaluation) -> None:
+        store = ModelStore(self.storage.open())
+        candidate = store.candidate_for_partition(_partition(context))
+        if obj.version != candidate.version:
+            raise dg.DagsterInvariantViolationError(f"evaluation of {obj.version} stored for day {_partition(context)}, whose candidate is {candidate.version}")
+        store.write_json(candidate.version, EVALUATION, obj.to_json())
+
+    def load_input(self, context: dg.InputContext) -> Evaluation:
+        store = ModelStore(self.storage.open())
+        try:
+            return Evaluation.from_json(store.read_evaluation(store.candidate_for_partition(_partition(context)).version))
+        except ModelLoadError as exc:
+            raise dg.Failure(str(exc)) from exc

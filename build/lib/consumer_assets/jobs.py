@@ -1,0 +1,42 @@
+"""Jobs: what runs together for one day.
+
+The daily data job ingests day D, builds its snapshot, scores it with the model in
+service and monitors the day. Labels of D mature H days later, so they have their
+own job (and an automation condition that runs it once D+1..D+H have landed).
+"""
+
+import dagster as dg
+
+from consumer_assets.training.gpu import GPU_JOB_TAGS
+
+# Run monitoring (dagster.yaml) fails a run still going after this many seconds: a killed or hung run ends failed and alerted.
+DAY_RUNTIME = {"dagster/max_runtime": str(2 * 3600)}
+TRAINING_RUNTIME = {"dagster/max_runtime": str(6 * 3600)}
+
+daily_data_job = dg.define_asset_job(
+    name="daily_data_job",
+    selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
+    tags=DAY_RUNTIME,
+    description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor it.",
+)
+
+labels_job = dg.define_asset_job(
+    name="labels_job",
+    selection=dg.AssetSelection.assets("order_labels"),
+    tags=DAY_RUNTIME,
+    description="Label the snapshot of day D with the orders of D+1..D+H, once those days are ingested.",
+)
+
+training_job = dg.define_asset_job(
+    name="training_job",
+    selection=dg.AssetSelection.assets("trained_lstm", "candidate_evaluation", "validated_model"),
+    tags={**GPU_JOB_TAGS, **TRAINING_RUNTIME},
+    description="Train a candidate on a GPU node (when the launcher offers one), evaluate it, run the blocking checks on the evaluation, promote it if they pass.",
+)
+
+scoring_job = dg.define_asset_job(
+    name="scoring_job",
+    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
+    tags=DAY_RUNTIME,
+    description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
+)

@@ -1,0 +1,303 @@
+"""Why did the model say so: each event's contribution to a profile's score, from one pass over its history.
+
+The LSTM reads each event alone (never the moment of prediction), so the state
+after event t is the state of the history cut at t. The probability after each
+prefix is the head applied to that state, with the profile features as they stood
+then (window totals less the events still to come, and the time from event t to
+the cut-off), calibrated as every score is. An event's contribution is the change
+it caused: p(after t) - p(after t-1), starting from the score of an empty history.
+The contributions therefore add up exactly to the final score minus the
+empty-history score, and the last point of the trajectory is the batch score.
+
+One LSTM pass per profile, not one per prefix: explaining costs a few times
+scoring. Plain Python: the asset, the CLI and tests call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from consumer_assets.datasets import PREDICTIONS
+from consumer_assets.features.snapshots import iter_snapshot_batches
+from consumer_assets.ingest.contract import EVENT_TYPES
+from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, KeptEvents, encode, profile_features
+from consumer_assets.model.score import score_table
+from consumer_assets.model.store import LoadedModel, ModelStore
+from consumer_assets.storage import StorageRoot
+
+AGE_BUCKETS = (
+    (3_600, "< 1 hour"),
+    (86_400, "1 hour - 1 day"),
+    (3 * 86_400, "1-3 days"),
+    (7 * 86_400, "3-7 days"),
+    (30 * 86_400, "7-30 days"),
+    (np.inf, ">= 30 days"),
+)
+EXPLANATION_SCHEMA = pa.schema(
+    [
+        ("profile_id", pa.string()),
+        ("position", pa.int32()),
+        ("event_type", pa.string()),
+        ("category_id", pa.string()),
+        ("article_id", pa.string()),
+        ("seconds_before_cutoff", pa.float64()),
+        ("probability", pa.float32()),
+        ("contribution", pa.float32()),
+    ]
+)
+
+
+class ExplanationError(ValueError):
+    """A profile cannot be explained for a day; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """Per-event rows of the explained profiles (first target), and the score every trajectory starts from."""
+
+    events: pa.Table
+    empty_score: float
+    target: str
+
+
+def empty_history_score(model: LoadedModel) -> np.ndarray:
+    """What the model gives a profile with no events and no window totals, per target."""
+    empty = pa.table(
+        {
+            "profile_id": ["-"],
+            **{name: pa.array([[]], pa.list_(pa.string())) for name in ("event_type", "article_id", "category_id", "brand_id", "platform")},
+            **{name: pa.array([[]], pa.list_(pa.float64())) for name in ("price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday")},
+            **{name: pa.array([0.0]) for name in PROFILE},
+        }
+    )
+    return score_table(model, empty)[0]
+
+
+def _padded(table: pa.Table, name: str, layout: KeptEvents, fill, dtype) -> np.ndarray:
+    """A list column's kept events as (rows, steps), ``fill`` after each row's end."""
+    flat = pc.list_flatten(table.column(name))
+    return layout.padded(pc.fill_null(flat, fill).to_numpy(zero_copy_only=False) if fill is not None else flat.to_numpy(zero_copy_only=False), fill, dtype)
+
+
+def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw profile features after each kept event, (rows, steps, features) in ``PROFILE`` order, and the kept lengths.
+
+    Totals after event t are the snapshot's totals less the events after t; the
+    recency is the time from event t to the cut-off. At the last event they are
+    the snapshot's own values, so the last prefix is the scored profile.
+    """
+    layout = KeptEvents.of(table, max_length)
+    kept, width = layout.kept, layout.width
+    types = _padded(table, "event_type", layout, "", object)
+    price = _padded(table, "price", layout, 0.0, np.float64)
+    age = _padded(table, "dt_cutoff_s", layout, 0.0, np.float64)
+    real = np.arange(width)[None, :] < kept[:, None]
+
+    def after(values: np.ndarray) -> np.ndarray:  # sum over the events after t
+        values = np.where(real, values, 0.0)
+        return np.cumsum(values[:, ::-1], axis=1)[:, ::-1] - values
+
+    final = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
+    raw = np.repeat(final[:, None, :], width, axis=1)
+    raw[..., 0] -= after(np.ones_like(age))
+    for k, event_type in enumerate(EVENT_TYPES):
+        raw[..., 1 + k] -= after((types == event_type).astype(float))
+    raw[..., PROFILE.index("window_spend")] -= after(np.where(types == "order", price, 0.0))
+    day = np.floor(age / 86_400)
+    new_day = np.ones_like(day)
+    new_day[:, 1:] = day[:, 1:] != day[:, :-1]
+    days_up_to = np.cumsum(np.where(real, new_day, 0.0), axis=1)
+    raw[..., PROFILE.index("active_days")] -= days_up_to[np.arange(len(kept)), np.maximum(kept - 1, 0)][:, None] - days_up_to
+    raw[..., PROFILE.index("recency_s")] = age
+    last = np.maximum(kept - 1, 0)
+    raw[np.arange(len(kept)), last] = final  # exactly the snapshot's row at the last event
+    return raw, kept
+
+
+def _explain_rows(model: LoadedModel, table: pa.Table) -> tuple[np.ndarray, KeptEvents]:
+    """Probabilities after each prefix (rows, steps) for the first target, and where the kept events sit."""
+    max_length = model.config.max_length
+    batch = encode(table, model.vocabulary, max_length)
+    raw, _ = prefix_profiles(table, max_length)
+    network = model.network
+    with torch.inference_mode():
+        logits = network.prefix_logits(batch.categorical, batch.continuous, torch.from_numpy(profile_features(raw)))
+        probabilities = torch.sigmoid(network.calibrate(logits))[..., 0].numpy()
+    return probabilities, KeptEvents.of(table, max_length)
+
+
+def explain(model: LoadedModel, table: pa.Table, batch_size: int = 512) -> Explanations:
+    """Per-event probabilities and contributions of every profile in ``table`` (snapshot rows)."""
+    empty = float(empty_history_score(model)[0])
+    if table.num_rows == 0:
+        return Explanations(events=EXPLANATION_SCHEMA.empty_table(), empty_score=empty, target=model.config.targets[0])
+    # Batches of similar length pad little; the rows go back to the table's order at the end.
+    order = np.argsort(pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False), kind="stable")
+    parts, rows = [], []
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        part, kept = _event_rows(model, table.take(pa.array(chosen)), empty)
+        parts.append(part)
+        rows.append(np.repeat(chosen, kept))
+    events = pa.concat_tables(parts)
+    events = events.take(pa.array(np.argsort(np.concatenate(rows), kind="stable")))
+    return Explanations(events=events, empty_score=empty, target=model.config.targets[0])
+
+
+def _event_rows(model: LoadedModel, table: pa.Table, empty: float) -> tuple[pa.Table, np.ndarray]:
+    """The explained events of ``table``'s rows, and how many events each row gave."""
+    probabilities, layout = _explain_rows(model, table)
+    previous = np.concatenate([np.full((len(layout.kept), 1), empty), probabilities[:, :-1]], axis=1)
+    at = (layout.row_index, layout.step)  # the real events, row by row, oldest first
+
+    def flat(name: str) -> np.ndarray:
+        return pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False)[layout.source]
+
+    events = pa.table(
+        {
+            "profile_id": pa.array(np.repeat(np.asarray(table.column("profile_id").to_pylist(), dtype=object), layout.kept), pa.string()),
+            "position": pa.array(layout.step.astype(np.int32)),
+            **{name: pa.array(flat(name), pa.string()) for name in ("event_type", "category_id", "article_id")},
+            "seconds_before_cutoff": pa.array(flat("dt_cutoff_s").astype(np.float64)),
+            "probability": pa.array(probabilities[at].astype(np.float32)),
+            "contribution": pa.array((probabilities - previous)[at].astype(np.float32)),
+        },
+        schema=EXPLANATION_SCHEMA,
+    )
+    return events, layout.kept
+
+
+def age_bucket(seconds: np.ndarray) -> np.ndarray:
+    edges = np.array([edge for edge, _ in AGE_BUCKETS])
+    names = np.array([name for _, name in AGE_BUCKETS], dtype=object)
+    return names[np.searchsorted(edges, np.asarray(seconds, float), side="right").clip(0, len(names) - 1)]
+
+
+def contribution_summary(events: pa.Table) -> list[dict]:
+    """What moves scores: per event type and time before the cut-off, the events, their mean contribution and share pushing up."""
+    if events.num_rows == 0:
+        return []
+    table = pa.table(
+        {
+            "event_type": events.column("event_type"),
+            "age": pa.array(age_bucket(events.column("seconds_before_cutoff").to_numpy()), pa.string()),
+            "contribution": events.column("contribution").cast(pa.float64()),
+            "up": pc.greater(events.column("contribution"), 0).cast(pa.float64()),
+        }
+    )
+    grouped = table.group_by(["event_type", "age"]).aggregate([("contribution", "count"), ("contribution", "mean"), ("up", "mean"), ("contribution", "sum")])
+    order = {name: k for k, (_, name) in enumerate(AGE_BUCKETS)}
+    rows = [
+        {
+            "event_type": r["event_type"],
+            "age": r["age"],
+            "events": r["contribution_count"],
+            "mean_contribution": r["contribution_mean"],
+            "share_up": r["up_mean"],
+            "total_contribution": r["contribution_sum"],
+        }
+        for r in grouped.to_pylist()
+    ]
+    return sorted(rows, key=lambda r: (EVENT_TYPES.index(r["event_type"]) if r["event_type"] in EVENT_TYPES else 99, order[r["age"]]))
+
+
+def iter_profiles(events: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """The explained events grouped by profile, in the order they were explained."""
+    ids = events.column("profile_id").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    for start, stop in zip(starts, np.r_[starts[1:], len(ids)]):
+        yield str(ids[start]), events.slice(int(start), int(stop - start))
+
+
+def attribution_shares(events: pa.Table, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Each event type's share of the total absolute contribution: what drives the scores, in one vector."""
+    types = events.column("event_type").to_numpy(zero_copy_only=False)
+    size = np.abs(events.column("contribution").to_numpy().astype(np.float64)) * (1.0 if weights is None else weights)
+    total = size.sum()
+    return {t: float(size[types == t].sum() / total) if total > 0 else 0.0 for t in EVENT_TYPES}
+
+
+def attribution_drift(events: pa.Table, reference: list[dict[str, float]], min_events: int, warn_shift: float, resamples: int = 200) -> dict:
+    """The day's attribution shares against the mean of earlier days', with 95 % intervals over profiles.
+
+    A type is flagged when its share moved by more than ``warn_shift`` and the whole
+    interval of the day's share lies beyond that distance. Too few explained events
+    or no reference days: not judged, and the result says why.
+    """
+    shares = attribution_shares(events)
+    result: dict = {
+        "events": events.num_rows,
+        "profiles": len(set(events.column("profile_id").to_pylist())),
+        "shares": shares,
+        "reference_days": len(reference),
+    }
+    if events.num_rows < min_events or not reference:
+        result["judged"] = False
+        result["reason"] = (
+            f"too little data to judge: {events.num_rows} explained events (needs {min_events})"
+            if events.num_rows < min_events
+            else "no earlier days to compare with"
+        )
+        return result
+    _, codes = np.unique(events.column("profile_id").to_numpy(zero_copy_only=False), return_inverse=True)
+    rng = np.random.default_rng(0)
+    draws = []
+    for _ in range(resamples):
+        drawn = np.bincount(rng.integers(0, codes.max() + 1, codes.max() + 1), minlength=codes.max() + 1)
+        draws.append(attribution_shares(events, drawn[codes].astype(float)))
+    baseline = {t: float(np.mean([r.get(t, 0.0) for r in reference])) for t in EVENT_TYPES}
+    rows, flagged = [], []
+    for t in EVENT_TYPES:
+        low, high = np.quantile([d[t] for d in draws], [0.025, 0.975])
+        shift = shares[t] - baseline[t]
+        beyond = low > baseline[t] + warn_shift or high < baseline[t] - warn_shift
+        rows.append(
+            {"event_type": t, "share": shares[t], "share_ci_low": float(low), "share_ci_high": float(high), "reference_share": baseline[t], "shift": shift}
+        )
+        if beyond:
+            flagged.append(t)
+    return {**result, "judged": True, "rows": rows, "flagged": flagged, "max_shift": max(abs(r["shift"]) for r in rows)}
+
+
+@dataclass(frozen=True)
+class ProfileExplanation:
+    """One profile's explanation on one day, with the batch score it must end at."""
+
+    profile_id: str
+    day: date
+    model_version: str
+    batch_score: float
+    explanations: Explanations
+
+
+def snapshot_rows(root: StorageRoot, day: date, profile_ids: list[str]) -> pa.Table:
+    """The snapshot rows of some profiles, streamed through the layered reader (memory bounded by a chunk)."""
+    wanted = pa.array(profile_ids, pa.string())
+    parts = [
+        pa.Table.from_batches([b]).filter(pc.is_in(b.column("profile_id"), value_set=wanted))
+        for b in iter_snapshot_batches(root, day, 50_000, columns=list(HISTORY_COLUMNS))
+    ]
+    # Layers written on different days may differ in nullability; promote to one schema.
+    return pa.concat_tables(parts, promote_options="default")
+
+
+def explain_profile(root: StorageRoot, day: date, profile_id: str) -> ProfileExplanation:
+    """Explain a scored profile of ``day`` with the model that scored it (the version in batch_predictions)."""
+    if not root.has_partition(PREDICTIONS, day):
+        scored = ", ".join(str(d) for d in root.list_partitions(PREDICTIONS)[-5:]) or "none"
+        raise ExplanationError(f"no batch_predictions for {day} under {root.uri} (latest scored days: {scored}); materialise batch_predictions {day} first")
+    predictions = root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any", "model_version"])
+    row = predictions.filter(pc.equal(predictions.column("profile_id"), profile_id))
+    if row.num_rows == 0:
+        raise ExplanationError(f"profile {profile_id!r} was not scored on {day}: it had no event in the window of daily_histories {day}, or the id is wrong")
+    version = row.column("model_version")[0].as_py()
+    model = ModelStore(root).load(version)
+    history = snapshot_rows(root, day, [profile_id])
+    return ProfileExplanation(profile_id, day, version, float(row.column("p_order_any")[0].as_py()), explain(model, history))

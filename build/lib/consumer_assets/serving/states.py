@@ -1,0 +1,171 @@
+"""Each profile's LSTM state after its last event, from the batch, carried forward one event at a time.
+
+The LSTM's per-step inputs describe the event alone, never the moment of prediction,
+so the state after a profile's last event is all the sequence needs: a new event
+is one LSTM step from it, and a score at any moment is the head applied to that
+state, the window totals and the time since the last event. The daily batch
+writes the states (``profile_states``); the online service (``serving/online.py``)
+loads them and advances them as events arrive.
+
+Streamed events for day D+1 on top of the states of D give the score the batch
+gives at D+1, with two named approximations, both from the snapshot's bounds:
+- **length**: the batch reads only a profile's last ``max_length`` events; a profile
+  past that length is read from a later start by the batch, while the carried state
+  has seen them all;
+- **window**: the batch's totals and events cover the trailing ``window_days``; the
+  carried totals do not drop a day that leaves the window.
+Neither touches a profile whose window holds fewer than ``max_length`` events and none
+older than the window: for them the two agree to float precision (tested to 1e-4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from consumer_assets.features.snapshots import cutoff
+from consumer_assets.ingest.contract import EVENT_TYPES
+from consumer_assets.model.encoding import CATEGORICAL, PROFILE, encode, profile_features, step_features
+from consumer_assets.model.store import LoadedModel
+from consumer_assets.serving.explain import empty_history_score
+
+TOTALS = PROFILE[:-1]  # the window totals a state carries; the last feature, recency, is computed when scoring
+
+
+def cutoff_seconds(day: date) -> float:
+    """The snapshot cut-off of ``day`` (the end of the day, UTC) in Unix seconds."""
+    return cutoff(day).timestamp()
+
+
+def state_schema(hidden_size: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("profile_id", pa.string(), nullable=False),
+            pa.field("h", pa.list_(pa.float32(), hidden_size), nullable=False),
+            pa.field("c", pa.list_(pa.float32(), hidden_size), nullable=False),
+            pa.field("last_event_s", pa.float64(), nullable=False),
+            *[pa.field(name, pa.float64(), nullable=False) for name in TOTALS],
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class ProfileState:
+    """Where one profile stands: the LSTM state after its last event, when that was, and its window totals."""
+
+    h: np.ndarray  # (hidden,) float32
+    c: np.ndarray  # (hidden,) float32
+    last_event_s: float  # Unix seconds of the last event
+    totals: np.ndarray  # (len(TOTALS),) float64, in TOTALS order
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of the landing contract, as the online service receives it."""
+
+    event_id: str
+    profile_id: str
+    ts_s: float  # Unix seconds
+    event_type: str
+    article_id: str
+    category_id: str | None = None
+    brand_id: str | None = None
+    price: float | None = None
+
+
+def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int = 2048) -> pa.Table:
+    """The state of every snapshot row of ``day`` (history rows), as ``state_schema`` rows in the table's order.
+
+    Packed sequences here, so that the cell state ``c`` is the one after each row's last
+    event (a padded run would carry it on through the padding). Rows go through the
+    LSTM in batches of similar length.
+    """
+    hidden = model.config.hidden_size
+    h, c = np.zeros((table.num_rows, hidden), np.float32), np.zeros((table.num_rows, hidden), np.float32)
+    order = np.argsort(pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False), kind="stable")
+    network = model.network.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = encode(table.take(pa.array(rows)), model.vocabulary, model.config.max_length)
+            packed = pack_padded_sequence(network.step_inputs(batch.categorical, batch.continuous), batch.lengths, batch_first=True, enforce_sorted=False)
+            _, (h_last, c_last) = network.lstm(packed)
+            h[rows], c[rows] = h_last[0].numpy(), c_last[0].numpy()
+    raw = {name: pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE}
+    flat = lambda values: pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), hidden)  # noqa: E731
+    return pa.table(
+        {
+            "profile_id": table.column("profile_id"),
+            "h": flat(h),
+            "c": flat(c),
+            "last_event_s": cutoff_seconds(day) - raw["recency_s"],
+            **{name: raw[name] for name in TOTALS},
+        },
+        schema=state_schema(hidden),
+    )
+
+
+def states_from_table(table: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Columns of a states partition as arrays: ids, h, c (rows, hidden), last event seconds, totals (rows, len(TOTALS))."""
+    hidden = table.schema.field("h").type.list_size
+    values = lambda name: pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False).reshape(-1, hidden).astype(np.float32, copy=False)  # noqa: E731
+    totals = np.stack([table.column(name).to_numpy(zero_copy_only=False) for name in TOTALS], axis=1) if table.num_rows else np.zeros((0, len(TOTALS)))
+    return table.column("profile_id").to_pylist(), values("h"), values("c"), table.column("last_event_s").to_numpy(zero_copy_only=False), totals
+
+
+class OnlineModel:
+    """One model's step and head, for one event or one score at a time (CPU, inference mode)."""
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self.version = model.version
+        self.network = model.network.eval()
+        self.hidden_size = model.config.hidden_size
+        self._type_index = {t: TOTALS.index(f"window_{t}") for t in EVENT_TYPES}
+        self._empty = empty_history_score(model)
+
+    def advance(self, state: ProfileState | None, event: Event) -> ProfileState:
+        """The state after ``event``; ``None`` is a profile never seen (the LSTM's zero state, no totals)."""
+        if state is not None and event.ts_s < state.last_event_s:
+            raise ValueError(f"event at {event.ts_s} is older than the profile's last event at {state.last_event_s}: online states only move forward")
+        vocabulary = self.model.vocabulary
+        ids = [vocabulary.index(field, getattr(event, field)) for field in CATEGORICAL]
+        moment = datetime.fromtimestamp(event.ts_s, tz=UTC)
+        dt_prev = event.ts_s - state.last_event_s if state is not None else 0.0
+        features = step_features(np.array([dt_prev]), np.array([event.price or 0.0]), np.array([float(moment.hour)]), np.array([float(moment.weekday())]))
+        zeros = np.zeros(self.hidden_size, np.float32)
+        h, c = (state.h, state.c) if state is not None else (zeros, zeros)
+        with torch.inference_mode():
+            x = self.network.step_inputs(torch.tensor([[ids]]), torch.from_numpy(features.astype(np.float32))[None])
+            _, (h_next, c_next) = self.network.lstm(x, (torch.from_numpy(h)[None, None], torch.from_numpy(c)[None, None]))
+        totals = state.totals.copy() if state is not None else np.zeros(len(TOTALS))
+        totals[TOTALS.index("window_events")] += 1
+        totals[self._type_index[event.event_type]] += 1
+        if event.event_type == "order":
+            totals[TOTALS.index("window_spend")] += event.price or 0.0
+        if state is None or _day_of(event.ts_s) != _day_of(state.last_event_s):
+            totals[TOTALS.index("active_days")] += 1
+        return ProfileState(h_next[0, 0].numpy().copy(), c_next[0, 0].numpy().copy(), event.ts_s, totals)
+
+    def score(self, state: ProfileState | None, at_s: float) -> np.ndarray:
+        """Calibrated probabilities per target at the moment ``at_s``; the batch's empty-history score for ``None``."""
+        if state is None:
+            return self._empty
+        raw = np.append(state.totals, max(at_s - state.last_event_s, 0.0))
+        with torch.inference_mode():
+            return self._head(state.h, raw)
+
+    def _head(self, h: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        profile = torch.from_numpy(profile_features(raw))[None]
+        logits = self.network.head_logits(torch.from_numpy(np.asarray(h, np.float32))[None], profile)
+        return torch.sigmoid(self.network.calibrate(logits))[0].numpy()
+
+
+def _day_of(seconds: float) -> int:
+    return int(seconds // 86_400)

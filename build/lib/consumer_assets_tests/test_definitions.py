@@ -1,0 +1,92 @@
+"""The code location as Dagster loads it: every asset, check, job and the GPU run tags."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from consumer_assets.definitions import defs
+from consumer_assets.training.gpu import GPU_POOL, GPU_RUN_TAG
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_asset_and_check_is_defined():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {
+        "raw_events",
+        "daily_histories",
+        "order_labels",
+        "trained_lstm",
+        "candidate_evaluation",
+        "validated_model",
+        "model_in_service",
+        "batch_predictions",
+        "score_explanations",
+        "profile_states",
+        "monitoring_stats",
+    }
+    checks = {key.name for key in graph.asset_check_keys}
+    assert {
+        "check_quarantine_rate",
+        "check_no_event_after_cutoff",
+        "check_label_rate_nonzero",
+        "check_not_worse_than_serving",
+        "check_beats_baselines",
+        "check_serving_smoke_test",
+        "check_input_drift",
+        "check_event_volume",
+        "check_attribution_drift",
+    } <= checks
+
+
+def test_the_lineage_draws_every_hand_off_from_events_to_predictions():
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("daily_histories") >= {"raw_events"}
+    assert parents("trained_lstm") == {"daily_histories", "order_labels"}
+    assert parents("candidate_evaluation") == {"trained_lstm"}  # its input: the candidate trained_lstm hands on
+    assert parents("validated_model") == {"candidate_evaluation"}
+    assert parents("model_in_service") == {"validated_model"}  # the model hand-off, not a file the next step knows to look for
+    assert parents("batch_predictions") == {"daily_histories", "model_in_service"}
+    assert {"batch_predictions"} <= parents("monitoring_stats")
+
+
+def test_importing_the_code_location_prints_no_warnings():
+    completed = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "import consumer_assets.definitions"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Warning" not in completed.stderr, completed.stderr[-2000:]
+
+
+def test_training_runs_carry_the_gpu_tags():
+    job = defs.resolve_job_def("training_job")
+    k8s = json.loads(job.tags["dagster-k8s/config"])  # Dagster stores structured tags as JSON
+    assert k8s["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert k8s["pod_spec_config"]["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert job.tags[GPU_RUN_TAG] == "true"
+    trained = defs.resolve_assets_def("trained_lstm")
+    op_tag = trained.op.tags["dagster-k8s/config"]
+    assert (json.loads(op_tag) if isinstance(op_tag, str) else op_tag) == k8s  # the per-step k8s executor reads it
+    assert trained.op.pool == GPU_POOL
+    assert "dagster-k8s/config" not in defs.resolve_job_def("daily_data_job").tags
+
+
+def test_definitions_validate_from_the_cli():
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO,
+        start_new_session=True,  # a code location that fails to load makes dagster signal its process group: keep that away from the test session's servers
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "Validation successful" in completed.stdout + completed.stderr

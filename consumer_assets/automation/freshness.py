@@ -1,0 +1,30 @@
+"""Freshness: a day that does not land alerts, once.
+
+A time-partition freshness check per daily asset a user waits for (``raw_events``,
+``daily_histories``, ``batch_predictions``) expects the latest complete day's partition
+by the deadline (a cron, UTC; default 06:00, four hours after the daily schedule). The
+freshness sensor evaluates a check when it is due and not again while it stays failed
+and nothing new arrived, so a missing day is one failed ERROR check, which
+``alert_sensor`` sends like any other.
+"""
+
+import dagster as dg
+
+FRESH_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories"), dg.AssetKey("batch_predictions")]
+DEFAULT_DEADLINE_CRON = "0 6 * * *"
+
+
+def freshness_checks(deadline_cron: str = DEFAULT_DEADLINE_CRON) -> list[dg.AssetChecksDefinition]:
+    return list(dg.build_time_partition_freshness_checks(assets=FRESH_ASSETS, deadline_cron=deadline_cron, severity=dg.AssetCheckSeverity.ERROR))
+
+
+def freshness_job(checks: list[dg.AssetChecksDefinition]):
+    return dg.define_asset_job(
+        "freshness_checks_job",
+        selection=dg.AssetSelection.checks(*checks),
+        description="Evaluates the freshness checks now (the freshness sensor does so when they are due).",
+    )
+
+
+def freshness_sensor(checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
+    return dg.build_sensor_for_freshness_checks(freshness_checks=checks, minimum_interval_seconds=300, name="freshness_sensor")

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CONSUMER_ASSETS_ROOT ?= $(CURDIR)/.data
 
-.PHONY: install demo test test-fast lint format dev clean instance redis chromium serve lock check-install
+.PHONY: install demo test test-fast lint format dev clean instance redis chromium serve lock check-install check-gpu-image
 
 install: $(STAMP)
 
@@ -41,6 +41,15 @@ check-install:
 	.venv-prod/bin/pip install --quiet torch==2.13.0
 	.venv-prod/bin/pip install --quiet -c requirements.lock '.[deploy]'
 	cd /tmp && $(CURDIR)/.venv-prod/bin/python $(CURDIR)/.ci/check_install.py
+
+# The GPU image's torch (Dockerfile, TORCH_INDEX=https://pypi.org/simple): PyPI's Linux wheel of torch 2.13 and the
+# CUDA libraries it requires, resolved for the image's platform and Python without downloading them.
+MANYLINUX := $(foreach x,28 27 26 25 24 23 22 21 20 19 18 17,--platform manylinux_2_$(x)_x86_64) --platform manylinux2014_x86_64
+check-gpu-image: $(STAMP)
+	$(BIN)/pip --isolated install --dry-run --ignore-installed --quiet --report /tmp/gpu-image-resolve.json --index-url https://pypi.org/simple \
+		--only-binary=:all: --python-version 3.11 $(MANYLINUX) --target /tmp/gpu-image-dry-run torch==2.13.0
+	$(BIN)/python -c "import json; names = {i['metadata']['name'] for i in json.load(open('/tmp/gpu-image-resolve.json'))['install']}; \
+		cuda = sorted(n for n in names if n.startswith('nvidia-cudnn')); assert cuda, names; print('GPU image resolves torch 2.13.0 with', *cuda)"
 
 demo: $(STAMP) instance
 	$(BIN)/python -m consumer_assets.demo

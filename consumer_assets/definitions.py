@@ -27,6 +27,7 @@ from consumer_assets.storage.resources import StorageResource
 from consumer_assets.storage.root import DEFAULT_ROOT
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.training.resources import TrainingResource
+from consumer_assets.training.train import TrainConfig
 from consumer_assets.validation.assets import validation_assets, validation_checks
 from consumer_assets.validation.resources import GateResource
 
@@ -60,7 +61,9 @@ defs = dg.Definitions(
         "quality": DataQualityResource(),
         "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
         "features": FeatureResource(),
-        "training": TrainingResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+        "training": TrainingResource(
+            threads=int(os.environ.get("TORCH_THREADS", "2")), device=os.environ.get("CONSUMER_ASSETS_TRAINING_DEVICE", TrainConfig.device)
+        ),
         "gate": GateResource(),
         "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
         "explanations": ExplanationResource(),

@@ -13,6 +13,9 @@ from consumer_assets.validation.assets import promote_version
 # Run monitoring (dagster.yaml) fails a run still going after this many seconds: a killed or hung run ends failed and alerted.
 DAY_RUNTIME = {"dagster/max_runtime": str(2 * 3600)}
 TRAINING_RUNTIME = {"dagster/max_runtime": str(6 * 3600)}
+# Run retries (dagster.yaml: run_retries) for a run whose worker was lost (a preempted spot GPU node, an evicted pod),
+# never for one a step failed (a refused candidate is not retried): retried from the failure, at most twice.
+PREEMPTIBLE = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE", "dagster/retry_on_asset_or_op_failure": "false"}
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
@@ -31,7 +34,7 @@ labels_job = dg.define_asset_job(
 training_job = dg.define_asset_job(
     name="training_job",
     selection=dg.AssetSelection.assets("trained_lstm", "candidate_evaluation", "validated_model"),
-    tags={**GPU_JOB_TAGS, **TRAINING_RUNTIME},
+    tags={**GPU_JOB_TAGS, **TRAINING_RUNTIME, **PREEMPTIBLE},
     description="Train a candidate on a GPU node (when the launcher offers one), evaluate it, run the blocking checks on the evaluation, promote it if they pass.",
 )
 

@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import dagster as dg
 import psutil
 import pytest
@@ -57,12 +58,15 @@ def _runs(url: str) -> list[dict]:
 def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after_a_restart(tmp_path, postgres, s3_endpoint, s3_bucket):
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + f'\nstorage:\n  postgres:\n    postgres_url: "{postgres}"\n')
+    # The production instance as the image builds it: the repo's settings, then Postgres and run logs in S3.
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + "\n" + (REPO / "deploy/production.yaml").read_text())
     sink = WebhookSink(path="/services/T000/B000/secret")  # a secret path, which must never reach a log
     root_uri = f"s3://{s3_bucket}/deployment"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": postgres,
+        "DAGSTER_COMPUTE_LOG_BUCKET": s3_bucket,
         "CONSUMER_ASSETS_ROOT": root_uri,
         "AWS_ENDPOINT_URL": s3_endpoint,
         "CONSUMER_ASSETS_START_DATE": (TODAY - timedelta(days=10)).isoformat(),
@@ -104,6 +108,10 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
         assert runs[BAD_DAY.isoformat()]["status"] == "FAILURE"  # 40 % bad rows: the blocking quarantine check stops the day
 
         bad_run = runs[BAD_DAY.isoformat()]["runId"]
+        # Each step's stdout/stderr went to the bucket (S3ComputeLogManager), where it outlives the run's machine.
+        good_run = runs[GOOD_DAY.isoformat()]["runId"]
+        logs = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket, Prefix=f"dagster-compute-logs/storage/{good_run}/")
+        assert any(o["Key"].endswith((".out", ".err")) for o in logs.get("Contents", [])), logs.get("Contents")
 
         def both_alerts():  # the check's and the failed run's; the alert sensor may see them on different ticks
             checks = [a for a in sink.received if a["check"] == "check_quarantine_rate"]
@@ -138,6 +146,7 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
 
         run_id, pid = wait_for("the run of the newly landed day started its worker", 240, worker, every=0.2)
         code_server = psutil.Process(pid).parent()
+        assert "dagster" in " ".join(code_server.cmdline()), f"the worker's parent is {code_server.cmdline()}, not its code server"
         for victim in [code_server, *code_server.children(recursive=True)]:
             victim.kill()
         killed = time.monotonic()

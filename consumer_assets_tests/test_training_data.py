@@ -91,3 +91,12 @@ def test_runs_that_share_the_cores_split_them_and_a_dead_run_frees_its_share(tmp
     assert live_claims(tmp_path) == 0 and not list(tmp_path.glob("*.claim"))
     with pytest.raises(ValueError, match="max_threads"):
         CoreShare(0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: nothing to refuse")
+def test_a_gpu_deployment_without_a_gpu_fails_with_a_clear_message_instead_of_training_on_the_cpu():
+    from consumer_assets.training.train import resolve_device
+
+    with pytest.raises(RuntimeError, match=r"no usable GPU: torch .* is (a CPU-only build|built for CUDA).*GPU node.*'auto' or 'cpu'"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == torch.device("cpu")

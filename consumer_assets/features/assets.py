@@ -16,7 +16,7 @@ from consumer_assets.ingest.assets import raw_events
 from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.plots import bar_chart
-from consumer_assets.storage.resources import StorageResource
+from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 
 
 def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
@@ -35,6 +35,7 @@ def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
 @dg.asset(
     name=HISTORIES,
     partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
     group_name="features",
     deps=[
         raw_events,
@@ -65,7 +66,7 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
         with CoreShare(max_threads=1):  # Spark's JVM counts as one run on the cores: a training beside it shrinks its threads
             built = build_snapshot(session, spark_storage, day, config, files=features.output_files, compaction=compaction)
     except MissingInputError as exc:
-        raise dg.Failure(str(exc)) from exc
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     manifest, mode = built.manifest, built.mode
     spark_seconds = time.perf_counter() - started
     context.log.info("%s: %d profiles (%s, %d written) in %.1f s", day, manifest.rows, mode, built.changed_profiles, spark_seconds)

@@ -12,7 +12,7 @@ from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, inge
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.metadata import count_table, preview_table
 from consumer_assets.partitions import daily_partitions, partition_day
-from consumer_assets.storage.resources import StorageResource
+from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 
 KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
 
@@ -20,6 +20,7 @@ KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
 @dg.asset(
     name=RAW_EVENTS,
     partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
     group_name="ingest",
     kinds={"parquet", "pyarrow"},
     owners=["team:data-platform"],
@@ -40,7 +41,7 @@ def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, qual
     try:
         report = ingest_day(root, day, quality.dedup_lookback_days)
     except MissingLandingDataError as exc:
-        raise dg.Failure(str(exc)) from exc
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     context.log.info(
         "%s: read %d rows from %d files, kept %d, quarantined %d, duplicates %d",
         day,

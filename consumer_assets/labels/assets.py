@@ -15,7 +15,7 @@ from consumer_assets.labels.build import build_labels
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS, targets
 from consumer_assets.metadata import count_table
 from consumer_assets.partitions import daily_partitions, partition_day
-from consumer_assets.storage.resources import StorageResource
+from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 
 
 def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.AutomationCondition:
@@ -36,6 +36,7 @@ def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.Au
 @dg.asset(
     name=LABELS,
     partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
     group_name="labels",
     deps=[
         daily_histories,
@@ -63,7 +64,7 @@ def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, sp
         with CoreShare(max_threads=1):  # see daily_histories
             manifest = build_labels(spark.session(), spark.spark_storage(root), day, features.label_horizon_days, features.article_groups)
     except MissingInputError as exc:
-        raise dg.Failure(str(exc)) from exc
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     groups = manifest.properties["groups"]
     stored = root.read_partition(LABELS, day)
     rates = {name: pc.mean(stored.column(name)).as_py() or 0.0 for name in targets(groups)}

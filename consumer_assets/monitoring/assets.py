@@ -21,7 +21,7 @@ from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.serving.assets import batch_predictions, score_explanations
 from consumer_assets.serving.explain import attribution_drift
 from consumer_assets.serving.resources import ExplanationResource
-from consumer_assets.storage.resources import StorageResource
+from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 
 matured_labels = dg.TimeWindowPartitionMapping(
     start_offset=-DEFAULT_LABEL_HORIZON_DAYS, end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
@@ -31,6 +31,7 @@ matured_labels = dg.TimeWindowPartitionMapping(
 @dg.asset(
     name=MONITORING,
     partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
     group_name="monitoring",
     deps=[raw_events, daily_histories, batch_predictions, dg.AssetDep(LABELS, partition_mapping=matured_labels)],
     kinds={"parquet", "html"},
@@ -55,7 +56,7 @@ def monitoring_stats(
     try:
         found = monitor_day(root, day, config)
     except MonitoringInputError as exc:
-        raise dg.Failure(str(exc)) from exc
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     series = realised_series(root, day, found.realised, config)
     plots = rendered_plots(found, series)
     attachments = {"report.html": html_report(day, found, plots)} if monitoring.html_report else {}

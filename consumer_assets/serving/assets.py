@@ -23,7 +23,7 @@ from consumer_assets.serving.explain import attribution_shares, contribution_sum
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
 from consumer_assets.serving.score import score_partition
 from consumer_assets.serving.states import batch_states, cutoff_seconds
-from consumer_assets.storage.resources import StorageResource
+from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 from consumer_assets.validation.assets import model_in_service
 
 SCORE_BINS = np.linspace(0, 1, 11)
@@ -32,6 +32,7 @@ SCORE_BINS = np.linspace(0, 1, 11)
 @dg.asset(
     name=PREDICTIONS,
     partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
     group_name="serving",
     deps=[daily_histories, model_in_service],
     kinds={"pytorch", "parquet"},
@@ -51,9 +52,9 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
     try:
         model = store.load_serving()
     except (NoServingModelError, ModelLoadError) as exc:
-        raise dg.Failure(str(exc)) from exc
+        raise dg.Failure(str(exc), allow_retries=False) from exc
     if not root.has_partition(HISTORIES, day):
-        raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.")
+        raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False)
     started = time.perf_counter()
     with CoreShare(scoring.threads) as cores:  # runs sharing the machine split its cores
         batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
@@ -113,17 +114,18 @@ def choose_profiles(predictions: pa.Table, top: int, sample: int, seed: int) -> 
 def model_that_scored(root, day: date) -> LoadedModel:
     """The model whose version batch_predictions(D) records: explanations and states must come from the same one."""
     if not root.has_partition(PREDICTIONS, day):
-        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.")
+        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False)
     version = root.manifest(PREDICTIONS, day).properties["model_version"]
     try:
         return ModelStore(root).load(version)
     except ModelLoadError as exc:
-        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}") from exc
+        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}", allow_retries=False) from exc
 
 
 @dg.asset(
     name=EXPLANATIONS,
     partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
     group_name="serving",
     deps=[daily_histories, batch_predictions],
     kinds={"pytorch", "parquet"},
@@ -206,6 +208,7 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
 @dg.asset(
     name=STATES,
     partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
     group_name="serving",
     deps=[daily_histories, batch_predictions],
     kinds={"pytorch", "parquet"},

@@ -5,6 +5,12 @@ from pydantic import Field
 
 from consumer_assets.storage.root import DEFAULT_ROOT, StorageRoot
 
+# The retry policy of the assets that read and write the storage root: a step that fails on storage (a throttled or
+# briefly unreachable S3, a partition whose previous writer's lease is about to expire) runs again after 10 s, then
+# 20 s; a step that fails on its input raises dg.Failure(allow_retries=False) and is not retried. Checks are not
+# retried: a failed check is a verdict, alerted once.
+STORAGE_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
 
 class StorageResource(dg.ConfigurableResource):
     """The storage root: a local folder (the embedded default) or ``s3://bucket/prefix``."""

@@ -65,7 +65,7 @@ def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, tr
             training.held_out_days,
         )
     except NotEnoughDataError as exc:
-        raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})") from exc
+        raise dg.Failure(f"{exc} ({HISTORIES} and {LABELS} under {root.uri})", allow_retries=False) from exc
     trained = train_candidate(root, plan, candidate_version(day, context.run_id), training.warm_start, context.log.info)
     result = trained.result
     best = result.history[result.best_epoch - 1]

@@ -83,7 +83,12 @@ class TrainingResult:
 def resolve_device(name: str) -> torch.device:
     """The training device; a GPU with its index (``cuda:0``), so that tensors moved there compare equal to it."""
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} was asked for but CUDA is not available on this machine; use 'auto' or 'cpu'")
+        build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise RuntimeError(
+            f"device {name!r} was asked for (CONSUMER_ASSETS_TRAINING_DEVICE on a GPU deployment) but this machine has no usable GPU: "
+            f"torch {torch.__version__} here is {build}. Was the run launched on a GPU node (the job's dagster-k8s/config tags) "
+            "from the GPU image (README, GPU training)? Set the device to 'auto' or 'cpu' to train on this CPU instead."
+        )
     if name in ("auto", "cuda"):
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     return torch.device(name)

@@ -163,6 +163,7 @@ def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: Eva
             + "; ".join(f"{k}: {v}" for k, v in failed.items())
             + f". The model in service stays {serving.version if serving else 'none'}.",
             metadata={"version": version, **failed},
+            allow_retries=False,
         )
     previous = store.serving()
     record = store.promote(
@@ -230,7 +231,7 @@ def promote_version(context: dg.OpExecutionContext, config: PromotionConfig, sto
             previous_version=previous.version if previous else None,
         )
     except ModelLoadError as exc:
-        raise dg.Failure(str(exc), metadata={"version": config.version, "in_service": previous.version if previous else "none"}) from exc
+        raise dg.Failure(str(exc), metadata={"version": config.version, "in_service": previous.version if previous else "none"}, allow_retries=False) from exc
     context.log.info("serving %s (was %s): %s", record.version, record.previous_version, config.reason)
     yield dg.AssetMaterialization(
         MODEL_IN_SERVICE, metadata={"version": record.version, "previous_version": record.previous_version or "none", "reason": config.reason}

@@ -17,7 +17,7 @@ from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
-from consumer_assets.jobs import daily_data_job, labels_job, promote_model_job, scoring_job, training_job
+from consumer_assets.jobs import daily_data_job, evaluation_job, labels_job, promote_model_job, scoring_job, training_job
 from consumer_assets.labels.assets import label_assets, label_checks
 from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
@@ -50,7 +50,7 @@ defs = dg.Definitions(
         [*ingest_assets, *feature_assets, *label_assets, trained_lstm, *validation_assets, *serving_assets, *monitoring_assets]
     ),
     asset_checks=[*ingest_checks, *feature_checks, *label_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks, *fresh],
-    jobs=[daily_data_job, labels_job, training_job, scoring_job, promote_model_job, freshness_job(fresh)],
+    jobs=[daily_data_job, labels_job, training_job, evaluation_job, scoring_job, promote_model_job, freshness_job(fresh)],
     schedules=schedules,
     sensors=[*sensors, freshness_sensor(fresh)],
     resources={

@@ -161,7 +161,9 @@ class Replay:
     def training_tick(self, now: datetime, run_config: dict | None = None) -> None:
         context = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=now, repository_def=defs.get_repository_def())
         [request] = training_schedule.evaluate_tick(context).run_requests
-        run_job(self.instance, "training_job", date.fromisoformat(request.partition_key), run_config=run_config)
+        day = date.fromisoformat(request.partition_key)
+        if run_job(self.instance, "training_job", day, run_config=run_config).success:
+            run_job(self.instance, "evaluation_job", day)  # as candidate_evaluation's automation condition starts it
 
     def alert_tick(self) -> None:
         context = dg.build_sensor_context(instance=self.instance, cursor=self.alert_cursor, resources=self.alerts, definitions=defs)

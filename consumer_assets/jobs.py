@@ -33,9 +33,18 @@ labels_job = dg.define_asset_job(
 
 training_job = dg.define_asset_job(
     name="training_job",
-    selection=dg.AssetSelection.assets("trained_lstm", "candidate_evaluation", "validated_model"),
+    selection=dg.AssetSelection.assets("trained_lstm"),
     tags={**GPU_JOB_TAGS, **TRAINING_RUNTIME, **PREEMPTIBLE},
-    description="Train a candidate on a GPU node (when the launcher offers one), evaluate it, run the blocking checks on the evaluation, promote it if they pass.",
+    description="Train a candidate on a GPU node (when the launcher offers one); evaluation_job judges it on a CPU.",
+)
+
+# Evaluation is CPU work (baselines, bootstrap, a smoke test in a fresh process): its own run, so the GPU is free as
+# soon as the candidate is saved. candidate_evaluation's automation condition starts it after trained_lstm.
+evaluation_job = dg.define_asset_job(
+    name="evaluation_job",
+    selection=dg.AssetSelection.assets("candidate_evaluation", "validated_model"),
+    tags=DAY_RUNTIME,
+    description="Evaluate day T's candidate beside the baselines and the model in service, run the blocking checks, promote it if they pass.",
 )
 
 scoring_job = dg.define_asset_job(

@@ -77,6 +77,13 @@ def test_training_runs_carry_the_gpu_tags():
     assert (json.loads(op_tag) if isinstance(op_tag, str) else op_tag) == k8s  # the per-step k8s executor reads it
     assert trained.op.pool == GPU_POOL
     assert "dagster-k8s/config" not in defs.resolve_job_def("daily_data_job").tags
+    # The GPU is held for training only: evaluation (baselines, bootstrap) is a CPU run of its own.
+    assert [node.name for node in job.nodes] == ["trained_lstm"]
+    evaluation = defs.resolve_job_def("evaluation_job")
+    assert "dagster-k8s/config" not in evaluation.tags and {n.name for n in evaluation.nodes} >= {"candidate_evaluation", "validated_model"}
+    # A lost worker (a preempted node) is retried, a step's own failure is not.
+    assert job.tags["dagster/max_retries"] == "2" and job.tags["dagster/retry_on_asset_or_op_failure"] == "false"
+    assert defs.resolve_assets_def("raw_events").op.retry_policy.max_retries == 2
 
 
 def test_definitions_validate_from_the_cli():

@@ -364,6 +364,18 @@ def test_a_rollback_is_named_in_every_answer_until_its_states_land(embedded):
     assert service.request("GET", "/livez") == (200, {"status": "alive"})
 
 
+def test_the_openapi_schema_names_requests_and_responses(embedded):
+    root, scorer, service = embedded
+    schema = service.request("GET", "/openapi.json")[1]
+    events = schema["paths"]["/events"]["post"]
+    body = events["requestBody"]["content"]["application/json"]["schema"]["anyOf"]
+    assert set(body[0]["properties"]) >= {"event_id", "profile_id", "ts", "event_type", "article_id", "price"}
+    assert events["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/EventsApplied")
+    assert {"401", "413", "422"} <= set(events["responses"])
+    score = schema["paths"]["/profiles/{profile_id}/score"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert score["$ref"].endswith("/Score") and "model_in_service" in schema["components"]["schemas"]["Score"]["properties"]
+
+
 def test_the_log_and_the_id_sets_are_bounded():
     from consumer_assets.serving.state_store import CapacityError, EmbeddedEventLog, EmbeddedStates, event_bytes
     from consumer_assets.serving.states import Event, state_schema

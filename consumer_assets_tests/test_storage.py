@@ -163,3 +163,15 @@ def test_conditional_puts_let_one_of_two_win(root: StorageRoot):
     assert second is not None and root.read_tagged("claims/x.json") == (b"d", second)
     assert not root.delete_if("claims/x.json", first)
     assert root.delete_if("claims/x.json", second) and root.read_tagged("claims/x.json") is None
+
+
+def test_the_dagster_layer_reaches_s3_through_dagster_aws(s3_endpoint, s3_bucket):
+    """StorageResource opens the root with dagster-aws's S3Resource client (its endpoint and retries), used by every
+    object request; the region is one rule for boto3 and pyarrow."""
+    from consumer_assets.storage.resources import StorageResource
+
+    root = StorageResource(root=f"s3://{s3_bucket}/via-dagster-aws", endpoint_url=s3_endpoint, max_attempts=7).open()
+    assert root._s3.meta.config.retries["max_attempts"] == 7 and root._s3.meta.endpoint_url == s3_endpoint
+    assert root._s3.meta.region_name == root.region == root.fs.region
+    root.write_json("probe.json", {"ok": True})
+    assert root.read_json("probe.json") == {"ok": True}

@@ -26,7 +26,7 @@ from consumer_assets.automation.sensors import FEATURE_ASSETS
 from consumer_assets.definitions import defs
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
-from consumer_assets.jobs import daily_data_job, labels_job, training_job
+from consumer_assets.jobs import daily_data_job, evaluation_job, labels_job, training_job
 from consumer_assets.monitoring.assets import monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
@@ -100,6 +100,7 @@ def _run_pipeline(instance: dg.DagsterInstance, folder: Path) -> None:
             run(labels_job, day - timedelta(days=HORIZON))
         if day == TRAIN_AT:
             run(training_job, day)
+            run(evaluation_job, day)
 
 
 @pytest.fixture(scope="module")

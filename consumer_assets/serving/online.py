@@ -43,6 +43,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from consumer_assets.datasets import STATES
 from consumer_assets.ingest.contract import check_event, parse_json
@@ -326,6 +327,60 @@ def _body_json(body: bytes) -> tuple[Any, str | None]:
         return None, "malformed_json"
 
 
+class ContractEvent(BaseModel):
+    """One event of the landing contract (README, "The event contract"); checked by the same rules as raw_events."""
+
+    event_id: str = Field(max_length=256, description="Unique; an id applied once, whatever the retries")
+    profile_id: str = Field(max_length=256)
+    ts: str | int = Field(description="ISO 8601 with a zone, or epoch milliseconds; from the states' cut-off to now + 5 min")
+    event_type: str = Field(description="view, wishlist, add_to_cart, remove_from_cart or order")
+    article_id: str = Field(max_length=256)
+    brand_id: str | None = Field(default=None, max_length=256)
+    category_id: str | None = Field(default=None, max_length=256)
+    price: float | None = Field(default=None, ge=0)
+    platform: str | None = Field(default=None, max_length=256)
+
+
+class EventsApplied(BaseModel):
+    applied: int = Field(description="Events new to this generation, applied now")
+    already_applied: int = Field(description="Events this generation had applied before (a retried request)")
+    model_version: str
+
+
+class ModelInService(BaseModel):
+    model_version: str = Field(description="The model answering: the one that wrote the loaded profile_states")
+    model_in_service: str | None = Field(description="What models/serving.json names")
+    model_note: str | None = Field(description="Why the two differ (a rollback or promotion whose states have not landed), or null")
+
+
+class Score(ModelInService):
+    profile_id: str
+    known: bool = Field(description="False: never seen; the empty-history score")
+    probabilities: dict[str, float] = Field(description="Calibrated probability per target")
+    state_time: str | None = Field(description="The time of the profile's last event")
+    scored_at: str
+    states_day: str
+
+
+class Health(ModelInService):
+    status: str
+    states_day: str
+    profiles: int
+    state_store: str
+    limits: dict[str, float]
+
+
+class Problem(BaseModel):
+    detail: str | list
+    errors: list[dict] | None = None
+
+
+EVENTS_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"anyOf": [ContractEvent.model_json_schema(), {"type": "array", "items": ContractEvent.model_json_schema()}]}}},
+}
+
+
 def create_app(scorer: OnlineScorer, token: str | None):
     """The FastAPI app over ``scorer`` (started, so that a generation is loaded). ``token``: the bearer token writes
     need; None only for a development service on a loopback address (``consumer-assets serve --no-token``)."""
@@ -344,11 +399,23 @@ def create_app(scorer: OnlineScorer, token: str | None):
             return JSONResponse({"status": "not ready", "detail": "no generation of profile_states loaded yet"}, status_code=503)
         return {"status": "ready", "model_version": scorer.current.model.version, "model_note": scorer.model_note()}
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     async def health() -> dict:
         return scorer.health()
 
-    @app.post("/events")
+    @app.post(
+        "/events",
+        response_model=EventsApplied,
+        openapi_extra={"requestBody": EVENTS_BODY},
+        responses={
+            400: {"model": Problem, "description": "not JSON, or nested too deep"},
+            401: {"model": Problem, "description": "no or a wrong bearer token"},
+            409: {"model": Problem, "description": "an event older than its profile's state"},
+            413: {"model": Problem, "description": "a body over max_body_bytes"},
+            422: {"model": Problem, "description": "an event that breaks the contract or the time window, or too many events"},
+            503: {"model": Problem, "description": "the generation holds as many new profiles as it may"},
+        },
+    )
     async def events(request: Request):
         if expected is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
             return JSONResponse(
@@ -373,7 +440,7 @@ def create_app(scorer: OnlineScorer, token: str | None):
             return JSONResponse({"detail": str(exc)}, status_code=503)
         return {**outcome, "model_version": scorer.current.model.version}
 
-    @app.get("/profiles/{profile_id}/score")
+    @app.get("/profiles/{profile_id}/score", response_model=Score, responses={422: {"model": Problem, "description": "a bad ?at="}})
     async def score(profile_id: str, at: str | None = None) -> dict:
         try:
             moment = parse_moment(at, limits.latest_moment_s)

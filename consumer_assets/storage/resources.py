@@ -1,9 +1,10 @@
-"""The storage root as a Dagster resource: a local folder (the embedded default) or S3."""
+"""The storage root as a Dagster resource: a local folder (the embedded default) or S3, reached through dagster-aws."""
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from consumer_assets.storage.root import DEFAULT_ROOT, StorageRoot
+from consumer_assets.storage.root import DEFAULT_ROOT, StorageRoot, s3_region
 
 # The retry policy of the assets that read and write the storage root: a step that fails on storage (a throttled or
 # briefly unreachable S3, a partition whose previous writer's lease is about to expire) runs again after 10 s, then
@@ -21,6 +22,10 @@ class StorageResource(dg.ConfigurableResource):
         description="S3-compatible endpoint such as MinIO (env AWS_ENDPOINT_URL); None means AWS itself.",
     )
     region: str | None = Field(default=None, description="AWS region; None takes AWS_REGION or us-east-1.")
+    max_attempts: int = Field(default=5, description="Attempts of each S3 request (botocore's retries, with backoff) before a step fails.")
 
     def open(self) -> StorageRoot:
-        return StorageRoot(self.root, endpoint_url=self.endpoint_url or None, region=self.region)
+        if not self.root.startswith("s3://"):
+            return StorageRoot(self.root)
+        s3 = S3Resource(endpoint_url=self.endpoint_url or None, region_name=s3_region(self.region), max_attempts=self.max_attempts)
+        return StorageRoot(self.root, endpoint_url=self.endpoint_url or None, region=self.region, s3_client=s3.get_client())

@@ -89,8 +89,11 @@ class ObjectInfo:
 class StorageRoot:
     """A filesystem and a base path; every key below it uses ``/`` separators."""
 
-    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None, lease_seconds: float = LEASE_SECONDS):
+    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None, lease_seconds: float = LEASE_SECONDS, s3_client=None):
+        """``s3_client``: the boto3 client for the object requests (conditional writes, listings); the Dagster layer
+        passes dagster-aws's ``S3Resource`` client (endpoint, credential chain, retries), plain callers get one here."""
         self.lease_seconds = lease_seconds  # how long a dead writer can block a partition (see .lease)
+        self._given_s3_client = s3_client
         self.is_s3 = uri.startswith("s3://")
         self.uri = uri.rstrip("/")
         if self.is_s3:
@@ -98,8 +101,8 @@ class StorageRoot:
             if not parsed.netloc:
                 raise StorageError(f"S3 root {uri!r} names no bucket; use s3://BUCKET/PREFIX")
             self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-            self.region = region
-            self.fs = _s3_filesystem(self.endpoint_url, region)
+            self.region = s3_region(region)
+            self.fs = _s3_filesystem(self.endpoint_url, self.region)
             self.base = f"{parsed.netloc}{parsed.path}".rstrip("/")
         elif "://" in self.uri and not self.uri.startswith("file://"):
             raise StorageError(f"Unsupported storage root {uri!r}: use a local folder or s3://BUCKET/PREFIX")
@@ -188,9 +191,11 @@ class StorageRoot:
     @functools.cached_property
     def _s3(self):
         """One boto3 client per root (clients are thread-safe: the lease renewer shares it)."""
+        if self._given_s3_client is not None:
+            return self._given_s3_client
         import boto3  # only S3 roots need it; a local root works where boto3 is not installed (the GPU machine)
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region or os.environ.get("AWS_REGION"))
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
 
     def _s3_bucket_and_base(self) -> tuple[str, str]:
         bucket, _, base_prefix = self.base.partition("/")
@@ -481,8 +486,13 @@ class StorageRoot:
                 yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows, columns=columns)
 
 
-def _s3_filesystem(endpoint_url: str | None, region: str | None) -> pafs.S3FileSystem:
-    kwargs: dict = {"region": region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+def s3_region(region: str | None) -> str:
+    """The one rule for the region, for boto3 and pyarrow alike: given, else the AWS variables, else us-east-1."""
+    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def _s3_filesystem(endpoint_url: str | None, region: str) -> pafs.S3FileSystem:
+    kwargs: dict = {"region": region}
     if endpoint_url:
         parsed = urlparse(endpoint_url)
         kwargs["endpoint_override"] = parsed.netloc or parsed.path

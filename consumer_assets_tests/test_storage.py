@@ -171,7 +171,7 @@ def test_the_dagster_layer_reaches_s3_through_dagster_aws(s3_endpoint, s3_bucket
     from consumer_assets.storage.resources import StorageResource
 
     root = StorageResource(root=f"s3://{s3_bucket}/via-dagster-aws", endpoint_url=s3_endpoint, max_attempts=7).open()
-    assert root._s3.meta.config.retries["max_attempts"] == 7 and root._s3.meta.endpoint_url == s3_endpoint
+    assert root._s3.meta.config.retries == {"mode": "standard", "total_max_attempts": 8} and root._s3.meta.endpoint_url == s3_endpoint
     assert root._s3.meta.region_name == root.region == root.fs.region
     root.write_json("probe.json", {"ok": True})
     assert root.read_json("probe.json") == {"ok": True}

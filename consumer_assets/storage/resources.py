@@ -22,7 +22,7 @@ class StorageResource(dg.ConfigurableResource):
         description="S3-compatible endpoint such as MinIO (env AWS_ENDPOINT_URL); None means AWS itself.",
     )
     region: str | None = Field(default=None, description="AWS region; None takes AWS_REGION or us-east-1.")
-    max_attempts: int = Field(default=5, description="Attempts of each S3 request (botocore's retries, with backoff) before a step fails.")
+X
 
     def open(self) -> StorageRoot:
         if not self.root.startswith("s3://"):

@@ -16,7 +16,7 @@ from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
-from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
+from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, JsonIOManager, PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, evaluation_job, labels_job, promote_model_job, scoring_job, training_job
 from consumer_assets.labels.assets import label_assets, label_checks
 from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
@@ -55,6 +55,7 @@ defs = dg.Definitions(
     sensors=[*sensors, freshness_sensor(fresh)],
     resources={
         "storage": storage,
+        "io_manager": JsonIOManager(storage=storage),  # nothing lands on a pod's disk, nothing is pickled
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
         "candidate_io_manager": CandidateIOManager(storage=storage),
         "evaluation_io_manager": EvaluationIOManager(storage=storage),

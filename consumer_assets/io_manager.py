@@ -11,8 +11,12 @@
 * ``EvaluationIOManager``: candidate_evaluation's value, the evaluation, stored as
   ``evaluation.json`` beside the candidate; the blocking checks and validated_model
   load it as their input.
+* ``JsonIOManager``: bound as the default ``io_manager``, so that any other value an
+  asset or op returns lands on the storage root as JSON (``_values/...``), never
+  pickled and never on a run pod's local disk; a value JSON cannot hold is refused.
 """
 
+import json
 from datetime import date
 
 import dagster as dg
@@ -87,3 +91,32 @@ class EvaluationIOManager(dg.ConfigurableIOManager):
             return Evaluation.from_json(store.read_evaluation(store.candidate_for_partition(_partition(context)).version))
         except ModelLoadError as exc:
             raise dg.Failure(str(exc)) from exc
+
+
+class JsonIOManager(dg.ConfigurableIOManager):
+    """The default IO manager: JSON on the storage root; see the module docstring."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    @staticmethod
+    def _key(context: dg.OutputContext | dg.InputContext) -> str:
+        output = context if isinstance(context, dg.OutputContext) else context.upstream_output
+        if output.has_asset_key:
+            partition = output.asset_partition_key if output.has_asset_partitions else "value"
+            return f"_values/{dataset_name(output.asset_key)}/{partition}.json"
+        return f"_values/runs/{output.run_id}/{output.step_key}/{output.name}.json"
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is None:
+            return
+        try:
+            body = json.dumps(obj.to_json() if hasattr(obj, "to_json") else obj)
+        except TypeError as exc:
+            raise dg.DagsterInvariantViolationError(
+                f"{context.step_key} returned a {type(obj).__name__}, which is stored only as JSON (no pickle): return plain data, "
+                "a MaterializeResult, or give the output an IO manager of its own"
+            ) from exc
+        self.storage.open().write_bytes(self._key(context), body.encode())
+
+    def load_input(self, context: dg.InputContext):
+        return self.storage.open().read_json(self._key(context))

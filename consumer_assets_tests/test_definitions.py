@@ -97,3 +97,30 @@ def test_definitions_validate_from_the_cli():
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "Validation successful" in completed.stdout + completed.stderr
+
+
+def test_values_without_an_io_manager_of_their_own_land_on_the_storage_root_as_json(tmp_path):
+    from consumer_assets.io_manager import JsonIOManager
+    from consumer_assets.storage import StorageRoot
+    from consumer_assets.storage.resources import StorageResource
+
+    @dg.asset
+    def summary() -> dict:
+        return {"profiles": 3, "days": ["2026-10-01"]}
+
+    @dg.asset
+    def doubled(summary: dict) -> dict:
+        return {"profiles": 2 * summary["profiles"]}
+
+    @dg.asset
+    def opaque():
+        return object()
+
+    io_manager = JsonIOManager(storage=StorageResource(root=str(tmp_path)))
+    assert isinstance(defs.resources["io_manager"], JsonIOManager)  # the project's default, bound once
+    assert dg.materialize([summary, doubled], resources={"io_manager": io_manager}).success
+    assert StorageRoot(str(tmp_path)).read_json("_values/doubled/value.json") == {"profiles": 6}
+    refused = dg.materialize([opaque], resources={"io_manager": io_manager}, raise_on_error=False)
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "returned a object, which is stored only as JSON (no pickle)" in str(failure.event_specific_data.error)

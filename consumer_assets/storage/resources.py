@@ -22,7 +22,7 @@ class StorageResource(dg.ConfigurableResource):
         description="S3-compatible endpoint such as MinIO (env AWS_ENDPOINT_URL); None means AWS itself.",
     )
     region: str | None = Field(default=None, description="AWS region; None takes AWS_REGION or us-east-1.")
-X
+    max_attempts: int = Field(default=5, description="Retries of each S3 request (botocore's standard mode, with backoff) before a step fails.")
 
     def open(self) -> StorageRoot:
         if not self.root.startswith("s3://"):

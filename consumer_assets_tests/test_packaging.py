@@ -65,3 +65,13 @@ def test_an_undeclared_import_is_named(tmp_path):
     without = [r for r in project["dependencies"] if canonicalize_name(Requirement(r).name) != "psutil"]
     [missing] = undeclared_imports(ROOT / "consumer_assets", without)
     assert missing.startswith("psutil (imported by consumer_assets/automation/liveness.py")
+
+
+def test_only_public_dagster_apis_are_imported():
+    """Private modules (dagster._core, ...) change between releases without notice; the code uses dagster's public names."""
+    private = []
+    for path in sorted((ROOT / "consumer_assets").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            private += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0].startswith("dagster") and "._" in name]
+    assert private == []

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
-from dagster._core.event_api import EventLogCursor
-from dagster._core.events import DagsterEventType
-from dagster._core.launcher import DefaultRunLauncher
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord, AssetCheckExecutionRecordStatus
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
 from consumer_assets.automation.landing import scan_landing
@@ -32,6 +28,14 @@ from consumer_assets.storage.resources import StorageResource
 
 FEATURE_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories")]
 PAGE = 100
+# Runs that may still write: queued, starting, started or being cancelled (Dagster's public run statuses).
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 @dg.sensor(
@@ -78,7 +82,7 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
     latest = {
         dataset: {
             day: sid
-            for day, sid in context.instance.get_latest_storage_id_by_partition(dg.AssetKey(dataset), DagsterEventType.ASSET_MATERIALIZATION).items()
+            for day, sid in context.instance.get_latest_storage_id_by_partition(dg.AssetKey(dataset), dg.DagsterEventType.ASSET_MATERIALIZATION).items()
             if day >= oldest
         }
         for dataset in RECONCILED
@@ -110,7 +114,7 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
 
 def _partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
     """Days with a queued or running run: their partitions are being written, not lost."""
-    runs = instance.get_runs(filters=dg.RunsFilter(statuses=NOT_FINISHED_STATUSES))
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT))
     return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 
@@ -119,7 +123,7 @@ WORKER_STARTED = "Started process for run"  # the engine event with which the de
 
 def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
     """(pid, start time) of a run's worker process, from its engine event; None before it announced itself."""
-    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         event = entry.dagster_event
         if event and (event.message or "").startswith(WORKER_STARTED) and "pid" in event.engine_event_data.metadata:
             return int(event.engine_event_data.metadata["pid"].value), entry.timestamp
@@ -132,7 +136,7 @@ def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] |
     description="Marks a starting or started run failed when its worker process died (SIGKILL, out of memory) with no code server left to report it, so that it is alerted and frees its queue slot within a minute.",
 )
 def dead_run_sensor(context: dg.SensorEvaluationContext):
-    if not isinstance(context.instance.run_launcher, DefaultRunLauncher):
+    if not isinstance(context.instance.run_launcher, dg.DefaultRunLauncher):
         return dg.SkipReason("this run launcher's workers are watched by Dagster's run monitoring (dagster.yaml)")
     failed = []
     for run in context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])):
@@ -154,7 +158,7 @@ def _run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
     return run.tags.get("dagster/partition") if run else None
 
 
-def check_alert(record: AssetCheckExecutionRecord, instance: dg.DagsterInstance, ui_url: str) -> Alert | None:
+def check_alert(record, instance: dg.DagsterInstance, ui_url: str) -> Alert | None:
     """An alert for a failed ERROR check evaluation, else None (passed, or only a warning)."""
     evaluation = record.event.dagster_event.event_specific_data if record.event else None
     if evaluation is None or evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
@@ -183,18 +187,28 @@ def run_failure_alert(record, instance: dg.DagsterInstance, ui_url: str) -> Aler
     )
 
 
-def failed_check_records(instance: dg.DagsterInstance, key: dg.AssetCheckKey, after_id: int) -> list[AssetCheckExecutionRecord]:
+def failed_check_records(instance: dg.DagsterInstance, key: dg.AssetCheckKey, after_id: int) -> list:
     """Failed evaluations of one check newer than ``after_id``, oldest first, paging back as far as needed."""
     records, page_cursor = [], None
     while True:
-        page = instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=PAGE, cursor=page_cursor, status={AssetCheckExecutionRecordStatus.FAILED}
-        )
+        page = instance.event_log_storage.get_asset_check_execution_history(key, limit=PAGE, cursor=page_cursor)
         fresh = [r for r in page if r.id > after_id]
-        records.extend(fresh)
+        records.extend(r for r in fresh if r.status.value == "FAILED")
         if len(fresh) < len(page) or len(page) < PAGE:
             return sorted(records, key=lambda r: r.id)
         page_cursor = page[-1].id
+
+
+def run_failures_after(instance: dg.DagsterInstance, cursor: str | None) -> Iterator[tuple[object, str]]:
+    """(record, the cursor just past it) for each run failure after ``cursor``, oldest first: one record a page, so
+    that a caller can stop after any of them and resume there (alerts are few)."""
+    while True:
+        result = instance.fetch_run_status_changes(dg.DagsterEventType.RUN_FAILURE, limit=1, cursor=cursor, ascending=True)
+        for record in result.records:
+            yield record, result.cursor
+        if not result.records or not result.has_more:
+            return
+        cursor = result.cursor
 
 
 def alert_cursor_after_history(instance: dg.DagsterInstance, check_keys) -> str:
@@ -205,11 +219,11 @@ def alert_cursor_after_history(instance: dg.DagsterInstance, check_keys) -> str:
     """
     checks = {}
     for key in check_keys:
-        latest = instance.event_log_storage.get_asset_check_execution_history(key, limit=1, status={AssetCheckExecutionRecordStatus.FAILED})
-        if latest:
-            checks[key.to_user_string()] = latest[0].id
-    runs = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=1, ascending=False).records
-    return json.dumps({"checks": checks, "runs": EventLogCursor.from_storage_id(runs[0].storage_id).to_string() if runs else None})
+        failed = failed_check_records(instance, key, 0)
+        if failed:
+            checks[key.to_user_string()] = failed[-1].id
+    last = deque(run_failures_after(instance, None), maxlen=1)
+    return json.dumps({"checks": checks, "runs": last[0][1] if last else None})
 
 
 def pending_alerts(instance: dg.DagsterInstance, check_keys, position: dict, ui_url: str) -> Iterator[tuple[str, Alert]]:
@@ -226,13 +240,9 @@ def pending_alerts(instance: dg.DagsterInstance, check_keys, position: dict, ui_
             if alert is not None:
                 yield f"check:{record.id}", alert
             position["checks"][name] = record.id
-    while True:
-        result = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=PAGE, cursor=position["runs"], ascending=True)
-        for record in result.records:
-            yield f"run:{record.storage_id}", run_failure_alert(record, instance, ui_url)
-            position["runs"] = EventLogCursor.from_storage_id(record.storage_id).to_string()
-        if not result.has_more:
-            return
+    for record, after in run_failures_after(instance, position["runs"]):
+        yield f"run:{record.storage_id}", run_failure_alert(record, instance, ui_url)
+        position["runs"] = after
 
 
 @dg.sensor(

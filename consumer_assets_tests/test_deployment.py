@@ -55,11 +55,13 @@ def _runs(url: str) -> list[dict]:
     return [{**r, "partition": next((t["value"] for t in r["tags"] if t["key"] == "dagster/partition"), None)} for r in results]
 
 
-def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after_a_restart(tmp_path, postgres, s3_endpoint, s3_bucket):
+def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after_a_restart(tmp_path, monkeypatch, postgres, s3_endpoint, s3_bucket):
     home = tmp_path / "home"
     home.mkdir()
     # The production instance as the image builds it: the repo's settings, then Postgres and run logs in S3.
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + "\n" + (REPO / "deploy/production.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_PG_URL", postgres)  # this process opens the instance too
+    monkeypatch.setenv("DAGSTER_COMPUTE_LOG_BUCKET", s3_bucket)
     sink = WebhookSink(path="/services/T000/B000/secret")  # a secret path, which must never reach a log
     root_uri = f"s3://{s3_bucket}/deployment"
     env = {

@@ -17,16 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def runtime_distributions(requirements: list[str]) -> set[str]:
-    """The declared runtime requirements and, transitively, theirs; extras' requirements left out."""
-    closure, todo = set(), [Requirement(r) for r in requirements]
+    """The declared runtime requirements and, transitively, theirs (with the extras asked for); the project's own
+    extras left out."""
+    closure, todo = set(), [(Requirement(r), "") for r in requirements]
     while todo:
-        requirement = todo.pop()
-        name = canonicalize_name(requirement.name)
-        if name in closure or (requirement.marker and not requirement.marker.evaluate({"extra": ""})):
+        requirement, extra = todo.pop()
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
             continue
-        closure.add(name)
-        todo.extend(Requirement(r) for r in metadata.requires(name) or [])
-    return closure
+        name = canonicalize_name(requirement.name)
+        if (name, tuple(sorted(requirement.extras))) in closure:
+            continue
+        closure.add((name, tuple(sorted(requirement.extras))))
+        for wanted in ["", *requirement.extras]:
+            todo.extend((Requirement(r), wanted) for r in metadata.requires(name) or [])
+    return {name for name, _ in closure}
 
 
 def imported_modules(package: Path) -> dict[str, str]:

@@ -13,13 +13,20 @@ from consumer_assets.storage import StorageRoot
 class SparkResource(dg.ConfigurableResource):
     """A SparkSession for the feature jobs: local by default, a cluster by configuration.
 
-    On EMR or Spark on Kubernetes set ``master`` (``yarn``, ``k8s://https://...``) and
-    ``conf`` (executor sizes, the container image), and ``s3a=True`` so Spark reads the
-    S3 root directly. With local Spark and an S3 root the job stages its files through
+    ``master`` ``sc://HOST:PORT`` reaches a Spark Connect server (EMR 7, Databricks, or
+    pyspark's own ``sbin/start-connect-server.sh``), which is the driver: the run process
+    only sends plans. Its ``conf`` then passes only ``spark.sql.*`` settings. On a cluster
+    in client mode set ``master`` (``yarn``, ``k8s://https://...``) and ``conf`` (executor
+    sizes, the container image). Either way set ``s3a=True`` so Spark reads the S3 root
+    directly; with local Spark and an S3 root the job stages its files through
     ``scratch_dir``, since local pyspark has no S3 connector.
+
+    dagster-pyspark's ``PySparkResource`` is not used: it builds a session from a config
+    dict, while this one also applies the project's session settings (UTC, Arrow, no UI
+    on every interface, the workers' Python), reaches Spark Connect, and stages S3 files.
     """
 
-    master: str = Field(default="local[*]", description="Spark master URL (env SPARK_MASTER).")
+    master: str = Field(default="local[*]", description="Spark master URL (env SPARK_MASTER): local[*], yarn, k8s://..., or sc://HOST:PORT (Spark Connect).")
     driver_memory: str = Field(default="4g", description="Driver memory; on local[*] this is all the memory Spark gets.")
     shuffle_partitions: int = Field(default=8, description="spark.sql.shuffle.partitions; a few per core locally, hundreds on a cluster.")
     s3a: bool = Field(default=False, description="Read and write s3a:// paths directly (needs hadoop-aws on the cluster).")

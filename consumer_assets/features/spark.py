@@ -44,9 +44,19 @@ LOCAL_DEFAULTS = {
 
 
 def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, app_name: str = "consumer-assets") -> SparkSession:
-    """Get or create the process's SparkSession with the project's settings on top of ``conf``."""
-    builder = SparkSession.builder.appName(app_name).master(master)
+    """Get or create the process's SparkSession with the project's settings on top of ``conf``.
+
+    ``master`` ``sc://HOST:PORT`` connects to a Spark Connect server instead (a cluster's driver, not this process):
+    only the session's SQL settings travel, the server's own configuration holds the rest.
+    """
     settings = {**LOCAL_DEFAULTS, **(conf or {})}
+    if master.startswith("sc://"):
+        session = SparkSession.builder.remote(master).getOrCreate()
+        for key, value in settings.items():
+            if key.startswith("spark.sql."):
+                session.conf.set(key, value)
+        return session
+    builder = SparkSession.builder.appName(app_name).master(master)
     if master.startswith("local"):
         settings.setdefault("spark.driver.host", "127.0.0.1")
         settings.setdefault("spark.driver.bindAddress", "127.0.0.1")

@@ -248,6 +248,31 @@ def test_replicas_on_redis_share_states_and_score_as_the_embedded_store(shop, re
         shop.delete_dir(shop.partition_key(STATES, START))
 
 
+def test_the_service_on_redis_answers_over_http_as_the_embedded_store(shop, redis_url):
+    """The HTTP path on Redis awaits it (redis.asyncio) instead of waiting on it: same scores as the embedded store."""
+    _write_states(shop, START, "v1")
+    scorer = OnlineScorer(shop, state_store=redis_url, refresh_s=3600)
+    scorer.start()
+    service = Service(scorer)
+    try:
+        events = _contract_events(shop, START + timedelta(days=1))[:300]
+        assert service.request("POST", "/events", events)[1]["applied"] == 300
+        assert service.request("POST", "/events", events[:50])[1] == {"applied": 0, "already_applied": 50, "model_version": "v1"}
+        embedded = OnlineScorer(shop, refresh_s=3600)
+        embedded.refresh()
+        embedded.post_events(events)
+        at = cutoff_seconds(START + timedelta(days=1))
+        for profile in sorted({e["profile_id"] for e in events})[:40]:
+            body = service.request("GET", f"/profiles/{profile}/score?at={at}")[1]
+            assert body["probabilities"] == pytest.approx(embedded.score(profile, at)["probabilities"], abs=1e-6)
+        health = service.request("GET", "/health")[1]
+        assert health["state_store"] == "redis" and health["profiles"] >= len({e["profile_id"] for e in events})
+    finally:
+        service.stop()
+        scorer.stop()
+        shop.delete_dir(shop.partition_key(STATES, START))
+
+
 # --- hostile requests ------------------------------------------------------------------
 
 

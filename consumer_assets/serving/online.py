@@ -127,12 +127,14 @@ class OnlineScorer:
         limits: OnlineLimits = OnlineLimits(),
     ):
         self.root, self.refresh_s, self.limits = root, refresh_s, limits
-        self._redis = None
+        self._redis = self._aredis = None
         if state_store.startswith("redis://"):
             import redis
+            import redis.asyncio
 
-            self._redis = redis.Redis.from_url(state_store)
+            self._redis = redis.Redis.from_url(state_store)  # loading generations and replays, in the watcher thread
             self._redis.ping()
+            self._aredis = redis.asyncio.Redis.from_url(state_store)  # requests, awaited on the event loop
             self._prefix = redis_prefix
             self.events_log = RedisEventLog(self._redis, f"{redis_prefix}:events")
         elif state_store == "embedded":
@@ -158,7 +160,7 @@ class OnlineScorer:
         model = OnlineModel(self.store.load_for_serving(version))
         table = self.root.read_partition(STATES, day)
         if self._redis is not None:
-            states = RedisStates.load(self._redis, f"{self._prefix}:{version}:{day}", table, log.info)
+            states = RedisStates.load(self._redis, f"{self._prefix}:{version}:{day}", table, log.info, aclient=self._aredis)
         else:
             states = EmbeddedStates(table)
         log.info("loaded %d states of %s (model %s) in %.1f s", table.num_rows, day, version, time.perf_counter() - started)
@@ -232,19 +234,41 @@ class OnlineScorer:
         whether it was new here."""
         return generation.states.apply(event, lambda state: generation.model.advance(state, event), self.events_log if logged else None)
 
-    def post_events(self, payload: Any) -> dict:
-        """Apply a request's events (checked first, all or none); how many were new and how many this generation had seen."""
+    def _checked(self, payload: Any) -> tuple[Generation, list[Event]]:
+        """The generation that takes a request's events, and the events, every one checked before any is applied."""
         generation = self.current
         items = payload if isinstance(payload, list) else [payload]
         if len(items) > self.limits.max_events:
             raise EventRejected([{"index": None, "reason": f"too_many_events: at most {self.limits.max_events:,} per request", "field": None}])
-        events = parse_events(items, (generation.cutoff_s, time.time() + self.limits.max_clock_skew_s))
+        return generation, parse_events(items, (generation.cutoff_s, time.time() + self.limits.max_clock_skew_s))
+
+    @staticmethod
+    def _older(index: int, exc: ValueError) -> ValueError:
+        return ValueError(f"event {index}: {exc}; the {index} event(s) before it were applied")
+
+    def post_events(self, payload: Any) -> dict:
+        """Apply a request's events (checked first, all or none); how many were new and how many this generation had seen."""
+        generation, events = self._checked(payload)
         applied = 0
         for index, event in enumerate(events):
             try:
                 applied += self._apply(generation, event, logged=True)
             except ValueError as exc:
-                raise ValueError(f"event {index}: {exc}; the {index} event(s) before it were applied") from exc
+                raise self._older(index, exc) from exc
+        return {"applied": applied, "already_applied": len(events) - applied}
+
+    async def post(self, payload: Any) -> dict:
+        """``post_events`` for the event loop: in a worker thread (embedded: the LSTM steps would hold the loop), or
+        awaiting Redis between the steps (each step alone is a fraction of a millisecond)."""
+        if self._aredis is None:
+            return await run_in_threadpool(self.post_events, payload)
+        generation, events = self._checked(payload)
+        applied = 0
+        for index, event in enumerate(events):
+            try:
+                applied += await generation.states.aapply(event, lambda state, e=event: generation.model.advance(state, e), self.events_log)
+            except ValueError as exc:
+                raise self._older(index, exc) from exc
         return {"applied": applied, "already_applied": len(events) - applied}
 
     def _model(self, generation: Generation) -> dict:
@@ -252,7 +276,15 @@ class OnlineScorer:
 
     def score(self, profile_id: str, at_s: float | None = None) -> dict:
         generation = self.current
-        state = generation.states.get(profile_id)
+        return self._answer(generation, profile_id, generation.states.get(profile_id), at_s)
+
+    async def ascore(self, profile_id: str, at_s: float | None = None) -> dict:
+        """``score`` for the event loop: Redis awaited, never waited on."""
+        generation = self.current
+        state = await generation.states.aget(profile_id) if self._aredis is not None else generation.states.get(profile_id)
+        return self._answer(generation, profile_id, state, at_s)
+
+    def _answer(self, generation: Generation, profile_id: str, state, at_s: float | None) -> dict:
         moment = time.time() if at_s is None else at_s
         probabilities = generation.model.score(state, moment)
         return {
@@ -265,16 +297,20 @@ class OnlineScorer:
             "states_day": generation.day.isoformat(),
         }
 
-    def health(self) -> dict:
+    def health(self, profiles: int | None = None) -> dict:
         generation = self.current
         return {
             "status": "ok",
             **self._model(generation),
             "states_day": generation.day.isoformat(),
-            "profiles": len(generation.states),
+            "profiles": len(generation.states) if profiles is None else profiles,
             "state_store": "redis" if self._redis is not None else "embedded",
             "limits": asdict(self.limits),
         }
+
+    async def ahealth(self) -> dict:
+        generation = self.current
+        return self.health(await generation.states.alen() if self._aredis is not None else None)
 
 
 def _iso(seconds: float) -> str:
@@ -401,7 +437,7 @@ def create_app(scorer: OnlineScorer, token: str | None):
 
     @app.get("/health", response_model=Health)
     async def health() -> dict:
-        return scorer.health()
+        return await scorer.ahealth()
 
     @app.post(
         "/events",
@@ -431,7 +467,7 @@ def create_app(scorer: OnlineScorer, token: str | None):
                 {"detail": f"the body is not usable JSON ({reason})", "errors": [{"index": None, "reason": reason, "field": None}]}, status_code=400
             )
         try:
-            outcome = await run_in_threadpool(scorer.post_events, payload)  # LSTM steps off the event loop: reads keep answering
+            outcome = await scorer.post(payload)  # never holding the event loop: reads keep answering
         except EventRejected as exc:
             return JSONResponse({"detail": str(exc), "errors": exc.errors}, status_code=422)
         except ValueError as exc:  # an event older than its profile's state
@@ -446,6 +482,6 @@ def create_app(scorer: OnlineScorer, token: str | None):
             moment = parse_moment(at, limits.latest_moment_s)
         except ValueError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        return scorer.score(profile_id, moment)
+        return await scorer.ascore(profile_id, moment)
 
     return app

@@ -164,18 +164,20 @@ RETIRED_GENERATION_TTL_S = 3600  # a replaced generation's keys expire after thi
 
 class RedisStates:
     """One generation in Redis under its own key prefix (one hash of packed states, one set of applied event ids);
-    loaded once, whichever replica gets there first."""
+    loaded once, whichever replica gets there first. ``client`` is redis-py's (loading, replays, a thread);
+    ``aclient`` its asyncio twin, for the service's requests (the ``a...`` methods, awaited on the event loop)."""
 
-    def __init__(self, client, prefix: str, hidden_size: int):
-        self.client, self.prefix, self.hidden = client, prefix, hidden_size
+    def __init__(self, client, prefix: str, hidden_size: int, aclient=None):
+        self.client, self.aclient, self.prefix, self.hidden = client, aclient, prefix, hidden_size
         self.states_key, self.applied_key = f"{prefix}:states", f"{prefix}:applied"
         self._commit = client.register_script(APPLY_SCRIPT)
+        self._acommit = aclient.register_script(APPLY_SCRIPT) if aclient is not None else None
 
     @classmethod
-    def load(cls, client, prefix: str, table: pa.Table, log: Callable[[str], None] = lambda _: None, wait_s: float = 600) -> RedisStates:
+    def load(cls, client, prefix: str, table: pa.Table, log: Callable[[str], None] = lambda _: None, wait_s: float = 600, aclient=None) -> RedisStates:
         """The generation ``prefix``, writing ``table``'s states into Redis unless another replica has (or is)."""
         hidden = table.schema.field("h").type.list_size
-        states = cls(client, prefix, hidden)
+        states = cls(client, prefix, hidden, aclient)
         ready, claim = f"{prefix}:ready", f"{prefix}:loading"
         deadline = time.monotonic() + wait_s
         while not client.exists(ready):
@@ -195,8 +197,15 @@ class RedisStates:
     def __len__(self) -> int:
         return int(self.client.hlen(self.states_key))
 
+    async def alen(self) -> int:
+        return int(await self.aclient.hlen(self.states_key))
+
     def get(self, profile_id: str) -> ProfileState | None:
         data = self.client.hget(self.states_key, profile_id)
+        return None if data is None else _unpack(data, self.hidden)
+
+    async def aget(self, profile_id: str) -> ProfileState | None:
+        data = await self.aclient.hget(self.states_key, profile_id)
         return None if data is None else _unpack(data, self.hidden)
 
     def retire(self) -> None:
@@ -206,19 +215,33 @@ class RedisStates:
 
     def apply(self, event: Event, update: Update, log: RedisEventLog | None) -> bool:
         """As ``EmbeddedStates.apply``, in two round trips: read the state, then write it if nobody changed it meanwhile."""
-        entry = json.dumps(asdict(event)) if log is not None else ""
-        keys = [self.states_key, self.applied_key, log.key if log is not None else ""]
         while True:
             data, applied = (
                 self.client.pipeline(transaction=False).hget(self.states_key, event.profile_id).sismember(self.applied_key, event.event_id).execute()
             )
             if applied:
                 return False  # a retry of an event this generation has seen: not even checked against the state
-            state = update(None if data is None else _unpack(data, self.hidden))
-            args = [data or b"", _pack(state), event.event_id, entry, log.limit if log is not None else 0, event.profile_id]
-            outcome = self._commit(keys=keys, args=args)
+            outcome = self._commit(**self._commit_args(event, data, update, log))
             if outcome != CHANGED_MEANWHILE:
                 return outcome == APPLIED
+
+    async def aapply(self, event: Event, update: Update, log: RedisEventLog | None) -> bool:
+        """``apply`` on the asyncio client: the event loop serves other requests during both round trips."""
+        while True:
+            async with self.aclient.pipeline(transaction=False) as pipe:
+                data, applied = await pipe.hget(self.states_key, event.profile_id).sismember(self.applied_key, event.event_id).execute()
+            if applied:
+                return False
+            outcome = await self._acommit(**self._commit_args(event, data, update, log))
+            if outcome != CHANGED_MEANWHILE:
+                return outcome == APPLIED
+
+    def _commit_args(self, event: Event, data: bytes | None, update: Update, log: RedisEventLog | None) -> dict:
+        """The compare-and-set script's keys and arguments: the state read (``data``), the state after ``update``."""
+        state = update(None if data is None else _unpack(data, self.hidden))
+        entry = json.dumps(asdict(event)) if log is not None else ""
+        keys = [self.states_key, self.applied_key, log.key if log is not None else ""]
+        return {"keys": keys, "args": [data or b"", _pack(state), event.event_id, entry, log.limit if log is not None else 0, event.profile_id]}
 
 
 class RedisEventLog:

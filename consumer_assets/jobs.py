@@ -7,6 +7,7 @@ own job (and an automation condition that runs it once D+1..D+H have landed).
 
 import dagster as dg
 
+from consumer_assets.automation.freshness import FRESHNESS_CHECKS
 from consumer_assets.training.gpu import GPU_JOB_TAGS
 from consumer_assets.validation.assets import promote_version
 
@@ -19,7 +20,8 @@ PREEMPTIBLE = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILU
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
-    selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
+    selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats")
+    - FRESHNESS_CHECKS,
     tags=DAY_RUNTIME,
     description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor it.",
 )
@@ -49,7 +51,7 @@ evaluation_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     name="scoring_job",
-    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats"),
+    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats") - FRESHNESS_CHECKS,
     tags=DAY_RUNTIME,
     description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
 )

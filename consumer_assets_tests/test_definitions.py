@@ -86,6 +86,14 @@ def test_training_runs_carry_the_gpu_tags():
     assert defs.resolve_assets_def("raw_events").op.retry_policy.max_retries == 2
 
 
+def test_freshness_checks_run_only_on_their_own():
+    """Inside a day's run a replayed day would judge today's freshness: the daily jobs leave the checks out."""
+    for name in ("daily_data_job", "scoring_job"):
+        nodes = {node.name for node in defs.resolve_job_def(name).nodes}
+        assert not any("freshness" in node for node in nodes) and any("_check_" in node for node in nodes), nodes
+    assert any("freshness" in node.name for node in defs.resolve_job_def("freshness_checks_job").nodes)
+
+
 def test_definitions_validate_from_the_cli():
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],

@@ -140,6 +140,8 @@ def test_the_landing_sensor_requests_the_day_and_skips_scoring_before_a_model_se
         [request] = landing_sensor(context)
         assert request.partition_key == (today - timedelta(days=1)).isoformat()
         assert request.asset_selection == FEATURE_ASSETS
+        checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in request.asset_check_keys}
+        assert "raw_events:check_quarantine_rate" in checks and not any("freshness" in c for c in checks)  # today's freshness is not this day's
         again = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources=resources, definitions=defs)
         assert isinstance(landing_sensor(again), dg.SkipReason)
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
+from consumer_assets.automation.freshness import day_checks
 from consumer_assets.automation.landing import scan_landing
 from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import RECONCILED, lost_partitions
@@ -61,6 +62,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
             run_key=day.run_key,
             partition_key=day.day.isoformat(),
             asset_selection=None if serving else FEATURE_ASSETS,  # nothing to score before a model serves
+            asset_check_keys=None if serving else day_checks(context.repository_def.asset_graph, FEATURE_ASSETS),
             tags={"consumer-assets/landing-files": str(day.files), "consumer-assets/late-files": str(day.late).lower()},
         )
         for day in due
@@ -99,6 +101,7 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
             dg.RunRequest(
                 job_name=labels_job.name if partition.dataset == LABELS else daily_data_job.name,
                 asset_selection=[dg.AssetKey(partition.dataset)],
+                asset_check_keys=day_checks(context.repository_def.asset_graph, [dg.AssetKey(partition.dataset)]),
                 partition_key=day,
                 run_key=f"reconcile:{identity}:{partition.dataset}:{day}:{latest[partition.dataset][day]}",  # once per lost materialisation
                 tags={"consumer-assets/reconciled": "lost from storage"},

@@ -71,14 +71,19 @@ class WebhookSink:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def run_job(instance: dg.DagsterInstance, name: str, day: date, asset_selection=None, run_config=None, tags=None) -> dg.ExecuteInProcessResult:
-    """Run a partitioned job for a day in this process, recorded in the instance, and log its outcome."""
-    result = defs.resolve_job_def(name).execute_in_process(
+def run_job(
+    instance: dg.DagsterInstance, name: str, day: date, asset_selection=None, run_config=None, tags=None, asset_check_selection=None
+) -> dg.ExecuteInProcessResult:
+    """Run a partitioned job for a day in this process, recorded in the instance, and log its outcome. A run request's
+    assets come with its checks (``asset_check_selection``), as the daemon runs them."""
+    job = defs.resolve_job_def(name)
+    if asset_selection is not None:
+        job = job.get_subset(asset_selection=set(asset_selection), asset_check_selection=set(asset_check_selection or []))
+    result = job.execute_in_process(
         partition_key=day.isoformat(),
         instance=instance,
         raise_on_error=False,
         run_config={**QUIET, **(run_config or {})},
-        asset_selection=asset_selection,
         tags=tags,
     )
     checks = result.get_asset_check_evaluations()
@@ -141,14 +146,16 @@ class Replay:
         requests = landing_sensor(context)
         self.landing_cursor = context.cursor
         for request in [] if isinstance(requests, dg.SkipReason) else requests:
-            run_job(self.instance, "daily_data_job", date.fromisoformat(request.partition_key), request.asset_selection, tags=request.tags)
+            day = date.fromisoformat(request.partition_key)
+            run_job(self.instance, "daily_data_job", day, request.asset_selection, tags=request.tags, asset_check_selection=request.asset_check_keys)
 
     def reconcile_tick(self) -> None:
         """Labels and snapshots the instance remembers but the root lost (a demo after ``rm -rf .data``) are rebuilt."""
         context = dg.build_sensor_context(instance=self.instance, resources=self.landing, definitions=defs)
         requests = reconcile_sensor(context)
         for request in [] if isinstance(requests, dg.SkipReason) else requests:
-            run_job(self.instance, request.job_name, date.fromisoformat(request.partition_key), request.asset_selection, tags=request.tags)
+            day = date.fromisoformat(request.partition_key)
+            run_job(self.instance, request.job_name, day, request.asset_selection, tags=request.tags, asset_check_selection=request.asset_check_keys)
 
     def automation_tick(self, now: datetime) -> None:
         result = dg.evaluate_automation_conditions(

@@ -4,6 +4,7 @@ gRPC health check answers SERVING. Exits 1, naming the step, when any of it fail
 fails the first step)."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,12 +45,26 @@ def main() -> None:
         fail("loading consumer_assets.definitions", f"loaded from the source tree, not the installed package: {loaded.stdout}")
     print(f"definitions load from the installed package ({loaded.stdout.strip()})")
     port = free_port()
+    # env --default-signal: started from a script, dagster would inherit an ignored SIGTERM and outlive the check.
     server = subprocess.Popen(
-        [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(port), "-m", "consumer_assets.definitions"],
+        [
+            "env",
+            "--default-signal=INT,TERM",
+            str(BIN / "dagster"),
+            "code-server",
+            "start",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "consumer_assets.definitions",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        start_new_session=True,  # its own process group: the server and the gRPC process it starts stop together
     )
     try:
         deadline, started = time.monotonic() + 180, time.monotonic()
@@ -64,8 +79,12 @@ def main() -> None:
                 fail("the code server's health check", check.stdout + check.stderr)
             time.sleep(2)
     finally:
-        server.terminate()
-        server.wait(30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 if __name__ == "__main__":

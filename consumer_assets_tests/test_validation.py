@@ -262,7 +262,7 @@ def test_rollback_is_a_run_that_accepts_only_validated_versions(root_folder, ser
     assert history[-1].reason == "test rollback" and history[-1].promoted_by == "promote_model job"
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="promote_model_job"))
-        assert sorted(r.status for r in runs) == [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS]
+        assert sorted(r.status.value for r in runs) == ["FAILURE", "SUCCESS"]
         latest = instance.get_latest_materialization_event(dg.AssetKey("model_in_service")).asset_materialization
         assert latest.metadata["version"].value == serving and latest.metadata["reason"].value == "test rollback"
     without_home = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}

@@ -57,9 +57,24 @@ def test_every_definition_is_in_the_ui(webserver):
     assert set(assets) == {key.to_user_string() for key in graph.get_all_asset_keys()}
     checks = {check["name"] for node in assets.values() for check in node["assetChecksOrError"]["checks"]}
     assert checks == {key.name for key in graph.asset_check_keys}
-    assert {job["name"] for job in repository["jobs"]} >= {"daily_data_job", "labels_job", "training_job", "scoring_job"}
+    assert {job["name"] for job in repository["jobs"]} >= {
+        "daily_data_job",
+        "labels_job",
+        "training_job",
+        "evaluation_job",
+        "scoring_job",
+        "promote_model_job",
+        "freshness_checks_job",
+    }
     assert {s["name"] for s in repository["schedules"]} == {"daily_data_schedule", "training_schedule"}
-    assert {s["name"] for s in repository["sensors"]} == {"landing_sensor", "reconcile_sensor", "alert_sensor", "dead_run_sensor", "automation_sensor"}
+    assert {s["name"] for s in repository["sensors"]} == {
+        "landing_sensor",
+        "reconcile_sensor",
+        "alert_sensor",
+        "dead_run_sensor",
+        "automation_sensor",
+        "freshness_sensor",
+    }
     assert {node["groupName"] for node in assets.values()} == {"ingest", "features", "labels", "training", "validation", "serving", "monitoring"}
     assert all(node["description"] and node["owners"] for node in assets.values())
 

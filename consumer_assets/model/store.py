@@ -246,8 +246,14 @@ class ModelStore:
         return record.version
 
     def write_verdict(self, verdict: GateVerdict) -> None:
-        """Store the gate's decision bound to the hashes of the candidate's files as they are now (checked first)."""
-        hashes = {name: _sha256(data) for name, data in self._read_verified(verdict.version).items()}
+        """Store the gate's decision bound to the hashes of the candidate's files as they are now (checked first). A
+        refusal is stored even when the files no longer verify: it serves nothing either way, and says why."""
+        try:
+            hashes = {name: _sha256(data) for name, data in self._read_verified(verdict.version).items()}
+        except ModelLoadError:
+            if verdict.passed:
+                raise
+            hashes = {}
         self.write_json(verdict.version, VERDICT, replace(verdict, sha256=hashes).to_json())
 
     def read_verdict(self, version: str) -> GateVerdict | None:

@@ -24,6 +24,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` (a server started, not necessarily ready)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_for(what: str, seconds: float, condition, every: float = 2.0):
     """``condition()``'s first truthy value, or a test failure naming ``what`` after ``seconds``."""
     deadline = time.monotonic() + seconds

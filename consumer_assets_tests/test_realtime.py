@@ -30,7 +30,7 @@ from consumer_assets.serving.online import OnlineScorer, create_app
 from consumer_assets.serving.states import batch_states, cutoff_seconds
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
-from local_servers import free_port
+from local_servers import free_port, port_open, wait_for
 
 pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
@@ -213,14 +213,7 @@ def redis_url(tmp_path):
     server = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+    wait_for("redis-server started", 10, lambda: port_open(port), every=0.05)
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait(10)

@@ -3,10 +3,8 @@ equal those built by Spark in this process. The server is the one pyspark ships 
 on 127.0.0.1, a driver of its own as on a cluster; it reads and writes the same storage root."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from consumer_assets.features.spark import SparkStorage
 from consumer_assets.labels.build import build_labels
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
-from local_servers import REPO, free_port
+from local_servers import REPO, free_port, port_open, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +51,7 @@ def connect_url(tmp_path_factory):
     ]
     grpc = ["--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1"]
     subprocess.run(["bash", str(SBIN / "start-connect-server.sh"), *local, *grpc, "--driver-memory", "1g"], env=env, check=True, capture_output=True)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            logs = "".join(p.read_text() for p in (folder / "logs").glob("*.out")) if (folder / "logs").exists() else ""
-            assert time.monotonic() < deadline, f"the Spark Connect server did not start: {logs[-2000:]}"
-            time.sleep(0.5)
+    wait_for(f"the Spark Connect server started (its log: {folder / 'logs'})", 120, lambda: port_open(port), every=0.5)
     yield f"sc://127.0.0.1:{port}"
     subprocess.run(["bash", str(SBIN / "stop-connect-server.sh")], env=env, capture_output=True)
 

@@ -48,9 +48,14 @@ VERDICT = "verdict.json"  # the gate's verdict, written beside a candidate by va
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # no slashes, no "..": a version is a folder name, never a path
 
 
+def is_version(name: object) -> bool:
+    """Whether ``name`` is a safe folder name for a version."""
+    return isinstance(name, str) and VERSION_PATTERN.fullmatch(name) is not None and ".." not in name
+
+
 def check_version(version: object) -> str:
     """``version`` if it is a safe folder name; a ModelLoadError naming the rule otherwise."""
-    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version) or ".." in version:
+    if not is_version(version):
         raise ModelLoadError(f"{str(version)[:80]!r} is not a model version (letters, digits, '.', '_', '-'; at most 128; no '..')")
     return version
 
@@ -132,7 +137,7 @@ class ModelStore:
 
     def versions(self) -> list[str]:
         """Complete candidates (with a manifest), oldest first by name."""
-        return [v for v in self.root.list_dirs(CANDIDATES) if VERSION_PATTERN.fullmatch(v) and self.root.exists(self._key(v, "manifest.json"))]
+        return [v for v in self.root.list_dirs(CANDIDATES) if is_version(v) and self.root.exists(self._key(v, "manifest.json"))]
 
     def save_candidate(self, version: str, network: ConsumerLSTM, vocabulary: Vocabulary, training: dict) -> None:
         if self.root.exists(self._key(version, "manifest.json")):
@@ -232,7 +237,7 @@ class ModelStore:
             raise ModelLoadError(f"{self.root.uri}/{SERVING} is not valid JSON ({exc}): {fix}") from exc
         if not isinstance(record, dict) or not isinstance(record.get("version"), str):
             raise ModelLoadError(f"{self.root.uri}/{SERVING} names no version: {fix}")
-        if not VERSION_PATTERN.fullmatch(record["version"]) or ".." in record["version"]:
+        if not is_version(record["version"]):
             raise ModelLoadError(f"{self.root.uri}/{SERVING} names {record['version'][:80]!r}, which is not a model version: {fix}")
         return ServingRecord.from_json({"since": "", **record})
 

@@ -13,8 +13,9 @@ that the process answers, ``/readyz`` whether it has a generation to serve.
 Every request is bounded (``OnlineLimits``): writes need the bearer token (off only on
 a loopback bind for development), a body of at most ``max_body_bytes`` (413), at most
 ``max_events`` events (422), each inside the time window between the states' cut-off
-and the server clock plus ``max_clock_skew_s``. The LSTM steps run in a worker thread,
-so reads and ``/health`` answer while a batch of events is applied.
+and the server clock plus ``max_clock_skew_s``. No request holds the event loop: with
+the embedded store the LSTM steps run in a worker thread, with Redis every round trip is
+awaited (``redis.asyncio``), so reads and ``/health`` answer while a batch is applied.
 
 The service serves one generation: the newest ``profile_states`` partition and the
 model that wrote it. A watcher thread looks for a newer one every ``refresh_s``

@@ -28,4 +28,4 @@ class StorageResource(dg.ConfigurableResource):
         if not self.root.startswith("s3://"):
             return StorageRoot(self.root)
         s3 = S3Resource(endpoint_url=self.endpoint_url or None, region_name=s3_region(self.region), max_attempts=self.max_attempts)
-        return StorageRoot(self.root, endpoint_url=self.endpoint_url or None, region=self.region, s3_client=s3.get_client())
+        return StorageRoot(self.root, endpoint_url=self.endpoint_url or None, region=self.region, s3_client_factory=s3.get_client)

@@ -89,11 +89,12 @@ class ObjectInfo:
 class StorageRoot:
     """A filesystem and a base path; every key below it uses ``/`` separators."""
 
-    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None, lease_seconds: float = LEASE_SECONDS, s3_client=None):
-        """``s3_client``: the boto3 client for the object requests (conditional writes, listings); the Dagster layer
-        passes dagster-aws's ``S3Resource`` client (endpoint, credential chain, retries), plain callers get one here."""
+    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None, lease_seconds: float = LEASE_SECONDS, s3_client_factory=None):
+        """``s3_client_factory``: makes the boto3 client for the object requests (conditional writes, listings), called
+        once, when the first such request is made; the Dagster layer passes dagster-aws's ``S3Resource.get_client``
+        (endpoint, credential chain, retries), plain callers get boto3's own."""
         self.lease_seconds = lease_seconds  # how long a dead writer can block a partition (see .lease)
-        self._given_s3_client = s3_client
+        self._s3_client_factory = s3_client_factory
         self.is_s3 = uri.startswith("s3://")
         self.uri = uri.rstrip("/")
         if self.is_s3:
@@ -191,8 +192,8 @@ class StorageRoot:
     @functools.cached_property
     def _s3(self):
         """One boto3 client per root (clients are thread-safe: the lease renewer shares it)."""
-        if self._given_s3_client is not None:
-            return self._given_s3_client
+        if self._s3_client_factory is not None:
+            return self._s3_client_factory()
         import boto3  # only S3 roots need it; a local root works where boto3 is not installed (the GPU machine)
 
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)

@@ -22,6 +22,7 @@ many epochs each first reached the cold run's best validation log-loss.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -93,15 +95,33 @@ def build_data(root: StorageRoot, profiles: int, days: int) -> None:
     spark = spark_session("local[*]", {"spark.driver.memory": "6g", "spark.ui.enabled": "false"})
     spark_storage = SparkStorage(root)
     for k in range(days):
-        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(window_days=30), files=1)
+        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(), files=1)  # the platform's window
     for k in range(days - HORIZON):
         build_labels(spark, spark_storage, START + timedelta(days=k), HORIZON, {})
 
 
+VARIANTS = {  # ablations: each trains the same candidate with one lever of the default turned back
+    "every-snapshot": {"one_snapshot_per_profile": False},
+    "equal-target-weights": {"judged_target_weight": None},
+}
+
+
 def train_at(
-    root: StorageRoot, day: date, version: str, warm: bool, patience: int = 2, threads: int = 2, batch_size: int | None = None, max_epochs: int | None = 8
+    root: StorageRoot,
+    day: date,
+    version: str,
+    warm: bool,
+    patience: int | None = None,
+    threads: int = 2,
+    batch_size: int | None = None,
+    max_epochs: int | None = None,
+    **overrides,
 ):
-    config = TrainConfig(max_epochs=max_epochs, patience=patience, threads=threads, batch_size=batch_size)
+    config = TrainConfig(max_epochs=max_epochs, patience=patience or TrainConfig.patience, threads=threads, batch_size=batch_size)
+    if overrides.get("judged_target_weight", 0) is None:  # equal weights: the judged target gets 1 / targets
+        plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
+        overrides["judged_target_weight"] = 1 / len(plan.targets)
+    config = replace(config, **overrides)
     plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
     return train_candidate(root, plan, version, warm_start=warm, log_fn=lambda line: print("   ", line))
 
@@ -217,9 +237,18 @@ def memory() -> None:
 
 
 def reference_scores(root: StorageRoot, table, config: SimulationConfig) -> dict[str, np.ndarray]:
-    """The oracle (true probabilities) and the forward filter over daily counts, for each test row."""
+    """The oracle (true probabilities) and the forward filter over daily counts, for each test row.
+
+    The filter takes minutes at 100,000 profiles; its scores are kept beside the data
+    (``_references/<digest>.npz``, plain arrays) and reused for the same test rows.
+    """
     days = table.column("snapshot_date").to_pylist()
     ids = table.column("profile_id").to_pylist()
+    digest = hashlib.sha256(json.dumps([[str(d) for d in days], ids]).encode()).hexdigest()[:16]
+    cached = None if root.is_s3 else os.path.join(root.base, "_references", f"{digest}.npz")
+    if cached and os.path.exists(cached):
+        with np.load(cached, allow_pickle=False) as stored:
+            return {"forward filter (counts/day)": stored["filtered"], "oracle (true p)": stored["oracle"]}
     profiles = sorted(set(ids))
     oracle, filtered = np.zeros(len(ids)), np.zeros(len(ids))
     for day in sorted(set(days)):
@@ -232,10 +261,14 @@ def reference_scores(root: StorageRoot, table, config: SimulationConfig) -> dict
     for k, (day, profile) in enumerate(zip(days, ids)):
         filtered[k] = by_day[day][position[profile]]
     print(f"  forward filter over {len(profiles):,} profiles in {time.perf_counter() - started:.0f} s")
+    if cached:
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        np.savez(cached, filtered=filtered, oracle=oracle)
     return {"forward filter (counts/day)": filtered, "oracle (true p)": oracle}
 
 
-def quality_table(root: StorageRoot, version: str, split, config: SimulationConfig) -> None:
+def quality_table(root: StorageRoot, version: str, split, config: SimulationConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Print the LSTM beside the baselines and references; returns its test scores and the references'."""
     evaluation = evaluate_candidate(root, version, split)
     table, y = labelled_rows(root, split.held_out_days, ("order_any",), "test")
     y = y[:, 0]
@@ -261,6 +294,24 @@ def quality_table(root: StorageRoot, version: str, split, config: SimulationConf
         others["forward filter"] = paired_differences(lstm, references["forward filter (counts/day)"], y, groups)
     for name, c in others.items():
         print(f"  LSTM - {name}: AUC {c['auc_difference']:+.4f} (paired 95 % interval {c['auc_difference_ci_low']:+.4f} to {c['auc_difference_ci_high']:+.4f})")
+    return lstm, references
+
+
+def ablations(root: StorageRoot, day: date, version: str, split, lstm: np.ndarray, references: dict[str, np.ndarray], names: list[str], threads: int) -> None:
+    """Train each variant of ``VARIANTS`` on the same data; its AUC and its paired difference to the default LSTM."""
+    table, y = labelled_rows(root, split.held_out_days, ("order_any",), "test")
+    y, groups = y[:, 0], np.asarray(table.column("profile_id").to_pylist(), dtype=object)
+    print(f"\nablations (each a lever of the default turned back; paired differences on the same {len(y):,} test rows, {int(y.sum()):,} positives)")
+    for name in names:
+        trained = train_at(root, day, f"{version}-{name}", warm=False, threads=threads, **VARIANTS[name])
+        p = score_table(ModelStore(root).load(trained.version), table)[:, 0]
+        m, c = summarise(p, y, groups), paired_differences(p, lstm, y, groups)
+        line = f"  {name:<24} AUC {m['auc']:.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}), ECE {m['ece']:.4f}; "
+        line += f"variant - default {c['auc_difference']:+.4f} ({c['auc_difference_ci_low']:+.4f} to {c['auc_difference_ci_high']:+.4f})"
+        if references:
+            f = paired_differences(p, references["forward filter (counts/day)"], y, groups)
+            line += f"; variant - filter {f['auc_difference']:+.4f}"
+        print(line + f"; best epoch {trained.result.best_epoch}, {trained.result.seconds:.0f} s")
 
 
 def main() -> None:
@@ -277,9 +328,10 @@ def main() -> None:
         "--max-epochs",
         type=int,
         default=None,
-        help="upper bound of the end-to-end runs' epochs (early stopping, patience 2); default: 12 on the CPU, 40 on a GPU",
+        help="upper bound of the end-to-end runs' epochs (early stopping); default: the platform's (TrainConfig)",
     )
     parser.add_argument("--skip-quality", action="store_true", help="no baselines and references after training")
+    parser.add_argument("--ablations", default="", help=f"after the quality table, train these variants too, comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--warm-start", action="store_true", help="also compare a warm start with a cold one on the next day")
     parser.add_argument("--contention", action="store_true", help="one CPU training run alone, then two side by side")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a training run on 1 million sequences")
@@ -348,7 +400,9 @@ def main() -> None:
             print(f"  end to end: {result.sequences_per_second:,.0f} sequences/s on average (per epoch: {', '.join(epochs)}); best epoch {result.best_epoch}")
             if args.skip_quality:
                 continue
-            quality_table(root, first.version, first.plan.split, SimulationConfig(profiles=args.profiles))
+            lstm, references = quality_table(root, first.version, first.plan.split, SimulationConfig(profiles=args.profiles))
+            if args.ablations:
+                ablations(root, day, first.version, first.plan.split, lstm, references, args.ablations.split(","), args.threads)
         if not args.warm_start:
             return
         version = first.version

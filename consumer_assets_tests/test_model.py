@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from consumer_assets.model.calibration import fit_platt
-from consumer_assets.model.encoding import OOV, PAD, PROFILE, Vocabulary, encode
+from consumer_assets.model.encoding import CONTINUOUS, OOV, PAD, PROFILE, Vocabulary, encode, seconds_into_day, step_features
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
 from consumer_assets.model.store import GateVerdict, ModelLoadError, ModelStore, NoServingModelError
@@ -71,6 +71,20 @@ def test_encoding_keeps_the_last_events_and_pads_at_the_end():
     last_type = table.column("event_type")[1].as_py()[-1]
     assert batch.categorical[1, 4, 0].item() == VOCAB.lookup("event_type", pa.array([last_type]))[0]
     assert (batch.categorical[2] == 0).all()
+
+
+def test_step_inputs_mark_new_days_and_sessions_on_the_day_scale():
+    # gaps: none (first event), 5 min, 2 h within the day, 10 min across midnight, 3 days
+    gaps = np.array([0.0, 300.0, 7_200.0, 600.0, 3 * 86_400.0])
+    since_midnight = np.array([50_000.0, 50_300.0, 57_500.0, 300.0, 300.0])
+    features = step_features(gaps, np.zeros(5), np.zeros(5), np.zeros(5), since_midnight)
+    column = {name: features[:, k] for k, name in enumerate(CONTINUOUS)}
+    assert column["new_day"].tolist() == [0, 0, 0, 1, 1]
+    assert column["new_session"].tolist() == [0, 0, 1, 0, 1]
+    assert column["days_prev"][4] == pytest.approx(3 / 30)  # linear in days: 3 days apart from 1 day as 1 from 0
+    assert (column["day_step"] == 0).all()
+    # The batch derives the time since midnight from the distance to the cut-off (a midnight).
+    assert seconds_into_day(np.array([1.0, 86_400.0, 86_400.0 + 3_600.0])).tolist() == [86_399.0, 0.0, 82_800.0]
 
 
 def test_padding_never_changes_a_prediction():

@@ -4,12 +4,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
 from consumer_assets.cores import CoreShare, available_cores, live_claims
 from consumer_assets.model.encoding import encode
 from consumer_assets.training.dataset import EncodedRows, length_buckets, prefetched
+from consumer_assets.training.train import TrainConfig
 from consumer_assets_tests.test_model import VOCAB, _histories
 
 LENGTHS = [3, 0, 15, 7, 1, 12, 9, 4, 0, 20, 2, 5]
@@ -31,6 +33,28 @@ def test_gathered_batches_equal_encoding_the_same_rows_directly():
         direct = encode(table.take(picked), VOCAB, 10, labels[picked])
         for name in ("categorical", "continuous", "profile", "lengths", "labels"):
             assert torch.equal(getattr(gathered, name), getattr(direct, name)), name
+
+
+def test_an_epoch_sees_each_profile_once_on_a_snapshot_day_drawn_anew():
+    table = _histories([3, 5, 2, 4, 1, 6], seed=4)
+    profiles = ["p0", "p1", "p0", "p2", "p1", "p0"]  # three profiles, on several snapshot days each
+    table = table.set_column(0, "profile_id", pa.array(profiles))
+    rows = EncodedRows.encode([(table, np.zeros((6, 1), np.float32))], VOCAB, max_length=10)
+    assert rows.groups.tolist() == [0, 1, 0, 2, 1, 0] and rows.profiles == 3
+    rng = np.random.default_rng(0)
+    draws = [rows.one_per_profile(rng) for _ in range(40)]
+    for drawn in draws:
+        assert sorted(rows.groups[drawn].tolist()) == [0, 1, 2]  # every profile exactly once
+    assert {int(d[rows.groups[d] == 0][0]) for d in draws} == {0, 2, 5}  # each of p0's days is drawn in some epoch
+    batches = list(rows.batches(2, rng, draws[0]))
+    assert sum(len(b) for b in batches) == 3
+
+
+def test_the_judged_target_weighs_as_much_as_all_others_together():
+    weights = TrainConfig().target_weights(6)
+    assert weights.sum().item() == pytest.approx(1.0) and weights[0].item() == pytest.approx(0.5)
+    assert weights[1:].tolist() == pytest.approx([0.1] * 5)
+    assert TrainConfig().target_weights(1).tolist() == [1.0]
 
 
 def test_length_buckets_cover_every_row_once_and_shuffle_by_epoch():

@@ -25,7 +25,7 @@ from torch import nn
 
 from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, PROFILE_SCALE, EncodedBatch, Vocabulary
 
-ARCHITECTURE = "consumer_lstm/2"  # /2: per-step inputs free of the cut-off, MLP head, calibration buffers
+ARCHITECTURE = "consumer_lstm/3"  # the per-step inputs of ``CONTINUOUS``; dropout on the embeddings only
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,8 @@ class ModelConfig:
 
     Defaults suit a shop with tens of thousands of articles: the article embedding is
     the largest block, the LSTM itself is small (hidden 64). Dropout applies to the
-    inputs and to the final state: ids of rare articles are easy to memorise.
+    embeddings and to the final state (ids of rare articles are easy to memorise),
+    never to the gaps and times: a blanked gap would read as a burst of activity.
     """
 
     targets: tuple[str, ...] = ("order_any",)
@@ -103,8 +104,8 @@ class ConsumerLSTM(nn.Module):
         """What the LSTM reads at each step, (..., time, inputs): the event alone, never the moment of prediction."""
         if self.training and self.config.id_dropout > 0:
             categorical = self._drop_ids(categorical)
-        embedded = [self.embeddings[name](categorical[..., k]) for k, name in enumerate(CATEGORICAL)]
-        return self.dropout(torch.cat([*embedded, continuous.to(embedded[0].dtype)], dim=-1))
+        embedded = self.dropout(torch.cat([self.embeddings[name](categorical[..., k]) for k, name in enumerate(CATEGORICAL)], dim=-1))
+        return torch.cat([embedded, continuous.to(embedded.dtype)], dim=-1)
 
     def head_logits(self, state: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
         """Uncalibrated logits from an LSTM state and the profile features at the moment of prediction (any leading shape)."""

@@ -27,7 +27,7 @@ import torch
 from consumer_assets.datasets import PREDICTIONS
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.ingest.contract import EVENT_TYPES
-from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, KeptEvents, encode, profile_features
+from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, KeptEvents, days_before_cutoff, encode, profile_features
 from consumer_assets.model.score import score_table
 from consumer_assets.model.store import LoadedModel, ModelStore
 from consumer_assets.storage import StorageRoot
@@ -80,57 +80,57 @@ def empty_history_score(model: LoadedModel) -> np.ndarray:
     return score_table(model, empty)[0]
 
 
-def _padded(table: pa.Table, name: str, layout: KeptEvents, fill, dtype) -> np.ndarray:
-    """A list column's kept events as (rows, steps), ``fill`` after each row's end."""
-    flat = pc.list_flatten(table.column(name))
-    return layout.padded(pc.fill_null(flat, fill).to_numpy(zero_copy_only=False) if fill is not None else flat.to_numpy(zero_copy_only=False), fill, dtype)
+EARLIER_DAY = "earlier_day"  # the event type of a day step: an active day before the last kept events
 
 
-def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Raw profile features after each kept event, (rows, steps, features) in ``PROFILE`` order, and the kept lengths.
+def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, KeptEvents]:
+    """Raw profile features after each step, (rows, steps, features) in ``PROFILE`` order, and the steps' layout.
 
-    Totals after event t are the snapshot's totals less the events after t; the
-    recency is the time from event t to the cut-off. At the last event they are
-    the snapshot's own values, so the last prefix is the scored profile.
+    Totals after step t are the snapshot's totals less what the later steps hold (an
+    event, or a day's counts); the recency is the time from step t to the cut-off (a
+    day step: from the end of its day). At the last step they are the snapshot's own
+    values, so the last prefix is the scored profile.
     """
     layout = KeptEvents.of(table, max_length)
-    kept, width = layout.kept, layout.width
-    types = _padded(table, "event_type", layout, "", object)
-    price = _padded(table, "price", layout, 0.0, np.float64)
-    age = _padded(table, "dt_cutoff_s", layout, 0.0, np.float64)
-    real = np.arange(width)[None, :] < kept[:, None]
-
-    def after(values: np.ndarray) -> np.ndarray:  # sum over the events after t
-        values = np.where(real, values, 0.0)
-        return np.cumsum(values[:, ::-1], axis=1)[:, ::-1] - values
+    rows, width, days = len(layout.kept), layout.width, layout.days
+    at, day_at = (layout.row_index, layout.step), (days.row_index, days.step)
+    flat = lambda name, fill: pc.fill_null(pc.list_flatten(table.column(name)), fill).to_numpy(zero_copy_only=False)[layout.source]  # noqa: E731
+    types, price, age = flat("event_type", ""), flat("price", 0.0).astype(np.float64), flat("dt_cutoff_s", 0.0).astype(np.float64)
+    held = np.zeros((rows, width, len(PROFILE)))  # what each step adds to the totals
+    held[(*at, 0)] = 1.0
+    for k, event_type in enumerate(EVENT_TYPES):
+        held[(*at, 1 + k)] = types == event_type
+    held[(*at, PROFILE.index("window_spend"))] = np.where(types == "order", price, 0.0)
+    held[(*day_at, slice(0, 1 + len(EVENT_TYPES)))] = days.counts
+    held[(*day_at, PROFILE.index("window_spend"))] = days.spend
+    recency = np.zeros((rows, width))
+    recency[at] = age
+    recency[day_at] = days.days_before_cutoff * 86_400.0
+    new_day = np.zeros((rows, width))
+    new_day[day_at] = 1.0
+    day = np.full((rows, width), -1)
+    day[at] = days_before_cutoff(age)
+    new_day[at] = (np.concatenate([np.full((rows, 1), -1), day[:, :-1]], axis=1) != day)[at]  # after a day step too: its day is -1 here
+    held[..., PROFILE.index("active_days")] = new_day
 
     final = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
-    raw = np.repeat(final[:, None, :], width, axis=1)
-    raw[..., 0] -= after(np.ones_like(age))
-    for k, event_type in enumerate(EVENT_TYPES):
-        raw[..., 1 + k] -= after((types == event_type).astype(float))
-    raw[..., PROFILE.index("window_spend")] -= after(np.where(types == "order", price, 0.0))
-    day = np.floor(age / 86_400)
-    new_day = np.ones_like(day)
-    new_day[:, 1:] = day[:, 1:] != day[:, :-1]
-    days_up_to = np.cumsum(np.where(real, new_day, 0.0), axis=1)
-    raw[..., PROFILE.index("active_days")] -= days_up_to[np.arange(len(kept)), np.maximum(kept - 1, 0)][:, None] - days_up_to
-    raw[..., PROFILE.index("recency_s")] = age
-    last = np.maximum(kept - 1, 0)
-    raw[np.arange(len(kept)), last] = final  # exactly the snapshot's row at the last event
-    return raw, kept
+    after = np.cumsum(held[:, ::-1], axis=1)[:, ::-1] - held  # what the steps after t hold (zero past a row's end)
+    raw = final[:, None, :] - after
+    raw[..., PROFILE.index("recency_s")] = recency
+    last = layout.lengths - 1
+    raw[np.arange(rows), last] = final  # exactly the snapshot's row at the last step
+    return raw, layout
 
 
 def _explain_rows(model: LoadedModel, table: pa.Table) -> tuple[np.ndarray, KeptEvents]:
-    """Probabilities after each prefix (rows, steps) for the first target, and where the kept events sit."""
-    max_length = model.config.max_length
-    batch = encode(table, model.vocabulary, max_length)
-    raw, _ = prefix_profiles(table, max_length)
+    """Probabilities after each prefix (rows, steps) for the first target, and where the steps sit."""
+    batch = encode(table, model.vocabulary, model.config.max_length)
+    raw, layout = prefix_profiles(table, model.config.max_length)
     network = model.network
     with torch.inference_mode():
         logits = network.prefix_logits(batch.categorical, batch.continuous, torch.from_numpy(profile_features(raw)))
         probabilities = torch.sigmoid(network.calibrate(logits))[..., 0].numpy()
-    return probabilities, KeptEvents.of(table, max_length)
+    return probabilities, layout
 
 
 def explain(model: LoadedModel, table: pa.Table, batch_size: int = 512) -> Explanations:
@@ -152,26 +152,36 @@ def explain(model: LoadedModel, table: pa.Table, batch_size: int = 512) -> Expla
 
 
 def _event_rows(model: LoadedModel, table: pa.Table, empty: float) -> tuple[pa.Table, np.ndarray]:
-    """The explained events of ``table``'s rows, and how many events each row gave."""
+    """The explained steps of ``table``'s rows (day steps, then events), and how many steps each row gave."""
     probabilities, layout = _explain_rows(model, table)
+    days = layout.days
+    steps = days.count + layout.kept
     previous = np.concatenate([np.full((len(layout.kept), 1), empty), probabilities[:, :-1]], axis=1)
-    at = (layout.row_index, layout.step)  # the real events, row by row, oldest first
+    row = np.concatenate([days.row_index, layout.row_index])
+    step = np.concatenate([days.step, layout.step])
+    order = np.lexsort((step, row))  # each row's steps, oldest first
+    at = (row[order], step[order])
 
-    def flat(name: str) -> np.ndarray:
-        return pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False)[layout.source]
+    def flat(name: str, day_value) -> np.ndarray:
+        events = pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False)[layout.source]
+        return np.concatenate([np.full(len(days.step), day_value, dtype=object), events.astype(object)])[order]
 
+    ids = np.asarray(table.column("profile_id").to_pylist(), dtype=object)
+    event_seconds = pc.list_flatten(table.column("dt_cutoff_s")).to_numpy(zero_copy_only=False)[layout.source]
+    seconds = np.concatenate([days.days_before_cutoff * 86_400.0, event_seconds.astype(np.float64)])[order]
     events = pa.table(
         {
-            "profile_id": pa.array(np.repeat(np.asarray(table.column("profile_id").to_pylist(), dtype=object), layout.kept), pa.string()),
-            "position": pa.array(layout.step.astype(np.int32)),
-            **{name: pa.array(flat(name), pa.string()) for name in ("event_type", "category_id", "article_id")},
-            "seconds_before_cutoff": pa.array(flat("dt_cutoff_s").astype(np.float64)),
+            "profile_id": pa.array(np.repeat(ids, steps), pa.string()),
+            "position": pa.array(at[1].astype(np.int32)),
+            "event_type": pa.array(flat("event_type", EARLIER_DAY), pa.string()),
+            **{name: pa.array(flat(name, None), pa.string()) for name in ("category_id", "article_id")},
+            "seconds_before_cutoff": pa.array(seconds),
             "probability": pa.array(probabilities[at].astype(np.float32)),
             "contribution": pa.array((probabilities - previous)[at].astype(np.float32)),
         },
         schema=EXPLANATION_SCHEMA,
     )
-    return events, layout.kept
+    return events, steps
 
 
 def age_bucket(seconds: np.ndarray) -> np.ndarray:

@@ -138,7 +138,13 @@ class OnlineModel:
         ids = [vocabulary.index(field, getattr(event, field)) for field in CATEGORICAL]
         moment = datetime.fromtimestamp(event.ts_s, tz=UTC)
         dt_prev = event.ts_s - state.last_event_s if state is not None else 0.0
-        features = step_features(np.array([dt_prev]), np.array([event.price or 0.0]), np.array([float(moment.hour)]), np.array([float(moment.weekday())]))
+        features = step_features(
+            np.array([dt_prev]),
+            np.array([event.price or 0.0]),
+            np.array([float(moment.hour)]),
+            np.array([float(moment.weekday())]),
+            np.array([event.ts_s % 86_400]),
+        )
         zeros = np.zeros(self.hidden_size, np.float32)
         h, c = (state.h, state.c) if state is not None else (zeros, zeros)
         with torch.inference_mode():

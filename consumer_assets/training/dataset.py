@@ -70,6 +70,7 @@ class EncodedRows:
     lengths: torch.Tensor  # (rows,) int64, >= 1 (an empty history keeps its one padding step); always on the CPU
     profile: torch.Tensor  # (rows, profile features) float32
     labels: torch.Tensor  # (rows, targets) float32
+    groups: np.ndarray  # (rows,) int64: which profile each row is, numbered from 0; a profile has a row per snapshot day
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
@@ -80,7 +81,12 @@ class EncodedRows:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.element_size() * t.nelement() for t in (self.categorical, self.continuous, self.starts, self.lengths, self.profile, self.labels))
+        tensors = (self.categorical, self.continuous, self.starts, self.lengths, self.profile, self.labels)
+        return sum(t.element_size() * t.nelement() for t in tensors) + self.groups.nbytes
+
+    @property
+    def profiles(self) -> int:
+        return int(self.groups.max()) + 1 if len(self.groups) else 0
 
     @property
     def device(self) -> torch.device:
@@ -90,7 +96,9 @@ class EncodedRows:
     def encode(cls, chunks: Iterable[tuple[pa.Table, np.ndarray]], vocabulary: Vocabulary, max_length: int) -> EncodedRows:
         """Encode (history rows, labels) chunks; memory holds one chunk's padded batch at a time besides the result."""
         parts: dict[str, list[torch.Tensor]] = {name: [] for name in ("categorical", "continuous", "lengths", "profile", "labels")}
+        profile_ids: list[pa.Array] = []
         for table, labels in chunks:
+            profile_ids.append(table.column("profile_id").combine_chunks())
             batch = encode(table, vocabulary, max_length, labels)
             kept = torch.arange(batch.categorical.shape[1]) < batch.lengths[:, None]  # (rows, width): the real steps, row by row
             parts["categorical"].append(batch.categorical[kept].to(torch.int32))
@@ -108,6 +116,7 @@ class EncodedRows:
             lengths=lengths,
             profile=_concatenate(parts["profile"]),
             labels=_concatenate(parts["labels"]),
+            groups=pa.concat_arrays(profile_ids).dictionary_encode().indices.to_numpy(zero_copy_only=False).astype(np.int64),
         )
 
     def to(self, device: torch.device | str) -> EncodedRows:
@@ -136,10 +145,22 @@ class EncodedRows:
         continuous[~real] = 0
         return EncodedBatch(categorical, continuous, self.profile[index], lengths, self.labels[index])
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[EncodedBatch]:
-        """One pass over all rows in length-bucketed batches (shuffled when ``rng`` is given)."""
-        for rows in length_buckets(self.lengths.numpy(), batch_size, rng):
-            yield self.batch(rows)
+    def batches(self, batch_size: int, rng: np.random.Generator | None = None, rows: np.ndarray | None = None) -> Iterator[EncodedBatch]:
+        """One pass over ``rows`` (default: all) in length-bucketed batches (shuffled when ``rng`` is given)."""
+        rows = np.arange(len(self)) if rows is None else rows
+        for bucket in length_buckets(self.lengths.numpy()[rows], batch_size, rng):
+            yield self.batch(rows[bucket])
+
+    def one_per_profile(self, rng: np.random.Generator) -> np.ndarray:
+        """One row of each profile, drawn at random: an epoch that sees each profile once, on one of its snapshot days.
+
+        A profile's daily snapshots differ by a day of events; an epoch over all of them
+        shows each profile a dozen times over, nearly alike, and costs profiles x days.
+        """
+        order = np.lexsort((rng.random(len(self)), self.groups))
+        first = np.ones(len(order), bool)
+        first[1:] = self.groups[order][1:] != self.groups[order][:-1]
+        return order[first]
 
 
 def prefetched(batches: Iterator[EncodedBatch], depth: int = 3, transform: Callable[[EncodedBatch], EncodedBatch] = lambda b: b) -> Iterator[EncodedBatch]:

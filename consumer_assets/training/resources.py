@@ -30,6 +30,13 @@ class TrainingResource(dg.ConfigurableResource):
         description=f"Sequences per batch (length-bucketed); None: {REFERENCE_BATCH} on the CPU, {CUDA_BATCH:,} on a GPU, the learning rate scaled by the root of "
         f"batch/{REFERENCE_BATCH}.",
     )
+    one_snapshot_per_profile: bool = Field(
+        default=TrainConfig.one_snapshot_per_profile,
+        description="Each epoch sees each training profile once, on one of its snapshot days drawn at random; False: every snapshot row every epoch.",
+    )
+    judged_target_weight: float = Field(
+        default=TrainConfig.judged_target_weight, description="The judged target's (order_any) share of the loss; the article-group targets share the rest."
+    )
     max_articles: int = Field(default=VocabularyLimits.max_articles, description="Articles with an embedding of their own; rarer ones share the OOV row.")
     min_id_count: int = Field(default=VocabularyLimits.min_count, description="An id needs this many events in the training data to get an embedding.")
     device: str = Field(default=TrainConfig.device, description="'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
@@ -48,6 +55,8 @@ class TrainingResource(dg.ConfigurableResource):
             threads=self.threads,
             device=self.device,
             batch_size=self.batch_size,
+            one_snapshot_per_profile=self.one_snapshot_per_profile,
+            judged_target_weight=self.judged_target_weight,
         )
 
     def network_config(self, max_length: int) -> ModelConfig:

@@ -1,7 +1,11 @@
 """Training the LSTM: same code on CPU and GPU, early stopping, warm start, then calibration.
 
-The loss is the plain log-loss: weighting positives would shift every logit and
-leave a bias to undo. Probabilities are put on the observed rates afterwards by a
+An epoch sees each training profile once, on one of its snapshot days drawn anew
+each epoch (``EncodedRows.one_per_profile``): its cost grows with profiles, not
+profiles x days. The loss is the log-loss, the judged target (the first,
+``order_any``) weighted as much as all the others together; positives are not
+weighted: that would shift every logit and leave a bias to undo. The learning rate
+halves when the validation loss stalls. Probabilities are put on the observed rates afterwards by a
 calibration step of its own (Platt scaling, ``model/calibration.py``) fitted on the
 validation profiles, which are held out and later than every training day.
 """
@@ -27,10 +31,10 @@ from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import LoadedModel
 from consumer_assets.training.dataset import EncodedRows, prefetched
 
-CPU_MAX_EPOCHS = 12
+CPU_MAX_EPOCHS = 40
 REFERENCE_BATCH = 128  # the batch size ``TrainConfig.learning_rate`` is given for
 CUDA_BATCH = 2048  # default batch on a GPU, where small batches leave it idle (H100: 293,000 sequences/s against 21,000 at 128, same test AUC)
-CUDA_MAX_EPOCHS = 40  # larger batches take fewer steps per epoch; early stopping ends sooner
+CUDA_MAX_EPOCHS = 80  # larger batches take fewer steps per epoch; early stopping ends sooner
 INFERENCE_BATCH = 4096  # validation passes: no gradients, so larger batches cost little memory
 
 
@@ -38,8 +42,10 @@ INFERENCE_BATCH = 4096  # validation passes: no gradients, so larger batches cos
 class TrainConfig:
     """Optimisation settings; defaults train a good model on the simulator in a few epochs on CPU."""
 
-    max_epochs: int | None = None  # None: 12 on the CPU, CUDA_MAX_EPOCHS on a GPU; early stopping usually ends sooner
-    patience: int = 3
+    max_epochs: int | None = None  # None: CPU_MAX_EPOCHS on the CPU, CUDA_MAX_EPOCHS on a GPU; early stopping usually ends sooner
+    patience: int = 4
+    one_snapshot_per_profile: bool = True  # False: every snapshot row in every epoch
+    judged_target_weight: float = 0.5  # the first target's share of the loss; the others share the rest
     learning_rate: float = 2e-3  # at a batch of REFERENCE_BATCH; larger batches scale it by sqrt(batch / REFERENCE_BATCH)
     weight_decay: float = 1e-4
     batch_size: int | None = None  # None: REFERENCE_BATCH on the CPU, CUDA_BATCH on a GPU, where epochs are cheap
@@ -56,6 +62,13 @@ class TrainConfig:
 
     def max_epochs_on(self, device: torch.device) -> int:
         return self.max_epochs or (CUDA_MAX_EPOCHS if device.type == "cuda" else CPU_MAX_EPOCHS)
+
+    def target_weights(self, targets: int) -> torch.Tensor:
+        """Weights of the targets in the loss, summing to one."""
+        if targets == 1:
+            return torch.ones(1)
+        rest = (1 - self.judged_target_weight) / (targets - 1)
+        return torch.tensor([self.judged_target_weight, *[rest] * (targets - 1)])
 
     def learning_rate_at(self, batch_size: int) -> float:
         """Square-root scaling: Adam's step noise falls with the root of the batch, so the rate may rise with it."""
@@ -166,11 +179,13 @@ def place(rows: EncodedRows, device: torch.device, log: Callable[[str], None]) -
     return rows
 
 
-def feed(rows: EncodedRows, batch_size: int, device: torch.device, rng: np.random.Generator | None = None) -> Iterator[EncodedBatch]:
-    """Batches of ``rows`` on ``device``; rows left on the host for a GPU are gathered and pinned ahead by a thread."""
+def feed(
+    rows: EncodedRows, batch_size: int, device: torch.device, rng: np.random.Generator | None = None, subset: np.ndarray | None = None
+) -> Iterator[EncodedBatch]:
+    """Batches of ``rows`` (or of ``subset`` of them) on ``device``; rows left on the host for a GPU are gathered and pinned ahead by a thread."""
     if rows.device == device:
-        return rows.batches(batch_size, rng)
-    return (batch.to(device) for batch in prefetched(rows.batches(batch_size, rng), transform=EncodedBatch.pin_memory))
+        return rows.batches(batch_size, rng, subset)
+    return (batch.to(device) for batch in prefetched(rows.batches(batch_size, rng, subset), transform=EncodedBatch.pin_memory))
 
 
 def train(
@@ -204,8 +219,10 @@ def train(
     network.to(device)
     train_rows, validation_rows = place(train_rows, device, log), place(validation_rows, device, log)
 
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    weights = config.target_weights(len(model_config.targets)).to(device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=1)
     amp = device.type == "cuda" and config.mixed_precision
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
@@ -216,13 +233,15 @@ def train(
         for epoch in range(1, max_epochs + 1):
             network.train()
             epoch_start, total_loss = time.perf_counter(), torch.zeros((), device=device)
-            for batch in feed(train_rows, batch_size, device, rng):
+            subset = train_rows.one_per_profile(rng) if config.one_snapshot_per_profile else None
+            seen = len(train_rows) if subset is None else len(subset)
+            for batch in feed(train_rows, batch_size, device, rng, subset):
                 if cores is not None:
                     cores.rebalance()
                 optimiser.zero_grad(set_to_none=True)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                     logits = network(batch.categorical, batch.continuous, batch.profile, batch.lengths)
-                loss = loss_fn(logits.float(), batch.labels)
+                loss = (loss_fn(logits.float(), batch.labels).mean(dim=0) * weights).sum()
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimiser)
                 nn.utils.clip_grad_norm_(network.parameters(), 1.0)
@@ -234,11 +253,13 @@ def train(
             p = _sigmoid(z)
             record = {
                 "epoch": epoch,
-                "train_loss": total_loss.item() / len(train_rows),
+                "train_loss": total_loss.item() / seen,
+                "rows_seen": seen,
+                "learning_rate": optimiser.param_groups[0]["lr"],
                 "validation_log_loss": -mean_log_likelihood(p[:, 0], y[:, 0]),
                 "validation_log_loss_all_targets": -mean_log_likelihood(p, y),
                 "validation_auc": auc(p[:, 0], y[:, 0]),
-                "sequences_per_second": len(train_rows) / max(train_seconds, 1e-9),
+                "sequences_per_second": seen / max(train_seconds, 1e-9),
                 "cpu_threads": torch.get_num_threads(),
             }
             history.append(record)
@@ -247,6 +268,7 @@ def train(
                 f"{record['validation_log_loss']:.4f}, AUC {record['validation_auc']:.4f}, {record['sequences_per_second']:,.0f} sequences/s"
                 + (f" on {record['cpu_threads']} thread(s)" if cores is not None else "")
             )
+            schedule.step(record["validation_log_loss"])
             if record["validation_log_loss"] < best_loss - 1e-5:
                 best_loss, best_epoch, best_state, best_validation = record["validation_log_loss"], epoch, copy.deepcopy(network.state_dict()), (z, y)
             elif epoch - best_epoch >= config.patience:

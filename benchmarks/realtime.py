@@ -34,7 +34,7 @@ from consumer_assets.datasets import STATES
 from consumer_assets.model.encoding import OOV, PAD, Vocabulary
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import GateVerdict, ModelStore
-from consumer_assets.serving.states import TOTALS, cutoff_seconds, state_schema
+from consumer_assets.serving.states import CARRIED, cutoff_seconds, state_schema
 from consumer_assets.storage import StorageRoot
 
 DAY = date.today() - timedelta(days=1)
@@ -75,7 +75,7 @@ def write_root(folder: str, profiles: int) -> None:
                     "h": state(),
                     "c": state(),
                     "last_event_s": cutoff_seconds(DAY) - rng.uniform(0, 20 * 86_400, n),
-                    **{name: rng.integers(1, 30, n).astype(float) for name in TOTALS},
+                    **{name: rng.integers(1, 30, n).astype(float) for name in CARRIED},
                 },
                 schema=state_schema(HIDDEN),
             )

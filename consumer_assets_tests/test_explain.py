@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.model.encoding import CONTINUOUS, PROFILE, KeptEvents, Vocabulary, VocabularyLimits, days_before_cutoff, encode
+from consumer_assets.model.encoding import CONTINUOUS, HEAD, NEVER_S, PROFILE, KeptEvents, Vocabulary, VocabularyLimits, days_before_cutoff, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
 from consumer_assets.model.store import LoadedModel
@@ -137,10 +137,13 @@ def test_days_before_the_kept_events_are_steps_that_explanations_count_too(model
 def test_prefix_profiles_subtract_the_events_still_to_come():
     table = histories([6], seed=3)
     raw, layout = prefix_profiles(table, 10)
-    kept = layout.kept
     row = table.to_pylist()[0]
-    assert kept.tolist() == [6]
-    assert raw[0, -1].tolist() == pytest.approx([row[name] for name in PROFILE])
+    assert layout.kept.tolist() == [6]
+    assert raw[0, -1, : len(PROFILE)].tolist() == pytest.approx([row[name] for name in PROFILE])
+    for event_type in TYPES:  # the time since the last event of each type, as it stood after each event
+        for t in range(6):
+            seen = [row["dt_cutoff_s"][i] for i in range(t + 1) if row["event_type"][i] == event_type]
+            assert raw[0, t, HEAD.index(f"recency_{event_type}_s")] == pytest.approx(seen[-1] if seen else NEVER_S), (event_type, t)
     assert raw[0, 0, PROFILE.index("window_events")] == row["window_events"] - 5
     assert raw[0, :, PROFILE.index("recency_s")][:-1].tolist() == pytest.approx(row["dt_cutoff_s"][:-1])
     orders = [t == "order" for t in row["event_type"]]

@@ -139,8 +139,9 @@ def test_streamed_events_reach_the_next_days_batch_score(embedded):
     within = lengths < MAX_LENGTH  # the batch read every event of these profiles
     assert within.sum() > 200 and (~within).sum() > 5
     assert gap[within].max() < 1e-4
-    # Past the snapshot's length the batch starts later (the named approximation): close, not equal.
-    assert 0 < gap[~within].max() < 0.01
+    # Past the snapshot's length the batch reads the older days as day steps where the carried state read every
+    # event (the named approximation): close, not equal.
+    assert 0 < gap[~within].max() < 0.05 and np.median(gap[~within]) < 0.01
     status, body = service.request("GET", f"/profiles/{ids[0]}/score?at={at}")
     assert body["model_version"] == "v1" and body["states_day"] == START.isoformat() and body["known"]
     assert body["state_time"] <= body["scored_at"]

@@ -46,6 +46,12 @@ SESSION_GAP_S = 1_800  # a gap longer than this starts a new session
 DAYS_SCALE = 30.0  # days_prev = days since the previous event / DAYS_SCALE, capped at GAP_CAP_DAYS
 GAP_CAP_DAYS = 90.0
 PROFILE = ("window_events", *(f"window_{t}" for t in EVENT_TYPES), "window_spend", "active_days", "recency_s")
+# What the head reads besides the LSTM state, at the moment of prediction: the snapshot's
+# PROFILE columns, then the time since the last event of each type (NEVER_S when the
+# steps hold none), derived from the steps themselves.
+TYPE_RECENCY = tuple(f"recency_{t}_s" for t in EVENT_TYPES)
+HEAD = (*PROFILE, *TYPE_RECENCY)
+NEVER_S = 400 * 86_400.0
 HISTORY_COLUMNS = ("profile_id", "length", *CATEGORICAL, "price", "platform", "dt_prev_s", "dt_cutoff_s", "hour", "weekday", *PROFILE, "days")
 
 
@@ -118,7 +124,7 @@ class EncodedBatch:
 
     categorical: torch.Tensor  # (batch, time, fields) int64
     continuous: torch.Tensor  # (batch, time, features) float32
-    profile: torch.Tensor  # (batch, profile features) float32: window totals, log-scaled
+    profile: torch.Tensor  # (batch, len(HEAD)) float32: the head's inputs, log-scaled
     lengths: torch.Tensor  # (batch,) int64, every length >= 1
     labels: torch.Tensor | None = None  # (batch, targets) float32
 
@@ -149,7 +155,7 @@ PROFILE_SCALE = 5.0
 
 
 def profile_features(raw: np.ndarray) -> np.ndarray:
-    """The head's profile inputs from raw window totals in ``PROFILE`` order (last axis): log1p / PROFILE_SCALE, float32."""
+    """The head's profile inputs from raw values in ``HEAD`` order (last axis): log1p / PROFILE_SCALE, float32."""
     return (np.log1p(np.maximum(raw, 0)) / PROFILE_SCALE).astype(np.float32)
 
 
@@ -295,6 +301,31 @@ class KeptEvents:
         return out
 
 
+def type_recency(table: pa.Table, layout: KeptEvents) -> np.ndarray:
+    """Seconds from the last step of each event type to the cut-off, (rows, len(EVENT_TYPES)); NEVER_S where none.
+
+    A day step counts for each type it holds, at the end of its day."""
+    out = np.full((table.num_rows, len(EVENT_TYPES)), NEVER_S)
+    types = pc.fill_null(_flat(table, "event_type"), "").to_numpy(zero_copy_only=False)[layout.source]
+    age = pc.fill_null(_flat(table, "dt_cutoff_s"), 0).to_numpy(zero_copy_only=False).astype(np.float64)[layout.source]
+    days = layout.days
+    for k, event_type in enumerate(EVENT_TYPES):
+        column = out[:, k]  # a view: ufunc.at writes through it
+        held = days.counts[:, 1 + k] > 0
+        np.minimum.at(column, days.row_index[held], days.days_before_cutoff[held] * 86_400.0)
+        match = types == event_type
+        np.minimum.at(column, layout.row_index[match], np.minimum(age[match], NEVER_S))
+    return out
+
+
+def head_inputs(table: pa.Table, layout: KeptEvents) -> np.ndarray:
+    """Raw head inputs of each row in ``HEAD`` order, (rows, len(HEAD)): the PROFILE columns, then ``type_recency``."""
+    if table.num_rows == 0:
+        return np.zeros((0, len(HEAD)))
+    columns = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
+    return np.concatenate([columns, type_recency(table, layout)], axis=1)
+
+
 def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.ndarray | None = None) -> EncodedBatch:
     """Encode snapshot rows: a step per active day before the last ``max_length`` events, then those events, padded at the end.
 
@@ -316,12 +347,7 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
     continuous = np.zeros((rows, width, len(CONTINUOUS)), np.float32)
     continuous[row_index, step] = features
     continuous[layout.days.row_index, layout.days.step] = layout.days.features()
-    raw = (
-        np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
-        if rows
-        else np.zeros((0, len(PROFILE)))
-    )
-    profile = profile_features(raw)
+    profile = profile_features(head_inputs(table, layout))
     return EncodedBatch(
         categorical=torch.from_numpy(categorical),
         continuous=torch.from_numpy(continuous),

@@ -5,8 +5,8 @@ the gap since the previous event, its price and time of day. Nothing depends on
 the moment of prediction, so the state after a profile's last event can be carried
 forward (one step per new event) and the score after every prefix of a history is
 one pass. The moment of prediction enters only at the head, as the time since the
-last event (``recency_s``) beside a handful of log-scaled window totals (counts per
-event type, spend, active days). The head is a small MLP, so that how much the state
+last event (``recency_s``) and since the last event of each type, beside a handful of
+log-scaled window totals (counts per event type, spend, active days). The head is a small MLP, so that how much the state
 counts can depend on how long ago it was last updated.
 
 Probabilities are calibrated by a step of their own: Platt scaling of each target's
@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, PROFILE, PROFILE_SCALE, EncodedBatch, Vocabulary
+from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, HEAD, PROFILE_SCALE, EncodedBatch, Vocabulary
 
-ARCHITECTURE = "consumer_lstm/3"  # the per-step inputs of ``CONTINUOUS``; dropout on the embeddings only
+ARCHITECTURE = "consumer_lstm/3"  # the per-step inputs of ``CONTINUOUS``, the head's of ``HEAD``; dropout on the embeddings only
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ModelConfig:
 
 
 ID_FIELDS = ("article_id", "brand_id")
-RECENCY = PROFILE.index("recency_s")
+RECENCY = HEAD.index("recency_s")
 OOV_INDEX = 1
 
 
@@ -73,10 +73,10 @@ class ConsumerLSTM(nn.Module):
         inputs = sum(config.embedding_dims[name] for name in CATEGORICAL) + len(CONTINUOUS)
         self.lstm = nn.LSTM(inputs, config.hidden_size, num_layers=1, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Sequential(nn.Linear(config.hidden_size + len(PROFILE), config.head_size), nn.ReLU(), nn.Linear(config.head_size, len(config.targets)))
+        self.head = nn.Sequential(nn.Linear(config.hidden_size + len(HEAD), config.head_size), nn.ReLU(), nn.Linear(config.head_size, len(config.targets)))
         # Standardisation of the profile features, fitted on the training data and stored with the weights.
-        self.register_buffer("profile_mean", torch.zeros(len(PROFILE)))
-        self.register_buffer("profile_std", torch.ones(len(PROFILE)))
+        self.register_buffer("profile_mean", torch.zeros(len(HEAD)))
+        self.register_buffer("profile_std", torch.ones(len(HEAD)))
         # How fast each unit of the state fades between the last event and the prediction (per day).
         self.decay_log_rate = nn.Parameter(torch.linspace(math.log(1 / 30), math.log(2.0), config.hidden_size))
         # Platt scaling per target, fitted on validation profiles; identity until fitted.

@@ -27,7 +27,17 @@ import torch
 from consumer_assets.datasets import PREDICTIONS
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.ingest.contract import EVENT_TYPES
-from consumer_assets.model.encoding import HISTORY_COLUMNS, PROFILE, KeptEvents, days_before_cutoff, encode, profile_features
+from consumer_assets.model.encoding import (
+    HISTORY_COLUMNS,
+    NEVER_S,
+    PROFILE,
+    TYPE_RECENCY,
+    KeptEvents,
+    days_before_cutoff,
+    encode,
+    head_inputs,
+    profile_features,
+)
 from consumer_assets.model.score import score_table
 from consumer_assets.model.store import LoadedModel, ModelStore
 from consumer_assets.storage import StorageRoot
@@ -84,12 +94,13 @@ EARLIER_DAY = "earlier_day"  # the event type of a day step: an active day befor
 
 
 def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, KeptEvents]:
-    """Raw profile features after each step, (rows, steps, features) in ``PROFILE`` order, and the steps' layout.
+    """Raw head inputs after each step, (rows, steps, features) in ``HEAD`` order, and the steps' layout.
 
     Totals after step t are the snapshot's totals less what the later steps hold (an
     event, or a day's counts); the recency is the time from step t to the cut-off (a
     day step: from the end of its day). At the last step they are the snapshot's own
-    values, so the last prefix is the scored profile.
+    values, so the last prefix is the scored profile. The time since the last event of
+    each type is that of the latest such step up to t.
     """
     layout = KeptEvents.of(table, max_length)
     rows, width, days = len(layout.kept), layout.width, layout.days
@@ -113,10 +124,15 @@ def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, KeptE
     new_day[at] = (np.concatenate([np.full((rows, 1), -1), day[:, :-1]], axis=1) != day)[at]  # after a day step too: its day is -1 here
     held[..., PROFILE.index("active_days")] = new_day
 
-    final = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
+    final = head_inputs(table, layout)
     after = np.cumsum(held[:, ::-1], axis=1)[:, ::-1] - held  # what the steps after t hold (zero past a row's end)
-    raw = final[:, None, :] - after
+    raw = np.concatenate([final[:, None, : len(PROFILE)] - after, np.zeros((rows, width, len(TYPE_RECENCY)))], axis=2)
     raw[..., PROFILE.index("recency_s")] = recency
+    steps = np.broadcast_to(np.arange(width), (rows, width))
+    for k in range(len(EVENT_TYPES)):  # the time since the last step of each type up to t, held at the cut-off
+        holds = held[..., 1 + k] > 0
+        latest = np.maximum.accumulate(np.where(holds, steps, -1), axis=1)
+        raw[..., len(PROFILE) + k] = np.where(latest >= 0, np.take_along_axis(recency, np.maximum(latest, 0), axis=1), NEVER_S)
     last = layout.lengths - 1
     raw[np.arange(rows), last] = final  # exactly the snapshot's row at the last step
     return raw, layout

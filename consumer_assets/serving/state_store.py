@@ -33,7 +33,7 @@ from dataclasses import asdict
 import numpy as np
 import pyarrow as pa
 
-from consumer_assets.serving.states import TOTALS, Event, ProfileState, states_from_table
+from consumer_assets.serving.states import CARRIED, Event, ProfileState, states_from_table
 
 Update = Callable[[ProfileState | None], ProfileState]
 EVENT_LOG_LIMIT = 2_000_000  # events kept for replay after a switch (Redis): about two days of a large shop's stream
@@ -57,7 +57,7 @@ class EmbeddedStates:
     """One generation in this process: the batch's states in arrays, changed profiles in a dictionary."""
 
     def __init__(self, table: pa.Table, applied_limit: int = APPLIED_IDS_LIMIT, new_profiles_limit: int = NEW_PROFILES_LIMIT):
-        ids, self._h, self._c, self._last, self._totals = states_from_table(table)
+        ids, self._h, self._c, self._last, self._carried = states_from_table(table)
         self._rows = {profile: i for i, profile in enumerate(ids)}
         self._changed: dict[str, ProfileState] = {}
         self._applied: dict[str, None] = {}  # insertion-ordered: the oldest id is forgotten first
@@ -74,7 +74,7 @@ class EmbeddedStates:
         row = self._rows.get(profile_id)
         if row is None:
             return None
-        return ProfileState(self._h[row], self._c[row], float(self._last[row]), self._totals[row])
+        return ProfileState(self._h[row], self._c[row], float(self._last[row]), self._carried[row])
 
     def retire(self) -> None:
         """Nothing to release: the arrays go with the last reference."""
@@ -133,14 +133,14 @@ class EmbeddedEventLog:
 
 def _pack(state: ProfileState) -> bytes:
     return (
-        state.h.astype(np.float32).tobytes() + state.c.astype(np.float32).tobytes() + np.append(state.last_event_s, state.totals).astype(np.float64).tobytes()
+        state.h.astype(np.float32).tobytes() + state.c.astype(np.float32).tobytes() + np.append(state.last_event_s, state.carried).astype(np.float64).tobytes()
     )
 
 
 def _unpack(data: bytes, hidden: int) -> ProfileState:
     h = np.frombuffer(data, np.float32, hidden, 0).copy()
     c = np.frombuffer(data, np.float32, hidden, 4 * hidden).copy()
-    rest = np.frombuffer(data, np.float64, 1 + len(TOTALS), 8 * hidden)
+    rest = np.frombuffer(data, np.float64, 1 + len(CARRIED), 8 * hidden)
     return ProfileState(h, c, float(rest[0]), rest[1:].copy())
 
 
@@ -182,9 +182,9 @@ class RedisStates:
         deadline = time.monotonic() + wait_s
         while not client.exists(ready):
             if client.set(claim, "1", nx=True, ex=300):
-                ids, h, c, last, totals = states_from_table(table)
+                ids, h, c, last, carried = states_from_table(table)
                 for begin in range(0, len(ids), 10_000):
-                    packed = {ids[i]: _pack(ProfileState(h[i], c[i], float(last[i]), totals[i])) for i in range(begin, min(begin + 10_000, len(ids)))}
+                    packed = {ids[i]: _pack(ProfileState(h[i], c[i], float(last[i]), carried[i])) for i in range(begin, min(begin + 10_000, len(ids)))}
                     client.hset(states.states_key, mapping=packed)
                 client.set(ready, "1")
                 log(f"loaded {len(ids):,} states into Redis under {prefix}")

@@ -9,9 +9,8 @@ loads them and advances them as events arrive.
 
 Streamed events for day D+1 on top of the states of D give the score the batch
 gives at D+1, with two named approximations, both from the snapshot's bounds:
-- **length**: the batch reads only a profile's last ``max_length`` events; a profile
-  past that length is read from a later start by the batch, while the carried state
-  has seen them all;
+- **length**: the batch reads only a profile's last ``max_length`` events, and the
+  days before them as one step per day; the carried state has read every event;
 - **window**: the batch's totals and events cover the trailing ``window_days``; the
   carried totals do not drop a day that leaves the window.
 Neither touches a profile whose window holds fewer than ``max_length`` events and none
@@ -31,11 +30,15 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from consumer_assets.features.snapshots import cutoff
 from consumer_assets.ingest.contract import EVENT_TYPES
-from consumer_assets.model.encoding import CATEGORICAL, PROFILE, encode, profile_features, step_features
+from consumer_assets.model.encoding import CATEGORICAL, NEVER_S, PROFILE, KeptEvents, encode, head_inputs, profile_features, step_features
 from consumer_assets.model.store import LoadedModel
 from consumer_assets.serving.explain import empty_history_score
 
-TOTALS = PROFILE[:-1]  # the window totals a state carries; the last feature, recency, is computed when scoring
+# What a state carries besides h and c: the window totals, and when the last event of each
+# type was (Unix seconds). The head's recencies are computed from them when scoring.
+WINDOW_TOTALS = PROFILE[:-1]
+LAST_OF_TYPE = tuple(f"last_{t}_s" for t in EVENT_TYPES)
+CARRIED = (*WINDOW_TOTALS, *LAST_OF_TYPE)
 
 
 def cutoff_seconds(day: date) -> float:
@@ -50,19 +53,19 @@ def state_schema(hidden_size: int) -> pa.Schema:
             pa.field("h", pa.list_(pa.float32(), hidden_size), nullable=False),
             pa.field("c", pa.list_(pa.float32(), hidden_size), nullable=False),
             pa.field("last_event_s", pa.float64(), nullable=False),
-            *[pa.field(name, pa.float64(), nullable=False) for name in TOTALS],
+            *[pa.field(name, pa.float64(), nullable=False) for name in CARRIED],
         ]
     )
 
 
 @dataclass(frozen=True)
 class ProfileState:
-    """Where one profile stands: the LSTM state after its last event, when that was, and its window totals."""
+    """Where one profile stands: the LSTM state after its last event, when that was, its window totals and last event of each type."""
 
     h: np.ndarray  # (hidden,) float32
     c: np.ndarray  # (hidden,) float32
     last_event_s: float  # Unix seconds of the last event
-    totals: np.ndarray  # (len(TOTALS),) float64, in TOTALS order
+    carried: np.ndarray  # (len(CARRIED),) float64, in CARRIED order
 
 
 @dataclass(frozen=True)
@@ -97,26 +100,28 @@ def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int
             packed = pack_padded_sequence(network.step_inputs(batch.categorical, batch.continuous), batch.lengths, batch_first=True, enforce_sorted=False)
             _, (h_last, c_last) = network.lstm(packed)
             h[rows], c[rows] = h_last[0].numpy(), c_last[0].numpy()
-    raw = {name: pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE}
+    raw = head_inputs(table, KeptEvents.of(table, model.config.max_length))
+    last_of_type = cutoff_seconds(day) - raw[:, len(PROFILE) :]  # NEVER_S before the cut-off where the steps hold none
     flat = lambda values: pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), hidden)  # noqa: E731
     return pa.table(
         {
             "profile_id": table.column("profile_id"),
             "h": flat(h),
             "c": flat(c),
-            "last_event_s": cutoff_seconds(day) - raw["recency_s"],
-            **{name: raw[name] for name in TOTALS},
+            "last_event_s": cutoff_seconds(day) - raw[:, PROFILE.index("recency_s")],
+            **{name: raw[:, PROFILE.index(name)] for name in WINDOW_TOTALS},
+            **{name: last_of_type[:, k] for k, name in enumerate(LAST_OF_TYPE)},
         },
         schema=state_schema(hidden),
     )
 
 
 def states_from_table(table: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Columns of a states partition as arrays: ids, h, c (rows, hidden), last event seconds, totals (rows, len(TOTALS))."""
+    """Columns of a states partition as arrays: ids, h, c (rows, hidden), last event seconds, carried values (rows, len(CARRIED))."""
     hidden = table.schema.field("h").type.list_size
     values = lambda name: pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False).reshape(-1, hidden).astype(np.float32, copy=False)  # noqa: E731
-    totals = np.stack([table.column(name).to_numpy(zero_copy_only=False) for name in TOTALS], axis=1) if table.num_rows else np.zeros((0, len(TOTALS)))
-    return table.column("profile_id").to_pylist(), values("h"), values("c"), table.column("last_event_s").to_numpy(zero_copy_only=False), totals
+    carried = np.stack([table.column(name).to_numpy(zero_copy_only=False) for name in CARRIED], axis=1) if table.num_rows else np.zeros((0, len(CARRIED)))
+    return table.column("profile_id").to_pylist(), values("h"), values("c"), table.column("last_event_s").to_numpy(zero_copy_only=False), carried
 
 
 class OnlineModel:
@@ -127,7 +132,7 @@ class OnlineModel:
         self.version = model.version
         self.network = model.network.eval()
         self.hidden_size = model.config.hidden_size
-        self._type_index = {t: TOTALS.index(f"window_{t}") for t in EVENT_TYPES}
+        self._type_index = {t: CARRIED.index(f"window_{t}") for t in EVENT_TYPES}
         self._empty = empty_history_score(model)
 
     def advance(self, state: ProfileState | None, event: Event) -> ProfileState:
@@ -150,20 +155,23 @@ class OnlineModel:
         with torch.inference_mode():
             x = self.network.step_inputs(torch.tensor([[ids]]), torch.from_numpy(features.astype(np.float32))[None])
             _, (h_next, c_next) = self.network.lstm(x, (torch.from_numpy(h)[None, None], torch.from_numpy(c)[None, None]))
-        totals = state.totals.copy() if state is not None else np.zeros(len(TOTALS))
-        totals[TOTALS.index("window_events")] += 1
-        totals[self._type_index[event.event_type]] += 1
+        carried = state.carried.copy() if state is not None else np.append(np.zeros(len(WINDOW_TOTALS)), np.full(len(LAST_OF_TYPE), -NEVER_S))
+        carried[CARRIED.index("window_events")] += 1
+        carried[self._type_index[event.event_type]] += 1
         if event.event_type == "order":
-            totals[TOTALS.index("window_spend")] += event.price or 0.0
+            carried[CARRIED.index("window_spend")] += event.price or 0.0
         if state is None or _day_of(event.ts_s) != _day_of(state.last_event_s):
-            totals[TOTALS.index("active_days")] += 1
-        return ProfileState(h_next[0, 0].numpy().copy(), c_next[0, 0].numpy().copy(), event.ts_s, totals)
+            carried[CARRIED.index("active_days")] += 1
+        carried[CARRIED.index(f"last_{event.event_type}_s")] = event.ts_s
+        return ProfileState(h_next[0, 0].numpy().copy(), c_next[0, 0].numpy().copy(), event.ts_s, carried)
 
     def score(self, state: ProfileState | None, at_s: float) -> np.ndarray:
         """Calibrated probabilities per target at the moment ``at_s``; the batch's empty-history score for ``None``."""
         if state is None:
             return self._empty
-        raw = np.append(state.totals, max(at_s - state.last_event_s, 0.0))
+        carried = state.carried
+        last_of_type = carried[len(WINDOW_TOTALS) :]
+        raw = np.concatenate([carried[: len(WINDOW_TOTALS)], [max(at_s - state.last_event_s, 0.0)], np.clip(at_s - last_of_type, 0.0, NEVER_S)])
         with torch.inference_mode():
             return self._head(state.h, raw)
 

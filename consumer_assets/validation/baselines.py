@@ -22,11 +22,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from consumer_assets.ingest.contract import EVENT_TYPES
-from consumer_assets.model.encoding import PROFILE
+from consumer_assets.model.encoding import NEVER_S, PROFILE
 
 BASELINES = ("logistic_regression", "random_forest", "gradient_boosting")
 RECENT_DAYS = (1, 3, 7, 30)
-NEVER_S = 400 * 86_400.0  # "time since the last event of a type" when the history holds none
 
 
 def category_list(tables: Iterable[pa.Table], count: int = 10) -> list[str]:

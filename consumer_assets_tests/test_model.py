@@ -77,12 +77,18 @@ def test_step_inputs_mark_new_days_and_sessions_on_the_day_scale():
     # gaps: none (first event), 5 min, 2 h within the day, 10 min across midnight, 3 days
     gaps = np.array([0.0, 300.0, 7_200.0, 600.0, 3 * 86_400.0])
     since_midnight = np.array([50_000.0, 50_300.0, 57_500.0, 300.0, 300.0])
-    features = step_features(gaps, np.zeros(5), np.zeros(5), np.zeros(5), since_midnight)
+    features = step_features(gaps, np.zeros(5), np.zeros(5), np.zeros(5), since_midnight, np.array([0, 1, 1, 0, 1]))
     column = {name: features[:, k] for k, name in enumerate(CONTINUOUS)}
     assert column["new_day"].tolist() == [0, 0, 0, 1, 1]
     assert column["new_session"].tolist() == [0, 0, 1, 0, 1]
     assert column["days_prev"][4] == pytest.approx(3 / 30)  # linear in days: 3 days apart from 1 day as 1 from 0
-    assert (column["day_step"] == 0).all()
+    assert (column["day_step"] == 0).all() and column["same_category"].tolist() == [0, 1, 1, 0, 1]
+    # In a batch, an event is in the same category as the one before it in the row (never the first).
+    table = _histories([6], seed=5)
+    batch = encode(table, VOCAB, max_length=10)
+    categories = table.column("category_id")[0].as_py()
+    expected = [0.0] + [float(a == b) for a, b in zip(categories[1:], categories[:-1])]
+    assert batch.continuous[0, :6, CONTINUOUS.index("same_category")].tolist() == expected and 0 < sum(expected) < 5
     # The batch derives the time since midnight from the distance to the cut-off (a midnight).
     assert seconds_into_day(np.array([1.0, 86_400.0, 86_400.0 + 3_600.0])).tolist() == [86_399.0, 0.0, 82_800.0]
 

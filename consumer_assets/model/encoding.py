@@ -24,8 +24,9 @@ CATEGORICAL = ("event_type", "article_id", "category_id", "brand_id")
 # prediction), so the state after a profile's last event can be carried forward. The
 # gap enters twice: on a log scale for the spacing inside a session, and in days on a
 # linear scale, where a profile's interest moves; flags mark a new calendar day (UTC)
-# and a new session.
-CONTINUOUS = (
+# and a new session, and an event in the same category as the one before (a profile
+# about to order keeps to one category: focus the LSTM need not infer from embeddings).
+TIMING = (
     "log_dt_prev",
     "days_prev",
     "new_day",
@@ -41,7 +42,7 @@ CONTINUOUS = (
 # back to the start of its window, at the cost of a step per day rather than per event.
 DAY_COUNTS = ("events", *EVENT_TYPES)
 DAY_INPUTS = ("day_step", *(f"log_day_{name}" for name in DAY_COUNTS), "log_day_spend")
-CONTINUOUS = (*CONTINUOUS, *DAY_INPUTS)
+CONTINUOUS = (*TIMING, "same_category", *DAY_INPUTS)
 SESSION_GAP_S = 1_800  # a gap longer than this starts a new session
 DAYS_SCALE = 30.0  # days_prev = days since the previous event / DAYS_SCALE, capped at GAP_CAP_DAYS
 GAP_CAP_DAYS = 90.0
@@ -159,13 +160,17 @@ def profile_features(raw: np.ndarray) -> np.ndarray:
     return (np.log1p(np.maximum(raw, 0)) / PROFILE_SCALE).astype(np.float32)
 
 
-def step_features(dt_prev_s: np.ndarray, price: np.ndarray, hour: np.ndarray, weekday: np.ndarray, seconds_into_day: np.ndarray) -> np.ndarray:
+def step_features(
+    dt_prev_s: np.ndarray, price: np.ndarray, hour: np.ndarray, weekday: np.ndarray, seconds_into_day: np.ndarray, same_category: np.ndarray
+) -> np.ndarray:
     """The continuous inputs of each event in ``CONTINUOUS`` order, (events, features).
 
     The one definition batch and online scoring share. ``seconds_into_day`` is the
     event's time since midnight UTC: a gap longer than it began on an earlier day.
+    ``same_category``: the event's category index equals the previous event's.
     """
-    return np.concatenate([_timing(dt_prev_s, hour, weekday, seconds_into_day, price), np.zeros((len(dt_prev_s), len(DAY_INPUTS)))], axis=1)
+    timing = _timing(dt_prev_s, hour, weekday, seconds_into_day, price)
+    return np.concatenate([timing, np.asarray(same_category, np.float64)[:, None], np.zeros((len(dt_prev_s), len(DAY_INPUTS)))], axis=1)
 
 
 def day_step_features(gap_s: np.ndarray, weekday: np.ndarray, counts: np.ndarray, spend: np.ndarray) -> np.ndarray:
@@ -173,7 +178,7 @@ def day_step_features(gap_s: np.ndarray, weekday: np.ndarray, counts: np.ndarray
     and the day's counts (``DAY_COUNTS`` order) and spend, log-scaled."""
     timing = _timing(gap_s, np.zeros_like(gap_s), weekday, np.zeros_like(gap_s), np.zeros_like(gap_s))
     day = np.concatenate([np.ones((len(gap_s), 1)), np.log1p(np.maximum(counts, 0)) / 3, np.log1p(np.maximum(spend, 0))[:, None] / 5], axis=1)
-    return np.concatenate([timing, day], axis=1)
+    return np.concatenate([timing, np.zeros((len(gap_s), 1)), day], axis=1)
 
 
 def _timing(dt_prev_s: np.ndarray, hour: np.ndarray, weekday: np.ndarray, seconds_into_day: np.ndarray, price: np.ndarray) -> np.ndarray:
@@ -343,7 +348,12 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
     def numbers(name: str) -> np.ndarray:
         return pc.fill_null(_flat(table, name), 0).to_numpy(zero_copy_only=False).astype(np.float64)[source]
 
-    features = step_features(numbers("dt_prev_s"), numbers("price"), numbers("hour"), numbers("weekday"), seconds_into_day(numbers("dt_cutoff_s")))
+    category = categorical[..., CATEGORICAL.index("category_id")]
+    previous = np.concatenate([np.zeros((rows, 1), np.int64), category[:, :-1]], axis=1)  # a day step or the start: padding
+    same = (category == previous) & (previous != 0)
+    features = step_features(
+        numbers("dt_prev_s"), numbers("price"), numbers("hour"), numbers("weekday"), seconds_into_day(numbers("dt_cutoff_s")), same[row_index, step]
+    )
     continuous = np.zeros((rows, width, len(CONTINUOUS)), np.float32)
     continuous[row_index, step] = features
     continuous[layout.days.row_index, layout.days.step] = layout.days.features()

@@ -34,11 +34,12 @@ from consumer_assets.model.encoding import CATEGORICAL, NEVER_S, PROFILE, KeptEv
 from consumer_assets.model.store import LoadedModel
 from consumer_assets.serving.explain import empty_history_score
 
-# What a state carries besides h and c: the window totals, and when the last event of each
-# type was (Unix seconds). The head's recencies are computed from them when scoring.
+# What a state carries besides h and c: the window totals, when the last event of each
+# type was (Unix seconds; the head's recencies are computed from them when scoring), and
+# the model's vocabulary index of the last event's category (0 when none).
 WINDOW_TOTALS = PROFILE[:-1]
 LAST_OF_TYPE = tuple(f"last_{t}_s" for t in EVENT_TYPES)
-CARRIED = (*WINDOW_TOTALS, *LAST_OF_TYPE)
+CARRIED = (*WINDOW_TOTALS, *LAST_OF_TYPE, "last_category")
 
 
 def cutoff_seconds(day: date) -> float:
@@ -91,6 +92,7 @@ def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int
     """
     hidden = model.config.hidden_size
     h, c = np.zeros((table.num_rows, hidden), np.float32), np.zeros((table.num_rows, hidden), np.float32)
+    last_category = np.zeros(table.num_rows, np.int64)
     order = np.argsort(pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False), kind="stable")
     network = model.network.eval()
     with torch.inference_mode():
@@ -100,6 +102,7 @@ def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int
             packed = pack_padded_sequence(network.step_inputs(batch.categorical, batch.continuous), batch.lengths, batch_first=True, enforce_sorted=False)
             _, (h_last, c_last) = network.lstm(packed)
             h[rows], c[rows] = h_last[0].numpy(), c_last[0].numpy()
+            last_category[rows] = batch.categorical[torch.arange(len(rows)), batch.lengths - 1, CATEGORICAL.index("category_id")].numpy()
     raw = head_inputs(table, KeptEvents.of(table, model.config.max_length))
     last_of_type = cutoff_seconds(day) - raw[:, len(PROFILE) :]  # NEVER_S before the cut-off where the steps hold none
     flat = lambda values: pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), hidden)  # noqa: E731
@@ -111,6 +114,7 @@ def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int
             "last_event_s": cutoff_seconds(day) - raw[:, PROFILE.index("recency_s")],
             **{name: raw[:, PROFILE.index(name)] for name in WINDOW_TOTALS},
             **{name: last_of_type[:, k] for k, name in enumerate(LAST_OF_TYPE)},
+            "last_category": last_category.astype(np.float64),
         },
         schema=state_schema(hidden),
     )
@@ -143,19 +147,22 @@ class OnlineModel:
         ids = [vocabulary.index(field, getattr(event, field)) for field in CATEGORICAL]
         moment = datetime.fromtimestamp(event.ts_s, tz=UTC)
         dt_prev = event.ts_s - state.last_event_s if state is not None else 0.0
+        category = ids[CATEGORICAL.index("category_id")]
+        same_category = state is not None and category == state.carried[CARRIED.index("last_category")] != 0
         features = step_features(
             np.array([dt_prev]),
             np.array([event.price or 0.0]),
             np.array([float(moment.hour)]),
             np.array([float(moment.weekday())]),
             np.array([event.ts_s % 86_400]),
+            np.array([same_category]),
         )
         zeros = np.zeros(self.hidden_size, np.float32)
         h, c = (state.h, state.c) if state is not None else (zeros, zeros)
         with torch.inference_mode():
             x = self.network.step_inputs(torch.tensor([[ids]]), torch.from_numpy(features.astype(np.float32))[None])
             _, (h_next, c_next) = self.network.lstm(x, (torch.from_numpy(h)[None, None], torch.from_numpy(c)[None, None]))
-        carried = state.carried.copy() if state is not None else np.append(np.zeros(len(WINDOW_TOTALS)), np.full(len(LAST_OF_TYPE), -NEVER_S))
+        carried = state.carried.copy() if state is not None else np.concatenate([np.zeros(len(WINDOW_TOTALS)), np.full(len(LAST_OF_TYPE), -NEVER_S), [0.0]])
         carried[CARRIED.index("window_events")] += 1
         carried[self._type_index[event.event_type]] += 1
         if event.event_type == "order":
@@ -163,6 +170,7 @@ class OnlineModel:
         if state is None or _day_of(event.ts_s) != _day_of(state.last_event_s):
             carried[CARRIED.index("active_days")] += 1
         carried[CARRIED.index(f"last_{event.event_type}_s")] = event.ts_s
+        carried[CARRIED.index("last_category")] = category
         return ProfileState(h_next[0, 0].numpy().copy(), c_next[0, 0].numpy().copy(), event.ts_s, carried)
 
     def score(self, state: ProfileState | None, at_s: float) -> np.ndarray:
@@ -170,7 +178,7 @@ class OnlineModel:
         if state is None:
             return self._empty
         carried = state.carried
-        last_of_type = carried[len(WINDOW_TOTALS) :]
+        last_of_type = carried[len(WINDOW_TOTALS) : len(WINDOW_TOTALS) + len(LAST_OF_TYPE)]
         raw = np.concatenate([carried[: len(WINDOW_TOTALS)], [max(at_s - state.last_event_s, 0.0)], np.clip(at_s - last_of_type, 0.0, NEVER_S)])
         with torch.inference_mode():
             return self._head(state.h, raw)

@@ -103,6 +103,7 @@ def build_data(root: StorageRoot, profiles: int, days: int) -> None:
 VARIANTS = {  # ablations: each trains the same candidate with one lever of the default turned back
     "every-snapshot": {"one_snapshot_per_profile": False},
     "equal-target-weights": {"judged_target_weight": None},
+    "no-article-ids": {"limits": {"max_articles": 0, "max_brands": 0}},  # what the id embeddings cost or bring
 }
 
 
@@ -118,11 +119,12 @@ def train_at(
     **overrides,
 ):
     config = TrainConfig(max_epochs=max_epochs, patience=patience or TrainConfig.patience, threads=threads, batch_size=batch_size)
+    limits = replace(VocabularyLimits(), **overrides.pop("limits", {}))
     if overrides.get("judged_target_weight", 0) is None:  # equal weights: the judged target gets 1 / targets
         plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
         overrides["judged_target_weight"] = 1 / len(plan.targets)
     config = replace(config, **overrides)
-    plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
+    plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, limits)
     return train_candidate(root, plan, version, warm_start=warm, log_fn=lambda line: print("   ", line))
 
 

@@ -202,10 +202,11 @@ def test_a_tracking_fault_is_caught_on_its_first_day(scenario):
 
 
 def test_realised_checks_alert_on_a_model_that_predicts_badly(scenario):
-    result = _materialize(scenario("stable"), DRIFT_DAY, MonitoringResource(reference_days=REFERENCE))
+    # An untrained network ranks by chance, a little above or below 0.5: below a floor of 0.7 whatever its draw.
+    result = _materialize(scenario("stable"), DRIFT_DAY, MonitoringResource(reference_days=REFERENCE, min_realised_auc=0.7))
     checks = _checks(result)
     auc, rate = checks["check_realised_auc"], checks["check_realised_rate"]
-    assert not auc.passed and auc.metadata["realised_auc"].value < 0.6
+    assert not auc.passed and auc.metadata["realised_auc_ci_high"].value < 0.7
     assert not rate.passed and rate.metadata["realised_over_predicted"].value < 0.67  # an untrained model predicts about 0.5
     assert checks["check_input_drift"].passed
 

@@ -1,7 +1,7 @@
 """Training figures: throughput of the input pipeline and of training, memory, contention, and model quality.
 
     .venv/bin/python benchmarks/training.py [--data FOLDER] [--profiles 100000] [--days 24] [--threads 2]
-        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start]
+        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start] [--ablations every-snapshot,no-article-ids]
     .venv/bin/python benchmarks/training.py --steps-only [--step-batches 256,2048]   # raw training steps, fp32 and bf16 on CUDA
     .venv/bin/python benchmarks/training.py --contention   # one training run alone, then two side by side (CPU)
     .venv/bin/python benchmarks/training.py --memory        # peak RSS of a run on 1 million sequences of mean length 30
@@ -16,7 +16,10 @@ epoch of batches from the encoded rows, no compute). Then the quality table: the
 LSTM beside the scikit-learn baselines and, when the data folder has the
 simulator's raw events and truth, the oracle (true probabilities) and a forward
 filter over daily counts, every figure with its 95 % interval over profiles on the
-pooled held-out test days. With --warm-start, part three promotes that model,
+pooled held-out test days; the snapshots use the platform's 90-day window, so give
+``--days`` past 90 for full windows (the filter reads every simulated day). With
+``--ablations``, each named variant (``VARIANTS``: one lever of the default turned back)
+is trained on the same data and its paired difference to the default printed. With --warm-start, part three promotes that model,
 trains the next day's candidate twice, warm-started and cold, and prints after how
 many epochs each first reached the cold run's best validation log-loss.
 """

@@ -1,7 +1,7 @@
 """Training figures: throughput of the input pipeline and of training, memory, contention, and model quality.
 
     .venv/bin/python benchmarks/training.py [--data FOLDER] [--profiles 100000] [--days 24] [--threads 2]
-        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start] [--ablations every-snapshot,no-article-ids]
+        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start] [--ablations one-snapshot-per-profile,no-article-ids]
     .venv/bin/python benchmarks/training.py --steps-only [--step-batches 256,2048]   # raw training steps, fp32 and bf16 on CUDA
     .venv/bin/python benchmarks/training.py --contention   # one training run alone, then two side by side (CPU)
     .venv/bin/python benchmarks/training.py --memory        # peak RSS of a run on 1 million sequences of mean length 30
@@ -18,7 +18,7 @@ simulator's raw events and truth, the oracle (true probabilities) and a forward
 filter over daily counts, every figure with its 95 % interval over profiles on the
 pooled held-out test days; the snapshots use the platform's 90-day window, so give
 ``--days`` past 90 for full windows (the filter reads every simulated day). With
-``--ablations``, each named variant (``VARIANTS``: one lever of the default turned back)
+``--ablations``, each named variant (``VARIANTS``: one lever of the default turned)
 is trained on the same data and its paired difference to the default printed. With --warm-start, part three promotes that model,
 trains the next day's candidate twice, warm-started and cold, and prints after how
 many epochs each first reached the cold run's best validation log-loss.
@@ -103,8 +103,8 @@ def build_data(root: StorageRoot, profiles: int, days: int) -> None:
         build_labels(spark, spark_storage, START + timedelta(days=k), HORIZON, {})
 
 
-VARIANTS = {  # ablations: each trains the same candidate with one lever of the default turned back
-    "every-snapshot": {"one_snapshot_per_profile": False},
+VARIANTS = {  # ablations: each trains the same candidate with one lever of the default turned
+    "one-snapshot-per-profile": {"one_snapshot_per_profile": True},
     "equal-target-weights": {"judged_target_weight": None},
     "no-article-ids": {"limits": {"max_articles": 0, "max_brands": 0}},  # what the id embeddings cost or bring
 }
@@ -306,7 +306,7 @@ def ablations(root: StorageRoot, day: date, version: str, split, lstm: np.ndarra
     """Train each variant of ``VARIANTS`` on the same data; its AUC and its paired difference to the default LSTM."""
     table, y = labelled_rows(root, split.held_out_days, ("order_any",), "test")
     y, groups = y[:, 0], np.asarray(table.column("profile_id").to_pylist(), dtype=object)
-    print(f"\nablations (each a lever of the default turned back; paired differences on the same {len(y):,} test rows, {int(y.sum()):,} positives)")
+    print(f"\nablations (each a lever of the default turned; paired differences on the same {len(y):,} test rows, {int(y.sum()):,} positives)")
     for name in names:
         trained = train_at(root, day, f"{version}-{name}", warm=False, threads=threads, **VARIANTS[name])
         p = score_table(ModelStore(root).load(trained.version), table)[:, 0]

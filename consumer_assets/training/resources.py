@@ -32,7 +32,8 @@ class TrainingResource(dg.ConfigurableResource):
     )
     one_snapshot_per_profile: bool = Field(
         default=TrainConfig.one_snapshot_per_profile,
-        description="Each epoch sees each training profile once, on one of its snapshot days drawn at random; False: every snapshot row every epoch.",
+        description="Each epoch sees each training profile once, on one of its snapshot days drawn at random (for many profiles: cost grows "
+        "with profiles, not profiles x days); False: every snapshot row every epoch (better below some 50,000 training profiles).",
     )
     judged_target_weight: float = Field(
         default=TrainConfig.judged_target_weight, description="The judged target's (order_any) share of the loss; the article-group targets share the rest."

@@ -1,8 +1,11 @@
 """Training the LSTM: same code on CPU and GPU, early stopping, warm start, then calibration.
 
-An epoch sees each training profile once, on one of its snapshot days drawn anew
-each epoch (``EncodedRows.one_per_profile``): its cost grows with profiles, not
-profiles x days. The loss is the log-loss, the judged target (the first,
+An epoch sees every snapshot row, or (``one_snapshot_per_profile``) each training
+profile once, on one of its snapshot days drawn anew each epoch
+(``EncodedRows.one_per_profile``), so that its cost grows with profiles, not
+profiles x days. The second ties the first at 100,000 profiles at less than half the
+sequences, but at the demo's 12,000 training profiles its short epochs stop early
+and lose to the baselines (README, Benchmarks): off by default. The loss is the log-loss, the judged target (the first,
 ``order_any``) weighted as much as all the others together; positives are not
 weighted: that would shift every logit and leave a bias to undo. The learning rate
 halves when the validation loss stalls. Probabilities are put on the observed rates afterwards by a
@@ -44,7 +47,7 @@ class TrainConfig:
 
     max_epochs: int | None = None  # None: CPU_MAX_EPOCHS on the CPU, CUDA_MAX_EPOCHS on a GPU; early stopping usually ends sooner
     patience: int = 4
-    one_snapshot_per_profile: bool = True  # False: every snapshot row in every epoch
+    one_snapshot_per_profile: bool = False  # True: an epoch sees each profile once, on a snapshot day drawn anew
     judged_target_weight: float = 0.5  # the first target's share of the loss; the others share the rest
     learning_rate: float = 2e-3  # at a batch of REFERENCE_BATCH; larger batches scale it by sqrt(batch / REFERENCE_BATCH)
     weight_decay: float = 1e-4

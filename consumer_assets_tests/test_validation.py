@@ -79,7 +79,16 @@ def root_folder(request, prepared, private_copy) -> Path:
 def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
     return {
         "storage": StorageResource(root=str(folder)),
-        "training": TrainingResource(max_epochs=4, patience=2, hidden_size=16, batch_size=64, threads=2, learning_rate=3e-3, warm_start=warm_start),
+        "training": TrainingResource(
+            max_epochs=20,
+            patience=3,
+            one_snapshot_per_profile=True,  # short epochs: more, smaller steps on this small shop, in the same time
+            hidden_size=16,
+            batch_size=64,
+            threads=2,
+            learning_rate=3e-3,
+            warm_start=warm_start,
+        ),
         "features": FeatureResource(label_horizon_days=HORIZON),
         "gate": GateResource(**gate),
         "candidate_io_manager": CandidateIOManager(storage=StorageResource(root=str(folder))),

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/gate_stability.py [--dates 7] [--profiles 20000]
 
-``make demo`` replays the 24 days before today, so its data (weekday rhythms against
+``make demo`` replays the 26 days before today after a backfill of one window, so its data (weekday rhythms against
 the simulator's seeded behaviour) change from one day to the next. For each of the
 last ``--dates`` end dates this script simulates the demo's shop up to its training
 day, builds the snapshots and labels with Spark as the demo does, then runs the real
@@ -12,7 +12,7 @@ service, the demo's deliberately bad candidate (learning rate 0, one epoch, cold
 start). It prints each verdict with the figures it rests on. Every good candidate
 should serve and every bad one be refused.
 
-Differences from ``make demo``: events are written to ``raw_events`` directly (no
+Differences from ``make demo``: the backfill and the replayed days' events are written to ``raw_events`` directly (no
 landing zone, no bad rows), so only the data the model sees is replayed.
 """
 
@@ -45,15 +45,16 @@ HORIZON = DEFAULT_LABEL_HORIZON_DAYS
 
 
 def build(root: StorageRoot, start: date, profiles: int, spark) -> None:
-    """The demo's shop up to its bad candidate's training day: events, snapshots and the labels that matured."""
-    for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(start, BAD_CANDIDATE_DAY + 1):
+    """The demo's shop up to its bad candidate's training day, after the demo's backfill of one window: events,
+    snapshots (the first one from the window's events) and the labels that matured."""
+    features = FeatureResource()
+    config = HistoryConfig(window_days=features.window_days, max_events=features.max_events)
+    first_day = start - timedelta(days=config.window_days)
+    for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(first_day, config.window_days + BAD_CANDIDATE_DAY + 1):
         root.write_partition(RAW_EVENTS, day.day, day.events)
     spark_storage = SparkStorage(root)
-    features = FeatureResource()
     for k in range(BAD_CANDIDATE_DAY - HORIZON + 1):
-        build_snapshot(
-            spark, spark_storage, start + timedelta(days=k), HistoryConfig(window_days=features.window_days, max_events=features.max_events), files=1
-        )
+        build_snapshot(spark, spark_storage, start + timedelta(days=k), config, files=1)
         build_labels(spark, spark_storage, start + timedelta(days=k), HORIZON, {})
 
 

@@ -1,6 +1,9 @@
 """``make demo``: a shop's last few weeks replayed day by day through the automation, on the embedded default.
 
-Every simulated day lands in the landing zone, then the same logic that runs a
+First the shop's history before the replay (one history window, 90 days by default)
+lands and is ingested, as a deployment's first backfill of ``raw_events`` would, so
+the first replayed snapshot already holds a full window and every model trains and
+is judged on histories as long as a running shop's. Then every simulated day lands in the landing zone, then the same logic that runs a
 deployment unattended decides what to run: the landing sensor requests the daily
 data job, the automation condition of order_labels requests the labels that have
 matured, the reconcile sensor rebuilds what the instance remembers but the storage
@@ -27,13 +30,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumer_assets.automation.freshness import day_checks
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_schedule
 from consumer_assets.automation.sensors import alert_cursor_after_history, alert_sensor, landing_sensor, reconcile_sensor
+from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.definitions import defs
 from consumer_assets.metrics import summarise
 from consumer_assets.model.store import ModelStore
-from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig, land_day, true_probabilities
+from consumer_assets.partitions import START_DATE
+from consumer_assets.simulation import DayEvents, Drift, ShopSimulator, SimulationConfig, land_day, true_probabilities
 from consumer_assets.validation.evaluate import labelled_rows
 
 log = logging.getLogger("consumer_assets.demo")
@@ -136,10 +142,28 @@ class Replay:
     def __init__(self, instance: dg.DagsterInstance, root, sink: WebhookSink):
         self.instance, self.root = instance, root
         self.landing_cursor = self.alert_cursor = self.automation_cursor = None
-        self.landing = {"storage": defs.resources["storage"], "landing": LandingSensorResource(lookback_days=DEMO_DAYS + 7)}
+        # The replayed days only: the backfill before them is ingested by backfill_day.
+        self.landing = {"storage": defs.resources["storage"], "landing": LandingSensorResource(lookback_days=DEMO_DAYS)}
         self.alerts = {"alerts": AlertResource(webhook_url=sink.url, retries=1, backoff_seconds=0.1)}
         # This replay's alerts only: failures an earlier demo left in the instance were alerted then.
         self.alert_cursor = alert_cursor_after_history(instance, defs.resolve_asset_graph().asset_check_keys)
+
+    def backfill_day(self, day_events: DayEvents) -> bool:
+        """Land and ingest one day before the replay (raw_events and its checks, as a backfill of that asset runs), unless
+        stored already: a second demo reuses the first one's backfill. True when the day was ingested now."""
+        day = day_events.day
+        if self.root.has_partition(RAW_EVENTS, day):
+            return False
+        land_day(self.root, day_events, bad_rate=0.01)
+        raw_events = [dg.AssetKey(RAW_EVENTS)]
+        job = defs.resolve_job_def("daily_data_job").get_subset(
+            asset_selection=set(raw_events), asset_check_selection=set(day_checks(defs.resolve_asset_graph(), raw_events))
+        )
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        result = job.execute_in_process(partition_key=day.isoformat(), instance=self.instance, raise_on_error=False, run_config=quiet)
+        if not result.success:
+            raise RuntimeError(f"the backfill's raw_events run for {day} failed ({result.run_id}): see it in the UI (make dev)")
+        return True
 
     def landing_tick(self) -> None:
         context = dg.build_sensor_context(instance=self.instance, cursor=self.landing_cursor, resources=self.landing, definitions=defs)
@@ -185,14 +209,20 @@ def main() -> None:
     root = defs.resources["storage"].process_config_and_initialize().open()
     today = datetime.now(UTC).date()
     start = today - timedelta(days=DEMO_DAYS)
+    backfill_days = defs.resources["features"].window_days
+    first_day = start - timedelta(days=backfill_days)
+    if first_day < date.fromisoformat(START_DATE):
+        raise SystemExit(f"the demo's backfill starts on {first_day}, before the partitions' start {START_DATE}: set CONSUMER_ASSETS_START_DATE earlier")
     shift = start + timedelta(days=SEASON_SHIFT_DAY)
     config = SimulationConfig(profiles=DEMO_PROFILES, drift=Drift(season_shift_from=shift, season_shift_strength=0.8))
     log.info(
-        "replaying %d days of a shop with %d profiles, %s to %s, into %s (season shift from %s)",
+        "replaying %d days of a shop with %d profiles, %s to %s, after a backfill of %d days from %s, into %s (season shift from %s)",
         DEMO_DAYS,
         DEMO_PROFILES,
         start,
         today - timedelta(days=1),
+        backfill_days,
+        first_day,
         root.uri,
         shift,
     )
@@ -200,8 +230,14 @@ def main() -> None:
     instance = dg.DagsterInstance.get()
     replay = Replay(instance, root, sink)
 
-    for offset, day_events in enumerate(ShopSimulator(config).simulate(start, DEMO_DAYS)):
+    ingested = 0
+    for offset, day_events in enumerate(ShopSimulator(config).simulate(first_day, backfill_days + DEMO_DAYS), start=-backfill_days):
         day = day_events.day
+        if offset < 0:
+            ingested += replay.backfill_day(day_events)
+            if (offset + backfill_days) % 15 == 14 or offset == -1:
+                log.info("backfill: %d of %d days before the replay stored (%d ingested now)", offset + backfill_days + 1, backfill_days, ingested)
+            continue
         land_day(root, day_events, bad_rate=0.01)
         replay.landing_tick()
         replay.reconcile_tick()

@@ -5,7 +5,7 @@ from datetime import date
 
 import dagster as dg
 
-DEFAULT_START_DATE = "2026-10-01"
+DEFAULT_START_DATE = "2026-01-01"
 
 # Read at import: Dagster needs the partition set when it loads the code location.
 START_DATE = os.environ.get("CONSUMER_ASSETS_START_DATE", DEFAULT_START_DATE)

@@ -45,7 +45,7 @@ from consumer_assets.validation.evaluate import labelled_rows
 log = logging.getLogger("consumer_assets.demo")
 
 DEMO_DAYS = int(os.environ.get("DEMO_DAYS", "26"))
-DEMO_PROFILES = int(os.environ.get("DEMO_PROFILES", "20000"))
+DEMO_PROFILES = int(os.environ.get("DEMO_PROFILES", "12000"))
 # Offsets from the first day. Training on day 15 has 9 matured snapshots: 6 train, 3 held out,
 # so the first verdict rests on a few hundred test positives; the days it scores mature
 # before the end, so realised rates are judged on three of them.
@@ -160,7 +160,12 @@ class Replay:
             asset_selection=set(raw_events), asset_check_selection=set(day_checks(defs.resolve_asset_graph(), raw_events))
         )
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        result = job.execute_in_process(partition_key=day.isoformat(), instance=self.instance, raise_on_error=False, run_config=quiet)
+        per_file = logging.getLogger("consumer_assets.ingest")  # a line per landing file; the backfill logs its progress instead
+        per_file.setLevel(logging.WARNING)
+        try:
+            result = job.execute_in_process(partition_key=day.isoformat(), instance=self.instance, raise_on_error=False, run_config=quiet)
+        finally:
+            per_file.setLevel(logging.NOTSET)
         if not result.success:
             raise RuntimeError(f"the backfill's raw_events run for {day} failed ({result.run_id}): see it in the UI (make dev)")
         return True

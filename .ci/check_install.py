@@ -33,7 +33,8 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            "import consumer_assets.definitions as d; import consumer_assets, sys; print(consumer_assets.__file__, len(list(d.defs.assets or [])))",
+            "import consumer_assets.definitions as d; import consumer_assets, sys; print(consumer_assets.__file__, "
+            "len(list(d.defs.assets or [])))",
         ],
         capture_output=True,
         text=True,
@@ -42,7 +43,10 @@ def main() -> None:
     if loaded.returncode:
         fail("loading consumer_assets.definitions", loaded.stderr)
     if "site-packages" not in loaded.stdout:
-        fail("loading consumer_assets.definitions", f"loaded from the source tree, not the installed package: {loaded.stdout}")
+        fail(
+            "loading consumer_assets.definitions",
+            f"loaded from the source tree, not the installed package: {loaded.stdout}",
+        )
     print(f"definitions load from the installed package ({loaded.stdout.strip()})")
     port = free_port()
     # env --default-signal: started from a script, dagster would inherit an ignored SIGTERM and outlive the check.
@@ -71,7 +75,12 @@ def main() -> None:
         while True:
             if server.poll() is not None:
                 fail("dagster code-server start", server.stdout.read())
-            check = subprocess.run([str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)], capture_output=True, text=True, env=env)
+            check = subprocess.run(
+                [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
             if check.returncode == 0:
                 print(f"dagster code-server answers its gRPC health check after {time.monotonic() - started:.0f} s")
                 break

@@ -38,7 +38,11 @@ def main() -> None:
     spark = spark_session("local[*]", {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false"})
     shop = SimulationConfig(profiles=args.profiles)
     drift_day = START + timedelta(days=args.days)
-    scenarios = {"stable": Drift(), "season shift": Drift(season_shift_from=drift_day), "tracking fault": Drift(tracking_fault_from=drift_day)}
+    scenarios = {
+        "stable": Drift(),
+        "season shift": Drift(season_shift_from=drift_day),
+        "tracking fault": Drift(tracking_fault_from=drift_day),
+    }
     config = MonitoringConfig(reference_days=7, history_window_days=WINDOW)
     with tempfile.TemporaryDirectory() as folder:
         base = StorageRoot(f"{folder}/base")
@@ -52,7 +56,10 @@ def main() -> None:
             *_, last = ShopSimulator(replace(shop, drift=drift)).simulate(START, args.days + 1)
             land(spark, root, last)
             monitoring = monitor_day(root, drift_day, config)
-            results[name] = ({row["feature"]: row["psi"] for row in monitoring.input_drift}, monitoring.event_volume["ratio"])
+            results[name] = (
+                {row["feature"]: row["psi"] for row in monitoring.input_drift},
+                monitoring.event_volume["ratio"],
+            )
     features = list(next(iter(results.values()))[0])
     print(f"PSI against the previous 7 days, {args.profiles:,} profiles, first day of each scenario ({drift_day})")
     print(f"  {'feature':<15}" + "".join(f"{name:>16}" for name in results))

@@ -37,7 +37,10 @@ def main() -> None:
     network.fit_standardisation(encode(histories.slice(0, 10_000), vocabulary, args.max_length).profile)
     model = LoadedModel("bench", config, vocabulary, network.eval(), {})
     events = sum(min(n, args.max_length) for n in histories.column("length").to_pylist())
-    print(f"{args.profiles:,} profiles, {events:,} events (mean {events / args.profiles:.1f}), {args.threads} torch threads")
+    print(
+        f"{args.profiles:,} profiles, {events:,} events (mean {events / args.profiles:.1f}), {args.threads} torch "
+        "threads"
+    )
 
     started = time.perf_counter()
     score_table(model, histories, batch_size=2048)
@@ -46,9 +49,13 @@ def main() -> None:
     started = time.perf_counter()
     explained = explain(model, histories, batch_size=512)
     explaining = time.perf_counter() - started
-    print(f"  explaining  {explaining:7.1f} s  {args.profiles / explaining:>10,.0f} profiles/s  ({explained.events.num_rows:,} event rows)")
     print(
-        f"  explaining / scoring: {explaining / scoring:.1f}x; peak memory of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
+        f"  explaining  {explaining:7.1f} s  {args.profiles / explaining:>10,.0f} profiles/s  "
+        f"({explained.events.num_rows:,} event rows)"
+    )
+    print(
+        f"  explaining / scoring: {explaining / scoring:.1f}x; peak memory of this process "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB"
     )
 
 

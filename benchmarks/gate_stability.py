@@ -50,7 +50,9 @@ def build(root: StorageRoot, start: date, profiles: int, spark) -> None:
     features = FeatureResource()
     config = HistoryConfig(window_days=features.window_days, max_events=features.max_events)
     first_day = start - timedelta(days=config.window_days)
-    for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(first_day, config.window_days + BAD_CANDIDATE_DAY + 1):
+    for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(
+        first_day, config.window_days + BAD_CANDIDATE_DAY + 1
+    ):
         root.write_partition(RAW_EVENTS, day.day, day.events)
     spark_storage = SparkStorage(root)
     for k in range(BAD_CANDIDATE_DAY - HORIZON + 1):
@@ -69,20 +71,30 @@ def gate(folder: str, day: date, run_config: dict | None = None) -> tuple[dg.Exe
         "evaluation_io_manager": EvaluationIOManager(storage=storage),
     }
     result = dg.materialize(
-        [trained_lstm, *validation_assets, *validation_checks], resources=resources, partition_key=day.isoformat(), run_config=run_config, raise_on_error=False
+        [trained_lstm, *validation_assets, *validation_checks],
+        resources=resources,
+        partition_key=day.isoformat(),
+        run_config=run_config,
+        raise_on_error=False,
     )
     return result, ModelStore(StorageRoot(folder)).candidate_for_partition(day.isoformat()).version
 
 
 def describe(result: dg.ExecuteInProcessResult, folder: str, version: str) -> str:
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    failed = [f"{name} ({c.metadata['outcome'].value if 'outcome' in c.metadata else 'fail'})" for name, c in checks.items() if not c.passed]
+    failed = [
+        f"{name} ({c.metadata['outcome'].value if 'outcome' in c.metadata else 'fail'})"
+        for name, c in checks.items()
+        if not c.passed
+    ]
     evaluation = ModelStore(StorageRoot(folder)).read_evaluation(version)
     m = evaluation["candidate"]["order_any"]
     strongest = evaluation["strongest_baseline"]
     return (
-        f"AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}), {strongest} {evaluation['baselines'][strongest]['auc']:.3f}, "
-        f"obs/pred {m['observed_over_predicted']:.2f}, {m['rows']} rows, {m['positives']} positives; failed: {', '.join(failed) or 'none'}"
+        f"AUC {m['auc']:.3f} ({m['auc_ci_low']:.3f}-{m['auc_ci_high']:.3f}), {strongest} "
+        f"{evaluation['baselines'][strongest]['auc']:.3f}, "
+        f"obs/pred {m['observed_over_predicted']:.2f}, {m['rows']} rows, {m['positives']} positives; failed: "
+        f"{', '.join(failed) or 'none'}"
     )
 
 
@@ -104,14 +116,20 @@ def main() -> None:
             good, version = gate(folder, training_day)
             serving = ModelStore(StorageRoot(folder)).serving()
             good_serves = good.success and serving is not None and serving.version == version
-            bad, bad_version = gate(folder, training_day + timedelta(days=BAD_CANDIDATE_DAY - TRAINING_DAY), BAD_CANDIDATE)
+            bad, bad_version = gate(
+                folder, training_day + timedelta(days=BAD_CANDIDATE_DAY - TRAINING_DAY), BAD_CANDIDATE
+            )
             still_serving = getattr(ModelStore(StorageRoot(folder)).serving(), "version", None)
             bad_refused = not bad.success and still_serving == (version if good_serves else None)
             served += good_serves
             refused += bad_refused
             print(f"end date {end} (training on {training_day}), {time.perf_counter() - started:.0f} s")
             print(f"  good candidate: {'SERVED' if good_serves else 'NOT SERVED'}; {describe(good, folder, version)}")
-            print(f"  bad candidate:  {'REFUSED' if bad_refused else 'NOT REFUSED'}; {describe(bad, folder, bad_version)}", flush=True)
+            print(
+                f"  bad candidate:  {'REFUSED' if bad_refused else 'NOT REFUSED'}; "
+                f"{describe(bad, folder, bad_version)}",
+                flush=True,
+            )
     print(f"\n{served}/{args.dates} good candidates served, {refused}/{args.dates} bad candidates refused")
 
 

@@ -58,7 +58,10 @@ def newest_layer_events(root: StorageRoot, day: date) -> int:
     """Events kept in the rows of the newest layer of ``day``: what the layer rewrote."""
     layer = layers_of(root.manifest(HISTORIES, day), day)[-1]
     prefix = root.partition_key(HISTORIES, day)
-    return sum(pc.sum(pq.read_table(root.path(prefix, name), columns=["length"], filesystem=root.fs)["length"]).as_py() or 0 for name in layer.files)
+    return sum(
+        pc.sum(pq.read_table(root.path(prefix, name), columns=["length"], filesystem=root.fs)["length"]).as_py() or 0
+        for name in layer.files
+    )
 
 
 def days_between_compactions(base_rows: int, layer_rows: int, compaction: Compaction) -> int:
@@ -73,7 +76,9 @@ def main() -> None:
     parser.add_argument("--windows", type=int, nargs="+", default=[7, 30, 90, 180])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each timing on the curve; the fastest counts")
     args = parser.parse_args()
-    spark = spark_session("local[*]", {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false"})
+    spark = spark_session(
+        "local[*]", {"spark.driver.memory": "8g", "spark.sql.shuffle.partitions": "8", "spark.ui.enabled": "false"}
+    )
     spark.range(1).count()  # start the JVM before timing
     compaction = Compaction()
 
@@ -86,12 +91,16 @@ def main() -> None:
         seconds, built = timed(lambda: build_snapshot(spark, spark_storage, D - timedelta(days=1), config, files=4))
         print(f"  snapshot D-1 from scratch   {seconds:>8.1f} s  ({built.manifest.rows:,} profiles)")
         seconds, built = timed(lambda: build_snapshot(spark, spark_storage, D, config, files=4, compaction=compaction))
-        print(f"  snapshot D ({built.mode})   {seconds:>8.1f} s  ({built.manifest.rows:,} profiles, {built.changed_profiles:,} written)")
+        print(
+            f"  snapshot D ({built.mode})   {seconds:>8.1f} s  ({built.manifest.rows:,} profiles, "
+            f"{built.changed_profiles:,} written)"
+        )
         print(f"  events/s                    {per_day / seconds:>8,.0f}")
 
     print(f"\ncost of one day as the window grows ({args.curve_profiles:,} profiles; seconds)")
     print(
-        f"  {'window':>6} {'events in window':>17} {'profiles':>9} {'changed':>8} {'rewritten events':>17} {'layer':>6} "
+        f"  {'window':>6} {'events in window':>17} {'profiles':>9} {'changed':>8} {'rewritten events':>17} "
+        f"{'layer':>6} "
         f"{'us/event':>9} {'in full':>8} {'every':>6} {'amortised':>10} {'from scratch':>13}"
     )
     for window in args.windows:
@@ -101,18 +110,27 @@ def main() -> None:
             events = land_raw(spark_storage.root, args.curve_profiles, window + 1)
             config = HistoryConfig(window_days=window)
             build_snapshot(spark, spark_storage, D - timedelta(days=1), config)
-            layer_s, layer = timed(lambda: build_snapshot(spark, spark_storage, D, config, compaction=compaction), args.repeat)
+            layer_s, layer = timed(
+                lambda: build_snapshot(spark, spark_storage, D, config, compaction=compaction), args.repeat
+            )
             rewritten = newest_layer_events(spark_storage.root, D)
-            full_s, full = timed(lambda: build_snapshot(spark, spark_storage, D, config, compaction=Compaction(max_change_share=0)), args.repeat)
+            full_s, full = timed(
+                lambda: build_snapshot(spark, spark_storage, D, config, compaction=Compaction(max_change_share=0)),
+                args.repeat,
+            )
             window_days = [D - timedelta(days=k) for k in range(window)]
             scratch_s, _ = timed(
-                lambda: spark_storage.write_partition(histories_from_scratch(read(RAW_EVENTS, window_days), D, config), "scratch", D), args.repeat
+                lambda: spark_storage.write_partition(
+                    histories_from_scratch(read(RAW_EVENTS, window_days), D, config), "scratch", D
+                ),
+                args.repeat,
             )
             assert (layer.mode, full.mode) == ("incremental", "compacted")
             every = days_between_compactions(full.manifest.rows, layer.changed_profiles, compaction)
             amortised = (layer_s * (every - 1) + full_s) / every
             print(
-                f"  {window:>6} {events:>17,} {full.manifest.rows:>9,} {layer.changed_profiles:>8,} {rewritten:>17,} {layer_s:>6.1f} "
+                f"  {window:>6} {events:>17,} {full.manifest.rows:>9,} {layer.changed_profiles:>8,} {rewritten:>17,} "
+                f"{layer_s:>6.1f} "
                 f"{layer_s / rewritten * 1e6:>9.1f} {full_s:>8.1f} "
                 f"{every:>4} d {amortised:>10.1f} {scratch_s:>13.1f}"
             )

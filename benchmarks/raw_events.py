@@ -31,17 +31,26 @@ def prepare(folder: str, million_events: float, lookback_million: float, bad_rat
 
     root = StorageRoot(folder)
     before = DAY - timedelta(days=1)
-    land_day(root, ShopSimulator(SimulationConfig(profiles=int(PROFILES_PER_MILLION * lookback_million))).simulate_day(before))
+    land_day(
+        root,
+        ShopSimulator(SimulationConfig(profiles=int(PROFILES_PER_MILLION * lookback_million))).simulate_day(before),
+    )
     ingest_day(root, before)
-    landed = land_day(root, ShopSimulator(SimulationConfig(profiles=PROFILES_PER_MILLION)).simulate_day(DAY), bad_rate=bad_rate)
-    originals = {key: gzip.decompress(root.read_bytes(key)) if not key.endswith("interrupted.jsonl.gz") else None for key in landed.files}
+    landed = land_day(
+        root, ShopSimulator(SimulationConfig(profiles=PROFILES_PER_MILLION)).simulate_day(DAY), bad_rate=bad_rate
+    )
+    originals = {
+        key: gzip.decompress(root.read_bytes(key)) if not key.endswith("interrupted.jsonl.gz") else None
+        for key in landed.files
+    }
     copies = max(1, round(million_events * 1_000_000 / max(landed.events, 1)))
     for copy in range(1, copies):  # the same day again with other event ids: other events, as many
         for key, text in originals.items():
             if text is not None:
                 name = key.rsplit("/", 1)[1].replace(".jsonl.gz", f"-copy{copy:03d}.jsonl.gz")
                 root.write_bytes(
-                    f"{landing_prefix(DAY)}/{name}", gzip.compress(text.replace(b'"event_id":"e', f'"event_id":"c{copy}e'.encode()), compresslevel=1)
+                    f"{landing_prefix(DAY)}/{name}",
+                    gzip.compress(text.replace(b'"event_id":"e', f'"event_id":"c{copy}e'.encode()), compresslevel=1),
                 )
     print(f"landed {copies} copies of a {landed.events:,}-event day", flush=True)
 
@@ -61,7 +70,9 @@ def ingest(folder: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--million-events", type=float, default=10.0)
-    parser.add_argument("--lookback-million", type=float, default=1.0, help="events of the stored day before, in millions")
+    parser.add_argument(
+        "--lookback-million", type=float, default=1.0, help="events of the stored day before, in millions"
+    )
     parser.add_argument("--bad-rate", type=float, default=0.01)
     parser.add_argument("--ingest", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
@@ -70,13 +81,18 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as folder:
         prepare(folder, args.million_events, args.lookback_million, args.bad_rate)
-        child = subprocess.run([sys.executable, __file__, "--ingest", folder], capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--ingest", folder], capture_output=True, text=True, check=True
+        )
     figures = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"rows read            {figures['rows_read']:>12,}")
     print(f"rows kept            {figures['rows_kept']:>12,}")
     print(f"rows quarantined     {figures['rows_quarantined']:>12,}")
     print(f"duplicates           {figures['duplicates']:>12,}")
-    print(f"read = kept + quarantined + duplicates: {figures['rows_read'] == figures['rows_kept'] + figures['rows_quarantined'] + figures['duplicates']}")
+    print(
+        "read = kept + quarantined + duplicates: "
+        f"{figures['rows_read'] == figures['rows_kept'] + figures['rows_quarantined'] + figures['duplicates']}"
+    )
     print(f"ingest s             {figures['seconds']:>12.1f}")
     print(f"rows/s               {figures['rows_read'] / figures['seconds']:>12,.0f}")
     print(f"peak memory MiB      {figures['peak_mib']:>12,.0f}")

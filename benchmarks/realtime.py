@@ -1,4 +1,5 @@
-"""Online scoring (``consumer-assets serve``): start-up with many states, latency at a fixed rate, throughput at saturation.
+"""Online scoring (``consumer-assets serve``): start-up with many states, latency at a fixed rate, throughput at
+saturation.
 
     .venv/bin/python benchmarks/realtime.py [--profiles 1000000] [--rate 500] [--seconds 20] [--clients 8] [--redis]
 
@@ -6,7 +7,8 @@ Writes a states partition of ``--profiles`` random profiles and a model (hidden 
 to a temporary root, starts the service as its own process on 127.0.0.1 and times
 its start-up until ``/health`` answers, with the process's peak RSS. Then a bounded
 client on the same machine (``--clients`` threads, one keep-alive connection each;
-writes with the bearer token, the service's request limits at their defaults) sends ``GET /profiles/{id}/score`` and, separately, ``POST /events`` (one event each)
+writes with the bearer token, the service's request limits at their defaults) sends ``GET /profiles/{id}/score`` and,
+separately, ``POST /events`` (one event each)
 at ``--rate`` requests/s for ``--seconds`` seconds: latency counts from the moment a
 request was due, so a slow server cannot hide its queue. Last, the same client sends
 as fast as it can: throughput at saturation. ``--redis`` runs everything again with a
@@ -60,7 +62,9 @@ def write_root(folder: str, profiles: int) -> None:
     vocabulary = Vocabulary(tokens)
     torch.manual_seed(0)
     store = ModelStore(root)
-    store.save_candidate(VERSION, ConsumerLSTM.for_vocabulary(ModelConfig(hidden_size=HIDDEN), vocabulary).eval(), vocabulary, {})
+    store.save_candidate(
+        VERSION, ConsumerLSTM.for_vocabulary(ModelConfig(hidden_size=HIDDEN), vocabulary).eval(), vocabulary, {}
+    )
     store.write_verdict(GateVerdict(VERSION, True))  # as validated_model leaves a passed candidate
     store.promote(VERSION, promoted_by="benchmarks/realtime.py")
     rng = np.random.default_rng(0)
@@ -68,7 +72,12 @@ def write_root(folder: str, profiles: int) -> None:
     def chunks(size: int = 100_000):
         for begin in range(0, profiles, size):
             n = min(size, profiles - begin)
-            state = lambda: pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(0, 0.2, n * HIDDEN).astype(np.float32)), HIDDEN)  # noqa: E731
+
+            def state(n=n):
+                return pa.FixedSizeListArray.from_arrays(
+                    pa.array(rng.normal(0, 0.2, n * HIDDEN).astype(np.float32)), HIDDEN
+                )
+
             yield pa.table(
                 {
                     "profile_id": [f"p{i}" for i in range(begin, begin + n)],
@@ -92,9 +101,23 @@ def peak_rss_gib(pid: int) -> float:
 
 
 def start_service(folder: str, port: int, state_store: str) -> tuple[subprocess.Popen, float]:
-    command = [sys.executable, "-m", "consumer_assets.cli", "serve", "--root", folder, "--port", str(port), "--state-store", state_store]
+    command = [
+        sys.executable,
+        "-m",
+        "consumer_assets.cli",
+        "serve",
+        "--root",
+        folder,
+        "--port",
+        str(port),
+        "--state-store",
+        state_store,
+    ]
     started = time.perf_counter()
-    environment = {**os.environ, "CONSUMER_ASSETS_ONLINE_TOKEN": TOKEN}  # writes authenticated, limits at their defaults
+    environment = {
+        **os.environ,
+        "CONSUMER_ASSETS_ONLINE_TOKEN": TOKEN,
+    }  # writes authenticated, limits at their defaults
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment)
     while True:
         if process.poll() is not None:
@@ -187,7 +210,8 @@ class Load:
 
 def report(name: str, figures: dict) -> None:
     print(
-        f"  {name:<34} {figures['requests']:>7,} requests {figures['per_second']:>8,.0f}/s   p50 {figures['p50']:6.2f} ms   "
+        f"  {name:<34} {figures['requests']:>7,} requests {figures['per_second']:>8,.0f}/s   p50 {figures['p50']:6.2f} "
+        "ms   "
         f"p99 {figures['p99']:6.2f} ms   max {figures['max']:7.2f} ms   failures {figures['failures']}"
     )
 
@@ -197,7 +221,8 @@ def measure(folder: str, profiles: int, state_store: str, args: argparse.Namespa
     process, startup = start_service(folder, port, state_store)
     try:
         print(
-            f"\nstate store {state_store.split('//')[0].rstrip(':')}: start-up with {profiles:,} states {startup:.1f} s, peak RSS of the service {peak_rss_gib(process.pid):.2f} GiB"
+            f"\nstate store {state_store.split('//')[0].rstrip(':')}: start-up with {profiles:,} states {startup:.1f} "
+            f"s, peak RSS of the service {peak_rss_gib(process.pid):.2f} GiB"
         )
         load = Load(port, profiles, args.clients)
         load.run("score", args.rate, 2)  # warm-up
@@ -223,7 +248,8 @@ def main() -> None:
         started = time.perf_counter()
         write_root(folder, args.profiles)
         print(
-            f"wrote {args.profiles:,} states and a model (hidden {HIDDEN}) in {time.perf_counter() - started:.0f} s; {os.cpu_count()} cores, client and server on one machine"
+            f"wrote {args.profiles:,} states and a model (hidden {HIDDEN}) in {time.perf_counter() - started:.0f} s; "
+            f"{os.cpu_count()} cores, client and server on one machine"
         )
         measure(folder, args.profiles, "embedded", args)
         if args.redis:
@@ -232,7 +258,20 @@ def main() -> None:
                 raise SystemExit("redis-server is not installed (make redis installs it)")
             port = free_port()
             redis = subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder], stdout=subprocess.DEVNULL
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    folder,
+                ],
+                stdout=subprocess.DEVNULL,
             )
             try:
                 time.sleep(0.5)

@@ -66,16 +66,22 @@ def synthetic_chunk(rng: np.random.Generator, first_id: int, rows: int, mean_len
 def prepare(folder: str, profiles: int, mean_length: float) -> None:
     root = StorageRoot(folder)
     rng = np.random.default_rng(0)
-    chunks = (synthetic_chunk(rng, start, min(CHUNK, profiles - start), mean_length) for start in range(0, profiles, CHUNK))
+    chunks = (
+        synthetic_chunk(rng, start, min(CHUNK, profiles - start), mean_length) for start in range(0, profiles, CHUNK)
+    )
     manifest = root.write_partition(HISTORIES, DAY, chunks)
     sample = root.read_partition(HISTORIES, DAY).slice(0, 100_000)
     vocabulary = Vocabulary.build([sample], VocabularyLimits())
     torch.manual_seed(0)
-    network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any", *(f"order_category_c{k}" for k in range(5)))), vocabulary)
+    network = ConsumerLSTM.for_vocabulary(
+        ModelConfig(targets=("order_any", *(f"order_category_c{k}" for k in range(5)))), vocabulary
+    )
     network.fit_standardisation(encode(sample, vocabulary, MAX_LENGTH).profile)
     ModelStore(root).save_candidate("benchmark", network.eval(), vocabulary, {})
     print(
-        f"snapshot: {manifest.rows:,} profiles, {sum(len(x) for x in sample.column('event_type').to_pylist()) / sample.num_rows:.1f} events per profile on average"
+        f"snapshot: {manifest.rows:,} profiles, "
+        f"{sum(len(x) for x in sample.column('event_type').to_pylist()) / sample.num_rows:.1f} events per profile on "
+        "average"
     )
 
 
@@ -96,7 +102,8 @@ def score(folder: str, threads: int, batch_size: int) -> None:
     seconds = time.perf_counter() - started
     peak_gib = peak_resident_kib() / 1024**2
     print(
-        f"scored {manifest.rows:,} profiles in {seconds:.1f} s: {manifest.rows / seconds:,.0f} profiles/s, peak memory {peak_gib:.2f} GiB "
+        f"scored {manifest.rows:,} profiles in {seconds:.1f} s: {manifest.rows / seconds:,.0f} profiles/s, peak memory "
+        f"{peak_gib:.2f} GiB "
         f"({threads} threads, batches of {batch_size}, chunks of {CHUNK:,})"
     )
 

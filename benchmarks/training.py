@@ -1,8 +1,10 @@
 """Training figures: throughput of the input pipeline and of training, memory, contention, and model quality.
 
     .venv/bin/python benchmarks/training.py [--data FOLDER] [--profiles 100000] [--days 24] [--threads 2]
-        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start] [--ablations one-snapshot-per-profile,no-article-ids]
-    .venv/bin/python benchmarks/training.py --steps-only [--step-batches 256,2048]   # raw training steps, fp32 and bf16 on CUDA
+        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start] [--ablations
+        one-snapshot-per-profile,no-article-ids]
+    .venv/bin/python benchmarks/training.py --steps-only [--step-batches 256,2048]   # raw training steps, fp32 and bf16
+    on CUDA
     .venv/bin/python benchmarks/training.py --contention   # one training run alone, then two side by side (CPU)
     .venv/bin/python benchmarks/training.py --memory        # peak RSS of a run on 1 million sequences of mean length 30
 
@@ -19,7 +21,8 @@ filter over daily counts, every figure with its 95 % interval over profiles on t
 pooled held-out test days; the snapshots use the platform's 90-day window, so give
 ``--days`` past 90 for full windows (the filter reads every simulated day). With
 ``--ablations``, each named variant (``VARIANTS``: one lever of the default turned)
-is trained on the same data and its paired difference to the default printed. With --warm-start, part three promotes that model,
+is trained on the same data and its paired difference to the default printed. With --warm-start, part three promotes
+that model,
 trains the next day's candidate twice, warm-started and cold, and prints after how
 many epochs each first reached the cold run's best validation log-loss.
 """
@@ -98,7 +101,9 @@ def build_data(root: StorageRoot, profiles: int, days: int) -> None:
     spark = spark_session("local[*]", {"spark.driver.memory": "6g", "spark.ui.enabled": "false"})
     spark_storage = SparkStorage(root)
     for k in range(days):
-        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(), files=1)  # the platform's window
+        build_snapshot(
+            spark, spark_storage, START + timedelta(days=k), HistoryConfig(), files=1
+        )  # the platform's window
     for k in range(days - HORIZON):
         build_labels(spark, spark_storage, START + timedelta(days=k), HORIZON, {})
 
@@ -121,7 +126,9 @@ def train_at(
     max_epochs: int | None = None,
     **overrides,
 ):
-    config = TrainConfig(max_epochs=max_epochs, patience=patience or TrainConfig.patience, threads=threads, batch_size=batch_size)
+    config = TrainConfig(
+        max_epochs=max_epochs, patience=patience or TrainConfig.patience, threads=threads, batch_size=batch_size
+    )
     limits = replace(VocabularyLimits(), **overrides.pop("limits", {}))
     if overrides.get("judged_target_weight", 0) is None:  # equal weights: the judged target gets 1 / targets
         plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
@@ -140,7 +147,8 @@ def pipeline_only(root: StorageRoot, day: date, batch_sizes: list[int]) -> None:
     rows = encode_rows(source, vocabulary, plan.model.max_length)
     seconds = time.perf_counter() - started
     print(
-        f"\ninput pipeline: {len(rows):,} training rows ({rows.events:,} events, {rows.nbytes / 2**20:,.0f} MiB) read and encoded once in {seconds:.1f} s ({len(rows) / seconds:,.0f} rows/s)"
+        f"\ninput pipeline: {len(rows):,} training rows ({rows.events:,} events, {rows.nbytes / 2**20:,.0f} MiB) read "
+        f"and encoded once in {seconds:.1f} s ({len(rows) / seconds:,.0f} rows/s)"
     )
     devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
     rng = np.random.default_rng(0)
@@ -154,7 +162,10 @@ def pipeline_only(root: StorageRoot, day: date, batch_sizes: list[int]) -> None:
                 if device == "cuda":
                     torch.cuda.synchronize()
                 seconds = time.perf_counter() - started
-            print(f"  gathered on {device:<4} batch {batch_size:>5}: {len(rows) / seconds:>12,.0f} sequences/s (an epoch in {seconds:.2f} s)")
+            print(
+                f"  gathered on {device:<4} batch {batch_size:>5}: {len(rows) / seconds:>12,.0f} sequences/s (an epoch "
+                f"in {seconds:.2f} s)"
+            )
 
 
 def synthetic_rows(rows: int, mean_length: int, seed: int = 0, chunk: int = 16_384):
@@ -191,7 +202,9 @@ def synthetic_rows(rows: int, mean_length: int, seed: int = 0, chunk: int = 16_3
         yield table, (rng.random((n, 1)) < 0.05).astype(np.float32)
 
 
-def synthetic_training(rows: int, mean_length: int, epochs: int, threads: int, device: str = "cpu", batch_size: int | None = None) -> dict:
+def synthetic_training(
+    rows: int, mean_length: int, epochs: int, threads: int, device: str = "cpu", batch_size: int | None = None
+) -> dict:
     """A real ``train`` on random histories (no Spark, no storage): sequences/s, peak RSS, encoding time."""
     vocabulary = Vocabulary.build((table for table, _ in synthetic_rows(50_000, mean_length)), VocabularyLimits())
     started = time.perf_counter()
@@ -226,17 +239,23 @@ def contention(threads: int) -> None:
     alone = in_subprocesses(1, *options)[0]["sequences_per_second"]
     pair = [w["sequences_per_second"] for w in in_subprocesses(2, *options)]
     print(
-        f"\ncontention on {os.cpu_count()} cores, hidden 64, mean length 30, batch 128, at most {threads} threads per run (train(), 3 epochs of 30,000 rows):"
+        f"\ncontention on {os.cpu_count()} cores, hidden 64, mean length 30, batch 128, at most {threads} threads per "
+        "run (train(), 3 epochs of 30,000 rows):"
     )
     print(f"  one run alone       {alone:>8,.0f} sequences/s")
-    print(f"  two side by side    {pair[0]:>8,.0f} + {pair[1]:,.0f} = {sum(pair):,.0f} sequences/s ({sum(pair) / alone:.0%} of one alone)")
+    print(
+        f"  two side by side    {pair[0]:>8,.0f} + {pair[1]:,.0f} = {sum(pair):,.0f} sequences/s "
+        f"({sum(pair) / alone:.0%} of one alone)"
+    )
 
 
 def memory() -> None:
     figures = in_subprocesses(1, "--worker", "--worker-rows", "1000000", "--worker-epochs", "1")[0]
     print(
-        f"\nmemory: a training run (one epoch) on {figures['rows']:,} sequences of mean length 30 ({figures['events']:,} events): "
-        f"encoded once in {figures['encoding_s']:.0f} s to {figures['encoded_mib']:,.0f} MiB; peak RSS {figures['peak_rss_gib']:.2f} GiB; "
+        f"\nmemory: a training run (one epoch) on {figures['rows']:,} sequences of mean length 30 "
+        f"({figures['events']:,} events): "
+        f"encoded once in {figures['encoding_s']:.0f} s to {figures['encoded_mib']:,.0f} MiB; peak RSS "
+        f"{figures['peak_rss_gib']:.2f} GiB; "
         f"{figures['sequences_per_second']:,.0f} sequences/s"
     )
 
@@ -260,7 +279,11 @@ def reference_scores(root: StorageRoot, table, config: SimulationConfig) -> dict
         rows = np.array([d == day for d in days])
         oracle[rows] = true_probabilities(root, day, table.column("profile_id").filter(pa.array(rows)))
     started = time.perf_counter()
-    history = ((d, root.read_partition(RAW_EVENTS, d, columns=["profile_id", "event_type"])) for d in root.list_partitions(RAW_EVENTS) if d <= max(days))
+    history = (
+        (d, root.read_partition(RAW_EVENTS, d, columns=["profile_id", "event_type"]))
+        for d in root.list_partitions(RAW_EVENTS)
+        if d <= max(days)
+    )
     by_day = filter_probabilities(history, profiles, HORIZON, config, set(days))
     position = {p: i for i, p in enumerate(profiles)}
     for k, (day, profile) in enumerate(zip(days, ids)):
@@ -272,7 +295,9 @@ def reference_scores(root: StorageRoot, table, config: SimulationConfig) -> dict
     return {"forward filter (counts/day)": filtered, "oracle (true p)": oracle}
 
 
-def quality_table(root: StorageRoot, version: str, split, config: SimulationConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def quality_table(
+    root: StorageRoot, version: str, split, config: SimulationConfig
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Print the LSTM beside the baselines and references; returns its test scores and the references'."""
     evaluation = evaluate_candidate(root, version, split)
     table, y = labelled_rows(root, split.held_out_days, ("order_any",), "test")
@@ -280,39 +305,68 @@ def quality_table(root: StorageRoot, version: str, split, config: SimulationConf
     groups = np.asarray(table.column("profile_id").to_pylist(), dtype=object)
     lstm = score_table(ModelStore(root).load(version), table)[:, 0]
     data = evaluation.test_data
-    print(f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on {', '.join(evaluation.test_days)}; {data['positives']:,} positives")
+    print(
+        f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on "
+        f"{', '.join(evaluation.test_days)}; {data['positives']:,} positives"
+    )
     if root.list_partitions(TRUTH_DATASET) and root.list_partitions(RAW_EVENTS):
         references = reference_scores(root, table, config)
     else:
         references = {}
         print("  (no raw events and truth in this data folder: no oracle or forward filter)")
-    rows = {"LSTM": evaluation.candidate["order_any"], **evaluation.baselines, **{name: summarise(p, y, groups) for name, p in references.items()}}
-    print(f"  {'model':<28} {'AUC (95 % interval)':>24} {'mean log-lik':>13} {'ECE (95 %)':>22} {'mean p / observed':>18}")
+    rows = {
+        "LSTM": evaluation.candidate["order_any"],
+        **evaluation.baselines,
+        **{name: summarise(p, y, groups) for name, p in references.items()},
+    }
+    print(
+        f"  {'model':<28} {'AUC (95 % interval)':>24} {'mean log-lik':>13} {'ECE (95 %)':>22} {'mean p / observed':>18}"
+    )
     for name, m in rows.items():
         print(
-            f"  {name:<28} {m['auc']:>7.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) {m['mean_log_likelihood']:>13.4f} "
-            f"{m['ece']:>7.4f} ({m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) {m['mean_prediction']:>8.4f} / {m['observed_rate']:.4f}"
+            f"  {name:<28} {m['auc']:>7.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) "
+            f"{m['mean_log_likelihood']:>13.4f} "
+            f"{m['ece']:>7.4f} ({m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) {m['mean_prediction']:>8.4f} / "
+            f"{m['observed_rate']:.4f}"
         )
     strongest = evaluation.strongest_baseline
     others = {f"strongest baseline ({strongest})": evaluation.comparisons[strongest]}
     if references:
         others["forward filter"] = paired_differences(lstm, references["forward filter (counts/day)"], y, groups)
     for name, c in others.items():
-        print(f"  LSTM - {name}: AUC {c['auc_difference']:+.4f} (paired 95 % interval {c['auc_difference_ci_low']:+.4f} to {c['auc_difference_ci_high']:+.4f})")
+        print(
+            f"  LSTM - {name}: AUC {c['auc_difference']:+.4f} (paired 95 % interval {c['auc_difference_ci_low']:+.4f} "
+            f"to {c['auc_difference_ci_high']:+.4f})"
+        )
     return lstm, references
 
 
-def ablations(root: StorageRoot, day: date, version: str, split, lstm: np.ndarray, references: dict[str, np.ndarray], names: list[str], threads: int) -> None:
+def ablations(
+    root: StorageRoot,
+    day: date,
+    version: str,
+    split,
+    lstm: np.ndarray,
+    references: dict[str, np.ndarray],
+    names: list[str],
+    threads: int,
+) -> None:
     """Train each variant of ``VARIANTS`` on the same data; its AUC and its paired difference to the default LSTM."""
     table, y = labelled_rows(root, split.held_out_days, ("order_any",), "test")
     y, groups = y[:, 0], np.asarray(table.column("profile_id").to_pylist(), dtype=object)
-    print(f"\nablations (each a lever of the default turned; paired differences on the same {len(y):,} test rows, {int(y.sum()):,} positives)")
+    print(
+        f"\nablations (each a lever of the default turned; paired differences on the same {len(y):,} test rows, "
+        f"{int(y.sum()):,} positives)"
+    )
     for name in names:
         trained = train_at(root, day, f"{version}-{name}", warm=False, threads=threads, **VARIANTS[name])
         p = score_table(ModelStore(root).load(trained.version), table)[:, 0]
         m, c = summarise(p, y, groups), paired_differences(p, lstm, y, groups)
         line = f"  {name:<24} AUC {m['auc']:.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}), ECE {m['ece']:.4f}; "
-        line += f"variant - default {c['auc_difference']:+.4f} ({c['auc_difference_ci_low']:+.4f} to {c['auc_difference_ci_high']:+.4f})"
+        line += (
+            f"variant - default {c['auc_difference']:+.4f} "
+            f"({c['auc_difference_ci_low']:+.4f} to {c['auc_difference_ci_high']:+.4f})"
+        )
         if references:
             f = paired_differences(p, references["forward filter (counts/day)"], y, groups)
             line += f"; variant - filter {f['auc_difference']:+.4f}"
@@ -323,12 +377,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=24)
-    parser.add_argument("--data", default=None, help="keep the simulated data in this folder and reuse it when it is there")
+    parser.add_argument(
+        "--data", default=None, help="keep the simulated data in this folder and reuse it when it is there"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps-only", action="store_true", help="only time raw training steps")
     parser.add_argument("--step-batches", default="256", help="batch sizes of the raw steps, comma-separated")
-    parser.add_argument("--pipeline-only", action="store_true", help="only time the input pipeline (after the one-time encoding)")
-    parser.add_argument("--batch-sizes", default="", help="end-to-end runs at these batch sizes (default: the device's default)")
+    parser.add_argument(
+        "--pipeline-only", action="store_true", help="only time the input pipeline (after the one-time encoding)"
+    )
+    parser.add_argument(
+        "--batch-sizes", default="", help="end-to-end runs at these batch sizes (default: the device's default)"
+    )
     parser.add_argument(
         "--max-epochs",
         type=int,
@@ -336,12 +396,22 @@ def main() -> None:
         help="upper bound of the end-to-end runs' epochs (early stopping); default: the platform's (TrainConfig)",
     )
     parser.add_argument("--skip-quality", action="store_true", help="no baselines and references after training")
-    parser.add_argument("--ablations", default="", help=f"after the quality table, train these variants too, comma-separated: {', '.join(VARIANTS)}")
-    parser.add_argument("--warm-start", action="store_true", help="also compare a warm start with a cold one on the next day")
+    parser.add_argument(
+        "--ablations",
+        default="",
+        help=f"after the quality table, train these variants too, comma-separated: {', '.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--warm-start", action="store_true", help="also compare a warm start with a cold one on the next day"
+    )
     parser.add_argument("--contention", action="store_true", help="one CPU training run alone, then two side by side")
     parser.add_argument("--memory", action="store_true", help="peak RSS of a training run on 1 million sequences")
     parser.add_argument(
-        "--throughput", type=int, default=0, metavar="ROWS", help="train() end to end on ROWS random histories on the default device, per --batch-sizes"
+        "--throughput",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="train() end to end on ROWS random histories on the default device, per --batch-sizes",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-rows", type=int, default=15_000, help=argparse.SUPPRESS)
@@ -354,10 +424,16 @@ def main() -> None:
     if args.throughput:
         for batch_size in [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [None]:
             figures = synthetic_training(args.throughput, 30, 3, args.threads, "auto", batch_size)
-            name = torch.cuda.get_device_name() if figures["device"].startswith("cuda") else f"{torch.get_num_threads()} threads"
+            name = (
+                torch.cuda.get_device_name()
+                if figures["device"].startswith("cuda")
+                else f"{torch.get_num_threads()} threads"
+            )
             print(
-                f"train() on {figures['rows']:,} random histories of mean length 30, {figures['device']} ({name}), batch {figures['batch_size']}: "
-                f"{figures['sequences_per_second']:,.0f} sequences/s (epochs {figures['per_epoch']}), encoded once in {figures['encoding_s']:.1f} s"
+                f"train() on {figures['rows']:,} random histories of mean length 30, {figures['device']} ({name}), "
+                f"batch {figures['batch_size']}: "
+                f"{figures['sequences_per_second']:,.0f} sequences/s (epochs {figures['per_epoch']}), encoded once in "
+                f"{figures['encoding_s']:.1f} s"
             )
         return
     if args.contention or args.memory:
@@ -369,12 +445,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print("raw training steps, hidden 64, length 100 (forward + backward + step, one batch kept on the device)")
     for batch_size in map(int, args.step_batches.split(",")):
-        print(f"  cpu  batch {batch_size:>5} fp32 {steps_per_second('cpu', batch_size):>10,.0f} sequences/s ({torch.get_num_threads()} threads)")
+        print(
+            f"  cpu  batch {batch_size:>5} fp32 {steps_per_second('cpu', batch_size):>10,.0f} sequences/s "
+            f"({torch.get_num_threads()} threads)"
+        )
     if torch.cuda.is_available():
         for batch_size in map(int, args.step_batches.split(",")):
             for precision in ("fp32", "bf16"):
                 print(
-                    f"  cuda batch {batch_size:>5} {precision} {steps_per_second('cuda', batch_size, precision=precision):>10,.0f} sequences/s ({torch.cuda.get_device_name()})"
+                    f"  cuda batch {batch_size:>5} {precision} "
+                    f"{steps_per_second('cuda', batch_size, precision=precision):>10,.0f} sequences/s "
+                    f"({torch.cuda.get_device_name()})"
                 )
     else:
         print("  cuda          - (no GPU on this machine)")
@@ -386,7 +467,10 @@ def main() -> None:
         started = time.perf_counter()
         if not root.list_partitions(LABELS):
             build_data(root, args.profiles, args.days)
-            print(f"\nsimulated and built {args.days} days of {args.profiles:,} profiles in {time.perf_counter() - started:.0f} s")
+            print(
+                f"\nsimulated and built {args.days} days of {args.profiles:,} profiles in "
+                f"{time.perf_counter() - started:.0f} s"
+            )
         day = START + timedelta(days=args.days - 2)
         if args.pipeline_only:
             pipeline_only(root, day, [int(b) for b in (args.batch_sizes or "128,1024").split(",")])
@@ -395,24 +479,48 @@ def main() -> None:
         version = f"bench-{int(time.time())}"
         for batch_size in [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [None]:
             print(
-                f"\ncold-start training at {day} on {device}{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, batch {batch_size or 'default'}"
+                f"\ncold-start training at {day} on "
+                f"{device}{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, batch "
+                f"{batch_size or 'default'}"
             )
             first = train_at(
-                root, day, f"{version}-{batch_size or 'default'}", warm=False, threads=args.threads, batch_size=batch_size, max_epochs=args.max_epochs
+                root,
+                day,
+                f"{version}-{batch_size or 'default'}",
+                warm=False,
+                threads=args.threads,
+                batch_size=batch_size,
+                max_epochs=args.max_epochs,
             )
             result = first.result
             epochs = [f"{h['sequences_per_second']:,.0f}" for h in result.history]
-            print(f"  end to end: {result.sequences_per_second:,.0f} sequences/s on average (per epoch: {', '.join(epochs)}); best epoch {result.best_epoch}")
+            print(
+                f"  end to end: {result.sequences_per_second:,.0f} sequences/s on average (per epoch: "
+                f"{', '.join(epochs)}); best epoch {result.best_epoch}"
+            )
             if args.skip_quality:
                 continue
-            lstm, references = quality_table(root, first.version, first.plan.split, SimulationConfig(profiles=args.profiles))
+            lstm, references = quality_table(
+                root, first.version, first.plan.split, SimulationConfig(profiles=args.profiles)
+            )
             if args.ablations:
-                ablations(root, day, first.version, first.plan.split, lstm, references, args.ablations.split(","), args.threads)
+                ablations(
+                    root,
+                    day,
+                    first.version,
+                    first.plan.split,
+                    lstm,
+                    references,
+                    args.ablations.split(","),
+                    args.threads,
+                )
         if not args.warm_start:
             return
         version = first.version
         store = ModelStore(root)
-        store.write_verdict(GateVerdict(version, True, run_id="benchmark"))  # promoted unjudged, to compare warm and cold starts
+        store.write_verdict(
+            GateVerdict(version, True, run_id="benchmark")
+        )  # promoted unjudged, to compare warm and cold starts
         store.promote(version, run_id="benchmark")
         next_day = day + timedelta(days=1)
         print(f"\nnext day ({next_day}): warm start from {version} against a cold start, early stopping off")

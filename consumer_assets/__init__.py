@@ -12,7 +12,8 @@ import warnings
 _KNOWN_BETA_OR_PREVIEW = (
     r"Class `(CodeReferencesMetadataValue|LocalFileCodeReference)` is currently in beta",
     r"Function `with_source_code_references` is currently in beta",
-    r"Parameter `allow_nonexistent_upstream_partitions` of initializer `TimeWindowPartitionMapping.__init__` is currently in beta",
+    r"Parameter `allow_nonexistent_upstream_partitions` of initializer `TimeWindowPartitionMapping.__init__` is "
+    r"currently in beta",
     r"Specifying a partitions_def on an AssetCheckSpec is currently in preview",
 )
 for _message in _KNOWN_BETA_OR_PREVIEW:

@@ -1,4 +1,5 @@
-"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score, serve online scores.
+"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score, serve
+online scores.
 
 Exit status: 0 done, 1 a runtime error (named on stderr, no traceback), 2 a usage error (arguments, a missing setting).
 """
@@ -33,11 +34,18 @@ def _simulate(args: argparse.Namespace) -> int:
     drift = Drift(season_shift_from=args.season_shift_from, tracking_fault_from=args.tracking_fault_from)
     config = SimulationConfig(profiles=args.profiles, seed=args.seed, horizon_days=args.horizon, drift=drift)
     started = time.perf_counter()
-    with tqdm(total=args.days, unit="day", desc="simulating", disable=None) as bar:  # disable=None: no bar when not a terminal
-        landed = simulate_to_landing(root, args.start, args.days, config, bad_rate=args.bad_rate, on_day=lambda day: bar.update())
+    with tqdm(
+        total=args.days, unit="day", desc="simulating", disable=None
+    ) as bar:  # disable=None: no bar when not a terminal
+        landed = simulate_to_landing(
+            root, args.start, args.days, config, bad_rate=args.bad_rate, on_day=lambda day: bar.update()
+        )
     seconds = time.perf_counter() - started
     events = sum(day.events for day in landed)
-    print(f"landed {events:,} events over {len(landed)} days under {root.uri}/landing/events in {seconds:.1f} s ({events / seconds:,.0f} events/s)")
+    print(
+        f"landed {events:,} events over {len(landed)} days under {root.uri}/landing/events in {seconds:.1f} s "
+        f"({events / seconds:,.0f} events/s)"
+    )
     return 0
 
 
@@ -64,15 +72,19 @@ def _models_list(args: argparse.Namespace) -> int:
         marker = "<- in service" if serving and serving.version == version else ""
         shown = "-" if auc is None else f"{auc:.4f}"
         print(f"{version:<28} {_gate_state(store, version, evaluation):<10} {shown:>8}  {marker}")
-    print("* no verdict stored (a blocking check stopped the run): the stored evaluation judged now by the default gate")
+    print(
+        "* no verdict stored (a blocking check stopped the run): the stored evaluation judged now by the default gate"
+    )
     return 0
 
 
 def _models_promote(args: argparse.Namespace) -> int:
-    """Roll back (or forward) to a version that passed the gate before, as a run of promote_model_job in the instance."""
+    """Roll back (or forward) to a version that passed the gate before, as a run of promote_model_job in the
+    instance."""
     if not os.environ.get("DAGSTER_HOME"):
         print(
-            "error: a promotion is a Dagster run (promote_model_job) recorded in the instance at $DAGSTER_HOME, so that the UI "
+            "error: a promotion is a Dagster run (promote_model_job) recorded in the instance at $DAGSTER_HOME, so "
+            "that the UI "
             "and staleness tell the truth: set DAGSTER_HOME (make sets it to .dagster_home)",
             file=sys.stderr,
         )
@@ -82,7 +94,9 @@ def _models_promote(args: argparse.Namespace) -> int:
     from consumer_assets.jobs import promote_model_job
     from consumer_assets.storage.resources import StorageResource
 
-    storage = StorageResource(root=args.root, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), region=os.environ.get("AWS_REGION"))
+    storage = StorageResource(
+        root=args.root, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), region=os.environ.get("AWS_REGION")
+    )
     with dg.DagsterInstance.get() as instance:
         result = promote_model_job.execute_in_process(
             run_config={"ops": {"promote_version": {"config": {"version": args.version, "reason": args.reason}}}},
@@ -91,8 +105,15 @@ def _models_promote(args: argparse.Namespace) -> int:
             raise_on_error=False,
         )
     if not result.success:
-        failures = [e.event_specific_data.error.message.strip() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        print(f"error: run {result.run_id} of promote_model_job failed: {'; '.join(failures) or 'see the run in the UI'}", file=sys.stderr)
+        failures = [
+            e.event_specific_data.error.message.strip()
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE"
+        ]
+        print(
+            f"error: run {result.run_id} of promote_model_job failed: {'; '.join(failures) or 'see the run in the UI'}",
+            file=sys.stderr,
+        )
         return 1
     print(f"serving {result.output_for_node('promote_version')} (run {result.run_id} of promote_model_job)")
     return 0
@@ -124,15 +145,26 @@ def _explain(args: argparse.Namespace) -> int:
     explained = result.explanations
     events = explained.events.to_pylist()
     print(f"profile {result.profile_id} on {result.day}, model {result.model_version}")
-    print(f"P({explained.target}) = {result.batch_score:.4f} (batch score); empty history: {explained.empty_score:.4f}; {len(events)} events explained")
-    print(f"{'#':>3} {'before cut-off':>14} {'event':<17} {'category':<9} {'article':<10} {'P after':>8} {'contribution':>12}")
+    print(
+        f"P({explained.target}) = {result.batch_score:.4f} (batch score); empty history: {explained.empty_score:.4f}; "
+        f"{len(events)} events explained"
+    )
+    print(
+        f"{'#':>3} {'before cut-off':>14} {'event':<17} {'category':<9} {'article':<10} {'P after':>8} "
+        f"{'contribution':>12}"
+    )
     for e in events:
         print(
-            f"{e['position']:>3} {_duration(e['seconds_before_cutoff']):>14} {e['event_type']:<17} {str(e['category_id']):<9} {str(e['article_id']):<10} "
+            f"{e['position']:>3} {_duration(e['seconds_before_cutoff']):>14} {e['event_type']:<17} "
+            f"{str(e['category_id']):<9} {str(e['article_id']):<10} "
             f"{e['probability']:>8.4f} {e['contribution']:>+12.4f}"
         )
     total = sum(e["contribution"] for e in events)
-    print(f"sum of contributions {total:+.4f} = final {events[-1]['probability']:.4f} - empty {explained.empty_score:.4f}" if events else "no events")
+    print(
+        f"sum of contributions {total:+.4f} = final {events[-1]['probability']:.4f} - empty {explained.empty_score:.4f}"
+        if events
+        else "no events"
+    )
     plot = plot_path(args.out, result.profile_id, result.day)
     args.out.mkdir(parents=True, exist_ok=True)
     figure = explanation_timeline(
@@ -166,7 +198,9 @@ def _serve(args: argparse.Namespace) -> int:
         logging.warning("writes are not authenticated (--no-token on %s): for development only", args.host)
     limits = OnlineLimits(max_body_bytes=args.max_body_bytes, max_events=args.max_events)
     try:
-        scorer = OnlineScorer(StorageRoot(args.root), state_store=args.state_store, refresh_s=args.refresh_s, limits=limits)
+        scorer = OnlineScorer(
+            StorageRoot(args.root), state_store=args.state_store, refresh_s=args.refresh_s, limits=limits
+        )
         scorer.start()
     except NoStatesError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -189,43 +223,100 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
     simulate.add_argument("--days", type=int, default=14, help="number of days (default 14)")
-    simulate.add_argument("--profiles", type=int, default=SimulationConfig.profiles, help="number of profiles (default %(default)s)")
-    simulate.add_argument("--seed", type=int, default=SimulationConfig.seed, help="random seed (default %(default)s)")
-    simulate.add_argument("--horizon", type=int, default=SimulationConfig.horizon_days, help="label horizon H in days for the truth (default %(default)s)")
-    simulate.add_argument("--bad-rate", type=float, default=0.0, help="share of rows that break the contract, plus one truncated file a day (default 0)")
     simulate.add_argument(
-        "--season-shift-from", type=date.fromisoformat, default=None, help="drift: from this day, browsing moves to the next season's categories"
+        "--profiles", type=int, default=SimulationConfig.profiles, help="number of profiles (default %(default)s)"
     )
-    simulate.add_argument("--tracking-fault-from", type=date.fromisoformat, default=None, help="drift: from this day, the tracker loses 90%% of view events")
+    simulate.add_argument("--seed", type=int, default=SimulationConfig.seed, help="random seed (default %(default)s)")
+    simulate.add_argument(
+        "--horizon",
+        type=int,
+        default=SimulationConfig.horizon_days,
+        help="label horizon H in days for the truth (default %(default)s)",
+    )
+    simulate.add_argument(
+        "--bad-rate",
+        type=float,
+        default=0.0,
+        help="share of rows that break the contract, plus one truncated file a day (default 0)",
+    )
+    simulate.add_argument(
+        "--season-shift-from",
+        type=date.fromisoformat,
+        default=None,
+        help="drift: from this day, browsing moves to the next season's categories",
+    )
+    simulate.add_argument(
+        "--tracking-fault-from",
+        type=date.fromisoformat,
+        default=None,
+        help="drift: from this day, the tracker loses 90%% of view events",
+    )
     simulate.set_defaults(handler=_simulate)
 
-    models = commands.add_parser("models", help="the candidates and the model in service").add_subparsers(dest="models_command", required=True)
+    models = commands.add_parser("models", help="the candidates and the model in service").add_subparsers(
+        dest="models_command", required=True
+    )
     listing = models.add_parser("list", help="every candidate, its verdict and test AUC, and which one serves")
     listing.set_defaults(handler=_models_list)
-    promote = models.add_parser("promote", help="put a previously validated version (back) into service, as a run of promote_model_job")
+    promote = models.add_parser(
+        "promote", help="put a previously validated version (back) into service, as a run of promote_model_job"
+    )
     promote.add_argument("version")
     promote.add_argument("--reason", default="manual rollback", help="kept in the serving history")
     promote.set_defaults(handler=_models_promote)
     explain = commands.add_parser("explain", help="each event's contribution to a profile's score on a scored day")
-    explain.add_argument("--day", type=date.fromisoformat, required=True, help="a day batch_predictions scored, YYYY-MM-DD")
+    explain.add_argument(
+        "--day", type=date.fromisoformat, required=True, help="a day batch_predictions scored, YYYY-MM-DD"
+    )
     explain.add_argument("--profile", required=True, help="the profile id")
-    explain.add_argument("--out", type=Path, default=Path("."), help="folder for the PNG timeline, explain-<profile>-<day>.png (default: the current folder)")
+    explain.add_argument(
+        "--out",
+        type=Path,
+        default=Path("."),
+        help="folder for the PNG timeline, explain-<profile>-<day>.png (default: the current folder)",
+    )
     explain.set_defaults(handler=_explain)
-    serve = commands.add_parser("serve", help="online scores: each profile's LSTM state carried forward, one step per event (HTTP)")
+    serve = commands.add_parser(
+        "serve", help="online scores: each profile's LSTM state carried forward, one step per event (HTTP)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
     serve.add_argument(
         "--state-store",
         default=os.environ.get("CONSUMER_ASSETS_STATE_STORE", "embedded"),
-        help="'embedded' (in this process, one machine) or redis://HOST:PORT/DB for several replicas (default: $CONSUMER_ASSETS_STATE_STORE or embedded)",
+        help="'embedded' (in this process, one machine) or redis://HOST:PORT/DB for several replicas (default: "
+        "$CONSUMER_ASSETS_STATE_STORE or embedded)",
     )
-    serve.add_argument("--refresh-s", type=float, default=30.0, help="seconds between looks for newer profile_states (default %(default)s)")
-    serve.add_argument("--no-token", action="store_true", help=f"accept writes without ${TOKEN_VARIABLE}: only with a loopback --host, for development")
-    serve.add_argument("--max-body-bytes", type=int, default=OnlineLimits.max_body_bytes, help="largest request body (default %(default)s)")
-    serve.add_argument("--max-events", type=int, default=OnlineLimits.max_events, help="most events in one POST /events (default %(default)s)")
+    serve.add_argument(
+        "--refresh-s",
+        type=float,
+        default=30.0,
+        help="seconds between looks for newer profile_states (default %(default)s)",
+    )
+    serve.add_argument(
+        "--no-token",
+        action="store_true",
+        help=f"accept writes without ${TOKEN_VARIABLE}: only with a loopback --host, for development",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=OnlineLimits.max_body_bytes,
+        help="largest request body (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-events",
+        type=int,
+        default=OnlineLimits.max_events,
+        help="most events in one POST /events (default %(default)s)",
+    )
     serve.set_defaults(handler=_serve)
     for sub in (listing, promote, explain, serve):
-        sub.add_argument("--root", default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT), help="storage root (default: $CONSUMER_ASSETS_ROOT or .data)")
+        sub.add_argument(
+            "--root",
+            default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT),
+            help="storage root (default: $CONSUMER_ASSETS_ROOT or .data)",
+        )
     return parser
 
 

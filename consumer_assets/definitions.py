@@ -1,4 +1,5 @@
-"""The one Definitions object of the code location: assets, checks, jobs, and the resources bound to deployment settings.
+"""The one Definitions object of the code location: assets, checks, jobs, and the resources bound to deployment
+settings.
 
 Each stage keeps its resource classes beside its code (``training/resources.py``, ...);
 this is the one place that binds them, reading deployment settings from the environment.
@@ -8,7 +9,12 @@ import os
 
 import dagster as dg
 
-from consumer_assets.automation.freshness import DEFAULT_DEADLINE_CRON, freshness_checks, freshness_job, freshness_sensor
+from consumer_assets.automation.freshness import (
+    DEFAULT_DEADLINE_CRON,
+    freshness_checks,
+    freshness_job,
+    freshness_sensor,
+)
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import schedules
 from consumer_assets.automation.sensors import sensors
@@ -16,8 +22,20 @@ from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
-from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, JsonIOManager, PartitionedParquetIOManager
-from consumer_assets.jobs import daily_data_job, evaluation_job, labels_job, promote_model_job, scoring_job, training_job
+from consumer_assets.io_manager import (
+    CandidateIOManager,
+    EvaluationIOManager,
+    JsonIOManager,
+    PartitionedParquetIOManager,
+)
+from consumer_assets.jobs import (
+    daily_data_job,
+    evaluation_job,
+    labels_job,
+    promote_model_job,
+    scoring_job,
+    training_job,
+)
 from consumer_assets.labels.assets import label_assets, label_checks
 from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
@@ -47,10 +65,35 @@ fresh = freshness_checks(os.environ.get("CONSUMER_ASSETS_FRESHNESS_DEADLINE", DE
 
 defs = dg.Definitions(
     assets=dg.with_source_code_references(
-        [*ingest_assets, *feature_assets, *label_assets, trained_lstm, *validation_assets, *serving_assets, *monitoring_assets]
+        [
+            *ingest_assets,
+            *feature_assets,
+            *label_assets,
+            trained_lstm,
+            *validation_assets,
+            *serving_assets,
+            *monitoring_assets,
+        ]
     ),
-    asset_checks=[*ingest_checks, *feature_checks, *label_checks, *validation_checks, *serving_checks, *monitoring_checks, *attribution_checks, *fresh],
-    jobs=[daily_data_job, labels_job, training_job, evaluation_job, scoring_job, promote_model_job, freshness_job(fresh)],
+    asset_checks=[
+        *ingest_checks,
+        *feature_checks,
+        *label_checks,
+        *validation_checks,
+        *serving_checks,
+        *monitoring_checks,
+        *attribution_checks,
+        *fresh,
+    ],
+    jobs=[
+        daily_data_job,
+        labels_job,
+        training_job,
+        evaluation_job,
+        scoring_job,
+        promote_model_job,
+        freshness_job(fresh),
+    ],
     schedules=schedules,
     sensors=[*sensors, freshness_sensor(fresh)],
     resources={
@@ -63,7 +106,8 @@ defs = dg.Definitions(
         "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
         "features": FeatureResource(),
         "training": TrainingResource(
-            threads=int(os.environ.get("TORCH_THREADS", "2")), device=os.environ.get("CONSUMER_ASSETS_TRAINING_DEVICE", TrainConfig.device)
+            threads=int(os.environ.get("TORCH_THREADS", "2")),
+            device=os.environ.get("CONSUMER_ASSETS_TRAINING_DEVICE", TrainConfig.device),
         ),
         "gate": GateResource(),
         "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),

@@ -3,7 +3,8 @@
 First the shop's history before the replay (one history window, 90 days by default)
 lands and is ingested, as a deployment's first backfill of ``raw_events`` would, so
 the first replayed snapshot already holds a full window and every model trains and
-is judged on histories as long as a running shop's. Then every simulated day lands in the landing zone, then the same logic that runs a
+is judged on histories as long as a running shop's. Then every simulated day lands in the landing zone, then the same
+logic that runs a
 deployment unattended decides what to run: the landing sensor requests the daily
 data job, the automation condition of order_labels requests the labels that have
 matured, the reconcile sensor rebuilds what the instance remembers but the storage
@@ -33,7 +34,12 @@ import pyarrow.compute as pc
 from consumer_assets.automation.freshness import day_checks
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_schedule
-from consumer_assets.automation.sensors import alert_cursor_after_history, alert_sensor, landing_sensor, reconcile_sensor
+from consumer_assets.automation.sensors import (
+    alert_cursor_after_history,
+    alert_sensor,
+    landing_sensor,
+    reconcile_sensor,
+)
 from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.definitions import defs
 from consumer_assets.metrics import summarise
@@ -78,13 +84,21 @@ class WebhookSink:
 
 
 def run_job(
-    instance: dg.DagsterInstance, name: str, day: date, asset_selection=None, run_config=None, tags=None, asset_check_selection=None
+    instance: dg.DagsterInstance,
+    name: str,
+    day: date,
+    asset_selection=None,
+    run_config=None,
+    tags=None,
+    asset_check_selection=None,
 ) -> dg.ExecuteInProcessResult:
     """Run a partitioned job for a day in this process, recorded in the instance, and log its outcome. A run request's
     assets come with its checks (``asset_check_selection``), as the daemon runs them."""
     job = defs.resolve_job_def(name)
     if asset_selection is not None:
-        job = job.get_subset(asset_selection=set(asset_selection), asset_check_selection=set(asset_check_selection or []))
+        job = job.get_subset(
+            asset_selection=set(asset_selection), asset_check_selection=set(asset_check_selection or [])
+        )
     result = job.execute_in_process(
         partition_key=day.isoformat(),
         instance=instance,
@@ -94,7 +108,14 @@ def run_job(
     )
     checks = result.get_asset_check_evaluations()
     failed = [c.check_name for c in checks if not c.passed]
-    log.info("%s %s: %s, %d checks, failed: %s", name, day, "ok" if result.success else "FAILED", len(checks), failed or "none")
+    log.info(
+        "%s %s: %s, %d checks, failed: %s",
+        name,
+        day,
+        "ok" if result.success else "FAILED",
+        len(checks),
+        failed or "none",
+    )
     return result
 
 
@@ -113,7 +134,11 @@ def report_models(root) -> None:
     for day in days:
         rows = pc.equal(table.column("snapshot_date"), pa.scalar(day, pa.date32())).to_numpy(zero_copy_only=False)
         oracle[rows] = true_probabilities(root, day, table.column("profile_id").filter(pa.array(rows)))
-    models = {"LSTM": evaluation["candidate"]["order_any"], **evaluation["baselines"], "oracle (true p)": summarise(oracle, y[:, 0], groups)}
+    models = {
+        "LSTM": evaluation["candidate"]["order_any"],
+        **evaluation["baselines"],
+        "oracle (true p)": summarise(oracle, y[:, 0], groups),
+    }
     log.info(
         "serving %s; on %d test rows of %d held-out profiles, %s..%s (%d positives):",
         serving.version,
@@ -125,7 +150,8 @@ def report_models(root) -> None:
     )
     for name, m in models.items():
         log.info(
-            "  %-20s AUC %.4f (95 %% interval %.4f-%.4f)  mean log-likelihood %.4f  mean prediction %.4f (observed %.4f)",
+            "  %-20s AUC %.4f (95 %% interval %.4f-%.4f)  mean log-likelihood %.4f  mean prediction %.4f (observed "
+            "%.4f)",
             name,
             m["auc"],
             m["auc_ci_low"],
@@ -149,7 +175,8 @@ class Replay:
         self.alert_cursor = alert_cursor_after_history(instance, defs.resolve_asset_graph().asset_check_keys)
 
     def backfill_day(self, day_events: DayEvents) -> bool:
-        """Land and ingest one day before the replay (raw_events and its checks, as a backfill of that asset runs), unless
+        """Land and ingest one day before the replay (raw_events and its checks, as a backfill of that asset runs),
+        unless
         stored already: a second demo reuses the first one's backfill. True when the day was ingested now."""
         day = day_events.day
         if self.root.has_partition(RAW_EVENTS, day):
@@ -157,26 +184,42 @@ class Replay:
         land_day(self.root, day_events, bad_rate=0.01)
         raw_events = [dg.AssetKey(RAW_EVENTS)]
         job = defs.resolve_job_def("daily_data_job").get_subset(
-            asset_selection=set(raw_events), asset_check_selection=set(day_checks(defs.resolve_asset_graph(), raw_events))
+            asset_selection=set(raw_events),
+            asset_check_selection=set(day_checks(defs.resolve_asset_graph(), raw_events)),
         )
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        per_file = logging.getLogger("consumer_assets.ingest")  # a line per landing file; the backfill logs its progress instead
+        per_file = logging.getLogger(
+            "consumer_assets.ingest"
+        )  # a line per landing file; the backfill logs its progress instead
         per_file.setLevel(logging.WARNING)
         try:
-            result = job.execute_in_process(partition_key=day.isoformat(), instance=self.instance, raise_on_error=False, run_config=quiet)
+            result = job.execute_in_process(
+                partition_key=day.isoformat(), instance=self.instance, raise_on_error=False, run_config=quiet
+            )
         finally:
             per_file.setLevel(logging.NOTSET)
         if not result.success:
-            raise RuntimeError(f"the backfill's raw_events run for {day} failed ({result.run_id}): see it in the UI (make dev)")
+            raise RuntimeError(
+                f"the backfill's raw_events run for {day} failed ({result.run_id}): see it in the UI (make dev)"
+            )
         return True
 
     def landing_tick(self) -> None:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.landing_cursor, resources=self.landing, definitions=defs)
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.landing_cursor, resources=self.landing, definitions=defs
+        )
         requests = landing_sensor(context)
         self.landing_cursor = context.cursor
         for request in [] if isinstance(requests, dg.SkipReason) else requests:
             day = date.fromisoformat(request.partition_key)
-            run_job(self.instance, "daily_data_job", day, request.asset_selection, tags=request.tags, asset_check_selection=request.asset_check_keys)
+            run_job(
+                self.instance,
+                "daily_data_job",
+                day,
+                request.asset_selection,
+                tags=request.tags,
+                asset_check_selection=request.asset_check_keys,
+            )
 
     def reconcile_tick(self) -> None:
         """Labels and snapshots the instance remembers but the root lost (a demo after ``rm -rf .data``) are rebuilt."""
@@ -184,25 +227,40 @@ class Replay:
         requests = reconcile_sensor(context)
         for request in [] if isinstance(requests, dg.SkipReason) else requests:
             day = date.fromisoformat(request.partition_key)
-            run_job(self.instance, request.job_name, day, request.asset_selection, tags=request.tags, asset_check_selection=request.asset_check_keys)
+            run_job(
+                self.instance,
+                request.job_name,
+                day,
+                request.asset_selection,
+                tags=request.tags,
+                asset_check_selection=request.asset_check_keys,
+            )
 
     def automation_tick(self, now: datetime) -> None:
         result = dg.evaluate_automation_conditions(
-            defs=defs, instance=self.instance, asset_selection=dg.AssetSelection.assets("order_labels"), evaluation_time=now, cursor=self.automation_cursor
+            defs=defs,
+            instance=self.instance,
+            asset_selection=dg.AssetSelection.assets("order_labels"),
+            evaluation_time=now,
+            cursor=self.automation_cursor,
         )
         self.automation_cursor = result.cursor
         for partition in sorted(result.get_requested_partitions(dg.AssetKey("order_labels"))):
             run_job(self.instance, "labels_job", date.fromisoformat(partition))
 
     def training_tick(self, now: datetime, run_config: dict | None = None) -> None:
-        context = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=now, repository_def=defs.get_repository_def())
+        context = dg.build_schedule_context(
+            instance=self.instance, scheduled_execution_time=now, repository_def=defs.get_repository_def()
+        )
         [request] = training_schedule.evaluate_tick(context).run_requests
         day = date.fromisoformat(request.partition_key)
         if run_job(self.instance, "training_job", day, run_config=run_config).success:
             run_job(self.instance, "evaluation_job", day)  # as candidate_evaluation's automation condition starts it
 
     def alert_tick(self) -> None:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.alert_cursor, resources=self.alerts, definitions=defs)
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.alert_cursor, resources=self.alerts, definitions=defs
+        )
         alert_sensor(context)
         self.alert_cursor = context.cursor
 
@@ -217,11 +275,15 @@ def main() -> None:
     backfill_days = defs.resources["features"].window_days
     first_day = start - timedelta(days=backfill_days)
     if first_day < date.fromisoformat(START_DATE):
-        raise SystemExit(f"the demo's backfill starts on {first_day}, before the partitions' start {START_DATE}: set CONSUMER_ASSETS_START_DATE earlier")
+        raise SystemExit(
+            f"the demo's backfill starts on {first_day}, before the partitions' start {START_DATE}: set "
+            "CONSUMER_ASSETS_START_DATE earlier"
+        )
     shift = start + timedelta(days=SEASON_SHIFT_DAY)
     config = SimulationConfig(profiles=DEMO_PROFILES, drift=Drift(season_shift_from=shift, season_shift_strength=0.8))
     log.info(
-        "replaying %d days of a shop with %d profiles, %s to %s, after a backfill of %d days from %s, into %s (season shift from %s)",
+        "replaying %d days of a shop with %d profiles, %s to %s, after a backfill of %d days from %s, into %s (season "
+        "shift from %s)",
         DEMO_DAYS,
         DEMO_PROFILES,
         start,
@@ -236,12 +298,19 @@ def main() -> None:
     replay = Replay(instance, root, sink)
 
     ingested = 0
-    for offset, day_events in enumerate(ShopSimulator(config).simulate(first_day, backfill_days + DEMO_DAYS), start=-backfill_days):
+    for offset, day_events in enumerate(
+        ShopSimulator(config).simulate(first_day, backfill_days + DEMO_DAYS), start=-backfill_days
+    ):
         day = day_events.day
         if offset < 0:
             ingested += replay.backfill_day(day_events)
             if (offset + backfill_days) % 15 == 14 or offset == -1:
-                log.info("backfill: %d of %d days before the replay stored (%d ingested now)", offset + backfill_days + 1, backfill_days, ingested)
+                log.info(
+                    "backfill: %d of %d days before the replay stored (%d ingested now)",
+                    offset + backfill_days + 1,
+                    backfill_days,
+                    ingested,
+                )
             continue
         land_day(root, day_events, bad_rate=0.01)
         replay.landing_tick()
@@ -255,7 +324,11 @@ def main() -> None:
             before = ModelStore(root).serving()
             replay.training_tick(after_midnight + timedelta(hours=4), BAD_CANDIDATE)
             after = ModelStore(root).serving()
-            log.info("model in service after the bad candidate: %s (before: %s)", after and after.version, before and before.version)
+            log.info(
+                "model in service after the bad candidate: %s (before: %s)",
+                after and after.version,
+                before and before.version,
+            )
         replay.alert_tick()
 
     report_models(root)
@@ -265,9 +338,11 @@ def main() -> None:
     root.write_json("demo/alerts_received.json", {"alerts": sink.received})
     log.info("done in %.0f s", time.perf_counter() - started)
     print(
-        f"\nData is under {root.uri}: {', '.join(d for d in root.list_dirs('') if not d.startswith('_'))}; the alerts the sink received are in demo/alerts_received.json.\n"
+        f"\nData is under {root.uri}: {', '.join(d for d in root.list_dirs('') if not d.startswith('_'))}; the alerts "
+        "the sink received are in demo/alerts_received.json.\n"
         f"Runs are in the Dagster instance at {replay.instance.root_directory}.\n"
-        "Run `make dev` and open http://127.0.0.1:3000 to see the runs, partitions, metadata and checks (README: 'A tour of the UI')."
+        "Run `make dev` and open http://127.0.0.1:3000 to see the runs, partitions, metadata and checks (README: 'A "
+        "tour of the UI')."
     )
 
 

@@ -34,7 +34,9 @@ def dataset_name(asset_key: dg.AssetKey) -> str:
 
 def _partition(context: dg.OutputContext | dg.InputContext) -> str:
     if not context.has_asset_partitions:
-        raise dg.DagsterInvariantViolationError(f"{context.asset_key.to_user_string()} is not partitioned; this IO manager stores daily partitions only.")
+        raise dg.DagsterInvariantViolationError(
+            f"{context.asset_key.to_user_string()} is not partitioned; this IO manager stores daily partitions only."
+        )
     return context.asset_partition_key
 
 
@@ -53,7 +55,8 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext):
         raise dg.DagsterInvariantViolationError(
-            f"{context.asset_key.to_user_string()} is not loaded into memory: declare it with deps=[...] and read it through the storage root "
+            f"{context.asset_key.to_user_string()} is not loaded into memory: declare it with deps=[...] and read it "
+            "through the storage root "
             "(consumer_assets.storage) in chunks or with Spark."
         )
 
@@ -82,13 +85,18 @@ class EvaluationIOManager(dg.ConfigurableIOManager):
         store = ModelStore(self.storage.open())
         candidate = store.candidate_for_partition(_partition(context))
         if obj.version != candidate.version:
-            raise dg.DagsterInvariantViolationError(f"evaluation of {obj.version} stored for day {_partition(context)}, whose candidate is {candidate.version}")
+            raise dg.DagsterInvariantViolationError(
+                f"evaluation of {obj.version} stored for day {_partition(context)}, whose candidate is "
+                f"{candidate.version}"
+            )
         store.write_json(candidate.version, EVALUATION, obj.to_json())
 
     def load_input(self, context: dg.InputContext) -> Evaluation:
         store = ModelStore(self.storage.open())
         try:
-            return Evaluation.from_json(store.read_evaluation(store.candidate_for_partition(_partition(context)).version))
+            return Evaluation.from_json(
+                store.read_evaluation(store.candidate_for_partition(_partition(context)).version)
+            )
         except ModelLoadError as exc:
             raise dg.Failure(str(exc)) from exc
 
@@ -113,7 +121,8 @@ class JsonIOManager(dg.ConfigurableIOManager):
             body = json.dumps(obj.to_json() if hasattr(obj, "to_json") else obj)
         except TypeError as exc:
             raise dg.DagsterInvariantViolationError(
-                f"{context.step_key} returned a {type(obj).__name__}, which is stored only as JSON (no pickle): return plain data, "
+                f"{context.step_key} returned a {type(obj).__name__}, which is stored only as JSON (no pickle): return "
+                "plain data, "
                 "a MaterializeResult, or give the output an IO manager of its own"
             ) from exc
         self.storage.open().write_bytes(self._key(context), body.encode())

@@ -11,19 +11,27 @@ from consumer_assets.automation.freshness import FRESHNESS_CHECKS
 from consumer_assets.training.gpu import GPU_JOB_TAGS
 from consumer_assets.validation.assets import promote_version
 
-# Run monitoring (dagster.yaml) fails a run still going after this many seconds: a killed or hung run ends failed and alerted.
+# Run monitoring (dagster.yaml) fails a run still going after this many seconds: a killed or hung run ends failed and
+# alerted.
 DAY_RUNTIME = {"dagster/max_runtime": str(2 * 3600)}
 TRAINING_RUNTIME = {"dagster/max_runtime": str(6 * 3600)}
 # Run retries (dagster.yaml: run_retries) for a run whose worker was lost (a preempted spot GPU node, an evicted pod),
 # never for one a step failed (a refused candidate is not retried): retried from the failure, at most twice.
-PREEMPTIBLE = {"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE", "dagster/retry_on_asset_or_op_failure": "false"}
+PREEMPTIBLE = {
+    "dagster/max_retries": "2",
+    "dagster/retry_strategy": "FROM_FAILURE",
+    "dagster/retry_on_asset_or_op_failure": "false",
+}
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
-    selection=dg.AssetSelection.assets("raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats")
+    selection=dg.AssetSelection.assets(
+        "raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"
+    )
     - FRESHNESS_CHECKS,
     tags=DAY_RUNTIME,
-    description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor it.",
+    description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor "
+    "it.",
 )
 
 labels_job = dg.define_asset_job(
@@ -46,12 +54,14 @@ evaluation_job = dg.define_asset_job(
     name="evaluation_job",
     selection=dg.AssetSelection.assets("candidate_evaluation", "validated_model"),
     tags=DAY_RUNTIME,
-    description="Evaluate day T's candidate beside the baselines and the model in service, run the blocking checks, promote it if they pass.",
+    description="Evaluate day T's candidate beside the baselines and the model in service, run the blocking checks, "
+    "promote it if they pass.",
 )
 
 scoring_job = dg.define_asset_job(
     name="scoring_job",
-    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats") - FRESHNESS_CHECKS,
+    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats")
+    - FRESHNESS_CHECKS,
     tags=DAY_RUNTIME,
     description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
 )

@@ -44,7 +44,9 @@ def calibration_table(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict
     table = []
     for chunk in np.array_split(order, bins):
         if len(chunk):
-            table.append({"predicted": float(p[chunk].mean()), "observed": float(y[chunk].mean()), "rows": int(len(chunk))})
+            table.append(
+                {"predicted": float(p[chunk].mean()), "observed": float(y[chunk].mean()), "rows": int(len(chunk))}
+            )
     return table
 
 
@@ -71,7 +73,9 @@ def top_decile_lift(p: np.ndarray, y: np.ndarray) -> float:
     return float(y[top].mean() / y.mean())
 
 
-def cluster_weights(groups: np.ndarray | None, rows: int, resamples: int = RESAMPLES, seed: int = 0) -> Iterator[np.ndarray]:
+def cluster_weights(
+    groups: np.ndarray | None, rows: int, resamples: int = RESAMPLES, seed: int = 0
+) -> Iterator[np.ndarray]:
     """Row weights of each bootstrap resample: how often the row's profile was drawn.
 
     ``groups`` names each row's profile (None: every row its own). The same seed gives
@@ -97,7 +101,15 @@ def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
 
 
-FIGURES = ("auc", "mean_log_likelihood", "ece", "mean_prediction", "observed_rate", "observed_over_predicted", "log_likelihood_gain")
+FIGURES = (
+    "auc",
+    "mean_log_likelihood",
+    "ece",
+    "mean_prediction",
+    "observed_rate",
+    "observed_over_predicted",
+    "log_likelihood_gain",
+)
 
 
 def _figures(p: np.ndarray, y: np.ndarray, w: np.ndarray, bin_index: np.ndarray, rank: np.ndarray) -> dict[str, float]:
@@ -115,7 +127,13 @@ def _figures(p: np.ndarray, y: np.ndarray, w: np.ndarray, bin_index: np.ndarray,
     }
 
 
-def summarise(p: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, with_interval: bool = True, resamples: int = RESAMPLES) -> dict:
+def summarise(
+    p: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+    with_interval: bool = True,
+    resamples: int = RESAMPLES,
+) -> dict:
     """Every figure the gate and the UI use, for one target: point value, 95 % interval, rows, positives, profiles."""
     p, y = np.asarray(p, np.float64), np.asarray(y, np.float64)
     summary: dict = {
@@ -140,7 +158,12 @@ def summarise(p: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, wi
 
 
 def paired_differences(
-    p_new: np.ndarray, p_old: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, resamples: int = RESAMPLES, seed: int = 0
+    p_new: np.ndarray,
+    p_old: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
 ) -> dict:
     """AUC(new) - AUC(old) and the same for mean log-likelihood, on the same resampled profiles.
 

@@ -105,11 +105,21 @@ def time_series(days: Sequence[str], series: dict[str, Sequence[float | None]], 
     return _finished(figure)
 
 
-EVENT_COLOURS = {"view": "#8c8c8c", "wishlist": "#8172b2", "add_to_cart": "#dd8452", "remove_from_cart": "#c44e52", "order": "#55a868"}
+EVENT_COLOURS = {
+    "view": "#8c8c8c",
+    "wishlist": "#8172b2",
+    "add_to_cart": "#dd8452",
+    "remove_from_cart": "#c44e52",
+    "order": "#55a868",
+}
 
 
 def explanation_timeline(
-    profile_id: str, hours_before_cutoff: Sequence[float], probabilities: Sequence[float], event_types: Sequence[str], empty_score: float
+    profile_id: str,
+    hours_before_cutoff: Sequence[float],
+    probabilities: Sequence[float],
+    event_types: Sequence[str],
+    empty_score: float,
 ) -> Figure:
     """A profile's predicted probability after each event, events marked by type, time running to the cut-off."""
     figure, axes = plt.subplots(figsize=(7, 3))

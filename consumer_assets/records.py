@@ -1,4 +1,5 @@
-"""JsonRecord: to_json/from_json for the frozen dataclasses stored as JSON (serving record, verdict, evaluation, monitoring)."""
+"""JsonRecord: to_json/from_json for the frozen dataclasses stored as JSON (serving record, verdict, evaluation,
+monitoring)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Self
 
 
 class JsonRecord:
-    """Mixed into a dataclass: ``to_json`` is its fields; ``from_json`` ignores keys it does not know (files of other versions)."""
+    """Mixed into a dataclass: ``to_json`` is its fields; ``from_json`` ignores keys it does not know (files of other
+    versions)."""
 
     def to_json(self) -> dict:
         return asdict(self)

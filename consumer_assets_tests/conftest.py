@@ -21,7 +21,12 @@ def s3_endpoint(tmp_path_factory) -> str:
     Its S3 gateway checks signatures against the identity configured here, as a real
     deployment does; the tests' AWS credentials are that identity's keys.
     """
-    env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    env = {
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
@@ -36,7 +41,8 @@ def s3_endpoint(tmp_path_factory) -> str:
 
 @pytest.fixture
 def private_copy(tmp_path: Path):
-    """Build once per module, copy per test: ``private_copy(folder)`` is this test's own copy of what a module fixture built."""
+    """Build once per module, copy per test: ``private_copy(folder)`` is this test's own copy of what a module fixture
+    built."""
 
     def copy(folder: Path | str, name: str = "root") -> Path:
         return Path(shutil.copytree(folder, tmp_path / name))
@@ -72,6 +78,8 @@ def spark():
     """One local SparkSession for the whole suite (it takes ~10 s to start); assets reuse it."""
     from consumer_assets.features.spark import spark_session
 
-    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false", "spark.driver.memory": "2g"})
+    session = spark_session(
+        "local[2]", {"spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false", "spark.driver.memory": "2g"}
+    )
     yield session
     session.stop()

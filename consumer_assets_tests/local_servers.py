@@ -49,7 +49,12 @@ def start(command: list[str], env: dict, log: Path | None = None) -> subprocess.
     """A server process in its own session; ``dagster`` commands ignore SIGTERM unless its default is restored."""
     with open(log or os.devnull, "ab") as output:  # the child keeps its own descriptor
         return subprocess.Popen(
-            ["env", "--default-signal=INT,TERM", *command], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            ["env", "--default-signal=INT,TERM", *command],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
@@ -67,7 +72,9 @@ def stop(process: subprocess.Popen, seconds: float = 60) -> None:
 
 def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     request = urllib.request.Request(
-        url, data=json.dumps({"query": query, "variables": variables or {}}).encode(), headers={"Content-Type": "application/json"}
+        url,
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         body = json.loads(response.read())
@@ -105,14 +112,29 @@ class SeaweedFS:
     test identity's keys (``S3_KEY``, ``S3_SECRET``).
     """
 
-    NAMES = ("master", "volume", "filer", "s3", "master.port.grpc", "volume.port.grpc", "filer.port.grpc", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance")
+    NAMES = (
+        "master",
+        "volume",
+        "filer",
+        "s3",
+        "master.port.grpc",
+        "volume.port.grpc",
+        "filer.port.grpc",
+        "s3.port.grpc",
+        "s3.port.iceberg",
+        "s3.port.lance",
+    )
 
     def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         identities = {
             "identities": [
-                {"name": "tests", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+                {
+                    "name": "tests",
+                    "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
             ]
         }
         (folder / "s3.json").write_text(json.dumps(identities))
@@ -143,7 +165,9 @@ class SeaweedFS:
         deadline = time.monotonic() + 60
         while True:  # ready when an object can be written: the volume server has registered with the master
             try:
-                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+                with contextlib.suppress(
+                    client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists
+                ):
                     client.create_bucket(Bucket="readiness-probe")  # there already after a restart
                 client.put_object(Bucket="readiness-probe", Key="probe", Body=b"ok")
                 return
@@ -154,7 +178,8 @@ class SeaweedFS:
                 time.sleep(0.3)
 
     def stop(self) -> None:
-        """Stop at once: nothing of a test server needs a graceful stop (it waits 10 s for volume heartbeats, 15 s for its filer)."""
+        """Stop at once: nothing of a test server needs a graceful stop (it waits 10 s for volume heartbeats, 15 s for
+        its filer)."""
         self.process.terminate()
         try:
             self.process.wait(timeout=3)

@@ -23,7 +23,13 @@ from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_cron, training_schedule
-from consumer_assets.automation.sensors import FEATURE_ASSETS, alert_cursor_after_history, alert_sensor, landing_sensor, reconcile_sensor
+from consumer_assets.automation.sensors import (
+    FEATURE_ASSETS,
+    alert_cursor_after_history,
+    alert_sensor,
+    landing_sensor,
+    reconcile_sensor,
+)
 from consumer_assets.datasets import HISTORIES, RAW_EVENTS
 from consumer_assets.definitions import defs
 from consumer_assets.ingest.contract import EVENT_SCHEMA
@@ -42,7 +48,9 @@ DAY = date(2026, 10, 5)
 def test_schedules_run_the_day_that_just_ended():
     tick = datetime(2026, 10, 6, 2, 0, tzinfo=UTC)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+        )
         [request] = defs.get_schedule_def("daily_data_schedule").evaluate_tick(context).run_requests
         assert request.partition_key == "2026-10-05"
         [training] = training_schedule.evaluate_tick(context).run_requests
@@ -86,7 +94,9 @@ def test_a_late_key_that_sorts_before_the_cursor_is_seen_at_the_next_full_listin
     due, cursor = scan_landing(root, cursor, today=DAY + timedelta(days=2), now=time.time() + 901, rescan_seconds=900)
     assert [(d.day, d.files, d.late) for d in due] == [(DAY, 2, True)]  # ...the full one, every rescan period, does
     assert due[0].run_key != first.run_key
-    assert scan_landing(root, cursor, today=DAY + timedelta(days=2), now=time.time() + 1802, rescan_seconds=900)[0] == []
+    assert (
+        scan_landing(root, cursor, today=DAY + timedelta(days=2), now=time.time() + 1802, rescan_seconds=900)[0] == []
+    )
 
 
 def test_a_wiped_root_is_a_new_root_and_its_days_are_due_again(tmp_path):
@@ -106,7 +116,9 @@ def test_a_day_without_its_marker_waits_unless_quiet_long_enough(root: StorageRo
     root.delete(f"{landing_prefix(DAY)}/{COMPLETE_MARKER}")
     assert _scan(root, None)[0] == []
     assert _scan(root, None, completion="quiet", quiet_seconds=3600)[0] == []
-    assert [d.day for d in scan_landing(root, None, DAY, now=time.time() + 7200, completion="quiet", quiet_seconds=3600)[0]] == [DAY]
+    assert [
+        d.day for d in scan_landing(root, None, DAY, now=time.time() + 7200, completion="quiet", quiet_seconds=3600)[0]
+    ] == [DAY]
     with pytest.raises(ValueError, match="completion must be one of"):
         _scan(root, None, completion="sometimes")
 
@@ -124,10 +136,17 @@ def test_listing_from_the_cursor_returns_only_new_keys_among_thousands(s3_endpoi
     prefix = landing_prefix(DAY)
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     with ThreadPoolExecutor(8) as pool:  # more than two ListObjectsV2 pages of 1,000 keys
-        list(pool.map(lambda i: client.put_object(Bucket=s3_bucket, Key=f"many/{prefix}/events-{i:05d}.jsonl.gz", Body=b""), range(2500)))
+        list(
+            pool.map(
+                lambda i: client.put_object(Bucket=s3_bucket, Key=f"many/{prefix}/events-{i:05d}.jsonl.gz", Body=b""),
+                range(2500),
+            )
+        )
     assert len(list(root.list_after(prefix))) == 2500
     root.write_bytes(f"{prefix}/events-99999.jsonl.gz", b"")
-    assert [o.key for o in root.list_after(prefix, f"{prefix}/events-02499.jsonl.gz")] == [f"{prefix}/events-99999.jsonl.gz"]
+    assert [o.key for o in root.list_after(prefix, f"{prefix}/events-02499.jsonl.gz")] == [
+        f"{prefix}/events-99999.jsonl.gz"
+    ]
 
 
 def test_the_landing_sensor_requests_the_day_and_skips_scoring_before_a_model_serves(tmp_path):
@@ -141,7 +160,9 @@ def test_the_landing_sensor_requests_the_day_and_skips_scoring_before_a_model_se
         assert request.partition_key == (today - timedelta(days=1)).isoformat()
         assert request.asset_selection == FEATURE_ASSETS
         checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in request.asset_check_keys}
-        assert "raw_events:check_quarantine_rate" in checks and not any("freshness" in c for c in checks)  # today's freshness is not this day's
+        assert "raw_events:check_quarantine_rate" in checks and not any(
+            "freshness" in c for c in checks
+        )  # today's freshness is not this day's
         again = dg.build_sensor_context(instance=instance, cursor=context.cursor, resources=resources, definitions=defs)
         assert isinstance(landing_sensor(again), dg.SkipReason)
 
@@ -162,11 +183,15 @@ def test_order_labels_are_requested_once_their_window_has_landed():
         for k in range(1, horizon):
             _report(instance, "raw_events", labelled + timedelta(days=k))
         selection = dg.AssetSelection.assets("order_labels")
-        waiting = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, evaluation_time=now)
+        waiting = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, evaluation_time=now
+        )
         assert labelled.isoformat() not in waiting.get_requested_partitions(dg.AssetKey("order_labels"))
 
         _report(instance, "raw_events", labelled + timedelta(days=horizon))  # the last day of the window lands
-        ready = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, evaluation_time=now, cursor=waiting.cursor)
+        ready = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, asset_selection=selection, evaluation_time=now, cursor=waiting.cursor
+        )
         assert labelled.isoformat() in ready.get_requested_partitions(dg.AssetKey("order_labels"))
 
 
@@ -288,7 +313,9 @@ def _alert_context(instance, cursor, webhook, smtp_sink, retries=2):
 
 def test_failed_error_checks_and_failed_runs_alert_once_by_webhook_and_email(webhook, smtp_sink):
     with dg.instance_for_test() as instance:
-        checked = dg.materialize([watched, volume_collapsed, small_drift], instance=instance, partition_key="2026-10-05")
+        checked = dg.materialize(
+            [watched, volume_collapsed, small_drift], instance=instance, partition_key="2026-10-05"
+        )
         assert checked.success  # a failed non-blocking check does not fail its run: only the event log shows it
         failed = dg.materialize([broken], instance=instance, raise_on_error=False)
         assert not failed.success
@@ -296,7 +323,11 @@ def test_failed_error_checks_and_failed_runs_alert_once_by_webhook_and_email(web
         context = _alert_context(instance, None, webhook, smtp_sink)
         assert "sent 2 alerts" in alert_sensor(context).skip_message
         check_alert, run_alert = webhook.received
-        assert (check_alert["asset"], check_alert["partition"], check_alert["check"]) == ("watched", "2026-10-05", "volume_collapsed")
+        assert (check_alert["asset"], check_alert["partition"], check_alert["check"]) == (
+            "watched",
+            "2026-10-05",
+            "volume_collapsed",
+        )
         assert check_alert["figures"] == {"ratio": 0.12}
         assert check_alert["run_url"] == f"http://dagster.example/runs/{checked.run_id}"
         assert run_alert["run_id"] == failed.run_id and "failed" in run_alert["text"]
@@ -308,7 +339,12 @@ def test_failed_error_checks_and_failed_runs_alert_once_by_webhook_and_email(web
         assert len(webhook.received) == 2  # each alert once (the WARN check never)
 
         # A replay that starts after the history (the demo run again) alerts only its own failures.
-        fresh = _alert_context(instance, alert_cursor_after_history(instance, ALERTED.resolve_asset_graph().asset_check_keys), webhook, smtp_sink)
+        fresh = _alert_context(
+            instance,
+            alert_cursor_after_history(instance, ALERTED.resolve_asset_graph().asset_check_keys),
+            webhook,
+            smtp_sink,
+        )
         assert alert_sensor(fresh).skip_message == "nothing to alert"
         dg.materialize([watched, volume_collapsed], instance=instance, partition_key="2026-10-06")
         assert "sent 1 alerts" in alert_sensor(fresh).skip_message and webhook.received[-1]["partition"] == "2026-10-06"
@@ -322,7 +358,13 @@ def test_a_webhook_shows_as_its_host_and_smtp_logs_in(webhook, smtp_sink, caplog
         deliver(alert, [WebhookNotifier(secret)], retries=1, backoff_seconds=0.01)
     shown = str(failed.value) + caplog.text + repr(WebhookNotifier(secret))
     assert "s3cr3t-token" not in shown and "/hook" not in shown and "webhook http://127.0.0.1" in shown
-    email = AlertResource(smtp_host="127.0.0.1", smtp_port=smtp_sink.port, smtp_recipients="ops@example.com", smtp_username="ops", smtp_password="pw")
+    email = AlertResource(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_sink.port,
+        smtp_recipients="ops@example.com",
+        smtp_username="ops",
+        smtp_password="pw",
+    )
     deliver(alert, email.notifiers(), retries=0)
     assert smtp_sink.logins == [[b"ops", b"pw"]] and len(smtp_sink.received) == 1
 
@@ -348,16 +390,24 @@ def test_a_failing_endpoint_is_retried_and_nothing_is_lost(webhook, smtp_sink):
 
 
 def test_a_channel_that_is_down_delays_only_its_own_alerts_and_repeats_none(webhook, smtp_sink):
-    """SMTP refused: the webhook gets each alert exactly once, the later ones too; e-mail catches up once SMTP is back."""
+    """SMTP refused: the webhook gets each alert exactly once, the later ones too; e-mail catches up once SMTP is
+    back."""
     with socketserver.TCPServer(("127.0.0.1", 0), socketserver.BaseRequestHandler) as closed:
         refused_port = closed.server_address[1]  # nothing listens here once the block ends
     with dg.instance_for_test() as instance:
 
         def tick(cursor, port):
             alerts = AlertResource(
-                webhook_url=webhook.url, smtp_host="127.0.0.1", smtp_port=port, smtp_recipients="ops@example.com", retries=0, backoff_seconds=0.01
+                webhook_url=webhook.url,
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                smtp_recipients="ops@example.com",
+                retries=0,
+                backoff_seconds=0.01,
             )
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": alerts}, definitions=ALERTED)
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"alerts": alerts}, definitions=ALERTED
+            )
             return alert_sensor(context).skip_message, context.cursor
 
         dg.materialize([watched, volume_collapsed], instance=instance, partition_key="2026-10-05")
@@ -369,7 +419,11 @@ def test_a_channel_that_is_down_delays_only_its_own_alerts_and_repeats_none(webh
             assert message.startswith("sent 1 alerts; alert delivery failed")
         message, cursor = tick(cursor, refused_port)
         assert message.startswith("nothing to alert; alert delivery failed")
-        assert [a["partition"] for a in webhook.received] == ["2026-10-05", "2026-10-06", "2026-10-07"]  # each once, in order
+        assert [a["partition"] for a in webhook.received] == [
+            "2026-10-05",
+            "2026-10-06",
+            "2026-10-07",
+        ]  # each once, in order
         assert smtp_sink.received == []
         message, cursor = tick(cursor, smtp_sink.port)  # SMTP is back: its three alerts, the webhook none again
         assert message == "sent 3 alerts" and len(smtp_sink.received) == 3 and len(webhook.received) == 3
@@ -386,9 +440,15 @@ def test_a_day_that_does_not_land_fails_its_freshness_checks_and_alerts_once(web
         context = dg.build_sensor_context(instance=instance, definitions=defs)
         request = sensor(context)
         assert isinstance(request, dg.RunRequest)
-        assert {key.asset_key.to_user_string() for key in request.asset_check_keys} == {"raw_events", "daily_histories", "batch_predictions"}
+        assert {key.asset_key.to_user_string() for key in request.asset_check_keys} == {
+            "raw_events",
+            "daily_histories",
+            "batch_predictions",
+        }
         evaluations = checks.execute_in_process(instance=instance).get_asset_check_evaluations()
-        assert [e.passed for e in evaluations] == [False] * 3 and all(e.severity == dg.AssetCheckSeverity.ERROR for e in evaluations)
+        assert [e.passed for e in evaluations] == [False] * 3 and all(
+            e.severity == dg.AssetCheckSeverity.ERROR for e in evaluations
+        )
         expected = evaluations[0].description.rsplit(" ", 4)[1]  # "... expect partition YYYY-MM-DD to have arrived."
         alert_context = dg.build_sensor_context(instance=instance, resources={"alerts": alerts}, definitions=defs)
         assert alert_sensor(alert_context).skip_message == "sent 3 alerts"
@@ -397,12 +457,19 @@ def test_a_day_that_does_not_land_fails_its_freshness_checks_and_alerts_once(web
         again = dg.build_sensor_context(instance=instance, definitions=defs, cursor=context.cursor)
         assert isinstance(sensor(again), dg.SkipReason)  # failed and nothing new: not evaluated, not alerted again
         assert (
-            alert_sensor(dg.build_sensor_context(instance=instance, resources={"alerts": alerts}, definitions=defs, cursor=alert_context.cursor)).skip_message
+            alert_sensor(
+                dg.build_sensor_context(
+                    instance=instance, resources={"alerts": alerts}, definitions=defs, cursor=alert_context.cursor
+                )
+            ).skip_message
             == "nothing to alert"
         )
         # The day lands: its raw_events check passes.
         instance.report_runless_asset_event(dg.AssetMaterialization("raw_events", partition=expected))
-        passed = {e.asset_key.to_user_string(): e.passed for e in checks.execute_in_process(instance=instance).get_asset_check_evaluations()}
+        passed = {
+            e.asset_key.to_user_string(): e.passed
+            for e in checks.execute_in_process(instance=instance).get_asset_check_evaluations()
+        }
         assert passed == {"raw_events": True, "daily_histories": False, "batch_predictions": False}
 
 
@@ -421,14 +488,20 @@ def test_a_rebuilt_day_has_every_later_snapshot_rebuilt_in_turn():
             nonlocal cursor, when
             when += timedelta(minutes=1)
             result = dg.evaluate_automation_conditions(
-                defs=defs, instance=instance, asset_selection=dg.AssetSelection.assets(histories), evaluation_time=when, cursor=cursor
+                defs=defs,
+                instance=instance,
+                asset_selection=dg.AssetSelection.assets(histories),
+                evaluation_time=when,
+                cursor=cursor,
             )
             cursor = result.cursor
             return sorted(result.get_requested_partitions(histories))
 
         evaluate()
         assert evaluate() == []  # a steady state requests nothing
-        instance.report_runless_asset_event(dg.AssetMaterialization(events, partition=days[0]))  # a late file: raw_events D again...
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(events, partition=days[0])
+        )  # a late file: raw_events D again...
         assert evaluate() == [days[0]]  # ...so snapshot D is rebuilt
         instance.report_runless_asset_event(dg.AssetMaterialization(histories, partition=days[0]))
         assert evaluate() == [days[1]]  # then D+1 on the new D
@@ -439,7 +512,8 @@ def test_a_rebuilt_day_has_every_later_snapshot_rebuilt_in_turn():
 
 
 def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_lost(tmp_path):
-    """After the root is wiped, recorded snapshots and labels come back once their inputs are stored again, each once."""
+    """After the root is wiped, recorded snapshots and labels come back once their inputs are stored again, each
+    once."""
     root = StorageRoot(str(tmp_path))
     today = datetime.now(UTC).date()
     day, later = today - timedelta(days=10), today - timedelta(days=9)
@@ -448,13 +522,20 @@ def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_los
         root.write_partition(RAW_EVENTS, d, events)  # the re-ingested days, as the landing sensor brings them back
     resources = {"storage": StorageResource(root=root.uri), "landing": LandingSensorResource()}
     with dg.instance_for_test() as instance:
-        for dataset, d in [("daily_histories", day), ("daily_histories", later), ("order_labels", day), ("order_labels", later)]:
+        for dataset, d in [
+            ("daily_histories", day),
+            ("daily_histories", later),
+            ("order_labels", day),
+            ("order_labels", later),
+        ]:
             instance.report_runless_asset_event(dg.AssetMaterialization(dataset, partition=d.isoformat()))
         root.write_partition(HISTORIES, later, events)  # this one is stored: not lost
 
         context = dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
         requests = reconcile_sensor(context)
-        assert [(r.job_name, r.asset_selection, r.partition_key) for r in requests] == [("daily_data_job", [dg.AssetKey("daily_histories")], day.isoformat())]
+        assert [(r.job_name, r.asset_selection, r.partition_key) for r in requests] == [
+            ("daily_data_job", [dg.AssetKey("daily_histories")], day.isoformat())
+        ]
         # order_labels waits for the snapshot of its day and the raw events of the horizon
         lost = lost_partitions(root, {"order_labels": [day, later]}, DEFAULT_LABEL_HORIZON_DAYS)
         assert [(p.day, p.waiting_for) for p in lost] == [

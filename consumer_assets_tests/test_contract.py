@@ -60,7 +60,11 @@ def _reason(line: str) -> str | None:
         (json.dumps(_event(brand_id=7)), "wrong_type:brand_id"),
         (json.dumps(_event(price="12,50 EUR")), "wrong_type:price"),
         (json.dumps(_event(price=True)), "wrong_type:price"),
-        ('{"event_id":"e1","profile_id":"p1","ts":"2026-10-05T12:00:00Z","event_type":"view","article_id":"a1","price":NaN}', "malformed_json"),
+        (
+            '{"event_id":"e1","profile_id":"p1","ts":"2026-10-05T12:00:00Z","event_type":"view",'
+            '"article_id":"a1","price":NaN}',
+            "malformed_json",
+        ),
         (json.dumps(_event(ts=True)), "wrong_type:ts"),
         (json.dumps(_event(ts="2026-10-05T12:00:00")), "bad_timestamp"),  # no zone: ambiguous
         (json.dumps(_event(ts="yesterday")), "bad_timestamp"),
@@ -70,7 +74,10 @@ def _reason(line: str) -> str | None:
         (json.dumps(_event(ts="2026-10-05T23:30:00-01:00")), "ts_outside_day"),
         ("[" * 100_000, "nesting_too_deep"),  # RecursionError in the parser
         ('{"a":' * 100_000 + "1" + "}" * 100_000, "nesting_too_deep"),
-        (json.dumps(_event(profile_id="\ud800")), "invalid_unicode:profile_id"),  # a lone surrogate: valid JSON, no UTF-8
+        (
+            json.dumps(_event(profile_id="\ud800")),
+            "invalid_unicode:profile_id",
+        ),  # a lone surrogate: valid JSON, no UTF-8
         (json.dumps(_event(brand_id="b\udc80")), "invalid_unicode:brand_id"),
         (json.dumps(_event(profile_id="")), "empty:profile_id"),
         (json.dumps(_event(category_id="")), "empty:category_id"),
@@ -88,7 +95,9 @@ def test_each_contract_rule(line: str, reason: str | None):
 
 
 def test_good_rows_are_typed():
-    parsed = parse_lines([json.dumps(_event()), json.dumps(_event(event_id="e2", ts=1791201600000, price=...))], DAY, "f")
+    parsed = parse_lines(
+        [json.dumps(_event()), json.dumps(_event(event_id="e2", ts=1791201600000, price=...))], DAY, "f"
+    )
     assert parsed.events.schema == EVENT_SCHEMA
     rows = parsed.events.to_pylist()
     assert rows[0]["ts"] == rows[1]["ts"]
@@ -100,7 +109,13 @@ def test_quarantine_keeps_raw_line_file_and_line_number():
     parsed = parse_lines(lines, DAY, "landing/x.jsonl.gz")
     assert parsed.lines_read == 3  # blank lines are not rows
     assert parsed.quarantine.to_pylist() == [
-        {"source_file": "landing/x.jsonl.gz", "line_number": 3, "raw_line": "{broken", "reason": "malformed_json", "byte_offset": None}
+        {
+            "source_file": "landing/x.jsonl.gz",
+            "line_number": 3,
+            "raw_line": "{broken",
+            "reason": "malformed_json",
+            "byte_offset": None,
+        }
     ]
 
 
@@ -156,7 +171,10 @@ def test_a_line_of_bad_bytes_is_quarantined_alone_with_its_bytes():
 
 
 def test_a_bom_crlf_and_the_separators_json_allows_inside_strings_are_not_line_ends():
-    odd = [json.dumps(_event(event_id=f"u{i}", note=f"a{sep}b"), ensure_ascii=False).encode() for i, sep in enumerate(("\u2028", "\u2029", "\u0085"))]
+    odd = [
+        json.dumps(_event(event_id=f"u{i}", note=f"a{sep}b"), ensure_ascii=False).encode()
+        for i, sep in enumerate(("\u2028", "\u2029", "\u0085"))
+    ]
     data = gzip.compress(BOM + b"\r\n".join([*_lines(3), *odd]) + b"\r\n")
     parsed = parse_file(data, DAY, "f")
     assert parsed.quarantine.num_rows == 0 and parsed.kept == parsed.lines_read == 6
@@ -164,7 +182,9 @@ def test_a_bom_crlf_and_the_separators_json_allows_inside_strings_are_not_line_e
 
 
 def test_an_over_long_line_is_quarantined_with_its_start_kept():
-    huge = json.dumps(_event(event_id="huge", article_id=os.urandom(MAX_LINE_BYTES // 2 + 10).hex())).encode()  # not a bomb: hex inflates 2x
+    huge = json.dumps(
+        _event(event_id="huge", article_id=os.urandom(MAX_LINE_BYTES // 2 + 10).hex())
+    ).encode()  # not a bomb: hex inflates 2x
     parsed = parse_file(gzip.compress(b"\n".join([*_lines(2), huge])), DAY, "f")
     assert parsed.kept == 2
     [row] = parsed.quarantine.to_pylist()
@@ -213,7 +233,9 @@ def test_an_inflation_bomb_stops_after_a_megabyte_and_the_rest_is_one_quarantine
     parsed = parse_file(gzip.compress(b"\n".join(_lines(5)) + b"\n") + data, DAY, "landing/bomb.jsonl.gz")
     assert parsed.kept == 5  # the good lines before it
     reasons = parsed.quarantine.column("reason").to_pylist()
-    assert reasons[-1] == "inflation_bomb" and set(reasons[:-1]) <= {"not_an_object"}  # its lines inflated before the verdict
+    assert reasons[-1] == "inflation_bomb" and set(reasons[:-1]) <= {
+        "not_an_object"
+    }  # its lines inflated before the verdict
     assert parsed.lines_read < 1_500_000  # about a megabyte of its lines, not 33 million
     fault = parsed.quarantine.to_pylist()[-1]
     assert 0 < fault["byte_offset"] < 3 << 20

@@ -53,14 +53,20 @@ def test_the_lineage_draws_every_hand_off_from_events_to_predictions():
     assert parents("trained_lstm") == {"daily_histories", "order_labels"}
     assert parents("candidate_evaluation") == {"trained_lstm"}  # its input: the candidate trained_lstm hands on
     assert parents("validated_model") == {"candidate_evaluation"}
-    assert parents("model_in_service") == {"validated_model"}  # the model hand-off, not a file the next step knows to look for
+    assert parents("model_in_service") == {
+        "validated_model"
+    }  # the model hand-off, not a file the next step knows to look for
     assert parents("batch_predictions") == {"daily_histories", "model_in_service"}
     assert {"batch_predictions"} <= parents("monitoring_stats")
 
 
 def test_importing_the_code_location_prints_no_warnings():
     completed = subprocess.run(
-        [sys.executable, "-W", "default", "-c", "import consumer_assets.definitions"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-W", "default", "-c", "import consumer_assets.definitions"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "Warning" not in completed.stderr, completed.stderr[-2000:]
@@ -80,7 +86,10 @@ def test_training_runs_carry_the_gpu_tags():
     # The GPU is held for training only: evaluation (baselines, bootstrap) is a CPU run of its own.
     assert [node.name for node in job.nodes] == ["trained_lstm"]
     evaluation = defs.resolve_job_def("evaluation_job")
-    assert "dagster-k8s/config" not in evaluation.tags and {n.name for n in evaluation.nodes} >= {"candidate_evaluation", "validated_model"}
+    assert "dagster-k8s/config" not in evaluation.tags and {n.name for n in evaluation.nodes} >= {
+        "candidate_evaluation",
+        "validated_model",
+    }
     # A lost worker (a preempted node) is retried, a step's own failure is not.
     assert job.tags["dagster/max_retries"] == "2" and job.tags["dagster/retry_on_asset_or_op_failure"] == "false"
     assert defs.resolve_assets_def("raw_events").op.retry_policy.max_retries == 2
@@ -98,7 +107,9 @@ def test_definitions_validate_from_the_cli():
     completed = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=REPO,
-        start_new_session=True,  # a code location that fails to load makes dagster signal its process group: keep that away from the test session's servers
+        # a code location that fails to load makes dagster signal its process group: keep that away from the test
+        # session's servers
+        start_new_session=True,
         capture_output=True,
         text=True,
         timeout=300,

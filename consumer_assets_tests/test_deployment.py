@@ -52,14 +52,21 @@ START_SENSOR = """mutation Start($selector: SensorSelector!) { startSensor(senso
 
 def _runs(url: str) -> list[dict]:
     results = graphql(url, RUNS, {"job": "daily_data_job"})["runsOrError"]["results"]
-    return [{**r, "partition": next((t["value"] for t in r["tags"] if t["key"] == "dagster/partition"), None)} for r in results]
+    return [
+        {**r, "partition": next((t["value"] for t in r["tags"] if t["key"] == "dagster/partition"), None)}
+        for r in results
+    ]
 
 
-def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after_a_restart(tmp_path, monkeypatch, postgres, s3_endpoint, s3_bucket):
+def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after_a_restart(
+    tmp_path, monkeypatch, postgres, s3_endpoint, s3_bucket
+):
     home = tmp_path / "home"
     home.mkdir()
     # The production instance as the image builds it: the repo's settings, then Postgres and run logs in S3.
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text() + "\n" + (REPO / "deploy/production.yaml").read_text())
+    (home / "dagster.yaml").write_text(
+        (REPO / "dagster.yaml").read_text() + "\n" + (REPO / "deploy/production.yaml").read_text()
+    )
     monkeypatch.setenv("DAGSTER_PG_URL", postgres)  # this process opens the instance too
     monkeypatch.setenv("DAGSTER_COMPUTE_LOG_BUCKET", s3_bucket)
     sink = WebhookSink(path="/services/T000/B000/secret")  # a secret path, which must never reach a log
@@ -78,12 +85,20 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
     }
     port = free_port()
     url = f"http://127.0.0.1:{port}/graphql"
-    webserver = start([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, tmp_path / "webserver.log")
+    webserver = start(
+        [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        env,
+        tmp_path / "webserver.log",
+    )
     daemon = start([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], env, tmp_path / "daemon.log")
     try:
         repository = wait_for_webserver(url, webserver)
         for sensor in ("landing_sensor", "alert_sensor", "dead_run_sensor"):
-            selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"], "sensorName": sensor}
+            selector = {
+                "repositoryLocationName": repository["location"]["name"],
+                "repositoryName": repository["name"],
+                "sensorName": sensor,
+            }
             started = graphql(url, START_SENSOR, {"selector": selector})["startSensor"]
             assert started["__typename"] == "Sensor" and started["sensorState"]["status"] == "RUNNING", started
 
@@ -104,15 +119,21 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
             done = all(runs.get(d.isoformat(), {}).get("status") in ("SUCCESS", "FAILURE") for d in (GOOD_DAY, BAD_DAY))
             return runs if done else None
 
-        runs = wait_for("the daemon's landing sensor has launched daily_data_job for both days and they ended", 420, finished)
+        runs = wait_for(
+            "the daemon's landing sensor has launched daily_data_job for both days and they ended", 420, finished
+        )
         assert runs[GOOD_DAY.isoformat()]["status"] == "SUCCESS"
         assert root.list_partitions("raw_events") and GOOD_DAY in root.list_partitions("daily_histories")
-        assert runs[BAD_DAY.isoformat()]["status"] == "FAILURE"  # 40 % bad rows: the blocking quarantine check stops the day
+        assert (
+            runs[BAD_DAY.isoformat()]["status"] == "FAILURE"
+        )  # 40 % bad rows: the blocking quarantine check stops the day
 
         bad_run = runs[BAD_DAY.isoformat()]["runId"]
         # Each step's stdout/stderr went to the bucket (S3ComputeLogManager), where it outlives the run's machine.
         good_run = runs[GOOD_DAY.isoformat()]["runId"]
-        logs = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket, Prefix=f"dagster-compute-logs/storage/{good_run}/")
+        logs = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
+            Bucket=s3_bucket, Prefix=f"dagster-compute-logs/storage/{good_run}/"
+        )
         assert any(o["Key"].endswith((".out", ".err")) for o in logs.get("Contents", [])), logs.get("Contents")
 
         def both_alerts():  # the check's and the failed run's; the alert sensor may see them on different ticks
@@ -120,8 +141,13 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
             failed_runs = [a for a in sink.received if a["run_id"] == bad_run and a["check"] is None]
             return (checks, failed_runs) if checks and failed_runs else None
 
-        checks, failed_runs = wait_for("the quarantine check's and the failed run's alerts reached the webhook", 180, both_alerts)
-        print(f"from landing: runs launched after {launched:.0f} s, runs ended and both alerts arrived after {time.monotonic() - landed:.0f} s")
+        checks, failed_runs = wait_for(
+            "the quarantine check's and the failed run's alerts reached the webhook", 180, both_alerts
+        )
+        print(
+            f"from landing: runs launched after {launched:.0f} s, runs ended and both alerts arrived after "
+            f"{time.monotonic() - landed:.0f} s"
+        )
         [alert] = checks
         assert alert["partition"] == BAD_DAY.isoformat() and alert["asset"] == "raw_events"
         assert len(failed_runs) == 1
@@ -133,7 +159,9 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
         time.sleep(150)  # two landing-sensor intervals and several alert-sensor ticks
         assert len(_runs(url)) == seen_runs
         assert len(sink.received) == seen_alerts
-        assert "/services/T000" not in (tmp_path / "daemon.log").read_text()  # the webhook's secret path is never logged
+        assert (
+            "/services/T000" not in (tmp_path / "daemon.log").read_text()
+        )  # the webhook's secret path is never logged
 
         # A run whose worker dies with the code server that launched it (SIGKILL to both, as a crashed or OOM-killed
         # server leaves them) ends failed and alerted once, within the bound: dead_run_sensor or the daemon's run
@@ -148,13 +176,21 @@ def test_the_daemon_ingests_landed_days_alerts_once_and_runs_nothing_twice_after
 
         run_id, pid = wait_for("the run of the newly landed day started its worker", 240, worker, every=0.2)
         code_server = psutil.Process(pid).parent()
-        assert "dagster" in " ".join(code_server.cmdline()), f"the worker's parent is {code_server.cmdline()}, not its code server"
+        assert "dagster" in " ".join(code_server.cmdline()), (
+            f"the worker's parent is {code_server.cmdline()}, not its code server"
+        )
         for victim in [code_server, *code_server.children(recursive=True)]:
             victim.kill()
         killed = time.monotonic()
-        wait_for("the dead run is marked failed", 300, lambda: next(r for r in _runs(url) if r["runId"] == run_id)["status"] == "FAILURE")
+        wait_for(
+            "the dead run is marked failed",
+            300,
+            lambda: next(r for r in _runs(url) if r["runId"] == run_id)["status"] == "FAILURE",
+        )
         marked = time.monotonic() - killed
-        [alert] = wait_for("the dead run's alert arrived", 120, lambda: [a for a in sink.received if a["run_id"] == run_id] or None)
+        [alert] = wait_for(
+            "the dead run's alert arrived", 120, lambda: [a for a in sink.received if a["run_id"] == run_id] or None
+        )
         print(f"killed run: marked failed after {marked:.0f} s, alerted after {time.monotonic() - killed:.0f} s")
         assert "failed" in alert["text"] and alert["partition"] == KILLED_DAY.isoformat(), alert
         assert marked < 120, f"the dead run was marked failed only after {marked:.0f} s"

@@ -7,7 +7,17 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.model.encoding import CONTINUOUS, HEAD, NEVER_S, PROFILE, KeptEvents, Vocabulary, VocabularyLimits, days_before_cutoff, encode
+from consumer_assets.model.encoding import (
+    CONTINUOUS,
+    HEAD,
+    NEVER_S,
+    PROFILE,
+    KeptEvents,
+    Vocabulary,
+    VocabularyLimits,
+    days_before_cutoff,
+    encode,
+)
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
 from consumer_assets.model.store import LoadedModel
@@ -22,19 +32,25 @@ from consumer_assets.serving.explain import (
     prefix_profiles,
 )
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 TYPES = np.array(["view", "wishlist", "add_to_cart", "remove_from_cart", "order"])
 
 
-def day_structs(types: np.ndarray, price: np.ndarray, age: np.ndarray, snapshot_day: date = date(2026, 11, 30)) -> list[dict]:
+def day_structs(
+    types: np.ndarray, price: np.ndarray, age: np.ndarray, snapshot_day: date = date(2026, 11, 30)
+) -> list[dict]:
     """The ``days`` column of one row: per active day, its date, counts per event type and spend."""
     dates = [snapshot_day - timedelta(days=int(k)) for k in days_before_cutoff(age)]
     days = []
     for day in sorted(set(dates)):
         on = np.array([d == day for d in dates])
         counts = {t: int((types[on] == t).sum()) for t in TYPES}
-        days.append({"date": day, "events": int(on.sum()), **counts, "spend": float(price[on & (types == "order")].sum())})
+        days.append(
+            {"date": day, "events": int(on.sum()), **counts, "spend": float(price[on & (types == "order")].sum())}
+        )
     return days
 
 
@@ -111,12 +127,17 @@ def test_days_before_the_kept_events_are_steps_that_explanations_count_too(model
     table = histories([40, 8, 0], seed=6, with_days=True)  # 40 > max_length 20: its older days become day steps
     layout = KeptEvents.of(table, 20)
     dates = [[d["date"] for d in row] for row in table.column("days").to_pylist()]
-    first_kept_day = date(2026, 11, 30) - timedelta(days=int(days_before_cutoff(table.column("dt_cutoff_s")[0].values.to_numpy()[20])))
+    first_kept_day = date(2026, 11, 30) - timedelta(
+        days=int(days_before_cutoff(table.column("dt_cutoff_s")[0].values.to_numpy()[20]))
+    )
     assert layout.days.count.tolist() == [sum(d < first_kept_day for d in dates[0]), 0, 0]
     assert layout.days.count[0] > 0 and layout.lengths.tolist() == [layout.days.count[0] + 20, 8, 1]
     batch = encode(table, model.vocabulary, 20)
     day_step = CONTINUOUS.index("day_step")
-    assert batch.continuous[0, : layout.days.count[0], day_step].eq(1).all() and batch.continuous[0, layout.days.count[0] :, day_step].eq(0).all()
+    assert (
+        batch.continuous[0, : layout.days.count[0], day_step].eq(1).all()
+        and batch.continuous[0, layout.days.count[0] :, day_step].eq(0).all()
+    )
     without_days = encode(table.drop_columns(["days"]), model.vocabulary, 20)
     assert without_days.lengths.tolist() == [20, 8, 1]  # histories without per-day counts: the kept events only
 
@@ -125,13 +146,20 @@ def test_days_before_the_kept_events_are_steps_that_explanations_count_too(model
     first = dict(iter_profiles(explained.events))["p0"]
     assert first.column("event_type").to_pylist()[: layout.days.count[0]] == [EARLIER_DAY] * int(layout.days.count[0])
     assert first.num_rows == layout.lengths[0] and first.column("position").to_pylist() == list(range(first.num_rows))
-    assert first.column("contribution").to_numpy().astype(np.float64).sum() == pytest.approx(scores[0] - explained.empty_score, abs=1e-5)
+    assert first.column("contribution").to_numpy().astype(np.float64).sum() == pytest.approx(
+        scores[0] - explained.empty_score, abs=1e-5
+    )
     raw, _ = prefix_profiles(table, 20)
     after_days = raw[0, layout.days.count[0] - 1]  # the profile after its last day step, before its kept events
     kept_ages = table.column("dt_cutoff_s")[0].values.to_numpy()[20:]
     assert after_days[PROFILE.index("window_events")] == table.column("window_events")[0].as_py() - 20
-    assert after_days[PROFILE.index("active_days")] == table.column("active_days")[0].as_py() - len(set(days_before_cutoff(kept_ages)))
-    assert after_days[PROFILE.index("recency_s")] == (date(2026, 11, 30) - max(d for d in dates[0] if d < first_kept_day)).days * 86_400
+    assert after_days[PROFILE.index("active_days")] == table.column("active_days")[0].as_py() - len(
+        set(days_before_cutoff(kept_ages))
+    )
+    assert (
+        after_days[PROFILE.index("recency_s")]
+        == (date(2026, 11, 30) - max(d for d in dates[0] if d < first_kept_day)).days * 86_400
+    )
 
 
 def test_prefix_profiles_subtract_the_events_still_to_come():
@@ -143,7 +171,10 @@ def test_prefix_profiles_subtract_the_events_still_to_come():
     for event_type in TYPES:  # the time since the last event of each type, as it stood after each event
         for t in range(6):
             seen = [row["dt_cutoff_s"][i] for i in range(t + 1) if row["event_type"][i] == event_type]
-            assert raw[0, t, HEAD.index(f"recency_{event_type}_s")] == pytest.approx(seen[-1] if seen else NEVER_S), (event_type, t)
+            assert raw[0, t, HEAD.index(f"recency_{event_type}_s")] == pytest.approx(seen[-1] if seen else NEVER_S), (
+                event_type,
+                t,
+            )
     assert raw[0, 0, PROFILE.index("window_events")] == row["window_events"] - 5
     assert raw[0, :, PROFILE.index("recency_s")][:-1].tolist() == pytest.approx(row["dt_cutoff_s"][:-1])
     orders = [t == "order" for t in row["event_type"]]

@@ -19,7 +19,9 @@ from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.validation.evaluate import labelled_rows
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 START = date(2026, 10, 1)
 DAYS = 5
@@ -36,7 +38,9 @@ def _resources(uri: str, endpoint: str | None, scratch: str) -> dict:
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
         "quality": DataQualityResource(),
         "spark": SparkResource(master="local[2]", shuffle_partitions=4, scratch_dir=scratch),
-        "features": FeatureResource(window_days=3, max_events=20, label_horizon_days=HORIZON, output_files=1, max_change_share=10.0),
+        "features": FeatureResource(
+            window_days=3, max_events=20, label_horizon_days=HORIZON, output_files=1, max_change_share=10.0
+        ),
     }
 
 
@@ -46,7 +50,8 @@ def _run(assets, resources, day: date) -> dg.ExecuteInProcessResult:
 
 @pytest.fixture(scope="module")
 def built_folder_pipeline(tmp_path_factory) -> dict:
-    """The folder pipeline, once per module: (a pristine copy of its root, its run results), filled by the first test."""
+    """The folder pipeline, once per module: (a pristine copy of its root, its run results), filled by the first
+    test."""
     return {"copy": str(tmp_path_factory.mktemp("pipeline") / "root")}
 
 
@@ -64,7 +69,11 @@ def pipeline(root, root_uri, spark, tmp_path, built_folder_pipeline):
     simulate_to_landing(root, START, DAYS, SimulationConfig(profiles=400, seed=3))
     results = []
     for k in range(DAYS):
-        results.append(_run([*ingest_assets, *ingest_checks, *feature_assets, *feature_checks], resources, START + timedelta(days=k)))
+        results.append(
+            _run(
+                [*ingest_assets, *ingest_checks, *feature_assets, *feature_checks], resources, START + timedelta(days=k)
+            )
+        )
     if not root.is_s3:
         shutil.copytree(root.base, built_folder_pipeline["copy"])
         built_folder_pipeline["results"] = results
@@ -81,7 +90,11 @@ def test_histories_and_labels_materialise(pipeline, root: StorageRoot):
     first = results[0].asset_materializations_for_node(HISTORIES)[0].metadata
     assert first["profiles"].value == root.manifest(HISTORIES, START).rows > 20
     assert first["events_per_profile_plot"].value.startswith("![events per profile](data:image/png;base64,")
-    assert {r["field"] for r in (rec.data for rec in first["vocabulary_sizes"].value.records)} == {"article_id", "category_id", "brand_id"}
+    assert {r["field"] for r in (rec.data for rec in first["vocabulary_sizes"].value.records)} == {
+        "article_id",
+        "category_id",
+        "brand_id",
+    }
     checks = {c.check_name: c.passed for r in results for c in r.get_asset_check_evaluations()}
     assert checks["check_no_event_after_cutoff"] and checks["check_profile_count_stable"]
 
@@ -99,7 +112,10 @@ def test_histories_and_labels_materialise(pipeline, root: StorageRoot):
 def test_a_changed_window_rebuilds_from_scratch_instead_of_extending(pipeline, root: StorageRoot):
     resources, _ = pipeline
     last = START + timedelta(days=DAYS - 1)
-    wider = {**resources, "features": FeatureResource(window_days=5, max_events=20, label_horizon_days=HORIZON, output_files=1)}
+    wider = {
+        **resources,
+        "features": FeatureResource(window_days=5, max_events=20, label_horizon_days=HORIZON, output_files=1),
+    }
     result = _run([*feature_assets], wider, last)
     assert result.success
     assert result.asset_materializations_for_node(HISTORIES)[0].metadata["mode"].value == "from_scratch"
@@ -142,7 +158,12 @@ def test_on_s3_spark_output_lands_as_objects_on_the_server(spark, s3_endpoint, s
     simulate_to_landing(root, START, 1, SimulationConfig(profiles=200))
     result = _run([*ingest_assets, *feature_assets], _resources(uri, s3_endpoint, str(tmp_path)), START)
     assert result.success
-    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket, Prefix=f"ca/{HISTORIES}/")["Contents"]]
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
+            Bucket=s3_bucket, Prefix=f"ca/{HISTORIES}/"
+        )["Contents"]
+    ]
     parquet = [k for k in keys if k.endswith(".parquet")]
     assert f"ca/{HISTORIES}/date=2026-10-01/_manifest.json" in keys
     assert parquet and all("/run-" in k for k in parquet)

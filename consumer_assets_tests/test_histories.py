@@ -95,12 +95,18 @@ def test_window_drops_old_events_and_inactive_profiles(spark):
 def test_no_leakage_later_events_leave_the_snapshot_unchanged(spark):
     config = HistoryConfig(window_days=10, max_events=5)
     before = [("p1", _at(D, 9), "view"), ("p2", _at(D - timedelta(days=1), 9), "view")]
-    later = [("p1", _at(D + timedelta(days=1), 0), "order"), ("p3", _at(D + timedelta(days=1), 5), "view"), ("p2", _at(D, 23, 59), "add_to_cart")]
+    later = [
+        ("p1", _at(D + timedelta(days=1), 0), "order"),
+        ("p3", _at(D + timedelta(days=1), 5), "view"),
+        ("p2", _at(D, 23, 59), "add_to_cart"),
+    ]
     snapshot = _rows(histories_from_scratch(_events(spark, before + later[:2]), D, config))
     with_only_before = _rows(histories_from_scratch(_events(spark, before), D, config))
     assert snapshot == with_only_before
     assert "p3" not in snapshot
-    assert _rows(histories_from_scratch(_events(spark, before + later), D, config))["p2"]["length"] == 2  # same day still counts
+    assert (
+        _rows(histories_from_scratch(_events(spark, before + later), D, config))["p2"]["length"] == 2
+    )  # same day still counts
 
 
 def _sorted(frame: DataFrame) -> list[dict]:
@@ -127,7 +133,15 @@ def test_incremental_equals_from_scratch_on_simulated_days(spark):
 
 def test_labels_count_orders_in_the_horizon_only(spark):
     profiles = (
-        _events(spark, [("p1", _at(D, 1), "view"), ("p2", _at(D, 1), "view"), ("p3", _at(D, 1), "view"), ("p4", _at(D, 1), "view")])
+        _events(
+            spark,
+            [
+                ("p1", _at(D, 1), "view"),
+                ("p2", _at(D, 1), "view"),
+                ("p3", _at(D, 1), "view"),
+                ("p4", _at(D, 1), "view"),
+            ],
+        )
         .select("profile_id")
         .distinct()
     )

@@ -38,7 +38,12 @@ def _resources(uri: str, endpoint: str | None, **quality) -> dict:
 
 
 def _materialize(uri, endpoint, day: date, **quality) -> dg.ExecuteInProcessResult:
-    return dg.materialize([raw_events, *ingest_checks], resources=_resources(uri, endpoint, **quality), partition_key=day.isoformat(), raise_on_error=False)
+    return dg.materialize(
+        [raw_events, *ingest_checks],
+        resources=_resources(uri, endpoint, **quality),
+        partition_key=day.isoformat(),
+        raise_on_error=False,
+    )
 
 
 def test_raw_events_materialise_with_checks_and_exact_bookkeeping(root: StorageRoot, root_uri):
@@ -47,7 +52,9 @@ def test_raw_events_materialise_with_checks_and_exact_bookkeeping(root: StorageR
     result = _materialize(*root_uri, day)
     assert result.success
     metadata = result.asset_materializations_for_node("raw_events")[0].metadata
-    read, kept, quarantined, dups = (metadata[k].value for k in ("rows_read", "rows_kept", "rows_quarantined", "duplicates"))
+    read, kept, quarantined, dups = (
+        metadata[k].value for k in ("rows_read", "rows_kept", "rows_quarantined", "duplicates")
+    )
     assert read == kept + quarantined + dups
     bad = landed[1].bad_rows
     assert dups == bad["duplicate"]
@@ -71,7 +78,10 @@ def test_rematerialising_replaces_the_partition(tmp_path: Path):
     second = _materialize(uri, None, START)
     assert first.success and second.success
     root = StorageRoot(uri)
-    assert root.read_partition(RAW_EVENTS, START).num_rows == first.asset_materializations_for_node("raw_events")[0].metadata["rows_kept"].value
+    assert (
+        root.read_partition(RAW_EVENTS, START).num_rows
+        == first.asset_materializations_for_node("raw_events")[0].metadata["rows_kept"].value
+    )
     assert len(root.list_files(f"{RAW_EVENTS}/date={START}", ".parquet")) == 1
 
 
@@ -89,7 +99,11 @@ def test_duplicates_of_earlier_days_are_dropped(tmp_path: Path):
     land_day(root, second)
     report = ingest_day(root, START + timedelta(days=1), lookback_days=3)
     assert report.duplicates == 5
-    assert report.rows_kept == second.events.num_rows - 5 == root.read_partition(RAW_EVENTS, START + timedelta(days=1)).num_rows
+    assert (
+        report.rows_kept
+        == second.events.num_rows - 5
+        == root.read_partition(RAW_EVENTS, START + timedelta(days=1)).num_rows
+    )
 
 
 def test_chunks_and_files_do_not_change_what_is_kept(tmp_path: Path, monkeypatch):
@@ -106,17 +120,28 @@ def test_chunks_and_files_do_not_change_what_is_kept(tmp_path: Path, monkeypatch
     assert len(chunked.manifest(RAW_EVENTS, START).files) > 2
     ids = lambda root: sorted(root.read_partition(RAW_EVENTS, START).column("event_id").to_pylist())  # noqa: E731
     assert ids(chunked) == ids(whole)
-    line = lambda root: sorted(zip(*read_quarantine(root, START).select(["source_file", "line_number", "reason"]).to_pydict().values(), strict=True))  # noqa: E731
+
+    def line(root):
+        return sorted(
+            zip(
+                *read_quarantine(root, START).select(["source_file", "line_number", "reason"]).to_pydict().values(),
+                strict=True,
+            )
+        )
+
     assert line(chunked) == line(whole)
 
 
 def test_a_run_that_fails_part_way_leaves_the_previous_day_whole(tmp_path: Path, monkeypatch):
-    """Events and quarantine land together or not at all: a storage fault after the first files changes nothing readers see."""
+    """Events and quarantine land together or not at all: a storage fault after the first files changes nothing readers
+    see."""
     root = StorageRoot(str(tmp_path))
     simulate_to_landing(root, START, 1, SimulationConfig(profiles=600, seed=4), bad_rate=0.02)
     before = ingest_day(root, START)
     manifest = root.manifest(RAW_EVENTS, START)
-    simulate_to_landing(root, START, 1, SimulationConfig(profiles=900, seed=8), bad_rate=0.05)  # the day is landed again, differently
+    simulate_to_landing(
+        root, START, 1, SimulationConfig(profiles=900, seed=8), bad_rate=0.05
+    )  # the day is landed again, differently
     written = []
     real_write_tables = StorageRoot.write_tables
 
@@ -207,7 +232,9 @@ def test_an_s3_server_cut_off_mid_run_leaves_the_previous_day_whole(tmp_path: Pa
         simulate_to_landing(root, START, 1, SimulationConfig(profiles=600, seed=4), bad_rate=0.02)
         before = ingest_day(root, START)
         manifest = root.manifest(RAW_EVENTS, START)
-        simulate_to_landing(root, START, 1, SimulationConfig(profiles=900, seed=8), bad_rate=0.05)  # landed again, differently
+        simulate_to_landing(
+            root, START, 1, SimulationConfig(profiles=900, seed=8), bad_rate=0.05
+        )  # landed again, differently
         real_write_tables = StorageRoot.write_tables
 
         def server_gone_after_first_files(self, *args, **kwargs):
@@ -244,12 +271,16 @@ def test_a_missing_bucket_is_named(s3_endpoint):
 def test_a_day_written_before_the_bookkeeping_moved_says_to_materialise_it_again(tmp_path: Path):
     root = StorageRoot(str(tmp_path))
     root.write_partition(RAW_EVENTS, START, EVENT_SCHEMA.empty_table())  # as the IO manager wrote raw_events before
-    with pytest.raises(StorageError, match="written before its quarantine and bookkeeping moved.*materialise raw_events for that day again"):
+    with pytest.raises(
+        StorageError,
+        match="written before its quarantine and bookkeeping moved.*materialise raw_events for that day again",
+    ):
         ingest_report(root, START)
 
 
 def test_poison_lines_and_a_gzip_bomb_do_not_stop_the_day(tmp_path: Path):
-    """The issue's reproductions, landed beside a normal day: the day commits, every good line kept, the books add up."""
+    """The issue's reproductions, landed beside a normal day: the day commits, every good line kept, the books add
+    up."""
     import gzip
     import json
 
@@ -270,6 +301,12 @@ def test_poison_lines_and_a_gzip_bomb_do_not_stop_the_day(tmp_path: Path):
     assert report.rows_read == report.rows_kept + report.rows_quarantined + report.duplicates
     assert report.rows_kept == landed.events + 1  # the simulated day and the one good poison-file line
     reasons = report.quarantine_reasons
-    assert reasons["nesting_too_deep"] == reasons["invalid_unicode:profile_id"] == reasons["empty:profile_id"] == reasons["inflation_bomb"] == 1
+    assert (
+        reasons["nesting_too_deep"]
+        == reasons["invalid_unicode:profile_id"]
+        == reasons["empty:profile_id"]
+        == reasons["inflation_bomb"]
+        == 1
+    )
     stored = root.read_partition(RAW_EVENTS, START)
     assert "kept" in stored.column("event_id").to_pylist() and "" not in stored.column("profile_id").to_pylist()

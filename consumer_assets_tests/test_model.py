@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from consumer_assets.model.calibration import fit_platt
-from consumer_assets.model.encoding import CONTINUOUS, OOV, PAD, PROFILE, Vocabulary, encode, seconds_into_day, step_features
+from consumer_assets.model.encoding import (
+    CONTINUOUS,
+    OOV,
+    PAD,
+    PROFILE,
+    Vocabulary,
+    encode,
+    seconds_into_day,
+    step_features,
+)
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.score import score_table
 from consumer_assets.model.store import GateVerdict, ModelLoadError, ModelStore, NoServingModelError
@@ -25,7 +34,11 @@ VOCAB = Vocabulary(
         "brand_id": [PAD, OOV, "b1"],
     }
 )
-CONFIG = ModelConfig(targets=("order_any", "order_c1"), hidden_size=8, embedding_dims={"event_type": 2, "article_id": 3, "category_id": 2, "brand_id": 2})
+CONFIG = ModelConfig(
+    targets=("order_any", "order_c1"),
+    hidden_size=8,
+    embedding_dims={"event_type": 2, "article_id": 3, "category_id": 2, "brand_id": 2},
+)
 
 
 def _histories(lengths: list[int], seed: int = 0) -> pa.Table:
@@ -101,7 +114,10 @@ def test_padding_never_changes_a_prediction():
     assert torch.allclose(torch.cat(alone), together, atol=1e-6)
     wide = encode(table, VOCAB, 20)
     wider = type(wide)(
-        torch.nn.functional.pad(wide.categorical, (0, 0, 0, 6)), torch.nn.functional.pad(wide.continuous, (0, 0, 0, 6)), wide.profile, wide.lengths
+        torch.nn.functional.pad(wide.categorical, (0, 0, 0, 6)),
+        torch.nn.functional.pad(wide.continuous, (0, 0, 0, 6)),
+        wide.profile,
+        wide.lengths,
     )
     assert torch.allclose(network.predict_proba(wider), together, atol=1e-6)
 
@@ -148,7 +164,9 @@ def test_weights_that_do_not_match_config_and_vocabulary_are_refused(tmp_path):
     manifest["sha256"]["config.json"] = hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(
-        ModelLoadError, match=r"weights do not match config.json and vocab.json: .*lstm.weight_hh_l0 has shape \(32, 8\) but config\+vocab need \(64, 16\)"
+        ModelLoadError,
+        match=r"weights do not match config.json and vocab.json: .*lstm.weight_hh_l0 has shape \(32, 8\) but "
+        r"config\+vocab need \(64, 16\)",
     ):
         store.load("v1")
 
@@ -168,8 +186,13 @@ def test_serving_trusts_no_name_only_a_verdict_and_a_manifest(tmp_path):
     store.save_candidate("v2", _network(seed=1), VOCAB, {})
     with pytest.raises(ModelLoadError, match="the gate never judged it"):
         store.promote("v1", run_id="by hand")
-    root.write_json("models/serving.json", {"version": "v1", "since": "by hand"})  # serving.json pointed at a model the gate never saw
-    with pytest.raises(ModelLoadError, match=r"refusing to serve v1: the gate never judged it\. .*consumer-assets models promote VERSION"):
+    root.write_json(
+        "models/serving.json", {"version": "v1", "since": "by hand"}
+    )  # serving.json pointed at a model the gate never saw
+    with pytest.raises(
+        ModelLoadError,
+        match=r"refusing to serve v1: the gate never judged it\. .*consumer-assets models promote VERSION",
+    ):
         store.load_serving()
     store.write_verdict(GateVerdict("v1", False, {"check_beats_baselines": "worse than random_forest"}))
     with pytest.raises(ModelLoadError, match="the gate refused it: check_beats_baselines: worse than random_forest"):
@@ -201,14 +224,20 @@ def test_warm_start_with_a_grown_vocabulary_keeps_what_was_learnt(tmp_path):
     assert warm_start(new, grown, store.load("v1")) is None
     assert torch.equal(new.embeddings["article_id"].weight[4], old.embeddings["article_id"].weight[2])  # a1
     assert torch.equal(new.embeddings["article_id"].weight[3], old.embeddings["article_id"].weight[3])  # a2
-    table = _histories([6, 3]).set_column(3, "article_id", pa.array([["a1", "a2", "a3", "a1", "a2", "a3"], ["a3", "a3", "a1"]]))
-    assert torch.allclose(new.predict_proba(encode(table, grown, 10)), old.predict_proba(encode(table, VOCAB, 10)), atol=1e-6)
+    table = _histories([6, 3]).set_column(
+        3, "article_id", pa.array([["a1", "a2", "a3", "a1", "a2", "a3"], ["a3", "a3", "a1"]])
+    )
+    assert torch.allclose(
+        new.predict_proba(encode(table, grown, 10)), old.predict_proba(encode(table, VOCAB, 10)), atol=1e-6
+    )
 
 
 def test_warm_start_refuses_an_incompatible_model(tmp_path):
     store = ModelStore(StorageRoot(str(tmp_path)))
     store.save_candidate("v1", _network(), VOCAB, {})
-    other = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any",), hidden_size=8, embedding_dims=CONFIG.embedding_dims), VOCAB)
+    other = ConsumerLSTM.for_vocabulary(
+        ModelConfig(targets=("order_any",), hidden_size=8, embedding_dims=CONFIG.embedding_dims), VOCAB
+    )
     assert "targets differs" in warm_start(other, VOCAB, store.load("v1"))
 
 
@@ -229,7 +258,8 @@ def test_training_is_deterministic_on_cpu_and_learns_from_the_sequence():
         assert torch.equal(a, b)
     assert first.history[-1]["validation_auc"] > 0.9
     assert first.initialisation == "cold start: no model in service"
-    # Calibration is fitted on the validation rows: at the maximum-likelihood fit the mean prediction equals the observed rate.
+    # Calibration is fitted on the validation rows: at the maximum-likelihood fit the mean prediction equals the
+    # observed rate.
     figures = first.calibration_figures
     assert figures["fitted_on_rows"] == 256
     assert figures["mean_prediction_after"] == pytest.approx(figures["observed_rate"], abs=1e-4)
@@ -271,7 +301,8 @@ def test_calibration_is_stored_with_the_weights_and_applied_when_scoring(tmp_pat
 
 
 def test_a_refused_model_cannot_serve_by_editing_files_short_of_forging_its_verdict(tmp_path):
-    """The issue's two edits: a passed verdict copied to a refused candidate; a refused candidate's files in a passed folder."""
+    """The issue's two edits: a passed verdict copied to a refused candidate; a refused candidate's files in a passed
+    folder."""
     root = StorageRoot(str(tmp_path))
     store = ModelStore(root)
     store.save_candidate("good", _network(), VOCAB, {})

@@ -30,7 +30,9 @@ from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 START = date(2026, 10, 1)
 STABLE_DAYS = 10
@@ -50,7 +52,9 @@ def test_psi_and_ks_on_known_distributions():
     assert psi(reference, same) < 0.01 and band(psi(reference, same)) == "stable"
     assert 0.005 < psi(reference, nudged) < 0.1
     assert psi(reference, shifted) > 0.25 and band(psi(reference, shifted)) == "significant"
-    assert ks(reference, same) < 0.02 and ks(reference, shifted) == pytest.approx(0.38, abs=0.03)  # exact KS of N(0,1) vs N(1,1)
+    assert ks(reference, same) < 0.02 and ks(reference, shifted) == pytest.approx(
+        0.38, abs=0.03
+    )  # exact KS of N(0,1) vs N(1,1)
 
     mix = categorical_sketch(pa.array(["view"] * 950 + ["cart"] * 50))
     broken = categorical_sketch(pa.array(["view"] * 100 + ["cart"] * 50 + ["unknown"] * 5))  # views lost, a new value
@@ -69,7 +73,9 @@ def test_a_merged_sketch_is_the_sketch_of_the_union():
 
 
 def test_realised_figures_of_matured_predictions():
-    p = np.array([0.9, 0.8, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05])
+    p = np.array(
+        [0.9, 0.8, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]
+    )
     y = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], float)
     figures = realised(p, y)
     assert figures["expected_orders"] == pytest.approx(p.sum())
@@ -102,7 +108,9 @@ def _land_and_process(spark, root: StorageRoot, day_events) -> None:
         _serve_untrained_model(root)
     if store.serving() is not None:
         model = store.load(store.serving_version())
-        root.write_partition(PREDICTIONS, day_events.day, predictions_table(model, read_snapshot(root, day_events.day), day_events.day))
+        root.write_partition(
+            PREDICTIONS, day_events.day, predictions_table(model, read_snapshot(root, day_events.day), day_events.day)
+        )
     labelled = day_events.day - timedelta(days=HORIZON)
     if root.has_partition(HISTORIES, labelled):
         build_labels(spark, spark_storage, labelled, HORIZON, {"c1": ["c1"]})
@@ -116,7 +124,11 @@ def scenarios(spark, tmp_path_factory):
     for day_events in ShopSimulator(SHOP).simulate(START, STABLE_DAYS):
         _land_and_process(spark, base, day_events)
     roots = {}
-    for name, drift in {"stable": Drift(), "season": Drift(season_shift_from=DRIFT_DAY), "fault": Drift(tracking_fault_from=DRIFT_DAY)}.items():
+    for name, drift in {
+        "stable": Drift(),
+        "season": Drift(season_shift_from=DRIFT_DAY),
+        "fault": Drift(tracking_fault_from=DRIFT_DAY),
+    }.items():
         shutil.copytree(folder / "base", folder / name)
         roots[name] = StorageRoot(str(folder / name))
         _land_and_process(spark, roots[name], _day_after(SHOP, drift))
@@ -131,7 +143,9 @@ def _day_after(shop: SimulationConfig, drift: Drift):
 
 # The served model is untrained, so the realised-performance alerts are opened wide
 # here; test_realised_checks_alert_on_a_model_that_predicts_badly shows them firing.
-LENIENT = MonitoringResource(reference_days=REFERENCE, min_realised_auc=0.0, min_realised_over_predicted=0.0, max_realised_over_predicted=1e6)
+LENIENT = MonitoringResource(
+    reference_days=REFERENCE, min_realised_auc=0.0, min_realised_over_predicted=0.0, max_realised_over_predicted=1e6
+)
 
 
 def _materialize(root: StorageRoot, day: date, monitoring: MonitoringResource = LENIENT) -> dg.ExecuteInProcessResult:
@@ -195,7 +209,9 @@ def test_a_tracking_fault_is_caught_on_its_first_day(scenario):
     result = _materialize(root, DRIFT_DAY)
     assert result.success  # alerts, not a failed run: the checks are not blocking
     checks = _checks(result)
-    assert not checks["check_input_drift"].passed and checks["check_input_drift"].severity == dg.AssetCheckSeverity.ERROR
+    assert (
+        not checks["check_input_drift"].passed and checks["check_input_drift"].severity == dg.AssetCheckSeverity.ERROR
+    )
     assert not checks["check_event_volume"].passed and checks["check_event_volume"].metadata["ratio"].value < 0.5
     drift = {row["feature"]: row["psi"] for row in root.manifest(MONITORING, DRIFT_DAY).properties["input_drift"]}
     assert drift["event_type"] > 0.25
@@ -203,11 +219,15 @@ def test_a_tracking_fault_is_caught_on_its_first_day(scenario):
 
 def test_realised_checks_alert_on_a_model_that_predicts_badly(scenario):
     # An untrained network ranks by chance, a little above or below 0.5: below a floor of 0.7 whatever its draw.
-    result = _materialize(scenario("stable"), DRIFT_DAY, MonitoringResource(reference_days=REFERENCE, min_realised_auc=0.7))
+    result = _materialize(
+        scenario("stable"), DRIFT_DAY, MonitoringResource(reference_days=REFERENCE, min_realised_auc=0.7)
+    )
     checks = _checks(result)
     auc, rate = checks["check_realised_auc"], checks["check_realised_rate"]
     assert not auc.passed and auc.metadata["realised_auc_ci_high"].value < 0.7
-    assert not rate.passed and rate.metadata["realised_over_predicted"].value < 0.67  # an untrained model predicts about 0.5
+    assert (
+        not rate.passed and rate.metadata["realised_over_predicted"].value < 0.67
+    )  # an untrained model predicts about 0.5
     assert checks["check_input_drift"].passed
 
 

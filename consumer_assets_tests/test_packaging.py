@@ -39,7 +39,11 @@ def imported_modules(package: Path) -> dict[str, str]:
     for path in sorted(package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
-                [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
             )
             for name in names:
                 top = name.split(".")[0]
@@ -72,10 +76,21 @@ def test_an_undeclared_import_is_named(tmp_path):
 
 
 def test_only_public_dagster_apis_are_imported():
-    """Private modules (dagster._core, ...) change between releases without notice; the code uses dagster's public names."""
+    """Private modules (dagster._core, ...) change between releases without notice; the code uses dagster's public
+    names."""
     private = []
     for path in sorted((ROOT / "consumer_assets").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            private += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0].startswith("dagster") and "._" in name]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            private += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if name.split(".")[0].startswith("dagster") and "._" in name
+            ]
     assert private == []

@@ -32,7 +32,9 @@ from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from local_servers import free_port, port_open, wait_for
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 START = date(2026, 10, 1)
 MAX_LENGTH = 24  # short, so that some profiles pass it and the named length approximation shows
@@ -46,13 +48,21 @@ def shop(tmp_path_factory, spark):
         root.write_partition(RAW_EVENTS, day.day, day.events)
     spark_storage = SparkStorage(root)
     for k in range(3):
-        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(window_days=30, max_events=MAX_LENGTH), files=1)
+        build_snapshot(
+            spark,
+            spark_storage,
+            START + timedelta(days=k),
+            HistoryConfig(window_days=30, max_events=MAX_LENGTH),
+            files=1,
+        )
     first = read_snapshot(root, START)
     vocabulary = Vocabulary.build([first], VocabularyLimits(min_count=1))
     store = ModelStore(root)
     for seed, version in ((1, "v1"), (2, "v2")):
         torch.manual_seed(seed)
-        network = ConsumerLSTM.for_vocabulary(ModelConfig(targets=("order_any", "order_x"), hidden_size=16, max_length=MAX_LENGTH), vocabulary).eval()
+        network = ConsumerLSTM.for_vocabulary(
+            ModelConfig(targets=("order_any", "order_x"), hidden_size=16, max_length=MAX_LENGTH), vocabulary
+        ).eval()
         with torch.no_grad():  # a calibration that is not the identity, so a path that skipped it would show
             network.calibration_scale.copy_(torch.tensor([0.8, 1.2]))
             network.calibration_bias.copy_(torch.tensor([-0.3, 0.1]))
@@ -64,13 +74,25 @@ def shop(tmp_path_factory, spark):
 def _write_states(root: StorageRoot, day: date, version: str) -> None:
     model = ModelStore(root).load(version)
     root.write_partition(
-        STATES, day, [batch_states(model, read_snapshot(root, day), day, batch_size=64)], properties={"model_version": version, "cutoff_s": cutoff_seconds(day)}
+        STATES,
+        day,
+        [batch_states(model, read_snapshot(root, day), day, batch_size=64)],
+        properties={"model_version": version, "cutoff_s": cutoff_seconds(day)},
     )
 
 
 def _contract_events(root: StorageRoot, day: date) -> list[dict]:
-    """The day's raw events as the tracker sends them (landing contract: ts in epoch milliseconds), in the snapshot's order."""
-    order = ("ts", "event_type", "article_id", "category_id", "brand_id", "price", "platform")  # how Spark sorts a history's events
+    """The day's raw events as the tracker sends them (landing contract: ts in epoch milliseconds), in the snapshot's
+    order."""
+    order = (
+        "ts",
+        "event_type",
+        "article_id",
+        "category_id",
+        "brand_id",
+        "price",
+        "platform",
+    )  # how Spark sorts a history's events
     events = root.read_partition(RAW_EVENTS, day).sort_by([(name, "ascending") for name in order])
     millis = pc.cast(events.column("ts"), pa.int64()).to_pylist()
     rows = events.drop_columns(["ts"]).to_pylist()
@@ -85,7 +107,9 @@ class Service:
 
     def __init__(self, scorer: OnlineScorer, token: str | None = TOKEN):
         self.port, self.token = free_port(), token
-        self.server = uvicorn.Server(uvicorn.Config(create_app(scorer, token), host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(scorer, token), host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -97,7 +121,9 @@ class Service:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         token = self.token if token == "default" else token
         headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=data, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())
@@ -134,7 +160,9 @@ def test_streamed_events_reach_the_next_days_batch_score(embedded):
     lengths = snapshot.column("length").to_numpy()
     ids = snapshot.column("profile_id").to_pylist()
     at = cutoff_seconds(day)
-    online = np.array([[*service.request("GET", f"/profiles/{p}/score?at={at}")[1]["probabilities"].values()] for p in ids])
+    online = np.array(
+        [[*service.request("GET", f"/profiles/{p}/score?at={at}")[1]["probabilities"].values()] for p in ids]
+    )
     gap = np.abs(online - batch).max(axis=1)
     within = lengths < MAX_LENGTH  # the batch read every event of these profiles
     assert within.sum() > 200 and (~within).sum() > 5
@@ -152,7 +180,9 @@ def test_streamed_events_reach_the_next_days_batch_score(embedded):
 
 def test_bad_events_are_refused_naming_the_field_and_nothing_of_the_request_is_applied(embedded):
     root, scorer, service = embedded
-    good = next(e for e in _contract_events(root, START + timedelta(days=1)) if e["ts"] / 1000 > cutoff_seconds(START) + 7200)
+    good = next(
+        e for e in _contract_events(root, START + timedelta(days=1)) if e["ts"] / 1000 > cutoff_seconds(START) + 7200
+    )
     before = service.request("GET", f"/profiles/{good['profile_id']}/score?at={good['ts'] / 1000 + 60}")[1]
     cases = {
         "missing_field:profile_id": {k: v for k, v in good.items() if k != "profile_id"},
@@ -167,7 +197,10 @@ def test_bad_events_are_refused_naming_the_field_and_nothing_of_the_request_is_a
     assert service.request("GET", f"/profiles/{good['profile_id']}/score?at={good['ts'] / 1000 + 60}")[1] == before
     assert service.request("POST", "/events", b"{not json")[0] == 400
     assert service.request("POST", "/events", good)[0] == 200
-    assert service.request("POST", "/events", {**good, "event_id": "later-but-older", "ts": good["ts"] - 3_600_000})[0] == 409
+    assert (
+        service.request("POST", "/events", {**good, "event_id": "later-but-older", "ts": good["ts"] - 3_600_000})[0]
+        == 409
+    )
     assert service.request("GET", "/profiles/x/score?at=2026-10-02T00:00:00")[0] == 422  # a moment without a zone
 
 
@@ -212,7 +245,20 @@ def redis_url(tmp_path):
     assert binary, "redis-server is not installed: `make test` installs it (apt), or install it by hand"
     port = free_port()
     server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
     )
     wait_for("redis-server started", 10, lambda: port_open(port), every=0.05)
     yield f"redis://127.0.0.1:{port}/0"
@@ -251,7 +297,11 @@ def test_the_service_on_redis_answers_over_http_as_the_embedded_store(shop, redi
     try:
         events = _contract_events(shop, START + timedelta(days=1))[:300]
         assert service.request("POST", "/events", events)[1]["applied"] == 300
-        assert service.request("POST", "/events", events[:50])[1] == {"applied": 0, "already_applied": 50, "model_version": "v1"}
+        assert service.request("POST", "/events", events[:50])[1] == {
+            "applied": 0,
+            "already_applied": 50,
+            "model_version": "v1",
+        }
         embedded = OnlineScorer(shop, refresh_s=3600)
         embedded.refresh()
         embedded.post_events(events)
@@ -286,16 +336,31 @@ def test_serve_refuses_to_start_without_a_token_unless_bound_to_loopback_for_dev
 
     env = {k: v for k, v in os.environ.items() if k != "CONSUMER_ASSETS_ONLINE_TOKEN"}
     for host, flags in (("0.0.0.0", ["--no-token"]), ("127.0.0.1", [])):
-        command = [sys.executable, "-m", "consumer_assets.cli", "serve", "--root", str(tmp_path), "--host", host, *flags]
+        command = [
+            sys.executable,
+            "-m",
+            "consumer_assets.cli",
+            "serve",
+            "--root",
+            str(tmp_path),
+            "--host",
+            host,
+            *flags,
+        ]
         refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
-        assert refused.returncode == 2 and "POST /events needs a token: set CONSUMER_ASSETS_ONLINE_TOKEN" in refused.stderr
+        assert (
+            refused.returncode == 2 and "POST /events needs a token: set CONSUMER_ASSETS_ONLINE_TOKEN" in refused.stderr
+        )
 
 
 def _send_partly(service: Service, body: bytes, chunked: bool, sent_at_most: int = 2 << 20) -> tuple[int, str]:
     """POST a body over a raw socket, sending at most ``sent_at_most`` of its bytes before reading the answer
     (as curl does with Expect: 100-continue): the status and detail of a service that answered without the rest."""
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
-    head = f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+    head = (
+        f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    )
     with socket.create_connection(("127.0.0.1", service.port), timeout=10) as connection:
         connection.sendall(head.encode())
         try:
@@ -323,7 +388,10 @@ def test_a_huge_request_is_refused_at_once_and_a_full_one_leaves_health_answerin
     for chunked in (False, True):  # declared by Content-Length, or streamed until it passes the limit
         status, detail = _send_partly(service, huge, chunked)
         assert status == 413 and "1,048,576 bytes" in detail
-    assert service.request("POST", "/events", [events[0]] * 1_001)[1]["errors"][0]["reason"] == "too_many_events: at most 1,000 per request"
+    assert (
+        service.request("POST", "/events", [events[0]] * 1_001)[1]["errors"][0]["reason"]
+        == "too_many_events: at most 1,000 per request"
+    )
 
     full = events[:1_000]
     outcome, latencies = {}, []
@@ -341,7 +409,11 @@ def test_a_huge_request_is_refused_at_once_and_a_full_one_leaves_health_answerin
     assert outcome["response"] == (200, {"applied": 1_000, "already_applied": 0, "model_version": "v1"})
     assert len(latencies) >= 3 and max(latencies) < 0.1, latencies  # answered while the steps ran
     # A retried batch says that nothing new was applied.
-    assert service.request("POST", "/events", full)[1] == {"applied": 0, "already_applied": 1_000, "model_version": "v1"}
+    assert service.request("POST", "/events", full)[1] == {
+        "applied": 0,
+        "already_applied": 1_000,
+        "model_version": "v1",
+    }
 
 
 def test_events_outside_the_time_window_bad_moments_and_deep_bodies_are_refused_not_500(embedded):
@@ -391,8 +463,13 @@ def test_the_openapi_schema_names_requests_and_responses(embedded):
     assert set(body[0]["properties"]) >= {"event_id", "profile_id", "ts", "event_type", "article_id", "price"}
     assert events["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/EventsApplied")
     assert {"401", "413", "422"} <= set(events["responses"])
-    score = schema["paths"]["/profiles/{profile_id}/score"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-    assert score["$ref"].endswith("/Score") and "model_in_service" in schema["components"]["schemas"]["Score"]["properties"]
+    score = schema["paths"]["/profiles/{profile_id}/score"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+    assert (
+        score["$ref"].endswith("/Score")
+        and "model_in_service" in schema["components"]["schemas"]["Score"]["properties"]
+    )
 
 
 def test_the_log_and_the_id_sets_are_bounded():
@@ -403,7 +480,11 @@ def test_the_log_and_the_id_sets_are_bounded():
     log = EmbeddedEventLog(limit_bytes=20 * event_bytes(events[0]))
     for event in events:
         log.append(event)
-    assert len(log) == 20 and log.bytes <= log.limit_bytes and [e.event_id for e in log.since(0)] == [f"e{i:04d}" for i in range(980, 1_000)]
+    assert (
+        len(log) == 20
+        and log.bytes <= log.limit_bytes
+        and [e.event_id for e in log.since(0)] == [f"e{i:04d}" for i in range(980, 1_000)]
+    )
     log.drop_before(1_990.0)
     assert [e.ts_s for e in log.since(0)] == [1_990.0 + k for k in range(10)]
 

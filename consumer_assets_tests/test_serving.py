@@ -30,7 +30,9 @@ from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 DAY = date(2026, 10, 3)
 
@@ -42,7 +44,14 @@ def layered_snapshot(spark, tmp_path_factory) -> str:
     root = StorageRoot(folder)
     for day in ShopSimulator(SimulationConfig(profiles=1500, seed=4)).simulate(DAY - timedelta(days=2), 3):
         root.write_partition(RAW_EVENTS, day.day, day.events)
-        build_snapshot(spark, SparkStorage(root), day.day, HistoryConfig(window_days=3, max_events=30), files=2, compaction=Compaction(max_change_share=10.0))
+        build_snapshot(
+            spark,
+            SparkStorage(root),
+            day.day,
+            HistoryConfig(window_days=3, max_events=30),
+            files=2,
+            compaction=Compaction(max_change_share=10.0),
+        )
     assert len(layers_of(root.manifest(HISTORIES, DAY), DAY)) == 3
     return folder
 
@@ -102,7 +111,10 @@ def test_every_profile_is_scored_once_by_the_model_in_service(snapshot_root):
     # The states the online service carries forward: every profile, under the model that scored the day,
     # and the head on a state at the cut-off gives that day's batch score.
     states = snapshot_root.read_partition(STATES, DAY)
-    assert states.num_rows == histories.num_rows and snapshot_root.manifest(STATES, DAY).properties["model_version"] == "v-serving"
+    assert (
+        states.num_rows == histories.num_rows
+        and snapshot_root.manifest(STATES, DAY).properties["model_version"] == "v-serving"
+    )
     online = OnlineModel(ModelStore(snapshot_root).load("v-serving"))
     ids, h, c, last, totals = states_from_table(states)
     batch = dict(zip(predictions.column("profile_id").to_pylist(), predictions.column("p_order_any").to_pylist()))
@@ -125,7 +137,9 @@ def test_spark_scores_exactly_as_the_in_process_path(snapshot_root, spark):
     model = ModelStore(snapshot_root).load("v-serving")
     expected = predictions_table(model, read_snapshot(snapshot_root, DAY), DAY).sort_by("profile_id")
     histories = snapshot_frame(spark, SparkStorage(snapshot_root), DAY).repartition(3)
-    scored = score_with_spark(histories, snapshot_root.uri, "v-serving", DAY, batch_size=64).toArrow().sort_by("profile_id")
+    scored = (
+        score_with_spark(histories, snapshot_root.uri, "v-serving", DAY, batch_size=64).toArrow().sort_by("profile_id")
+    )
     assert scored.num_rows == expected.num_rows > 100
     assert scored.column("profile_id").equals(expected.column("profile_id"))
     assert set(scored.column("model_version").to_pylist()) == {"v-serving"}
@@ -138,11 +152,15 @@ def test_a_pointer_edited_by_hand_to_a_refused_model_scores_nothing(snapshot_roo
     _save_model(snapshot_root, "v-refused", seed=2)
     store = ModelStore(snapshot_root)
     store.write_verdict(GateVerdict("v-refused", False, {"check_value_thresholds": "AUC 0.38"}))
-    snapshot_root.write_json("models/serving.json", {"version": "v-refused", "since": "by hand"})  # promote() itself refuses
+    snapshot_root.write_json(
+        "models/serving.json", {"version": "v-refused", "since": "by hand"}
+    )  # promote() itself refuses
     result = _materialize(snapshot_root)
     assert not result.success and not snapshot_root.has_partition(PREDICTIONS, DAY)
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "refusing to serve v-refused: the gate refused it: check_value_thresholds: AUC 0.38" in str(failure.event_specific_data.error)
+    assert "refusing to serve v-refused: the gate refused it: check_value_thresholds: AUC 0.38" in str(
+        failure.event_specific_data.error
+    )
 
 
 def test_empty_and_unseen_histories_still_get_a_score(snapshot_root):
@@ -175,7 +193,9 @@ def test_explanations_end_at_the_batch_scores_and_add_up(snapshot_root):
     chosen = {}
     for row in events.to_pylist():
         chosen.setdefault(row["profile_id"], []).append(row)
-    assert sorted(w for w in (rows[0]["chosen_as"] for rows in chosen.values())).count("top") == 20 and len(chosen) == 50
+    assert (
+        sorted(w for w in (rows[0]["chosen_as"] for rows in chosen.values())).count("top") == 20 and len(chosen) == 50
+    )
     top = sorted(batch, key=lambda p: -batch[p])[:20]
     assert {p for p, rows in chosen.items() if rows[0]["chosen_as"] == "top"} == set(top)
     for profile, rows in chosen.items():

@@ -49,9 +49,9 @@ def test_events_are_inside_their_day_and_articles_turn_over(days):
     for day in (first, last):
         ts = day.events.column("ts").to_pylist()
         assert all(t.date() == day.day for t in ts)
-    assert len(set(first.events.column("article_id").to_pylist()) & set(last.events.column("article_id").to_pylist())) < 0.8 * len(
-        set(last.events.column("article_id").to_pylist())
-    )
+    assert len(
+        set(first.events.column("article_id").to_pylist()) & set(last.events.column("article_id").to_pylist())
+    ) < 0.8 * len(set(last.events.column("article_id").to_pylist()))
 
 
 def test_truth_is_the_probability_of_ordering_in_the_next_days(days):
@@ -61,7 +61,11 @@ def test_truth_is_the_probability_of_ordering_in_the_next_days(days):
     ordered = set()
     for later in days[6 : 6 + horizon]:
         events = later.events
-        ordered |= {p for p, t in zip(events.column("profile_id").to_pylist(), events.column("event_type").to_pylist()) if t == "order"}
+        ordered |= {
+            p
+            for p, t in zip(events.column("profile_id").to_pylist(), events.column("event_type").to_pylist())
+            if t == "order"
+        }
     profiles = day.truth.column("profile_id").to_pylist()
     p = day.truth.column("p_order_any").to_numpy()
     y = np.array([pid in ordered for pid in profiles])
@@ -79,7 +83,11 @@ def test_the_hidden_intent_drives_both_truth_and_behaviour(days):
     assert p[states == "ready"].mean() > 2 * p[states == "browsing"].mean() > 2 * p[states == "dormant"].mean() > 0
     cart_share = {}
     for name in ("browsing", "ready"):
-        types = [t for pid, t in zip(day.events.column("profile_id").to_pylist(), day.events.column("event_type").to_pylist()) if state[pid] == name]
+        types = [
+            t
+            for pid, t in zip(day.events.column("profile_id").to_pylist(), day.events.column("event_type").to_pylist())
+            if state[pid] == name
+        ]
         cart_share[name] = types.count("add_to_cart") / len(types)
     assert cart_share["ready"] > 3 * cart_share["browsing"]
 
@@ -93,8 +101,16 @@ def test_drift_scenarios_start_on_their_day_and_leave_earlier_days_alone():
     start = date(2026, 10, 1)
     shift_day = start + timedelta(days=2)
     plain = list(ShopSimulator(SimulationConfig(profiles=3000, seed=5)).simulate(start, 3))
-    season = list(ShopSimulator(SimulationConfig(profiles=3000, seed=5, drift=Drift(season_shift_from=shift_day))).simulate(start, 3))
-    fault = list(ShopSimulator(SimulationConfig(profiles=3000, seed=5, drift=Drift(tracking_fault_from=shift_day))).simulate(start, 3))
+    season = list(
+        ShopSimulator(SimulationConfig(profiles=3000, seed=5, drift=Drift(season_shift_from=shift_day))).simulate(
+            start, 3
+        )
+    )
+    fault = list(
+        ShopSimulator(SimulationConfig(profiles=3000, seed=5, drift=Drift(tracking_fault_from=shift_day))).simulate(
+            start, 3
+        )
+    )
     for k in range(2):
         assert season[k].events.equals(plain[k].events) and fault[k].events.equals(plain[k].events)
 

@@ -15,7 +15,9 @@ from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import PartitionBusyError, StorageError, StorageRoot
 from consumer_assets.storage.lease import partition_lease
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 START = date(2026, 9, 1)
 CONFIG = HistoryConfig(window_days=4, max_events=20)
@@ -31,8 +33,14 @@ def _land(root: StorageRoot, days: int) -> list[date]:
 
 
 def _from_scratch(spark, spark_storage: SparkStorage, day: date) -> list[dict]:
-    days = [d for d in spark_storage.root.list_partitions(RAW_EVENTS) if day - timedelta(days=CONFIG.window_days) < d <= day]
-    return _by_profile(histories_from_scratch(spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, days)), day, CONFIG).toArrow().to_pylist())
+    days = [
+        d for d in spark_storage.root.list_partitions(RAW_EVENTS) if day - timedelta(days=CONFIG.window_days) < d <= day
+    ]
+    return _by_profile(
+        histories_from_scratch(spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, days)), day, CONFIG)
+        .toArrow()
+        .to_pylist()
+    )
 
 
 def _by_profile(rows: list[dict]) -> list[dict]:
@@ -58,7 +66,9 @@ def test_every_day_of_a_layered_chain_equals_the_snapshot_from_scratch(spark, tm
     root = StorageRoot(str(tmp_path))
     spark_storage = SparkStorage(root)
     days = _land(root, 6)
-    root.write_partition(RAW_EVENTS, days[3], EVENT_SCHEMA.empty_table())  # a quiet day: no event, nothing leaves the window yet
+    root.write_partition(
+        RAW_EVENTS, days[3], EVENT_SCHEMA.empty_table()
+    )  # a quiet day: no event, nothing leaves the window yet
     modes = _build_days(spark, spark_storage, days, Compaction(max_change_share=3.0, max_layers=4))
 
     assert modes[0] == "from_scratch"
@@ -71,8 +81,15 @@ def test_every_day_of_a_layered_chain_equals_the_snapshot_from_scratch(spark, tm
         assert root.manifest(HISTORIES, day).rows == len(expected), day
         assert _by_profile(read_snapshot(root, day).to_pylist()) == expected, day
         assert _by_profile(snapshot_frame(spark, spark_storage, day).toArrow().to_pylist()) == expected, day
-    streamed = [row for batch in iter_snapshot_batches(root, days[-1], batch_rows=50, columns=["profile_id", "dt_cutoff_s"]) for row in batch.to_pylist()]
-    assert _by_profile(streamed) == [{"profile_id": r["profile_id"], "dt_cutoff_s": r["dt_cutoff_s"]} for r in _from_scratch(spark, spark_storage, days[-1])]
+    streamed = [
+        row
+        for batch in iter_snapshot_batches(root, days[-1], batch_rows=50, columns=["profile_id", "dt_cutoff_s"])
+        for row in batch.to_pylist()
+    ]
+    assert _by_profile(streamed) == [
+        {"profile_id": r["profile_id"], "dt_cutoff_s": r["dt_cutoff_s"]}
+        for r in _from_scratch(spark, spark_storage, days[-1])
+    ]
 
 
 def test_a_layer_holds_only_the_changed_profiles_and_the_plain_reader_refuses_it(spark, tmp_path):
@@ -83,7 +100,9 @@ def test_a_layer_holds_only_the_changed_profiles_and_the_plain_reader_refuses_it
     base, changes = layers_of(root.manifest(HISTORIES, second), second)
     active_today = set(root.read_partition(RAW_EVENTS, second, columns=["profile_id"]).column("profile_id").to_pylist())
     assert (base.day, changes.day) == (first, second)
-    assert changes.rows == len(active_today) < root.manifest(HISTORIES, second).rows  # nothing leaves a 4-day window yet
+    assert (
+        changes.rows == len(active_today) < root.manifest(HISTORIES, second).rows
+    )  # nothing leaves a 4-day window yet
     with pytest.raises(StorageError, match="read_snapshot"):
         root.read_partition(HISTORIES, second)
 
@@ -94,7 +113,9 @@ def test_rewriting_an_earlier_day_leaves_later_snapshots_as_they_were(spark, tmp
     days = _land(root, 5)
     _build_days(spark, spark_storage, days, Compaction(max_change_share=10.0, max_layers=10))
     before = _by_profile(read_snapshot(root, days[-1]).to_pylist())
-    build_snapshot(spark, spark_storage, days[2], CONFIG, files=1, compaction=Compaction(max_change_share=0))  # re-run, now in full
+    build_snapshot(
+        spark, spark_storage, days[2], CONFIG, files=1, compaction=Compaction(max_change_share=0)
+    )  # re-run, now in full
     assert len(layers_of(root.manifest(HISTORIES, days[2]), days[2])) == 1
     assert _by_profile(read_snapshot(root, days[-1]).to_pylist()) == before
 
@@ -103,17 +124,29 @@ def test_max_change_share_zero_writes_every_snapshot_in_full(spark, tmp_path):
     root = StorageRoot(str(tmp_path))
     spark_storage = SparkStorage(root)
     days = _land(root, 3)
-    assert _build_days(spark, spark_storage, days, Compaction(max_change_share=0)) == ["from_scratch", "compacted", "compacted"]
-    assert _by_profile(root.read_partition(HISTORIES, days[-1]).to_pylist()) == _from_scratch(spark, spark_storage, days[-1])
+    assert _build_days(spark, spark_storage, days, Compaction(max_change_share=0)) == [
+        "from_scratch",
+        "compacted",
+        "compacted",
+    ]
+    assert _by_profile(root.read_partition(HISTORIES, days[-1]).to_pylist()) == _from_scratch(
+        spark, spark_storage, days[-1]
+    )
 
 
 def test_layers_on_s3_are_copied_on_the_server_and_read_back(spark, s3_endpoint, s3_bucket):
     root = StorageRoot(f"s3://{s3_bucket}/layers", endpoint_url=s3_endpoint)
     spark_storage = SparkStorage(root, scratch_dir=None)
     days = _land(root, 3)
-    assert _build_days(spark, spark_storage, days, Compaction(max_change_share=10.0)) == ["from_scratch", "incremental", "incremental"]
+    assert _build_days(spark, spark_storage, days, Compaction(max_change_share=10.0)) == [
+        "from_scratch",
+        "incremental",
+        "incremental",
+    ]
     manifest = root.manifest(HISTORIES, days[-1])
-    assert len(manifest.files) == 3 and all(root.exists(f"{HISTORIES}/date={days[-1]}/{name}") for name in manifest.files)
+    assert len(manifest.files) == 3 and all(
+        root.exists(f"{HISTORIES}/date={days[-1]}/{name}") for name in manifest.files
+    )
     assert _by_profile(read_snapshot(root, days[-1]).to_pylist()) == _from_scratch(spark, spark_storage, days[-1])
 
 
@@ -124,9 +157,17 @@ def test_a_snapshot_held_by_another_writer_is_refused_and_left_whole(spark, tmp_
     days = _land(root, 2)
     _build_days(spark, spark_storage, days, Compaction())
     manifest, files = root.manifest(HISTORIES, days[1]), root.list_files(root.partition_key(HISTORIES, days[1]))
-    with partition_lease(root, HISTORIES, days[1], holder="host:1:the-other-run"), ThreadPoolExecutor(1) as other_thread:
+    with (
+        partition_lease(root, HISTORIES, days[1], holder="host:1:the-other-run"),
+        ThreadPoolExecutor(1) as other_thread,
+    ):
         refused = other_thread.submit(build_snapshot, spark, spark_storage, days[1], CONFIG, 1, Compaction())
-        with pytest.raises(PartitionBusyError, match="daily_histories/date=2026-09-02 .* being written by host:1:the-other-run"):
+        with pytest.raises(
+            PartitionBusyError, match="daily_histories/date=2026-09-02 .* being written by host:1:the-other-run"
+        ):
             refused.result()
-    assert root.manifest(HISTORIES, days[1]) == manifest and root.list_files(root.partition_key(HISTORIES, days[1])) == files
+    assert (
+        root.manifest(HISTORIES, days[1]) == manifest
+        and root.list_files(root.partition_key(HISTORIES, days[1])) == files
+    )
     assert build_snapshot(spark, spark_storage, days[1], CONFIG, files=1).manifest.rows == manifest.rows  # free again

@@ -49,8 +49,18 @@ def connect_url(tmp_path_factory):
         "--conf",
         "spark.driver.bindAddress=127.0.0.1",
     ]
-    grpc = ["--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.connect.grpc.binding.address=127.0.0.1"]
-    subprocess.run(["bash", str(SBIN / "start-connect-server.sh"), *local, *grpc, "--driver-memory", "1g"], env=env, check=True, capture_output=True)
+    grpc = [
+        "--conf",
+        f"spark.connect.grpc.binding.port={port}",
+        "--conf",
+        "spark.connect.grpc.binding.address=127.0.0.1",
+    ]
+    subprocess.run(
+        ["bash", str(SBIN / "start-connect-server.sh"), *local, *grpc, "--driver-memory", "1g"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     wait_for(f"the Spark Connect server started (its log: {folder / 'logs'})", 120, lambda: port_open(port), every=0.5)
     yield f"sc://127.0.0.1:{port}"
     subprocess.run(["bash", str(SBIN / "stop-connect-server.sh")], env=env, capture_output=True)
@@ -77,12 +87,21 @@ def test_histories_and_labels_through_spark_connect_equal_local_spark(tmp_path, 
     # A process of its own, as a run worker configured with SPARK_MASTER=sc://... is (pyspark allows no remote
     # session beside a regular one, and this test session holds one).
     script = (
-        "import sys; from consumer_assets.features.resources import SparkResource; from consumer_assets.storage import StorageRoot; "
+        "import sys; from consumer_assets.features.resources import SparkResource; from consumer_assets.storage import "
+        "StorageRoot; "
         "from test_spark_connect import _build; session = SparkResource(master=sys.argv[2]).session(); "
-        "assert type(session).__module__.startswith('pyspark.sql.connect'), type(session); _build(session, StorageRoot(sys.argv[1]))"
+        "assert type(session).__module__.startswith('pyspark.sql.connect'), type(session); _build(session, "
+        "StorageRoot(sys.argv[1]))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    remote = subprocess.run([sys.executable, "-c", script, roots["connect"].uri, connect_url], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    remote = subprocess.run(
+        [sys.executable, "-c", script, roots["connect"].uri, connect_url],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert remote.returncode == 0, remote.stderr[-3000:]
 
     for k in range(DAYS):
@@ -91,5 +110,7 @@ def test_histories_and_labels_through_spark_connect_equal_local_spark(tmp_path, 
         assert local.num_rows > 20 and _sorted(connected) == _sorted(local)
     for k in range(DAYS - HORIZON):
         day = START + timedelta(days=k)
-        assert _sorted(roots["connect"].read_partition(LABELS, day)) == _sorted(roots["local"].read_partition(LABELS, day))
+        assert _sorted(roots["connect"].read_partition(LABELS, day)) == _sorted(
+            roots["local"].read_partition(LABELS, day)
+        )
     assert roots["connect"].list_partitions(HISTORIES) == roots["local"].list_partitions(HISTORIES)

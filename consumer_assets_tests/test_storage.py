@@ -6,7 +6,14 @@ import boto3
 import pyarrow as pa
 import pytest
 
-from consumer_assets.storage import MANIFEST, LeaseLostError, PartitionBusyError, PartitionNotFoundError, StorageError, StorageRoot
+from consumer_assets.storage import (
+    MANIFEST,
+    LeaseLostError,
+    PartitionBusyError,
+    PartitionNotFoundError,
+    StorageError,
+    StorageRoot,
+)
 from consumer_assets.storage.lease import LeaseTerms, lease_key, partition_lease
 
 DAY = date(2026, 10, 5)
@@ -119,7 +126,9 @@ def test_one_writer_per_partition(root: StorageRoot):
     first.start()
     assert ready.wait(30)
     other = StorageRoot(root.uri, endpoint_url=getattr(root, "endpoint_url", None))  # another run's own root
-    with pytest.raises(PartitionBusyError, match=r"things/date=2026-10-05 .* is being written by .*one writer per partition"):
+    with pytest.raises(
+        PartitionBusyError, match=r"things/date=2026-10-05 .* is being written by .*one writer per partition"
+    ):
         other.write_partition("things", DAY, _table(9, offset=900))
     go.set()
     first.join(30)
@@ -149,7 +158,9 @@ def test_a_writer_that_lost_its_lease_does_not_commit(root: StorageRoot):
     with pytest.raises(LeaseLostError, match="lost its lease"), partition_lease(root, "things", DAY, seconds=60):
         key = lease_key(root, "things", DAY)
         _, tag = root.read_tagged(key)
-        root.put_if(key, LeaseTerms("host:1:usurper", time.time() + 60).to_bytes(), tag)  # taken over while this writer stalled
+        root.put_if(
+            key, LeaseTerms("host:1:usurper", time.time() + 60).to_bytes(), tag
+        )  # taken over while this writer stalled
         root.write_partition("things", DAY, _table(7))
     assert root.read_partition("things", DAY).num_rows == 2
 
@@ -171,7 +182,10 @@ def test_the_dagster_layer_reaches_s3_through_dagster_aws(s3_endpoint, s3_bucket
     from consumer_assets.storage.resources import StorageResource
 
     root = StorageResource(root=f"s3://{s3_bucket}/via-dagster-aws", endpoint_url=s3_endpoint, max_attempts=7).open()
-    assert root._s3.meta.config.retries == {"mode": "standard", "total_max_attempts": 8} and root._s3.meta.endpoint_url == s3_endpoint
+    assert (
+        root._s3.meta.config.retries == {"mode": "standard", "total_max_attempts": 8}
+        and root._s3.meta.endpoint_url == s3_endpoint
+    )
     assert root._s3.meta.region_name == root.region == root.fs.region
     root.write_json("probe.json", {"ok": True})
     assert root.read_json("probe.json") == {"ok": True}

@@ -27,7 +27,9 @@ def _rows(chunk: int = 5):
 def test_gathered_batches_equal_encoding_the_same_rows_directly():
     table, labels, rows = _rows()
     assert len(rows) == len(LENGTHS)
-    assert rows.events == sum(max(min(n, 10), 1) for n in LENGTHS)  # ragged: no padding stored; an empty history keeps one step
+    assert rows.events == sum(
+        max(min(n, 10), 1) for n in LENGTHS
+    )  # ragged: no padding stored; an empty history keeps one step
     for picked in ([0, 1, 2], [9, 4, 8, 11], list(range(len(LENGTHS)))[::-1]):
         gathered = rows.batch(np.array(picked))
         direct = encode(table.take(picked), VOCAB, 10, labels[picked])
@@ -101,7 +103,8 @@ def test_runs_that_share_the_cores_split_them_and_a_dead_run_frees_its_share(tmp
             [
                 sys.executable,
                 "-c",
-                f"import time; from pathlib import Path; from consumer_assets.cores import CoreShare; c = CoreShare(1, Path({str(tmp_path)!r})).__enter__(); print('held', flush=True); time.sleep(60)",
+                "import time; from pathlib import Path; from consumer_assets.cores import CoreShare; c = "
+                f"CoreShare(1, Path({str(tmp_path)!r})).__enter__(); print('held', flush=True); time.sleep(60)",
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -121,6 +124,8 @@ def test_runs_that_share_the_cores_split_them_and_a_dead_run_frees_its_share(tmp
 def test_a_gpu_deployment_without_a_gpu_fails_with_a_clear_message_instead_of_training_on_the_cpu():
     from consumer_assets.training.train import resolve_device
 
-    with pytest.raises(RuntimeError, match=r"no usable GPU: torch .* is (a CPU-only build|built for CUDA).*GPU node.*'auto' or 'cpu'"):
+    with pytest.raises(
+        RuntimeError, match=r"no usable GPU: torch .* is (a CPU-only build|built for CUDA).*GPU node.*'auto' or 'cpu'"
+    ):
         resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")

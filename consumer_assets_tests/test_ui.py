@@ -58,7 +58,9 @@ OPEN_GATE = GateResource(
     max_auc_drop=1.0,
     max_relative_auc_drop=1.0,
 )
-OPEN_MONITORING = MonitoringResource(reference_days=2, min_realised_auc=0.0, min_realised_over_predicted=0.0, max_realised_over_predicted=1e6)
+OPEN_MONITORING = MonitoringResource(
+    reference_days=2, min_realised_auc=0.0, min_realised_over_predicted=0.0, max_realised_over_predicted=1e6
+)
 
 
 def _chromium() -> str:
@@ -97,7 +99,11 @@ def _run_pipeline(instance: dg.DagsterInstance, folder: Path) -> None:
     for k in range(LANDED_DAYS):
         day = START + timedelta(days=k)
         # As the landing sensor: nothing to score before a model serves (and, as its requests, no freshness checks).
-        run(daily_data_job, day, None if day > TRAIN_AT else dg.AssetSelection.assets(*FEATURE_ASSETS) - FRESHNESS_CHECKS)
+        run(
+            daily_data_job,
+            day,
+            None if day > TRAIN_AT else dg.AssetSelection.assets(*FEATURE_ASSETS) - FRESHNESS_CHECKS,
+        )
         if k >= HORIZON:
             run(labels_job, day - timedelta(days=HORIZON))
         if day == TRAIN_AT:
@@ -117,7 +123,17 @@ def ui(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CONSUMER_ASSETS_ROOT": str(data)}
     webserver = start(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env, folder / "webserver.log"
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env,
+        folder / "webserver.log",
     )
     try:
         wait_for_webserver(f"http://127.0.0.1:{port}/graphql", webserver)
@@ -150,11 +166,14 @@ def _overview(page, screenshot: str) -> None:
 
 
 def _plots_load(page, names: list[str], screenshot: str) -> None:
-    """Each named Markdown metadata entry opens to an image that the browser decoded (a broken one has no natural width)."""
+    """Each named Markdown metadata entry opens to an image that the browser decoded (a broken one has no natural
+    width)."""
     for name in names:
         row = page.locator("tr", has=page.get_by_text(name, exact=True)).first
         row.wait_for(timeout=30_000)
-        opener = row.get_by_text("[Show Markdown]")  # long Markdown opens in a dialog, short Markdown renders in the row
+        opener = row.get_by_text(
+            "[Show Markdown]"
+        )  # long Markdown opens in a dialog, short Markdown renders in the row
         area = page.get_by_role("dialog") if opener.count() else row
         if opener.count():
             opener.click()

@@ -30,11 +30,18 @@ from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.assets import trained_lstm
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.validation.assets import candidate_evaluation, validated_model, validation_assets, validation_checks
+from consumer_assets.validation.assets import (
+    candidate_evaluation,
+    validated_model,
+    validation_assets,
+    validation_checks,
+)
 from consumer_assets.validation.evaluate import labelled_rows
 from consumer_assets.validation.resources import GateResource
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 START = date(2026, 10, 1)
 DAYS = 13
@@ -51,7 +58,9 @@ def prepared(tmp_path_factory, spark) -> Path:
         root.write_partition(RAW_EVENTS, day.day, day.events)
     spark_storage = SparkStorage(root)
     for k in range(DAYS):
-        build_snapshot(spark, spark_storage, START + timedelta(days=k), HistoryConfig(window_days=14, max_events=50), files=1)
+        build_snapshot(
+            spark, spark_storage, START + timedelta(days=k), HistoryConfig(window_days=14, max_events=50), files=1
+        )
     for k in range(DAYS - HORIZON):
         build_labels(spark, spark_storage, START + timedelta(days=k), HORIZON, {})
     return folder
@@ -64,15 +73,20 @@ def served(prepared, tmp_path_factory) -> tuple[Path, str, dg.ExecuteInProcessRe
     shutil.copytree(prepared, folder)
     result = _train_and_gate(folder)
     assert result.success, {k: c.description for k, c in _checks(result).items() if not c.passed}
-    [promotion] = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("model_in_service")]
+    [promotion] = [
+        m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey("model_in_service")
+    ]
     version = ModelStore(StorageRoot(str(folder))).serving_version()
-    assert promotion.materialization.metadata["version"].value == version  # the hand-off the UI draws names the model that serves
+    assert (
+        promotion.materialization.metadata["version"].value == version
+    )  # the hand-off the UI draws names the model that serves
     return folder, version, result
 
 
 @pytest.fixture
 def root_folder(request, prepared, private_copy) -> Path:
-    """A private copy of the prepared data (with the served model when the test asks for ``serving``), so tests share no state."""
+    """A private copy of the prepared data (with the served model when the test asks for ``serving``), so tests share no
+    state."""
     return private_copy(request.getfixturevalue("served")[0] if "serving" in request.fixturenames else prepared)
 
 
@@ -111,7 +125,8 @@ def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
         [trained_lstm, *validation_assets, *validation_checks],
         resources=_resources(folder, **gate),
         partition_key=day.isoformat(),
-        selection=dg.AssetSelection.assets(candidate_evaluation, validated_model) | dg.AssetSelection.checks_for_assets(candidate_evaluation),
+        selection=dg.AssetSelection.assets(candidate_evaluation, validated_model)
+        | dg.AssetSelection.checks_for_assets(candidate_evaluation),
         raise_on_error=False,
     )
 
@@ -119,7 +134,11 @@ def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
 def _promotion_only(folder: Path, day: date) -> dg.ExecuteInProcessResult:
     """A hand-started materialisation of validated_model alone, with no checks in the run."""
     return dg.materialize(
-        [trained_lstm, *validation_assets], resources=_resources(folder), partition_key=day.isoformat(), selection=[validated_model], raise_on_error=False
+        [trained_lstm, *validation_assets],
+        resources=_resources(folder),
+        partition_key=day.isoformat(),
+        selection=[validated_model],
+        raise_on_error=False,
     )
 
 
@@ -144,7 +163,9 @@ def serving(root_folder, served) -> str:
     return served[1]
 
 
-def _assert_refused_and_still_serving(folder: Path, day: date, version: str, serving_version: str, gated: dg.ExecuteInProcessResult) -> None:
+def _assert_refused_and_still_serving(
+    folder: Path, day: date, version: str, serving_version: str, gated: dg.ExecuteInProcessResult
+) -> None:
     """``gated``, the run that judged ``version``, promoted nothing; nor does a hand-started promotion."""
     store = ModelStore(StorageRoot(str(folder)))
     before = (folder / "models/serving.json").read_bytes()
@@ -195,7 +216,12 @@ def test_a_candidate_trained_on_shuffled_labels_never_serves(root_folder, servin
     for day in root.list_partitions(LABELS)[:-1]:  # the training and validation snapshots; test labels stay true
         labels = root.read_partition(LABELS, day)
         shuffled = labels.take(pa.array(rng.permutation(labels.num_rows)))
-        labels = pa.table({name: labels.column(name) if name == "profile_id" else shuffled.column(name) for name in labels.column_names})
+        labels = pa.table(
+            {
+                name: labels.column(name) if name == "profile_id" else shuffled.column(name)
+                for name in labels.column_names
+            }
+        )
         root.write_partition(LABELS, day, labels, properties=root.manifest(LABELS, day).properties)
     later = TRAIN_AT + timedelta(days=1)
     result = _train_and_gate(root_folder, later, warm_start=False)  # from scratch: nothing to learn but noise
@@ -209,7 +235,13 @@ def test_a_candidate_trained_on_shuffled_labels_never_serves(root_folder, servin
 
 def test_a_candidate_with_nan_weights_never_serves(root_folder, serving):
     day = TRAIN_AT + timedelta(days=2)
-    _store_variant(root_folder, serving, "nan-weights", day, lambda net: net.lstm.weight_hh_l0.data.__setitem__((0, 0), float("nan")))
+    _store_variant(
+        root_folder,
+        serving,
+        "nan-weights",
+        day,
+        lambda net: net.lstm.weight_hh_l0.data.__setitem__((0, 0), float("nan")),
+    )
     gated = _gate_only(root_folder, day)
     checks = _checks(gated)
     assert not checks["check_sanity"].passed
@@ -256,13 +288,20 @@ def test_rollback_is_a_run_that_accepts_only_validated_versions(root_folder, ser
     def cli(*args, **env):
         environment = {**os.environ, "DAGSTER_HOME": str(home), **env}
         return subprocess.run(
-            [sys.executable, "-m", "consumer_assets.cli", "models", *args, "--root", str(root_folder)], capture_output=True, text=True, env=environment
+            [sys.executable, "-m", "consumer_assets.cli", "models", *args, "--root", str(root_folder)],
+            capture_output=True,
+            text=True,
+            env=environment,
         )
 
     day = TRAIN_AT + timedelta(days=2)
     _store_variant(root_folder, serving, "never-validated", day, lambda net: None)
     refused = cli("promote", "never-validated")
-    assert refused.returncode == 1 and "promote_model_job failed" in refused.stderr and "the gate never judged it" in refused.stderr
+    assert (
+        refused.returncode == 1
+        and "promote_model_job failed" in refused.stderr
+        and "the gate never judged it" in refused.stderr
+    )
     assert ModelStore(StorageRoot(str(root_folder))).serving_version() == serving
     accepted = cli("promote", serving, "--reason", "test rollback")
     assert accepted.returncode == 0, accepted.stderr
@@ -292,7 +331,13 @@ def test_too_little_data_is_its_own_outcome_and_nothing_serves(root_folder):
     assert not result.success
     assert not [e for e in result.get_asset_materialization_events() if e.asset_key == validated_model.key]
     assert not (root_folder / "models/serving.json").exists()
-    for name in ("check_value_thresholds", "check_not_worse_than_serving", "check_beats_baselines", "check_slices", "check_sanity"):
+    for name in (
+        "check_value_thresholds",
+        "check_not_worse_than_serving",
+        "check_beats_baselines",
+        "check_slices",
+        "check_sanity",
+    ):
         check = checks[name]
         assert not check.passed and check.metadata["outcome"].value == "too_little_data", name
         assert "too little data to judge" in check.description
@@ -318,7 +363,10 @@ def test_every_gate_figure_carries_its_sample_size_and_interval(root_folder, ser
     m = evaluation["candidate"]["order_any"]
     assert m["observed_over_predicted_ci_low"] < 1 < m["observed_over_predicted_ci_high"]
     for comparison in evaluation["comparisons"].values():
-        assert comparison["auc_difference_ci_low"] < comparison["auc_difference_ci_high"] and comparison["resamples"] == 300
+        assert (
+            comparison["auc_difference_ci_low"] < comparison["auc_difference_ci_high"]
+            and comparison["resamples"] == 300
+        )
 
 
 def test_a_candidate_that_loses_to_the_baselines_never_serves(root_folder, serving):
@@ -372,7 +420,8 @@ def _with_event(rows: list[dict], event_type: str, seconds_before_cutoff: float 
 
 
 def test_explanations_follow_the_simulators_chain(root_folder, serving):
-    """On real trained weights: a cart add just before the cut-off raises the score more than a view, an order resets it."""
+    """On real trained weights: a cart add just before the cut-off raises the score more than a view, an order resets
+    it."""
     root = StorageRoot(str(root_folder))
     model = ModelStore(root).load(serving)
     day = max(root.list_partitions(LABELS))
@@ -382,9 +431,15 @@ def test_explanations_follow_the_simulators_chain(root_folder, serving):
     for event_type in ("view", "add_to_cart", "order"):
         events = explain(model, _with_event(rows, event_type)).events
         ends = np.flatnonzero(
-            np.r_[events.column("profile_id").to_numpy(zero_copy_only=False)[1:] != events.column("profile_id").to_numpy(zero_copy_only=False)[:-1], True]
+            np.r_[
+                events.column("profile_id").to_numpy(zero_copy_only=False)[1:]
+                != events.column("profile_id").to_numpy(zero_copy_only=False)[:-1],
+                True,
+            ]
         )
-        last[event_type] = events.column("contribution").to_numpy()[ends]  # the planted event's contribution, one per profile
+        last[event_type] = events.column("contribution").to_numpy()[
+            ends
+        ]  # the planted event's contribution, one per profile
         assert len(last[event_type]) == len(rows)
     # Any event an hour before the cut-off says the profile is around; a cart add says more (interested or ready).
     assert last["add_to_cart"].mean() > last["view"].mean() > 0 and (last["add_to_cart"] > last["view"]).mean() > 0.5

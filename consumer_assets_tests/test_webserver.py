@@ -15,7 +15,9 @@ from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from local_servers import REPO, free_port, graphql, start, stop, wait_for_webserver
 
-pytestmark = pytest.mark.slow  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
+pytestmark = (
+    pytest.mark.slow
+)  # tens of seconds of Spark, training or servers: `make test` runs it, `make test-fast` does not
 
 DAY = "2026-10-02"
 
@@ -30,7 +32,19 @@ def webserver(tmp_path_factory):
     simulate_to_landing(StorageRoot(str(data)), date.fromisoformat(DAY), 1, SimulationConfig(profiles=200))
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CONSUMER_ASSETS_ROOT": str(data)}
-    process = start([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], env)
+    process = start(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env,
+    )
     url = f"http://127.0.0.1:{port}/graphql"
     try:
         wait_for_webserver(url, process)
@@ -75,13 +89,22 @@ def test_every_definition_is_in_the_ui(webserver):
         "automation_sensor",
         "freshness_sensor",
     }
-    assert {node["groupName"] for node in assets.values()} == {"ingest", "features", "labels", "training", "validation", "serving", "monitoring"}
+    assert {node["groupName"] for node in assets.values()} == {
+        "ingest",
+        "features",
+        "labels",
+        "training",
+        "validation",
+        "serving",
+        "monitoring",
+    }
     assert all(node["description"] and node["owners"] for node in assets.values())
 
 
 LAUNCH = """
 mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on RunConfigValidationInvalid { errors { message } }
+    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on
+    RunConfigValidationInvalid { errors { message } }
 } }
 """
 
@@ -103,7 +126,9 @@ def test_a_partition_run_launched_through_graphql_succeeds(webserver):
     run_id = launched["run"]["runId"]
     deadline, status = time.time() + 240, None
     while time.time() < deadline:
-        status = graphql(url, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')["runOrError"]["status"]
+        status = graphql(url, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')["runOrError"][
+            "status"
+        ]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)

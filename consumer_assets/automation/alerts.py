@@ -39,9 +39,16 @@ class Alert:
 
     @property
     def text(self) -> str:
-        where = " ".join(part for part in (self.asset, f"[{self.partition}]" if self.partition else None, self.check) if part)
+        where = " ".join(
+            part for part in (self.asset, f"[{self.partition}]" if self.partition else None, self.check) if part
+        )
         figures = ", ".join(f"{name}={_short(value)}" for name, value in self.figures.items())
-        return f"{self.severity}: {self.title}" + (f" — {where}" if where else "") + (f"\n{figures}" if figures else "") + f"\nRun: {self.run_url}"
+        return (
+            f"{self.severity}: {self.title}"
+            + (f" — {where}" if where else "")
+            + (f"\n{figures}" if figures else "")
+            + f"\nRun: {self.run_url}"
+        )
 
     def slack_payload(self) -> dict:
         """Slack-compatible JSON: ``text`` for any webhook, plus the fields for tools that read them."""
@@ -81,12 +88,18 @@ class WebhookNotifier:
     timeout_seconds: float = 10.0
 
     def send(self, alert: Alert) -> None:
-        request = urllib.request.Request(self.url, data=json.dumps(alert.slack_payload()).encode(), headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps(alert.slack_payload()).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:  # raises on 4xx/5xx
             response.read()
 
     def __str__(self) -> str:
-        """The host only: a webhook's path is its secret (Slack's carries the token), and this text reaches logs and tick history."""
+        """The host only: a webhook's path is its secret (Slack's carries the token), and this text reaches logs and
+        tick history."""
         parts = urllib.parse.urlsplit(self.url)
         return f"webhook {parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
@@ -122,7 +135,9 @@ class EmailNotifier:
         return f"e-mail via {self.host}:{self.port}"
 
 
-def deliver(alert: Alert, notifiers: Sequence[WebhookNotifier | EmailNotifier], retries: int = 3, backoff_seconds: float = 1.0) -> None:
+def deliver(
+    alert: Alert, notifiers: Sequence[WebhookNotifier | EmailNotifier], retries: int = 3, backoff_seconds: float = 1.0
+) -> None:
     """Send ``alert`` through every notifier; raise if any of them still fails after its retries."""
     failures = []
     for notifier in notifiers:

@@ -27,13 +27,19 @@ FRESHNESS_CHECKS = dg.AssetSelection.checks(*[dg.AssetCheckKey(key, FRESHNESS_CH
 def day_checks(asset_graph, assets: list[dg.AssetKey]) -> list[dg.AssetCheckKey]:
     """The checks a run of ``assets`` for one day executes: theirs, the freshness checks left out. A run request that
     names its assets gets every check of theirs unless it names the checks too."""
-    return sorted((k for k in asset_graph.asset_check_keys if k.asset_key in assets and k.name != FRESHNESS_CHECK), key=str)
+    return sorted(
+        (k for k in asset_graph.asset_check_keys if k.asset_key in assets and k.name != FRESHNESS_CHECK), key=str
+    )
 
 
 def freshness_checks(deadline_cron: str = DEFAULT_DEADLINE_CRON) -> list[dg.AssetChecksDefinition]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
-        return list(dg.build_time_partition_freshness_checks(assets=FRESH_ASSETS, deadline_cron=deadline_cron, severity=dg.AssetCheckSeverity.ERROR))
+        return list(
+            dg.build_time_partition_freshness_checks(
+                assets=FRESH_ASSETS, deadline_cron=deadline_cron, severity=dg.AssetCheckSeverity.ERROR
+            )
+        )
 
 
 def freshness_job(checks: list[dg.AssetChecksDefinition]):
@@ -47,4 +53,6 @@ def freshness_job(checks: list[dg.AssetChecksDefinition]):
 def freshness_sensor(checks: list[dg.AssetChecksDefinition]) -> dg.SensorDefinition:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
-        return dg.build_sensor_for_freshness_checks(freshness_checks=checks, minimum_interval_seconds=300, name="freshness_sensor")
+        return dg.build_sensor_for_freshness_checks(
+            freshness_checks=checks, minimum_interval_seconds=300, name="freshness_sensor"
+        )

@@ -39,7 +39,18 @@ class DueDay:
 
 
 def _day_state(cursor: dict, day: date) -> dict:
-    return cursor.setdefault(day.isoformat(), {"last_key": "", "files": 0, "fingerprint": 0, "newest": 0.0, "marker": False, "requested": "", "rescanned": 0.0})
+    return cursor.setdefault(
+        day.isoformat(),
+        {
+            "last_key": "",
+            "files": 0,
+            "fingerprint": 0,
+            "newest": 0.0,
+            "marker": False,
+            "requested": "",
+            "rescanned": 0.0,
+        },
+    )
 
 
 def _digest(key: str) -> int:
@@ -88,7 +99,14 @@ def scan_landing(
         prefix = f"{LANDING_PREFIX}/{partition_dir(day)}"
         if now - state["rescanned"] >= rescan_seconds:
             files, fingerprint, newest, marker, last = _files_seen(root.list_after(prefix))
-            state.update(files=files, fingerprint=fingerprint, newest=max(newest, state["newest"]), marker=marker, last_key=last, rescanned=now)
+            state.update(
+                files=files,
+                fingerprint=fingerprint,
+                newest=max(newest, state["newest"]),
+                marker=marker,
+                last_key=last,
+                rescanned=now,
+            )
         else:
             files, fingerprint, newest, marker, last = _files_seen(root.list_after(prefix, state["last_key"]))
             state.update(
@@ -101,6 +119,10 @@ def scan_landing(
         files_state = f"{state['files']}:{state['fingerprint']:016x}"
         complete = state["marker"] if completion == "marker" else now - state["newest"] >= quiet_seconds
         if state["files"] > 0 and complete and files_state != state["requested"]:
-            due.append(DueDay(day, f"{identity}:{day.isoformat()}@{files_state}", state["files"], late=bool(state["requested"])))
+            due.append(
+                DueDay(
+                    day, f"{identity}:{day.isoformat()}@{files_state}", state["files"], late=bool(state["requested"])
+                )
+            )
             state["requested"] = files_state
     return due, json.dumps({"root": identity, "days": days_state}, sort_keys=True)

@@ -1,4 +1,5 @@
-"""Instance and storage root agree, or the reconcile sensor makes them: derived partitions the instance records but the root lacks.
+"""Instance and storage root agree, or the reconcile sensor makes them: derived partitions the instance records but the
+root lacks.
 
 The instance remembers what was materialised; the root holds what exists. After the
 root is wiped or replaced, or a partition is deleted by hand, automation that decides
@@ -23,7 +24,8 @@ RECONCILED = (HISTORIES, LABELS)
 
 @dataclass(frozen=True)
 class LostPartition:
-    """A partition the instance records and the root lacks; ``waiting_for`` names inputs not in storage yet (empty: rebuild now)."""
+    """A partition the instance records and the root lacks; ``waiting_for`` names inputs not in storage yet (empty:
+    rebuild now)."""
 
     dataset: str
     day: date
@@ -43,13 +45,19 @@ def inputs_of(dataset: str, day: date, horizon_days: int) -> list[tuple[str, dat
     raise ValueError(f"{dataset!r} is not reconciled; only {RECONCILED}")
 
 
-def lost_partitions(root: StorageRoot, recorded: Mapping[str, Iterable[date]], horizon_days: int) -> list[LostPartition]:
+def lost_partitions(
+    root: StorageRoot, recorded: Mapping[str, Iterable[date]], horizon_days: int
+) -> list[LostPartition]:
     """Of the partitions the instance records, per dataset, those the root lacks, oldest first."""
     lost = []
     for dataset, days in recorded.items():
         for day in sorted(days):
             if root.has_partition(dataset, day):
                 continue
-            waiting = tuple(f"{name} {d.isoformat()}" for name, d in inputs_of(dataset, day, horizon_days) if not root.has_partition(name, d))
+            waiting = tuple(
+                f"{name} {d.isoformat()}"
+                for name, d in inputs_of(dataset, day, horizon_days)
+                if not root.has_partition(name, d)
+            )
             lost.append(LostPartition(dataset, day, waiting))
     return sorted(lost, key=lambda p: (p.day, RECONCILED.index(p.dataset)))

@@ -20,7 +20,9 @@ TRAINING_CADENCES = {"daily": "0 4 * * *", "weekly": "0 4 * * 1"}
 def training_cron(cadence: str | None = None) -> str:
     cadence = cadence or os.environ.get("CONSUMER_ASSETS_TRAINING_CADENCE", "daily")
     if cadence not in TRAINING_CADENCES:
-        raise ValueError(f"CONSUMER_ASSETS_TRAINING_CADENCE must be one of {sorted(TRAINING_CADENCES)}, not {cadence!r}")
+        raise ValueError(
+            f"CONSUMER_ASSETS_TRAINING_CADENCE must be one of {sorted(TRAINING_CADENCES)}, not {cadence!r}"
+        )
     return TRAINING_CADENCES[cadence]
 
 
@@ -29,7 +31,8 @@ daily_data_schedule = dg.build_schedule_from_partitioned_job(
     name="daily_data_schedule",
     hour_of_day=2,
     minute_of_hour=0,
-    description="02:00 UTC: ingest, snapshot, score and monitor the day that just ended (an alternative to landing_sensor).",
+    description="02:00 UTC: ingest, snapshot, score and monitor the day that just ended (an alternative to "
+    "landing_sensor).",
 )
 
 
@@ -37,7 +40,8 @@ daily_data_schedule = dg.build_schedule_from_partitioned_job(
     job=training_job,
     cron_schedule=training_cron(),
     execution_timezone="UTC",
-    description="04:00 UTC, daily or weekly (CONSUMER_ASSETS_TRAINING_CADENCE): train a candidate for the day that just ended.",
+    description="04:00 UTC, daily or weekly (CONSUMER_ASSETS_TRAINING_CADENCE): train a candidate for the day that "
+    "just ended.",
 )
 def training_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     day = (context.scheduled_execution_time.date() - timedelta(days=1)).isoformat()

@@ -76,7 +76,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
 @dg.sensor(
     jobs=[daily_data_job, labels_job],
     minimum_interval_seconds=300,
-    description="Rebuilds snapshots and labels that the instance records but the storage root lacks (a wiped or new root), once their inputs are stored.",
+    description="Rebuilds snapshots and labels that the instance records but the storage root lacks (a wiped or new "
+    "root), once their inputs are stored.",
 )
 def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
     root = storage.open()
@@ -84,12 +85,18 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
     latest = {
         dataset: {
             day: sid
-            for day, sid in context.instance.get_latest_storage_id_by_partition(dg.AssetKey(dataset), dg.DagsterEventType.ASSET_MATERIALIZATION).items()
+            for day, sid in context.instance.get_latest_storage_id_by_partition(
+                dg.AssetKey(dataset), dg.DagsterEventType.ASSET_MATERIALIZATION
+            ).items()
             if day >= oldest
         }
         for dataset in RECONCILED
     }
-    lost = lost_partitions(root, {dataset: [date.fromisoformat(d) for d in days] for dataset, days in latest.items()}, DEFAULT_LABEL_HORIZON_DAYS)
+    lost = lost_partitions(
+        root,
+        {dataset: [date.fromisoformat(d) for d in days] for dataset, days in latest.items()},
+        DEFAULT_LABEL_HORIZON_DAYS,
+    )
     busy = _partitions_in_flight(context.instance)
     identity = root.identity()
     ready = [p for p in lost if not p.waiting_for and p.day.isoformat() not in busy]
@@ -103,15 +110,27 @@ def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
                 asset_selection=[dg.AssetKey(partition.dataset)],
                 asset_check_keys=day_checks(context.repository_def.asset_graph, [dg.AssetKey(partition.dataset)]),
                 partition_key=day,
-                run_key=f"reconcile:{identity}:{partition.dataset}:{day}:{latest[partition.dataset][day]}",  # once per lost materialisation
+                # once per lost materialisation
+                run_key=f"reconcile:{identity}:{partition.dataset}:{day}:{latest[partition.dataset][day]}",
                 tags={"consumer-assets/reconciled": "lost from storage"},
             )
         )
     if waiting:
-        context.log.info("%d lost partitions wait for their inputs, e.g. %s needs %s", len(waiting), waiting[0].name, ", ".join(waiting[0].waiting_for))
+        context.log.info(
+            "%d lost partitions wait for their inputs, e.g. %s needs %s",
+            len(waiting),
+            waiting[0].name,
+            ", ".join(waiting[0].waiting_for),
+        )
     if not requests:
-        return dg.SkipReason(f"{len(waiting)} lost partitions wait for their inputs" if waiting else "storage holds every recorded snapshot and label")
-    context.log.info("rebuilding %s, recorded in the instance but missing under %s", ", ".join(p.name for p in ready), root.uri)
+        return dg.SkipReason(
+            f"{len(waiting)} lost partitions wait for their inputs"
+            if waiting
+            else "storage holds every recorded snapshot and label"
+        )
+    context.log.info(
+        "rebuilding %s, recorded in the instance but missing under %s", ", ".join(p.name for p in ready), root.uri
+    )
     return requests
 
 
@@ -121,7 +140,9 @@ def _partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
     return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
 
 
-WORKER_STARTED = "Started process for run"  # the engine event with which the default launcher's worker announces its pid
+WORKER_STARTED = (
+    "Started process for run"  # the engine event with which the default launcher's worker announces its pid
+)
 
 
 def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
@@ -136,24 +157,35 @@ def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] |
 @dg.sensor(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Marks a starting or started run failed when its worker process died (SIGKILL, out of memory) with no code server left to report it, so that it is alerted and frees its queue slot within a minute.",
+    description="Marks a starting or started run failed when its worker process died (SIGKILL, out of memory) with no "
+    "code server left to report it, so that it is alerted and frees its queue slot within a minute.",
 )
 def dead_run_sensor(context: dg.SensorEvaluationContext):
     if not isinstance(context.instance.run_launcher, dg.DefaultRunLauncher):
         return dg.SkipReason("this run launcher's workers are watched by Dagster's run monitoring (dagster.yaml)")
     failed = []
-    for run in context.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])):
+    for run in context.instance.get_runs(
+        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+    ):
         worker = run_worker(context.instance, run.run_id)
         if worker is not None and not worker_alive(*worker):
-            message = f"its worker process (pid {worker[0]}) is gone without finishing the run: killed, or out of memory"
+            message = (
+                f"its worker process (pid {worker[0]}) is gone without finishing the run: killed, or out of memory"
+            )
             context.log.warning("run %s failed: %s", run.run_id, message)
             context.instance.report_run_failed(run, message=f"Run failed: {message}.")
             failed.append(run.run_id)
-    return dg.SkipReason(f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else "every running worker is alive")
+    return dg.SkipReason(
+        f"marked {len(failed)} dead runs failed: {', '.join(failed)}" if failed else "every running worker is alive"
+    )
 
 
 def _metadata_values(metadata: dict) -> dict:
-    return {name: getattr(value, "value", value) for name, value in metadata.items() if isinstance(getattr(value, "value", value), (int, float, str, bool))}
+    return {
+        name: getattr(value, "value", value)
+        for name, value in metadata.items()
+        if isinstance(getattr(value, "value", value), (int, float, str, bool))
+    }
 
 
 def _run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
@@ -181,7 +213,9 @@ def run_failure_alert(record, instance: dg.DagsterInstance, ui_url: str) -> Aler
     run_id = record.event_log_entry.run_id
     run = instance.get_run_by_id(run_id)
     return Alert(
-        title=f"run of {run.job_name if run else 'a job'} failed: {record.event_log_entry.dagster_event.message or ''}".strip(),
+        title=(
+            f"run of {run.job_name if run else 'a job'} failed: {record.event_log_entry.dagster_event.message or ''}"
+        ).strip(),
         asset=None,
         partition=run.tags.get("dagster/partition") if run else None,
         check=None,
@@ -206,7 +240,9 @@ def run_failures_after(instance: dg.DagsterInstance, cursor: str | None) -> Iter
     """(record, the cursor just past it) for each run failure after ``cursor``, oldest first: one record a page, so
     that a caller can stop after any of them and resume there (alerts are few)."""
     while True:
-        result = instance.fetch_run_status_changes(dg.DagsterEventType.RUN_FAILURE, limit=1, cursor=cursor, ascending=True)
+        result = instance.fetch_run_status_changes(
+            dg.DagsterEventType.RUN_FAILURE, limit=1, cursor=cursor, ascending=True
+        )
         for record in result.records:
             yield record, result.cursor
         if not result.records or not result.has_more:
@@ -229,7 +265,9 @@ def alert_cursor_after_history(instance: dg.DagsterInstance, check_keys) -> str:
     return json.dumps({"checks": checks, "runs": last[0][1] if last else None})
 
 
-def pending_alerts(instance: dg.DagsterInstance, check_keys, position: dict, ui_url: str) -> Iterator[tuple[str, Alert]]:
+def pending_alerts(
+    instance: dg.DagsterInstance, check_keys, position: dict, ui_url: str
+) -> Iterator[tuple[str, Alert]]:
     """(id, alert) for each failure after ``position``, oldest first per check, then failed runs.
 
     ``position`` (``{"checks": {name: record id}, "runs": cursor}``) moves past an alert
@@ -250,7 +288,8 @@ def pending_alerts(instance: dg.DagsterInstance, check_keys, position: dict, ui_
 
 @dg.sensor(
     minimum_interval_seconds=30,
-    description="Sends failed ERROR checks (blocking or not) and failed runs to the webhook and/or e-mail, each once per channel; "
+    description="Sends failed ERROR checks (blocking or not) and failed runs to the webhook and/or e-mail, each once "
+    "per channel; "
     "a channel that is down delays only its own alerts.",
 )
 def alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource):
@@ -285,7 +324,8 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=dg.AssetSelection.all(),
     minimum_interval_seconds=60,
-    description="Evaluates the assets' automation conditions (order_labels once matured, candidate_evaluation after a new candidate, validated_model after its passed checks).",
+    description="Evaluates the assets' automation conditions (order_labels once matured, candidate_evaluation after a "
+    "new candidate, validated_model after its passed checks).",
 )
 
 sensors = [landing_sensor, reconcile_sensor, alert_sensor, dead_run_sensor, automation_sensor]

@@ -20,7 +20,8 @@ from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 
 
 def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
-    """Rebuild an existing snapshot D once the snapshot D-1 it was built on, or D's events, changed in a run that left D alone.
+    """Rebuild an existing snapshot D once the snapshot D-1 it was built on, or D's events, changed in a run that left D
+    alone.
 
     That is how late events flow on: a late file re-runs its day, then each later
     snapshot is rebuilt in turn, one day per evaluation, each on its rebuilt
@@ -28,8 +29,12 @@ def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
     left to the landing sensor.
     """
     condition = dg.AutomationCondition
-    base_changed = condition.any_deps_match(condition.newly_updated() & ~condition.executed_with_root_target()).since_last_handled()
-    return (~condition.missing() & base_changed & ~condition.any_deps_in_progress() & ~condition.in_progress()).with_label("rebuilt when its base changes")
+    base_changed = condition.any_deps_match(
+        condition.newly_updated() & ~condition.executed_with_root_target()
+    ).since_last_handled()
+    return (
+        ~condition.missing() & base_changed & ~condition.any_deps_in_progress() & ~condition.in_progress()
+    ).with_label("rebuilt when its base changes")
 
 
 @dg.asset(
@@ -39,7 +44,12 @@ def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
     group_name="features",
     deps=[
         raw_events,
-        dg.AssetDep(HISTORIES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)),
+        dg.AssetDep(
+            HISTORIES,
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
     ],
     kinds={"spark", "parquet"},
     owners=["team:data-platform"],
@@ -47,7 +57,9 @@ def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
     code_version="1",
     automation_condition=rebuilt_when_its_base_changes(),
 )
-def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource) -> dg.MaterializeResult:
+def daily_histories(
+    context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource
+) -> dg.MaterializeResult:
     """Every profile active in the trailing window, with its last L events up to the end of the day.
 
     Built from yesterday's snapshot and today's raw events (incremental: only the
@@ -63,13 +75,19 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
     spark_storage = spark.spark_storage(storage.open())
     started = time.perf_counter()
     try:
-        with CoreShare(max_threads=1):  # Spark's JVM counts as one run on the cores: a training beside it shrinks its threads
-            built = build_snapshot(session, spark_storage, day, config, files=features.output_files, compaction=compaction)
+        with CoreShare(
+            max_threads=1
+        ):  # Spark's JVM counts as one run on the cores: a training beside it shrinks its threads
+            built = build_snapshot(
+                session, spark_storage, day, config, files=features.output_files, compaction=compaction
+            )
     except MissingInputError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     manifest, mode = built.manifest, built.mode
     spark_seconds = time.perf_counter() - started
-    context.log.info("%s: %d profiles (%s, %d written) in %.1f s", day, manifest.rows, mode, built.changed_profiles, spark_seconds)
+    context.log.info(
+        "%s: %d profiles (%s, %d written) in %.1f s", day, manifest.rows, mode, built.changed_profiles, spark_seconds
+    )
     figures = describe(snapshot_frame(session, spark_storage, day))
     histogram = figures["events_per_profile"]
     return dg.MaterializeResult(
@@ -84,7 +102,9 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
             "sequence_length": count_table(figures["length_quantiles"], "quantile", "events"),
             "events_per_profile": count_table(histogram, "events in window", "profiles"),
             "events_per_profile_plot": plot_markdown(
-                bar_chart(list(histogram), list(histogram.values()), "Events per profile in the window", "events", "profiles"),
+                bar_chart(
+                    list(histogram), list(histogram.values()), "Events per profile in the window", "events", "profiles"
+                ),
                 "events per profile",
             ),
             "vocabulary_sizes": count_table(figures["vocabulary"], "field", "distinct ids"),
@@ -93,38 +113,53 @@ def daily_histories(context: dg.AssetExecutionContext, storage: StorageResource,
 
 
 @dg.asset_check(asset=daily_histories, partitions_def=daily_partitions)
-def check_profile_count_stable(context: dg.AssetCheckExecutionContext, storage: StorageResource, features: FeatureResource) -> dg.AssetCheckResult:
+def check_profile_count_stable(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, features: FeatureResource
+) -> dg.AssetCheckResult:
     """Profile count within a band of the previous day's: a jump says tracking or ingestion changed."""
     day = partition_day(context)
     root = storage.open()
     profiles = root.manifest(HISTORIES, day).rows
     previous = day - timedelta(days=1)
     if not root.has_partition(HISTORIES, previous):
-        return dg.AssetCheckResult(passed=True, description=f"No snapshot for {previous} to compare with.", metadata={"profiles": profiles})
+        return dg.AssetCheckResult(
+            passed=True, description=f"No snapshot for {previous} to compare with.", metadata={"profiles": profiles}
+        )
     before = root.manifest(HISTORIES, previous).rows
     stored = root.list_partitions(RAW_EVENTS)
     if stored and (day - stored[0]).days < features.window_days:
         return dg.AssetCheckResult(
             passed=True,
-            description=f"The window is still filling ({(day - stored[0]).days + 1} of {features.window_days} days of events): growth is expected.",
+            description=f"The window is still filling ({(day - stored[0]).days + 1} of {features.window_days} days of "
+            "events): growth is expected.",
             metadata={"profiles": profiles, "previous_profiles": before},
         )
     change = profiles / max(before, 1) - 1
     return dg.AssetCheckResult(
         passed=abs(change) <= features.profile_count_band,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"profiles": profiles, "previous_profiles": before, "relative_change": change, "band": features.profile_count_band},
+        metadata={
+            "profiles": profiles,
+            "previous_profiles": before,
+            "relative_change": change,
+            "band": features.profile_count_band,
+        },
     )
 
 
 @dg.asset_check(asset=daily_histories, partitions_def=daily_partitions, blocking=True)
-def check_no_event_after_cutoff(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+def check_no_event_after_cutoff(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource
+) -> dg.AssetCheckResult:
     """No feature comes from an event at or after the end of the snapshot's day: no leakage."""
     day = partition_day(context)
     ts = pc.list_flatten(read_snapshot(storage.open(), day, columns=["ts"]).column("ts"))
     latest = pc.max(ts).as_py()
     late = pc.sum(pc.greater_equal(ts, cutoff(day))).as_py() or 0
-    return dg.AssetCheckResult(passed=late == 0, metadata={"events_after_cutoff": late, "latest_event": str(latest), "cutoff": str(cutoff(day))})
+    return dg.AssetCheckResult(
+        passed=late == 0,
+        metadata={"events_after_cutoff": late, "latest_event": str(latest), "cutoff": str(cutoff(day))},
+    )
 
 
 feature_assets = [daily_histories]

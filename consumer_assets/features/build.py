@@ -49,7 +49,10 @@ class Compaction:
         if len(layers) >= self.max_layers:
             return f"snapshot D-1 already has {len(layers)} layers (at most {self.max_layers})"
         if changes >= self.max_change_share * layers[0].rows:
-            return f"the changes since the base ({changes:,} rows) reached {self.max_change_share:g} x its {layers[0].rows:,} rows"
+            return (
+                f"the changes since the base ({changes:,} rows) reached {self.max_change_share:g} x "
+                f"its {layers[0].rows:,} rows"
+            )
         return None
 
 
@@ -60,38 +63,64 @@ class BuiltSnapshot:
     changed_profiles: int
 
 
-def snapshot_frame(spark: SparkSession, spark_storage: SparkStorage, day: date, columns: list[str] | None = None) -> DataFrame:
+def snapshot_frame(
+    spark: SparkSession, spark_storage: SparkStorage, day: date, columns: list[str] | None = None
+) -> DataFrame:
     """The snapshot of ``day`` as a DataFrame, its layers merged (see :mod:`consumer_assets.features.snapshots`)."""
     manifest = spark_storage.root.manifest(HISTORIES, day)
     layers = layers_of(manifest, day)
-    window_s = in_window_seconds(manifest.properties["window_days"]) if len(layers) > 1 else float("inf")  # a snapshot in full needs no merging
+    window_s = (
+        in_window_seconds(manifest.properties["window_days"]) if len(layers) > 1 else float("inf")
+    )  # a snapshot in full needs no merging
     return _merged(spark, spark_storage, day, layers, window_s, columns)
 
 
-def _merged(spark: SparkSession, spark_storage: SparkStorage, day: date, layers: list[Layer], window_s: float, columns: list[str] | None) -> DataFrame:
+def _merged(
+    spark: SparkSession,
+    spark_storage: SparkStorage,
+    day: date,
+    layers: list[Layer],
+    window_s: float,
+    columns: list[str] | None,
+) -> DataFrame:
     """``layers`` (files below the partition folder of ``day``) merged into the snapshot of ``day``."""
     prefix = spark_storage.root.partition_key(HISTORIES, day)
     layers = [layer for layer in layers if layer.files]  # a day on which nothing changed may have written no file
-    frames = [spark.read.parquet(*spark_storage.spark_paths([spark_storage.root.path(prefix, name) for name in layer.files])) for layer in layers]
+    frames = [
+        spark.read.parquet(*spark_storage.spark_paths([spark_storage.root.path(prefix, name) for name in layer.files]))
+        for layer in layers
+    ]
     wanted = columns or frames[0].columns
     if len(layers) == 1 and layers[0].day == day:
         return frames[0].select(*wanted)
     needed = list(dict.fromkeys([*wanted, "profile_id", "recency_s"]))
-    rows = reduce(DataFrame.unionByName, [frame.select(*needed, F.lit(i).alias("layer")) for i, frame in enumerate(frames)])
+    rows = reduce(
+        DataFrame.unionByName, [frame.select(*needed, F.lit(i).alias("layer")) for i, frame in enumerate(frames)]
+    )
     if len(frames) > 1:
         newest = (
-            reduce(DataFrame.unionByName, [frame.select("profile_id", F.lit(i).alias("layer")) for i, frame in enumerate(frames) if i > 0])
+            reduce(
+                DataFrame.unionByName,
+                [frame.select("profile_id", F.lit(i).alias("layer")) for i, frame in enumerate(frames) if i > 0],
+            )
             .groupBy("profile_id")
             .agg(F.max("layer").alias("newest_layer"))
         )
-        rows = rows.join(F.broadcast(newest), "profile_id", "left").where(F.col("newest_layer").isNull() | (F.col("layer") == F.col("newest_layer")))
+        rows = rows.join(F.broadcast(newest), "profile_id", "left").where(
+            F.col("newest_layer").isNull() | (F.col("layer") == F.col("newest_layer"))
+        )
     shift = F.element_at(F.array(*[F.lit(clock_shift_seconds(layer.day, day)) for layer in layers]), F.col("layer") + 1)
     current = rows.where(F.col("recency_s") + shift <= F.lit(window_s))
     return with_clock_moved(current, shift, day).select(*wanted)
 
 
 def build_snapshot(
-    spark: SparkSession, spark_storage: SparkStorage, day: date, config: HistoryConfig, files: int = 2, compaction: Compaction = Compaction()
+    spark: SparkSession,
+    spark_storage: SparkStorage,
+    day: date,
+    config: HistoryConfig,
+    files: int = 2,
+    compaction: Compaction = Compaction(),
 ) -> BuiltSnapshot:
     """Snapshot D from snapshot D-1 and the raw events of D, or from the window's raw events when D-1 is missing.
 
@@ -100,12 +129,21 @@ def build_snapshot(
     """
     root = spark_storage.root
     if not root.has_partition(RAW_EVENTS, day):
-        raise MissingInputError(f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first.")
+        raise MissingInputError(
+            f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first."
+        )
     with root.writing(HISTORIES, day):  # one writer from the first file to the commit
         return _build_snapshot(spark, spark_storage, day, config, files, compaction)
 
 
-def _build_snapshot(spark: SparkSession, spark_storage: SparkStorage, day: date, config: HistoryConfig, files: int, compaction: Compaction) -> BuiltSnapshot:
+def _build_snapshot(
+    spark: SparkSession,
+    spark_storage: SparkStorage,
+    day: date,
+    config: HistoryConfig,
+    files: int,
+    compaction: Compaction,
+) -> BuiltSnapshot:
     root = spark_storage.root
     read = lambda dataset, days: spark.read.parquet(*spark_storage.input_paths(dataset, days))  # noqa: E731
     previous = day - timedelta(days=1)
@@ -115,7 +153,11 @@ def _build_snapshot(spark: SparkSession, spark_storage: SparkStorage, day: date,
         days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
         log.info("%s: building %s from %d days of raw events", reason, day, len(days))
         manifest = spark_storage.write_partition(
-            histories_from_scratch(read(RAW_EVENTS, days), day, config), HISTORIES, day, files, {"mode": "from_scratch", **shape}
+            histories_from_scratch(read(RAW_EVENTS, days), day, config),
+            HISTORIES,
+            day,
+            files,
+            {"mode": "from_scratch", **shape},
         )
         return BuiltSnapshot(manifest, "from_scratch", manifest.rows)
     layers = layers_of(root.manifest(HISTORIES, previous), previous)
@@ -126,13 +168,19 @@ def _build_snapshot(spark: SparkSession, spark_storage: SparkStorage, day: date,
         frame = histories_incremental(snapshot_frame(spark, spark_storage, previous), events, day, config)
         manifest = spark_storage.write_partition(frame, HISTORIES, day, files, {"mode": "compacted", **shape})
         return BuiltSnapshot(manifest, "compacted", manifest.rows)
-    changes = changed_histories(snapshot_frame(spark, spark_storage, previous, list(STATE_COLUMNS)), events, day, config)
+    changes = changed_histories(
+        snapshot_frame(spark, spark_storage, previous, list(STATE_COLUMNS)), events, day, config
+    )
     names, rows = spark_storage.write_files(changes, HISTORIES, day, files)
     carried = [name for layer in layers for name in layer.files]
     root.copy_partition_files(HISTORIES, previous, carried, day)
     stacked = [*layers, Layer(day, tuple(names), rows)]
-    profiles = _merged(spark, spark_storage, day, stacked, in_window_seconds(config.window_days), ["profile_id"]).count()
-    log.info("%s: %d changed profiles written as layer %d on the base of %s", day, rows, len(stacked) - 1, stacked[0].day)
+    profiles = _merged(
+        spark, spark_storage, day, stacked, in_window_seconds(config.window_days), ["profile_id"]
+    ).count()
+    log.info(
+        "%s: %d changed profiles written as layer %d on the base of %s", day, rows, len(stacked) - 1, stacked[0].day
+    )
     properties = {"mode": "incremental", **shape, LAYERS: [layer.to_json() for layer in stacked], "reader": READER}
     manifest = root.commit_partition(HISTORIES, day, [*carried, *names], profiles, properties)
     return BuiltSnapshot(manifest, "incremental", rows)

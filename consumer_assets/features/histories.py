@@ -52,7 +52,9 @@ def aggregate_events(events: DataFrame) -> DataFrame:
         .groupBy("profile_id", "day")
         .agg(F.collect_list(F.struct(*EVENT_FIELDS)).alias("events"), _day_struct(F.col("day")).alias("day_stats"))
     )
-    return per_day.groupBy("profile_id").agg(F.flatten(F.collect_list("events")).alias("events"), F.collect_list("day_stats").alias("days"))
+    return per_day.groupBy("profile_id").agg(
+        F.flatten(F.collect_list("events")).alias("events"), F.collect_list("day_stats").alias("days")
+    )
 
 
 def snapshot_state(snapshot: DataFrame) -> DataFrame:
@@ -74,13 +76,17 @@ def finalise(state: DataFrame, day: date, config: HistoryConfig) -> DataFrame:
     windowed = state.select(
         "profile_id",
         F.array_sort(F.filter("events", lambda e: (e["ts"] >= F.lit(start)) & (e["ts"] < F.lit(end)))).alias("events"),
-        F.array_sort(F.filter("days", lambda d: (d["date"] >= F.lit(first_day)) & (d["date"] <= F.lit(day)))).alias("days"),
+        F.array_sort(F.filter("days", lambda d: (d["date"] >= F.lit(first_day)) & (d["date"] <= F.lit(day)))).alias(
+            "days"
+        ),
     ).where(F.size("days") > 0)
     last = windowed.withColumn("events", F.expr(f"slice(events, greatest(size(events) - {length} + 1, 1), {length})"))
 
     cutoff_s = F.lit(end.timestamp())
     seconds = lambda e: F.unix_micros(e["ts"]) / F.lit(1e6)  # noqa: E731
-    columns = [F.col("events")[name].alias(name) for name in EVENT_FIELDS]  # a field of each struct, compiled; no lambda
+    columns = [
+        F.col("events")[name].alias(name) for name in EVENT_FIELDS
+    ]  # a field of each struct, compiled; no lambda
     derived = [
         F.transform(
             "events",
@@ -133,9 +139,11 @@ def _flag_changed(previous: DataFrame, events_of_day: DataFrame, day: date, conf
     active_today = events_of_day.select("profile_id").distinct().withColumn("active_today", F.lit(True))
     return previous.join(F.broadcast(active_today), "profile_id", "left").select(
         *previous.columns,
-        (F.col("active_today").isNotNull() | (F.element_at("days", 1)["date"] < F.lit(first_day)) | (F.element_at("ts", 1) < F.lit(window_start))).alias(
-            "changed"
-        ),
+        (
+            F.col("active_today").isNotNull()
+            | (F.element_at("days", 1)["date"] < F.lit(first_day))
+            | (F.element_at("ts", 1) < F.lit(window_start))
+        ).alias("changed"),
     )
 
 
@@ -147,7 +155,9 @@ def changed_histories(previous: DataFrame, events_of_day: DataFrame, day: date, 
     """
     flagged = _flag_changed(previous.select(*STATE_COLUMNS), events_of_day, day, config)
     combined = snapshot_state(flagged.where(F.col("changed"))).unionByName(aggregate_events(events_of_day))
-    state = combined.groupBy("profile_id").agg(F.flatten(F.collect_list("events")).alias("events"), F.flatten(F.collect_list("days")).alias("days"))
+    state = combined.groupBy("profile_id").agg(
+        F.flatten(F.collect_list("events")).alias("events"), F.flatten(F.collect_list("days")).alias("days")
+    )
     return finalise(state, day, config)
 
 
@@ -196,7 +206,10 @@ def _figures(snapshot: DataFrame) -> dict:
     for i in range(len(edges) - 2, -1, -1):
         bucket = F.when(F.col("window_events") < edges[i + 1], F.lit(i)).otherwise(bucket)
     counts = {row["bucket"]: row["count"] for row in snapshot.groupBy(bucket.alias("bucket")).count().collect()}
-    histogram = {_bucket_label(edges[i], edges[i + 1] if i + 1 < len(edges) else None): counts.get(i, 0) for i in range(len(edges))}
+    histogram = {
+        _bucket_label(edges[i], edges[i + 1] if i + 1 < len(edges) else None): counts.get(i, 0)
+        for i in range(len(edges))
+    }
     vocabulary = (
         snapshot.select(F.explode(F.arrays_zip("article_id", "category_id", "brand_id")).alias("e"))
         .agg(*[F.countDistinct(F.col("e")[name]).alias(name) for name in ("article_id", "category_id", "brand_id")])
@@ -206,7 +219,8 @@ def _figures(snapshot: DataFrame) -> dict:
         "profiles": summary["profiles"] or 0,
         "events_kept": summary["events_kept"] or 0,
         "window_events": summary["window_events"] or 0,
-        "length_quantiles": dict(zip([f"p{int(q * 100)}" for q in quantiles], summary["length_quantiles"] or [])) | {"max": summary["length_max"]},
+        "length_quantiles": dict(zip([f"p{int(q * 100)}" for q in quantiles], summary["length_quantiles"] or []))
+        | {"max": summary["length_max"]},
         "events_per_profile": histogram,
         "vocabulary": {name: vocabulary[name] for name in ("article_id", "category_id", "brand_id")},
     }

@@ -26,15 +26,33 @@ class SparkResource(dg.ConfigurableResource):
     on every interface, the workers' Python), reaches Spark Connect, and stages S3 files.
     """
 
-    master: str = Field(default="local[*]", description="Spark master URL (env SPARK_MASTER): local[*], yarn, k8s://..., or sc://HOST:PORT (Spark Connect).")
-    driver_memory: str = Field(default="4g", description="Driver memory; on local[*] this is all the memory Spark gets.")
-    shuffle_partitions: int = Field(default=8, description="spark.sql.shuffle.partitions; a few per core locally, hundreds on a cluster.")
-    s3a: bool = Field(default=False, description="Read and write s3a:// paths directly (needs hadoop-aws on the cluster).")
-    scratch_dir: str | None = Field(default=None, description="Local folder for staging S3 files when s3a is off; None: the system temp folder.")
-    conf: dict[str, str] = Field(default_factory=dict, description="Any further Spark settings, e.g. spark.executor.memory.")
+    master: str = Field(
+        default="local[*]",
+        description="Spark master URL (env SPARK_MASTER): local[*], yarn, k8s://..., or sc://HOST:PORT (Spark "
+        "Connect).",
+    )
+    driver_memory: str = Field(
+        default="4g", description="Driver memory; on local[*] this is all the memory Spark gets."
+    )
+    shuffle_partitions: int = Field(
+        default=8, description="spark.sql.shuffle.partitions; a few per core locally, hundreds on a cluster."
+    )
+    s3a: bool = Field(
+        default=False, description="Read and write s3a:// paths directly (needs hadoop-aws on the cluster)."
+    )
+    scratch_dir: str | None = Field(
+        default=None, description="Local folder for staging S3 files when s3a is off; None: the system temp folder."
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="Any further Spark settings, e.g. spark.executor.memory."
+    )
 
     def session(self) -> SparkSession:
-        conf = {"spark.driver.memory": self.driver_memory, "spark.sql.shuffle.partitions": str(self.shuffle_partitions), **self.conf}
+        conf = {
+            "spark.driver.memory": self.driver_memory,
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            **self.conf,
+        }
         return spark_session(self.master, conf)
 
     def spark_storage(self, root: StorageRoot) -> SparkStorage:
@@ -44,24 +62,36 @@ class SparkResource(dg.ConfigurableResource):
 class FeatureResource(dg.ConfigurableResource):
     """Shape of the histories and labels; changing them changes what models learn from."""
 
-    window_days: int = Field(default=HistoryConfig.window_days, description="Trailing window W: profiles active in (D-W, D] enter the snapshot.")
-    max_events: int = Field(default=HistoryConfig.max_events, description="Sequence length L: the last L events of each profile.")
-    label_horizon_days: int = Field(default=DEFAULT_LABEL_HORIZON_DAYS, description="Label horizon H: orders in (D, D+H] label the snapshot of D.")
+    window_days: int = Field(
+        default=HistoryConfig.window_days,
+        description="Trailing window W: profiles active in (D-W, D] enter the snapshot.",
+    )
+    max_events: int = Field(
+        default=HistoryConfig.max_events, description="Sequence length L: the last L events of each profile."
+    )
+    label_horizon_days: int = Field(
+        default=DEFAULT_LABEL_HORIZON_DAYS, description="Label horizon H: orders in (D, D+H] label the snapshot of D."
+    )
     article_groups: dict[str, list[str]] = Field(
         default_factory=dict,
         description="Article groups with a label each, as name -> category ids. Empty: the five largest categories, "
         "fixed at the first labelling in config/article_groups.json under the root.",
     )
     profile_count_band: float = Field(
-        default=0.5, description="A snapshot whose profile count moves more than this share from the previous day's raises a WARN."
+        default=0.5,
+        description="A snapshot whose profile count moves more than this share from the previous day's raises a WARN.",
     )
     output_files: int = Field(default=2, description="Parquet files per snapshot partition.")
     max_change_share: float = Field(
         default=1.0,
-        description="A day usually stores only the profiles that changed, as a layer on the day before's snapshot; once the "
-        "layers hold this share of the base's rows the day is written in full. 0 writes every snapshot in full (plain Parquet).",
+        description="A day usually stores only the profiles that changed, as a layer on the day before's snapshot; "
+        "once the "
+        "layers hold this share of the base's rows the day is written in full. 0 writes every snapshot in full (plain "
+        "Parquet).",
     )
-    max_layers: int = Field(default=8, description="At most this many layers (base included) before a day is written in full.")
+    max_layers: int = Field(
+        default=8, description="At most this many layers (base included) before a day is written in full."
+    )
 
     def history_config(self) -> HistoryConfig:
         return HistoryConfig(window_days=self.window_days, max_events=self.max_events)

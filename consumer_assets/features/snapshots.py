@@ -33,7 +33,8 @@ from consumer_assets.storage import LAYERS, Manifest, StorageRoot
 
 
 def cutoff(day: date) -> datetime:
-    """The end of ``day`` in UTC: nothing at or after it may enter the snapshot (plain Python, shared by Spark and serving)."""
+    """The end of ``day`` in UTC: nothing at or after it may enter the snapshot (plain Python, shared by Spark and
+    serving)."""
     return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
 
 
@@ -57,7 +58,9 @@ def layers_of(manifest: Manifest, day: date) -> list[Layer]:
     """The layers of a snapshot, base first; a snapshot stored in full is its own base."""
     if LAYERS not in manifest.properties:
         return [Layer(day, tuple(manifest.files), manifest.rows)]
-    return [Layer(date.fromisoformat(raw["day"]), tuple(raw["files"]), raw["rows"]) for raw in manifest.properties[LAYERS]]
+    return [
+        Layer(date.fromisoformat(raw["day"]), tuple(raw["files"]), raw["rows"]) for raw in manifest.properties[LAYERS]
+    ]
 
 
 def clock_shift_seconds(layer_day: date, day: date) -> float:
@@ -69,7 +72,9 @@ def in_window_seconds(window_days: int) -> float:
     return float(window_days * SECONDS_PER_DAY)
 
 
-def iter_snapshot_batches(root: StorageRoot, day: date, batch_rows: int = 65_536, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+def iter_snapshot_batches(
+    root: StorageRoot, day: date, batch_rows: int = 65_536, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """Stream the snapshot of ``day`` in record batches, newest layer first, memory bounded by a batch."""
     manifest = root.manifest(HISTORIES, day)
     if LAYERS not in manifest.properties:
@@ -104,7 +109,9 @@ def read_snapshot(root: StorageRoot, day: date, columns: list[str] | None = None
         return root.read_partition(HISTORIES, day, columns)
     batches = list(iter_snapshot_batches(root, day, columns=columns))
     if batches:  # layers written on different days may differ in which fields Spark marked nullable
-        return pa.concat_tables([pa.Table.from_batches([batch]) for batch in batches], promote_options="default").combine_chunks()
+        return pa.concat_tables(
+            [pa.Table.from_batches([batch]) for batch in batches], promote_options="default"
+        ).combine_chunks()
     schema = pq.read_schema(root.path(root.partition_key(HISTORIES, day), manifest.files[0]), filesystem=root.fs)
     return schema.empty_table().select(columns or schema.names)
 
@@ -117,7 +124,9 @@ def _moved_to(batch: pa.RecordBatch, shift: float, day: date) -> pa.RecordBatch:
     columns["recency_s"] = pc.add(columns["recency_s"], shift)
     if "dt_cutoff_s" in columns:
         seconds = columns["dt_cutoff_s"]
-        columns["dt_cutoff_s"] = pa.ListArray.from_arrays(seconds.offsets, pc.add(seconds.values, shift), type=seconds.type, mask=seconds.is_null())
+        columns["dt_cutoff_s"] = pa.ListArray.from_arrays(
+            seconds.offsets, pc.add(seconds.values, shift), type=seconds.type, mask=seconds.is_null()
+        )
     if "snapshot_date" in columns:
         columns["snapshot_date"] = pa.array([day] * batch.num_rows, columns["snapshot_date"].type)
     return pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)

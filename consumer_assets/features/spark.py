@@ -43,7 +43,9 @@ LOCAL_DEFAULTS = {
 }
 
 
-def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, app_name: str = "consumer-assets") -> SparkSession:
+def spark_session(
+    master: str = "local[*]", conf: dict[str, str] | None = None, app_name: str = "consumer-assets"
+) -> SparkSession:
     """Get or create the process's SparkSession with the project's settings on top of ``conf``.
 
     ``master`` ``sc://HOST:PORT`` connects to a Spark Connect server instead (a cluster's driver, not this process):
@@ -60,7 +62,9 @@ def spark_session(master: str = "local[*]", conf: dict[str, str] | None = None, 
     if master.startswith("local"):
         settings.setdefault("spark.driver.host", "127.0.0.1")
         settings.setdefault("spark.driver.bindAddress", "127.0.0.1")
-        settings.setdefault("spark.ui.enabled", "false")  # it would listen on every interface (*:4040); SparkResource.conf turns it back on
+        settings.setdefault(
+            "spark.ui.enabled", "false"
+        )  # it would listen on every interface (*:4040); SparkResource.conf turns it back on
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers get this project's packages (torch)
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -107,16 +111,31 @@ class SparkStorage:
         partition_key = self.root.partition_key(dataset, day)
         target = self.root.path(partition_key, run_dir)
         local_out = tempfile.mkdtemp(prefix="stage-out-", dir=self.scratch_dir) if self.staged else None
-        frame.coalesce(files).write.mode("overwrite").parquet(os.path.join(local_out, run_dir) if local_out else self._spark_path(target))
+        frame.coalesce(files).write.mode("overwrite").parquet(
+            os.path.join(local_out, run_dir) if local_out else self._spark_path(target)
+        )
         if local_out:
-            pafs.copy_files(os.path.join(local_out, run_dir), target, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.root.fs)
+            pafs.copy_files(
+                os.path.join(local_out, run_dir),
+                target,
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=self.root.fs,
+            )
             shutil.rmtree(local_out, ignore_errors=True)
-        names = [key[len(partition_key) + 1 :] for key in self.root.list_files(f"{partition_key}/{run_dir}", ".parquet")]
-        rows = sum(pq.ParquetFile(self.root.path(partition_key, name), filesystem=self.root.fs).metadata.num_rows for name in names)
+        names = [
+            key[len(partition_key) + 1 :] for key in self.root.list_files(f"{partition_key}/{run_dir}", ".parquet")
+        ]
+        rows = sum(
+            pq.ParquetFile(self.root.path(partition_key, name), filesystem=self.root.fs).metadata.num_rows
+            for name in names
+        )
         return names, rows
 
-    def write_partition(self, frame: DataFrame, dataset: str, day: date, files: int = 1, properties: dict | None = None) -> Manifest:
-        """Write ``frame`` as the partition of ``day`` and commit it in one step, holding its one-writer lease throughout."""
+    def write_partition(
+        self, frame: DataFrame, dataset: str, day: date, files: int = 1, properties: dict | None = None
+    ) -> Manifest:
+        """Write ``frame`` as the partition of ``day`` and commit it in one step, holding its one-writer lease
+        throughout."""
         with self.root.writing(dataset, day):
             names, rows = self.write_files(frame, dataset, day, files)
             return self.root.commit_partition(dataset, day, names, rows, properties)

@@ -27,7 +27,9 @@ KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
     tags={"stage": "ingest"},
     code_version="2",
 )
-def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.MaterializeResult:
+def raw_events(
+    context: dg.AssetExecutionContext, storage: StorageResource, quality: DataQualityResource
+) -> dg.MaterializeResult:
     """The day's tracking events from ``landing/events/date=D/``, checked against the event contract.
 
     Rows that break the contract are kept with the partition as its quarantine (raw
@@ -62,17 +64,24 @@ def raw_events(context: dg.AssetExecutionContext, storage: StorageResource, qual
             "profiles": report.profiles,
             "quarantine_reasons": count_table(report.quarantine_reasons, "reason"),
             "event_type_mix": count_table(report.event_types, "event_type"),
-            "preview": preview_table(pa.Table.from_batches([preview]) if preview is not None else EVENT_SCHEMA.empty_table(), rows=10),
+            "preview": preview_table(
+                pa.Table.from_batches([preview]) if preview is not None else EVENT_SCHEMA.empty_table(), rows=10
+            ),
             "dagster/row_count": report.rows_kept,
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable)) for f in EVENT_SCHEMA]
+                columns=[
+                    dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable))
+                    for f in EVENT_SCHEMA
+                ]
             ),
         },
     )
 
 
 @dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
-def check_quarantine_rate(context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource) -> dg.AssetCheckResult:
+def check_quarantine_rate(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource
+) -> dg.AssetCheckResult:
     """Share of rows read that broke the contract: WARN above the warn rate, ERROR (blocking) above the error rate."""
     day = partition_day(context)
     stats = ingest_report(storage.open(), day)
@@ -97,17 +106,25 @@ def check_no_null_keys(context: dg.AssetCheckExecutionContext, storage: StorageR
     """Every stored row has its key fields: a null here means ingestion let a bad row through."""
     events = storage.open().read_partition(RAW_EVENTS, context.partition_key, columns=KEY_COLUMNS)
     nulls = {name: events.column(name).null_count for name in KEY_COLUMNS}
-    return dg.AssetCheckResult(passed=sum(nulls.values()) == 0, metadata={"rows": events.num_rows, **{f"nulls_{k}": v for k, v in nulls.items()}})
+    return dg.AssetCheckResult(
+        passed=sum(nulls.values()) == 0,
+        metadata={"rows": events.num_rows, **{f"nulls_{k}": v for k, v in nulls.items()}},
+    )
 
 
 @dg.asset_check(asset=raw_events, partitions_def=daily_partitions, blocking=True)
-def check_timestamps_inside_day(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+def check_timestamps_inside_day(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource
+) -> dg.AssetCheckResult:
     """Every event's ``ts`` lies in the partition's UTC day, so no event leaks across days."""
     day = partition_day(context)
     ts = storage.open().read_partition(RAW_EVENTS, day, columns=["ts"]).column("ts")
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)
-    outside = pc.sum(pc.or_(pc.less(ts, pa.scalar(start, ts.type)), pc.greater_equal(ts, pa.scalar(end, ts.type)))).as_py() or 0
+    outside = (
+        pc.sum(pc.or_(pc.less(ts, pa.scalar(start, ts.type)), pc.greater_equal(ts, pa.scalar(end, ts.type)))).as_py()
+        or 0
+    )
     min_max = pc.min_max(ts)
     return dg.AssetCheckResult(
         passed=outside == 0,

@@ -33,7 +33,13 @@ import pyarrow as pa
 
 REQUIRED_STRINGS = ("event_id", "profile_id", "event_type", "article_id")
 OPTIONAL_STRINGS = ("brand_id", "category_id", "platform")
-EVENT_TYPES = ("view", "wishlist", "add_to_cart", "remove_from_cart", "order")  # ordered: window totals and the simulator follow it
+EVENT_TYPES = (
+    "view",
+    "wishlist",
+    "add_to_cart",
+    "remove_from_cart",
+    "order",
+)  # ordered: window totals and the simulator follow it
 FIELDS = ("event_id", "profile_id", "ts", "event_type", "article_id", "brand_id", "category_id", "price", "platform")
 
 EVENT_SCHEMA = pa.schema(
@@ -54,14 +60,18 @@ QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("source_file", pa.string(), nullable=False),
         pa.field("line_number", pa.int64()),
-        pa.field("raw_line", pa.string()),  # the line as text; base64 of its bytes for bad_encoding and the cut-off tail of a file
+        pa.field(
+            "raw_line", pa.string()
+        ),  # the line as text; base64 of its bytes for bad_encoding and the cut-off tail of a file
         pa.field("reason", pa.string(), nullable=False),
         pa.field("byte_offset", pa.int64()),  # truncated_file, corrupt_file: decompressed bytes read before the fault
     ]
 )
 MAX_LINE_BYTES = 1 << 20  # longer lines are quarantined (line_too_long): no event needs a megabyte
 MAX_STRING_CHARS = 256  # ids and other string fields: longer ones are quarantined (too_long:<field>)
-MAX_LINES_PER_FILE = 20_000_000  # a file's lines beyond this are quarantined as one row (too_many_lines): split bigger exports
+MAX_LINES_PER_FILE = (
+    20_000_000  # a file's lines beyond this are quarantined as one row (too_many_lines): split bigger exports
+)
 MAX_INFLATION_RATIO = 200  # inflated / compressed bytes; JSON lines of events inflate 5-20x, a gzip bomb ~1,000x
 INFLATION_GRACE_BYTES = 1 << 20  # the ratio is judged once this much is inflated: small files of repeated lines pass
 MAX_KEPT_BYTES = 4096  # what a quarantined over-long line or cut-off tail keeps
@@ -185,7 +195,9 @@ def inflate(data: bytes) -> tuple[bytes, StreamFault | None]:
     return b"".join(lines.inflated()), lines.fault
 
 
-def parse_stream(pieces: Iterable[bytes], day: date, source: str, chunk_lines: int = CHUNK_LINES) -> Iterator[ParsedFile]:
+def parse_stream(
+    pieces: Iterable[bytes], day: date, source: str, chunk_lines: int = CHUNK_LINES
+) -> Iterator[ParsedFile]:
     """Parse one gzip JSON-lines file of ``day``'s folder, ``chunk_lines`` lines at a time.
 
     A stream cut off or damaged ends with one more chunk: the quarantined row that says
@@ -204,7 +216,9 @@ def parse_stream(pieces: Iterable[bytes], day: date, source: str, chunk_lines: i
             "reason": [reader.fault.reason],
             "byte_offset": [reader.fault.byte_offset],
         }
-        yield ParsedFile(events=EVENT_SCHEMA.empty_table(), quarantine=pa.table(row, schema=QUARANTINE_SCHEMA), lines_read=1)
+        yield ParsedFile(
+            events=EVENT_SCHEMA.empty_table(), quarantine=pa.table(row, schema=QUARANTINE_SCHEMA), lines_read=1
+        )
 
 
 def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
@@ -218,7 +232,8 @@ def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
 
 
 def _decoded(line: str | bytes) -> tuple[str | None, str | None, str]:
-    """(text, None, text) for a usable line; (None, reason, what quarantine keeps) for an undecodable or over-long one."""
+    """(text, None, text) for a usable line; (None, reason, what quarantine keeps) for an undecodable or over-long
+    one."""
     if isinstance(line, str):
         return line, None, line
     if len(line) > MAX_LINE_BYTES:
@@ -254,7 +269,9 @@ def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str, f
             continue
         for name in FIELDS:
             columns[name].append(event[name])
-    arrays = {name: pa.array(columns[name], EVENT_SCHEMA.field(name).type if name != "ts" else pa.int64()) for name in FIELDS}
+    arrays = {
+        name: pa.array(columns[name], EVENT_SCHEMA.field(name).type if name != "ts" else pa.int64()) for name in FIELDS
+    }
     arrays["ts"] = arrays["ts"].cast(pa.timestamp("ms", tz="UTC"))
     events = pa.table([arrays[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
     bad["byte_offset"] = [None] * len(bad["reason"])
@@ -263,7 +280,8 @@ def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str, f
 
 
 def _checked_line(text: str, day: date | None) -> tuple[dict | None, str | None]:
-    """One line through the parser and the contract; whatever it raises is this line's reason, never the day's failure."""
+    """One line through the parser and the contract; whatever it raises is this line's reason, never the day's
+    failure."""
     try:
         return check_event(parse_json(text), day)
     except RecursionError:

@@ -70,7 +70,9 @@ class DigestSet:
     @staticmethod
     def digests(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         blake2b = hashlib.blake2b
-        return np.frombuffer(b"".join([blake2b(v.encode(), digest_size=16).digest() for v in values.to_pylist()]), dtype="V16")
+        return np.frombuffer(
+            b"".join([blake2b(v.encode(), digest_size=16).digest() for v in values.to_pylist()]), dtype="V16"
+        )
 
     def __len__(self) -> int:
         return sum(len(run) for run in self._runs)
@@ -155,7 +157,9 @@ def ingest_day(root: StorageRoot, day: date, lookback_days: int = 3, chunk_lines
                 if sum(t.num_rows for t in pending) >= ROWS_PER_FILE:
                     flush()
                 if parsed.quarantine.num_rows:
-                    quarantine_files.extend(root.write_tables(RAW_EVENTS, day, parsed.quarantine, stem=QUARANTINE_STEM)[0])
+                    quarantine_files.extend(
+                        root.write_tables(RAW_EVENTS, day, parsed.quarantine, stem=QUARANTINE_STEM)[0]
+                    )
                     reasons.update(parsed.quarantine.column("reason").to_pylist())
                 file_read += parsed.lines_read
                 file_kept += events.num_rows
@@ -175,7 +179,9 @@ def ingest_day(root: StorageRoot, day: date, lookback_days: int = 3, chunk_lines
             quarantine_reasons=dict(sorted(reasons.items())),
             event_types=dict(sorted(event_types.items())),
         )
-        root.commit_partition(RAW_EVENTS, day, event_files, kept, report.to_json(), attachments=sorted(quarantine_files))
+        root.commit_partition(
+            RAW_EVENTS, day, event_files, kept, report.to_json(), attachments=sorted(quarantine_files)
+        )
     return report
 
 
@@ -184,7 +190,8 @@ def ingest_report(root: StorageRoot, day: date | str) -> IngestReport:
     properties = root.manifest(RAW_EVENTS, day).properties
     if "rows_read" not in properties:
         raise StorageError(
-            f"raw_events {day} under {root.uri} was written before its quarantine and bookkeeping moved into its partition: "
+            f"raw_events {day} under {root.uri} was written before its quarantine and bookkeeping moved into its "
+            "partition: "
             "materialise raw_events for that day again"
         )
     return IngestReport.from_json(properties)
@@ -194,7 +201,9 @@ def read_quarantine(root: StorageRoot, day: date | str) -> pa.Table:
     """The day's quarantined rows: source file, line number, raw line, reason, byte offset."""
     manifest = root.manifest(RAW_EVENTS, day)
     prefix = root.partition_key(RAW_EVENTS, day)
-    tables = [root.read_parquet(f"{prefix}/{name}") for name in manifest.attachments if name.startswith(f"{QUARANTINE_STEM}-")]
+    tables = [
+        root.read_parquet(f"{prefix}/{name}") for name in manifest.attachments if name.startswith(f"{QUARANTINE_STEM}-")
+    ]
     return pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *tables])
 
 

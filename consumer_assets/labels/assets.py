@@ -26,11 +26,16 @@ def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.Au
     per update of the inputs, so a failed run is not retried in a loop.
     """
     condition = dg.AutomationCondition
-    matured = condition.in_latest_time_window(timedelta(days=horizon_days + catch_up_days)) & ~condition.in_latest_time_window(timedelta(days=horizon_days))
+    matured = condition.in_latest_time_window(
+        timedelta(days=horizon_days + catch_up_days)
+    ) & ~condition.in_latest_time_window(timedelta(days=horizon_days))
     inputs_ready = ~condition.any_deps_missing() & ~condition.any_deps_in_progress() & ~condition.in_progress()
-    return (matured & condition.missing() & inputs_ready & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()).with_label(
-        "labels matured"
-    )
+    return (
+        matured
+        & condition.missing()
+        & inputs_ready
+        & (condition.newly_missing() | condition.any_deps_updated()).since_last_handled()
+    ).with_label("labels matured")
 
 
 @dg.asset(
@@ -42,7 +47,9 @@ def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.Au
         daily_histories,
         dg.AssetDep(
             raw_events,
-            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=1, end_offset=DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True),
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                start_offset=1, end_offset=DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
+            ),
         ),
     ],
     kinds={"spark", "parquet"},
@@ -51,7 +58,9 @@ def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.Au
     code_version="1",
     automation_condition=labels_matured_condition(DEFAULT_LABEL_HORIZON_DAYS),
 )
-def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource) -> dg.MaterializeResult:
+def order_labels(
+    context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource
+) -> dg.MaterializeResult:
     """For each profile of the snapshot at D: did it order in (D, D+H], overall and per article group.
 
     Exists only once the H following days have landed: refuses to run, naming the
@@ -62,7 +71,9 @@ def order_labels(context: dg.AssetExecutionContext, storage: StorageResource, sp
     root = storage.open()
     try:
         with CoreShare(max_threads=1):  # see daily_histories
-            manifest = build_labels(spark.session(), spark.spark_storage(root), day, features.label_horizon_days, features.article_groups)
+            manifest = build_labels(
+                spark.session(), spark.spark_storage(root), day, features.label_horizon_days, features.article_groups
+            )
     except MissingInputError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     groups = manifest.properties["groups"]

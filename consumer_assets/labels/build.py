@@ -14,7 +14,9 @@ from consumer_assets.labels.targets import label_days
 from consumer_assets.storage import Manifest
 
 
-def article_groups(spark: SparkSession, spark_storage: SparkStorage, day: date, configured: dict[str, list[str]]) -> dict[str, list[str]]:
+def article_groups(
+    spark: SparkSession, spark_storage: SparkStorage, day: date, configured: dict[str, list[str]]
+) -> dict[str, list[str]]:
     """Configured groups, else those fixed at the first labelling, so targets stay the same across days."""
     root = spark_storage.root
     if configured:
@@ -22,11 +24,19 @@ def article_groups(spark: SparkSession, spark_storage: SparkStorage, day: date, 
     if root.exists(ARTICLE_GROUPS_KEY):
         return root.read_json(ARTICLE_GROUPS_KEY)["groups"]
     groups = largest_categories(spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, [day])))
-    root.write_json(ARTICLE_GROUPS_KEY, {"groups": groups, "chosen_as": f"the five categories with the most events on {day}"})
+    root.write_json(
+        ARTICLE_GROUPS_KEY, {"groups": groups, "chosen_as": f"the five categories with the most events on {day}"}
+    )
     return groups
 
 
-def build_labels(spark: SparkSession, spark_storage: SparkStorage, day: date, horizon_days: int, configured_groups: dict[str, list[str]]) -> Manifest:
+def build_labels(
+    spark: SparkSession,
+    spark_storage: SparkStorage,
+    day: date,
+    horizon_days: int,
+    configured_groups: dict[str, list[str]],
+) -> Manifest:
     """Labels of snapshot D; refuses while any of raw_events D+1..D+H is missing."""
     root = spark_storage.root
     later = label_days(day, horizon_days)
@@ -42,4 +52,6 @@ def build_labels(spark: SparkSession, spark_storage: SparkStorage, day: date, ho
     profiles = snapshot_frame(spark, spark_storage, day, ["profile_id"])
     later_events = spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, later))
     labels = label_profiles(profiles, later_events, day, horizon_days, groups)
-    return spark_storage.write_partition(labels, LABELS, day, files=1, properties={"groups": groups, "horizon_days": horizon_days})
+    return spark_storage.write_partition(
+        labels, LABELS, day, files=1, properties={"groups": groups, "horizon_days": horizon_days}
+    )

@@ -54,5 +54,8 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray) -> PlattScaling:
     logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.float64)
     if logits.shape != labels.shape or logits.ndim != 2:
         raise ValueError(f"logits {logits.shape} and labels {labels.shape} must both be (rows, targets)")
-    pairs = [_fit_one(logits[:, k], labels[:, k]) if 0 < labels[:, k].sum() < len(labels) else (1.0, 0.0) for k in range(logits.shape[1])]
+    pairs = [
+        _fit_one(logits[:, k], labels[:, k]) if 0 < labels[:, k].sum() < len(labels) else (1.0, 0.0)
+        for k in range(logits.shape[1])
+    ]
     return PlattScaling(scale=tuple(a for a, _ in pairs), bias=tuple(b for _, b in pairs))

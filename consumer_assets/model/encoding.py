@@ -53,7 +53,19 @@ PROFILE = ("window_events", *(f"window_{t}" for t in EVENT_TYPES), "window_spend
 TYPE_RECENCY = tuple(f"recency_{t}_s" for t in EVENT_TYPES)
 HEAD = (*PROFILE, *TYPE_RECENCY)
 NEVER_S = 400 * 86_400.0
-HISTORY_COLUMNS = ("profile_id", "length", *CATEGORICAL, "price", "platform", "dt_prev_s", "dt_cutoff_s", "hour", "weekday", *PROFILE, "days")
+HISTORY_COLUMNS = (
+    "profile_id",
+    "length",
+    *CATEGORICAL,
+    "price",
+    "platform",
+    "dt_prev_s",
+    "dt_cutoff_s",
+    "hour",
+    "weekday",
+    *PROFILE,
+    "days",
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,9 @@ class Vocabulary:
                 raise ValueError(f"vocabulary field {field!r} must start with {PAD!r}, {OOV!r}")
         self.tokens = {field: list(tokens[field]) for field in CATEGORICAL}
         self._arrays = {field: pa.array(self.tokens[field][2:], pa.string()) for field in CATEGORICAL}
-        self._positions = {field: {token: i for i, token in enumerate(self.tokens[field]) if i >= 2} for field in CATEGORICAL}
+        self._positions = {
+            field: {token: i for i, token in enumerate(self.tokens[field]) if i >= 2} for field in CATEGORICAL
+        }
 
     def size(self, field: str) -> int:
         return len(self.tokens[field])
@@ -102,15 +116,24 @@ class Vocabulary:
                 target = counts[field]
                 for value, count in zip(values.field("values").to_pylist(), values.field("counts").to_pylist()):
                     target[value] = target.get(value, 0) + count
-        caps = {"event_type": 64, "article_id": limits.max_articles, "category_id": limits.max_categories, "brand_id": limits.max_brands}
+        caps = {
+            "event_type": 64,
+            "article_id": limits.max_articles,
+            "category_id": limits.max_categories,
+            "brand_id": limits.max_brands,
+        }
         tokens = {}
         for field in CATEGORICAL:
-            frequent = sorted(((c, v) for v, c in counts[field].items() if c >= limits.min_count or field == "event_type"), key=lambda cv: (-cv[0], cv[1]))
+            frequent = sorted(
+                ((c, v) for v, c in counts[field].items() if c >= limits.min_count or field == "event_type"),
+                key=lambda cv: (-cv[0], cv[1]),
+            )
             tokens[field] = [PAD, OOV, *[v for _, v in frequent[: caps[field]]]]
         return cls(tokens)
 
     def index(self, field: str, token: str | None) -> int:
-        """The embedding row of one id (OOV for unknown or None): a dictionary look-up, for scoring one event at a time."""
+        """The embedding row of one id (OOV for unknown or None): a dictionary look-up, for scoring one event at a
+        time."""
         return self._positions[field].get(token, 1) if token is not None else 1
 
     def lookup(self, field: str, values: pa.Array) -> np.ndarray:
@@ -161,7 +184,12 @@ def profile_features(raw: np.ndarray) -> np.ndarray:
 
 
 def step_features(
-    dt_prev_s: np.ndarray, price: np.ndarray, hour: np.ndarray, weekday: np.ndarray, seconds_into_day: np.ndarray, same_category: np.ndarray
+    dt_prev_s: np.ndarray,
+    price: np.ndarray,
+    hour: np.ndarray,
+    weekday: np.ndarray,
+    seconds_into_day: np.ndarray,
+    same_category: np.ndarray,
 ) -> np.ndarray:
     """The continuous inputs of each event in ``CONTINUOUS`` order, (events, features).
 
@@ -170,18 +198,25 @@ def step_features(
     ``same_category``: the event's category index equals the previous event's.
     """
     timing = _timing(dt_prev_s, hour, weekday, seconds_into_day, price)
-    return np.concatenate([timing, np.asarray(same_category, np.float64)[:, None], np.zeros((len(dt_prev_s), len(DAY_INPUTS)))], axis=1)
+    return np.concatenate(
+        [timing, np.asarray(same_category, np.float64)[:, None], np.zeros((len(dt_prev_s), len(DAY_INPUTS)))], axis=1
+    )
 
 
 def day_step_features(gap_s: np.ndarray, weekday: np.ndarray, counts: np.ndarray, spend: np.ndarray) -> np.ndarray:
     """The continuous inputs of each day step, (days, features): the gap from the previous day step, the weekday,
     and the day's counts (``DAY_COUNTS`` order) and spend, log-scaled."""
     timing = _timing(gap_s, np.zeros_like(gap_s), weekday, np.zeros_like(gap_s), np.zeros_like(gap_s))
-    day = np.concatenate([np.ones((len(gap_s), 1)), np.log1p(np.maximum(counts, 0)) / 3, np.log1p(np.maximum(spend, 0))[:, None] / 5], axis=1)
+    day = np.concatenate(
+        [np.ones((len(gap_s), 1)), np.log1p(np.maximum(counts, 0)) / 3, np.log1p(np.maximum(spend, 0))[:, None] / 5],
+        axis=1,
+    )
     return np.concatenate([timing, np.zeros((len(gap_s), 1)), day], axis=1)
 
 
-def _timing(dt_prev_s: np.ndarray, hour: np.ndarray, weekday: np.ndarray, seconds_into_day: np.ndarray, price: np.ndarray) -> np.ndarray:
+def _timing(
+    dt_prev_s: np.ndarray, hour: np.ndarray, weekday: np.ndarray, seconds_into_day: np.ndarray, price: np.ndarray
+) -> np.ndarray:
     dt_prev_s = np.maximum(dt_prev_s, 0)
     hour_angle, weekday_angle = hour * (2 * np.pi / 24), weekday * (2 * np.pi / 7)
     return np.stack(
@@ -252,12 +287,16 @@ class DaySteps:
         # The last event's day is the row's last active day; the snapshot's day and the first kept event's follow.
         last_day = np.where(has, date[np.maximum(np.cumsum(per_row) - 1, 0)], 0)
         snapshot_day = last_day + np.where(has, days_before_cutoff(seconds[np.maximum(last, 0)]), 0)
-        first_day = np.where(has, snapshot_day - days_before_cutoff(seconds[np.maximum(first_kept, 0)]), np.iinfo(np.int64).min)
+        first_day = np.where(
+            has, snapshot_day - days_before_cutoff(seconds[np.maximum(first_kept, 0)]), np.iinfo(np.int64).min
+        )
         chosen = np.flatnonzero(date < first_day[owner])
         owner = owner[chosen]
         count = np.bincount(owner, minlength=rows).astype(np.int64)
         step = np.arange(len(chosen)) - np.repeat(np.cumsum(count) - count, count)
-        counts = np.stack([flat.field(name).to_numpy(zero_copy_only=False)[chosen] for name in DAY_COUNTS], axis=1).astype(np.float64)
+        counts = np.stack(
+            [flat.field(name).to_numpy(zero_copy_only=False)[chosen] for name in DAY_COUNTS], axis=1
+        ).astype(np.float64)
         spend = pc.fill_null(flat.field("spend"), 0).to_numpy(zero_copy_only=False)[chosen].astype(np.float64)
         return cls(count, owner, step, date[chosen], snapshot_day[owner] - date[chosen], counts, spend)
 
@@ -297,7 +336,14 @@ class KeptEvents:
         event_step = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
         width = max(int((days.count + kept).max()) if rows else 1, 1)
         step = np.repeat(days.count, kept) + event_step
-        return cls(kept, width, np.repeat(np.arange(rows), kept), step, np.repeat(starts + lengths - kept, kept) + event_step, days)
+        return cls(
+            kept,
+            width,
+            np.repeat(np.arange(rows), kept),
+            step,
+            np.repeat(starts + lengths - kept, kept) + event_step,
+            days,
+        )
 
     def padded(self, flat: np.ndarray, fill, dtype) -> np.ndarray:
         """A flattened list column's kept values as (rows, width), at their event steps, ``fill`` elsewhere."""
@@ -327,12 +373,17 @@ def head_inputs(table: pa.Table, layout: KeptEvents) -> np.ndarray:
     """Raw head inputs of each row in ``HEAD`` order, (rows, len(HEAD)): the PROFILE columns, then ``type_recency``."""
     if table.num_rows == 0:
         return np.zeros((0, len(HEAD)))
-    columns = np.stack([pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE], axis=1)
+    columns = np.stack(
+        [pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(np.float64) for name in PROFILE],
+        axis=1,
+    )
     return np.concatenate([columns, type_recency(table, layout)], axis=1)
 
 
 def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.ndarray | None = None) -> EncodedBatch:
-    """Encode snapshot rows: a step per active day before the last ``max_length`` events, then those events, padded at the end.
+    """Encode snapshot rows: a step per active day before the last ``max_length`` events, then those events, padded at
+    the
+    end.
 
     A profile with an empty history gets one all-padding step, so every profile gets
     a score; its continuous inputs are zeros.
@@ -349,10 +400,17 @@ def encode(table: pa.Table, vocabulary: Vocabulary, max_length: int, labels: np.
         return pc.fill_null(_flat(table, name), 0).to_numpy(zero_copy_only=False).astype(np.float64)[source]
 
     category = categorical[..., CATEGORICAL.index("category_id")]
-    previous = np.concatenate([np.zeros((rows, 1), np.int64), category[:, :-1]], axis=1)  # a day step or the start: padding
+    previous = np.concatenate(
+        [np.zeros((rows, 1), np.int64), category[:, :-1]], axis=1
+    )  # a day step or the start: padding
     same = (category == previous) & (previous != 0)
     features = step_features(
-        numbers("dt_prev_s"), numbers("price"), numbers("hour"), numbers("weekday"), seconds_into_day(numbers("dt_cutoff_s")), same[row_index, step]
+        numbers("dt_prev_s"),
+        numbers("price"),
+        numbers("hour"),
+        numbers("weekday"),
+        seconds_into_day(numbers("dt_cutoff_s")),
+        same[row_index, step],
     )
     continuous = np.zeros((rows, width, len(CONTINUOUS)), np.float32)
     continuous[row_index, step] = features

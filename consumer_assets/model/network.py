@@ -6,7 +6,8 @@ the moment of prediction, so the state after a profile's last event can be carri
 forward (one step per new event) and the score after every prefix of a history is
 one pass. The moment of prediction enters only at the head, as the time since the
 last event (``recency_s``) and since the last event of each type, beside a handful of
-log-scaled window totals (counts per event type, spend, active days). The head is a small MLP, so that how much the state
+log-scaled window totals (counts per event type, spend, active days). The head is a small MLP, so that how much the
+state
 counts can depend on how long ago it was last updated.
 
 Probabilities are calibrated by a step of their own: Platt scaling of each target's
@@ -25,7 +26,9 @@ from torch import nn
 
 from consumer_assets.model.encoding import CATEGORICAL, CONTINUOUS, HEAD, PROFILE_SCALE, EncodedBatch, Vocabulary
 
-ARCHITECTURE = "consumer_lstm/3"  # the per-step inputs of ``CONTINUOUS``, the head's of ``HEAD``; dropout on the embeddings only
+ARCHITECTURE = (
+    "consumer_lstm/3"  # the per-step inputs of ``CONTINUOUS``, the head's of ``HEAD``; dropout on the embeddings only
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class ModelConfig:
 
     targets: tuple[str, ...] = ("order_any",)
     hidden_size: int = 64
-    embedding_dims: dict[str, int] = field(default_factory=lambda: {"event_type": 4, "article_id": 16, "category_id": 8, "brand_id": 8})
+    embedding_dims: dict[str, int] = field(
+        default_factory=lambda: {"event_type": 4, "article_id": 16, "category_id": 8, "brand_id": 8}
+    )
     dropout: float = 0.2
     id_dropout: float = 0.5  # share of article and brand ids replaced by the OOV id while training
     max_length: int = 100
@@ -54,7 +59,11 @@ class ModelConfig:
     def from_json(cls, data: dict) -> ModelConfig:
         if data.get("architecture") != ARCHITECTURE:
             raise ValueError(f"unknown architecture {data.get('architecture')!r}; this code reads {ARCHITECTURE}")
-        known = {k: data[k] for k in ("hidden_size", "embedding_dims", "dropout", "id_dropout", "max_length", "head_size") if k in data}
+        known = {
+            k: data[k]
+            for k in ("hidden_size", "embedding_dims", "dropout", "id_dropout", "max_length", "head_size")
+            if k in data
+        }
         return cls(targets=tuple(data["targets"]), **known)
 
 
@@ -69,11 +78,20 @@ class ConsumerLSTM(nn.Module):
     def __init__(self, config: ModelConfig, vocabulary_sizes: dict[str, int]):
         super().__init__()
         self.config = config
-        self.embeddings = nn.ModuleDict({name: nn.Embedding(vocabulary_sizes[name], config.embedding_dims[name], padding_idx=0) for name in CATEGORICAL})
+        self.embeddings = nn.ModuleDict(
+            {
+                name: nn.Embedding(vocabulary_sizes[name], config.embedding_dims[name], padding_idx=0)
+                for name in CATEGORICAL
+            }
+        )
         inputs = sum(config.embedding_dims[name] for name in CATEGORICAL) + len(CONTINUOUS)
         self.lstm = nn.LSTM(inputs, config.hidden_size, num_layers=1, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Sequential(nn.Linear(config.hidden_size + len(HEAD), config.head_size), nn.ReLU(), nn.Linear(config.head_size, len(config.targets)))
+        self.head = nn.Sequential(
+            nn.Linear(config.hidden_size + len(HEAD), config.head_size),
+            nn.ReLU(),
+            nn.Linear(config.head_size, len(config.targets)),
+        )
         # Standardisation of the profile features, fitted on the training data and stored with the weights.
         self.register_buffer("profile_mean", torch.zeros(len(HEAD)))
         self.register_buffer("profile_std", torch.ones(len(HEAD)))
@@ -87,7 +105,9 @@ class ConsumerLSTM(nn.Module):
     def for_vocabulary(cls, config: ModelConfig, vocabulary: Vocabulary) -> ConsumerLSTM:
         return cls(config, vocabulary.sizes())
 
-    def forward(self, categorical: torch.Tensor, continuous: torch.Tensor, profile: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, categorical: torch.Tensor, continuous: torch.Tensor, profile: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
         """Uncalibrated logits, (batch, targets): what training optimises.
 
         The LSTM runs over the padded batch and the state after each row's last real
@@ -104,17 +124,22 @@ class ConsumerLSTM(nn.Module):
         """What the LSTM reads at each step, (..., time, inputs): the event alone, never the moment of prediction."""
         if self.training and self.config.id_dropout > 0:
             categorical = self._drop_ids(categorical)
-        embedded = self.dropout(torch.cat([self.embeddings[name](categorical[..., k]) for k, name in enumerate(CATEGORICAL)], dim=-1))
+        embedded = self.dropout(
+            torch.cat([self.embeddings[name](categorical[..., k]) for k, name in enumerate(CATEGORICAL)], dim=-1)
+        )
         return torch.cat([embedded, continuous.to(embedded.dtype)], dim=-1)
 
     def head_logits(self, state: torch.Tensor, profile: torch.Tensor) -> torch.Tensor:
-        """Uncalibrated logits from an LSTM state and the profile features at the moment of prediction (any leading shape)."""
+        """Uncalibrated logits from an LSTM state and the profile features at the moment of prediction (any leading
+        shape)."""
         standardised = (profile.to(state.dtype) - self.profile_mean) / self.profile_std
         recency_days = torch.expm1(profile[..., RECENCY].to(state.dtype) * PROFILE_SCALE).clamp_min(0) / 86_400
         faded = state * torch.exp(-torch.exp(self.decay_log_rate) * recency_days.unsqueeze(-1))
         return self.head(torch.cat([self.dropout(faded), standardised], dim=-1))
 
-    def prefix_logits(self, categorical: torch.Tensor, continuous: torch.Tensor, prefix_profile: torch.Tensor) -> torch.Tensor:
+    def prefix_logits(
+        self, categorical: torch.Tensor, continuous: torch.Tensor, prefix_profile: torch.Tensor
+    ) -> torch.Tensor:
         """Uncalibrated logits after every prefix of each sequence, (batch, time, targets), in one LSTM pass.
 
         ``prefix_profile`` (batch, time, features) holds the profile features as they
@@ -129,7 +154,9 @@ class ConsumerLSTM(nn.Module):
         dropped = categorical.clone()
         for k, name in enumerate(CATEGORICAL):
             if name in ID_FIELDS:
-                hide = (torch.rand(dropped[..., k].shape, device=dropped.device) < self.config.id_dropout) & (dropped[..., k] > OOV_INDEX)
+                hide = (torch.rand(dropped[..., k].shape, device=dropped.device) < self.config.id_dropout) & (
+                    dropped[..., k] > OOV_INDEX
+                )
                 dropped[..., k] = torch.where(hide, torch.full_like(dropped[..., k], OOV_INDEX), dropped[..., k])
         return dropped
 
@@ -144,4 +171,6 @@ class ConsumerLSTM(nn.Module):
 
     def predict_proba(self, batch: EncodedBatch) -> torch.Tensor:
         """Calibrated probabilities, (batch, targets), for an encoded batch on the network's device."""
-        return torch.sigmoid(self.calibrate(self.forward(batch.categorical, batch.continuous, batch.profile, batch.lengths)))
+        return torch.sigmoid(
+            self.calibrate(self.forward(batch.categorical, batch.continuous, batch.profile, batch.lengths))
+        )

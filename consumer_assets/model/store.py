@@ -45,7 +45,9 @@ EVALUATION = "evaluation.json"  # the candidate's figures on held-out data, writ
 VERDICT = "verdict.json"  # the gate's verdict, written beside a candidate by validated_model; serving requires "passed"
 
 
-VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # no slashes, no "..": a version is a folder name, never a path
+VERSION_PATTERN = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+)  # no slashes, no "..": a version is a folder name, never a path
 
 
 def is_version(name: object) -> bool:
@@ -56,7 +58,9 @@ def is_version(name: object) -> bool:
 def check_version(version: object) -> str:
     """``version`` if it is a safe folder name; a ModelLoadError naming the rule otherwise."""
     if not is_version(version):
-        raise ModelLoadError(f"{str(version)[:80]!r} is not a model version (letters, digits, '.', '_', '-'; at most 128; no '..')")
+        raise ModelLoadError(
+            f"{str(version)[:80]!r} is not a model version (letters, digits, '.', '_', '-'; at most 128; no '..')"
+        )
     return version
 
 
@@ -137,7 +141,11 @@ class ModelStore:
 
     def versions(self) -> list[str]:
         """Complete candidates (with a manifest), oldest first by name."""
-        return [v for v in self.root.list_dirs(CANDIDATES) if is_version(v) and self.root.exists(self._key(v, "manifest.json"))]
+        return [
+            v
+            for v in self.root.list_dirs(CANDIDATES)
+            if is_version(v) and self.root.exists(self._key(v, "manifest.json"))
+        ]
 
     def save_candidate(self, version: str, network: ConsumerLSTM, vocabulary: Vocabulary, training: dict) -> None:
         if self.root.exists(self._key(version, "manifest.json")):
@@ -151,20 +159,27 @@ class ModelStore:
         }
         for name, data in contents.items():
             self.root.write_bytes(self._key(version, name), data)
-        manifest = {"version": version, "sha256": {name: _sha256(data) for name, data in contents.items()}, "saved_at": datetime.now(UTC).isoformat()}
+        manifest = {
+            "version": version,
+            "sha256": {name: _sha256(data) for name, data in contents.items()},
+            "saved_at": datetime.now(UTC).isoformat(),
+        }
         self.root.write_bytes(self._key(version, "manifest.json"), _json_bytes(manifest))
 
     def _read_verified(self, version: str) -> dict[str, bytes]:
         if not self.root.exists(self._key(version, "manifest.json")):
             known = ", ".join(self.versions()[-5:]) or "none"
-            raise ModelLoadError(f"No complete candidate {version!r} under {self.root.uri}/{CANDIDATES} (latest: {known})")
+            raise ModelLoadError(
+                f"No complete candidate {version!r} under {self.root.uri}/{CANDIDATES} (latest: {known})"
+            )
         try:
             manifest = json.loads(self.root.read_bytes(self._key(version, "manifest.json")))
         except ValueError as exc:
             raise ModelLoadError(f"{version}: manifest.json is not valid JSON ({exc}); refusing to load it") from exc
         if manifest.get("version") != version:
             raise ModelLoadError(
-                f"the folder of {version} holds the files of {manifest.get('version')!r} (its manifest.json says so); refusing to load it under another name"
+                f"the folder of {version} holds the files of {manifest.get('version')!r} (its manifest.json says so); "
+                "refusing to load it under another name"
             )
         contents = {}
         for name in FILES:
@@ -173,7 +188,10 @@ class ModelStore:
             except StorageError as exc:
                 raise ModelLoadError(f"{version}: {name} is missing") from exc
             if _sha256(data) != manifest["sha256"].get(name):
-                raise ModelLoadError(f"{version}: {name} was changed after training (SHA-256 differs from manifest.json); refusing to load it")
+                raise ModelLoadError(
+                    f"{version}: {name} was changed after training (SHA-256 differs from manifest.json); refusing to "
+                    "load it"
+                )
             contents[name] = data
         return contents
 
@@ -208,7 +226,10 @@ class ModelStore:
     def candidate_for_partition(self, day: str) -> Candidate:
         key = f"{BY_PARTITION}/{day}.json"
         if not self.root.exists(key):
-            raise ModelLoadError(f"trained_lstm {day} has produced no candidate under {self.root.uri}: materialise trained_lstm {day} first")
+            raise ModelLoadError(
+                f"trained_lstm {day} has produced no candidate under {self.root.uri}: materialise trained_lstm {day} "
+                "first"
+            )
         return Candidate.from_json(self.root.read_json(key))
 
     # --- evaluation, verdicts and the serving pointer ------------------------------------
@@ -223,14 +244,20 @@ class ModelStore:
     def read_evaluation(self, version: str) -> dict:
         evaluation = self.read_json(version, EVALUATION)
         if evaluation is None:
-            raise ModelLoadError(f"{version} has no {EVALUATION}: it was never evaluated (materialise candidate_evaluation for its training day)")
+            raise ModelLoadError(
+                f"{version} has no {EVALUATION}: it was never evaluated (materialise candidate_evaluation for its "
+                "training day)"
+            )
         return evaluation
 
     def serving(self) -> ServingRecord | None:
         """The serving record, or None before the first promotion."""
         if not self.root.exists(SERVING):
             return None
-        fix = "put a validated version back with `consumer-assets models promote VERSION` (see `consumer-assets models list`)"
+        fix = (
+            "put a validated version back with `consumer-assets models promote VERSION` "
+            "(see `consumer-assets models list`)"
+        )
         try:
             record = json.loads(self.root.read_bytes(SERVING))
         except ValueError as exc:
@@ -238,7 +265,9 @@ class ModelStore:
         if not isinstance(record, dict) or not isinstance(record.get("version"), str):
             raise ModelLoadError(f"{self.root.uri}/{SERVING} names no version: {fix}")
         if not is_version(record["version"]):
-            raise ModelLoadError(f"{self.root.uri}/{SERVING} names {record['version'][:80]!r}, which is not a model version: {fix}")
+            raise ModelLoadError(
+                f"{self.root.uri}/{SERVING} names {record['version'][:80]!r}, which is not a model version: {fix}"
+            )
         return ServingRecord.from_json({"since": "", **record})
 
     def serving_version(self) -> str:
@@ -266,7 +295,8 @@ class ModelStore:
         return None if data is None else GateVerdict.from_json(data)
 
     def servable(self, version: str) -> dict[str, bytes]:
-        """The verified files of ``version`` if its verdict passed them, these very bytes; else a ModelLoadError saying why not."""
+        """The verified files of ``version`` if its verdict passed them, these very bytes; else a ModelLoadError saying
+        why not."""
         verdict = self.read_verdict(version)
         contents = self._read_verified(version)
         if verdict is None:
@@ -280,12 +310,14 @@ class ModelStore:
         else:
             return contents
         raise ModelLoadError(
-            f"refusing to serve {version}: {why}. Put a validated version back with `consumer-assets models promote VERSION` "
+            f"refusing to serve {version}: {why}. Put a validated version back with `consumer-assets models promote "
+            "VERSION` "
             "(`consumer-assets models list` shows each verdict)."
         )
 
     def load_for_serving(self, version: str) -> LoadedModel:
-        """Load ``version`` only if the gate passed these files: an edited pointer, verdict or folder cannot serve a refused model."""
+        """Load ``version`` only if the gate passed these files: an edited pointer, verdict or folder cannot serve a
+        refused model."""
         return self._loaded(version, self.servable(version))
 
     def load_serving(self) -> LoadedModel:
@@ -293,7 +325,8 @@ class ModelStore:
         return self.load_for_serving(self.serving_version())
 
     def promote(self, version: str, **details) -> ServingRecord:
-        """Point serving at ``version`` in one atomic write; the history keeps every promotion. ``details``: ServingRecord's other fields."""
+        """Point serving at ``version`` in one atomic write; the history keeps every promotion. ``details``:
+        ServingRecord's other fields."""
         self.servable(version)
         now = datetime.now(UTC)
         record = ServingRecord(version=version, since=now.isoformat(timespec="seconds"), **details)
@@ -303,7 +336,10 @@ class ModelStore:
         return record
 
     def serving_history(self) -> list[ServingRecord]:
-        return [ServingRecord.from_json(json.loads(self.root.read_bytes(key))) for key in self.root.list_files(SERVING_HISTORY, ".json")]
+        return [
+            ServingRecord.from_json(json.loads(self.root.read_bytes(key)))
+            for key in self.root.list_files(SERVING_HISTORY, ".json")
+        ]
 
 
 def check_weights_match(network: ConsumerLSTM, tensors: dict[str, torch.Tensor], version: str) -> None:
@@ -312,6 +348,10 @@ def check_weights_match(network: ConsumerLSTM, tensors: dict[str, torch.Tensor],
     found = {name: tuple(t.shape) for name, t in tensors.items()}
     problems = [f"missing {n}" for n in sorted(expected.keys() - found.keys())]
     problems += [f"unexpected {n}" for n in sorted(found.keys() - expected.keys())]
-    problems += [f"{n} has shape {found[n]} but config+vocab need {expected[n]}" for n in sorted(expected.keys() & found.keys()) if found[n] != expected[n]]
+    problems += [
+        f"{n} has shape {found[n]} but config+vocab need {expected[n]}"
+        for n in sorted(expected.keys() & found.keys())
+        if found[n] != expected[n]
+    ]
     if problems:
         raise ModelLoadError(f"{version}: weights do not match config.json and vocab.json: " + "; ".join(problems[:5]))

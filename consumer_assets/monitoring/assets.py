@@ -14,7 +14,13 @@ from consumer_assets.features.resources import FeatureResource
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, png_markdown
-from consumer_assets.monitoring.daily import DayMonitoring, MonitoringInputError, drift_table, monitor_day, realised_series
+from consumer_assets.monitoring.daily import (
+    DayMonitoring,
+    MonitoringInputError,
+    drift_table,
+    monitor_day,
+    realised_series,
+)
 from consumer_assets.monitoring.report import html_report, rendered_plots, score_buckets
 from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.partitions import daily_partitions, partition_day
@@ -24,7 +30,9 @@ from consumer_assets.serving.resources import ExplanationResource
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 
 matured_labels = dg.TimeWindowPartitionMapping(
-    start_offset=-DEFAULT_LABEL_HORIZON_DAYS, end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
+    start_offset=-DEFAULT_LABEL_HORIZON_DAYS,
+    end_offset=-DEFAULT_LABEL_HORIZON_DAYS,
+    allow_nonexistent_upstream_partitions=True,
 )
 
 
@@ -40,7 +48,10 @@ matured_labels = dg.TimeWindowPartitionMapping(
     code_version="1",
 )
 def monitoring_stats(
-    context: dg.AssetExecutionContext, storage: StorageResource, features: FeatureResource, monitoring: MonitoringResource
+    context: dg.AssetExecutionContext,
+    storage: StorageResource,
+    features: FeatureResource,
+    monitoring: MonitoringResource,
 ) -> dg.MaterializeResult:
     """Input and prediction drift of day D against the previous days, and earlier predictions against what happened.
 
@@ -60,7 +71,9 @@ def monitoring_stats(
     series = realised_series(root, day, found.realised, config)
     plots = rendered_plots(found, series)
     attachments = {"report.html": html_report(day, found, plots)} if monitoring.html_report else {}
-    manifest = root.write_partition(MONITORING, day, drift_table(found), properties=found.to_json(), attachments=attachments)
+    manifest = root.write_partition(
+        MONITORING, day, drift_table(found), properties=found.to_json(), attachments=attachments
+    )
 
     sketch = found.sketch
     metadata: dict = {
@@ -77,7 +90,9 @@ def monitoring_stats(
         metadata["max_input_psi"] = worst["psi"]
         metadata["max_input_psi_feature"] = worst["feature"]
     if found.input_drift:
-        metadata["input_psi"] = count_table({row["feature"]: round(row["psi"], 4) for row in found.input_drift}, "feature", "PSI")
+        metadata["input_psi"] = count_table(
+            {row["feature"]: round(row["psi"], 4) for row in found.input_drift}, "feature", "PSI"
+        )
     if found.prediction_drift:
         metadata["prediction_psi"] = found.prediction_drift["psi"]
     if sketch["scores"]:
@@ -87,7 +102,14 @@ def monitoring_stats(
     if matured:
         metadata |= {
             f"realised_{name}": matured[name]
-            for name in ("auc", "mean_log_likelihood", "expected_orders", "realised_orders", "top_decile_lift", "top_decile_share_of_orders")
+            for name in (
+                "auc",
+                "mean_log_likelihood",
+                "expected_orders",
+                "realised_orders",
+                "top_decile_lift",
+                "top_decile_share_of_orders",
+            )
             if matured[name] is not None
         }
     for name, png in plots.items():
@@ -110,15 +132,23 @@ def _stored(context: dg.AssetCheckExecutionContext, storage: StorageResource) ->
     return DayMonitoring.from_json(storage.open().manifest(MONITORING, context.partition_key).properties)
 
 
-def _psi_result(psi: float | None, feature: str | None, monitoring: MonitoringResource, metadata: dict) -> dg.AssetCheckResult:
+def _psi_result(
+    psi: float | None, feature: str | None, monitoring: MonitoringResource, metadata: dict
+) -> dg.AssetCheckResult:
     if psi is None:
         return dg.AssetCheckResult(passed=True, metadata={**metadata, "note": "no reference yet"})
     severity = dg.AssetCheckSeverity.ERROR if psi > monitoring.psi_error else dg.AssetCheckSeverity.WARN
-    return dg.AssetCheckResult(passed=psi <= monitoring.psi_warn, severity=severity, metadata={**metadata, "psi": psi, "feature": feature or ""})
+    return dg.AssetCheckResult(
+        passed=psi <= monitoring.psi_warn,
+        severity=severity,
+        metadata={**metadata, "psi": psi, "feature": feature or ""},
+    )
 
 
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
-def check_input_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+def check_input_drift(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
     """The largest PSI of an input feature against the reference: WARN above 0.1, ERROR above 0.25."""
     rows = [row for row in _stored(context, storage).input_drift if row["alerting"]]
     if not rows:
@@ -129,16 +159,25 @@ def check_input_drift(context: dg.AssetCheckExecutionContext, storage: StorageRe
 
 
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
-def check_prediction_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+def check_prediction_drift(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
     """PSI of the day's scores against the reference window's: WARN above 0.1, ERROR above 0.25."""
     scores = _stored(context, storage).prediction_drift
     if scores is None:
         return _psi_result(None, None, monitoring, {})
-    return _psi_result(scores["psi"], "p_order_any", monitoring, {"mean_predicted_rate": scores["mean"], "reference_mean": scores["reference_mean"]})
+    return _psi_result(
+        scores["psi"],
+        "p_order_any",
+        monitoring,
+        {"mean_predicted_rate": scores["mean"], "reference_mean": scores["reference_mean"]},
+    )
 
 
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
-def check_event_volume(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
+def check_event_volume(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
     """Events of the day against the reference daily mean: a collapse usually means broken tracking."""
     volume = _stored(context, storage).event_volume
     if volume is None or volume["ratio"] is None:
@@ -157,17 +196,28 @@ def _matured(context: dg.AssetCheckExecutionContext, storage: StorageResource) -
 def _too_few(matured: dict, monitoring: MonitoringResource) -> dg.AssetCheckResult | None:
     """A pass that says "too little data to judge" when the matured predictions hold too few orders (or non-orders)."""
     positives = matured.get("positives", 0)
-    if positives >= monitoring.min_realised_positives and matured["rows"] - positives >= monitoring.min_realised_positives:
+    if (
+        positives >= monitoring.min_realised_positives
+        and matured["rows"] - positives >= monitoring.min_realised_positives
+    ):
         return None
-    note = f"too little data to judge: {matured['rows']} matured predictions with {positives} orders (needs {monitoring.min_realised_positives})"
+    note = (
+        f"too little data to judge: {matured['rows']} matured predictions with {positives} orders "
+        f"(needs {monitoring.min_realised_positives})"
+    )
     return dg.AssetCheckResult(
-        passed=True, description=note, metadata={"note": note, "rows": matured["rows"], "orders": positives, "scored_day": matured["scored_day"]}
+        passed=True,
+        description=note,
+        metadata={"note": note, "rows": matured["rows"], "orders": positives, "scored_day": matured["scored_day"]},
     )
 
 
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
-def check_realised_auc(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
-    """The AUC of the predictions made H days ago, now that their orders are known: ERROR when its 95 % interval lies below the floor."""
+def check_realised_auc(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
+    """The AUC of the predictions made H days ago, now that their orders are known: ERROR when its 95 % interval lies
+    below the floor."""
     matured = _matured(context, storage)
     if matured is None:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no labelled predictions from H days ago yet"})
@@ -177,7 +227,8 @@ def check_realised_auc(context: dg.AssetCheckExecutionContext, storage: StorageR
     return dg.AssetCheckResult(
         passed=high >= monitoring.min_realised_auc,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"realised AUC {auc:.3f} (95 % interval {matured['auc_ci_low']:.3f}-{high:.3f}) on {matured['rows']} predictions with {matured['positives']} orders; floor {monitoring.min_realised_auc}",
+        description=f"realised AUC {auc:.3f} (95 % interval {matured['auc_ci_low']:.3f}-{high:.3f}) on "
+        f"{matured['rows']} predictions with {matured['positives']} orders; floor {monitoring.min_realised_auc}",
         metadata={
             "realised_auc": auc,
             "realised_auc_ci_low": matured["auc_ci_low"],
@@ -191,19 +242,27 @@ def check_realised_auc(context: dg.AssetCheckExecutionContext, storage: StorageR
 
 
 @dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
-def check_realised_rate(context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource) -> dg.AssetCheckResult:
-    """Realised over predicted order rate of the predictions made H days ago: ERROR when its 95 % interval lies wholly outside the band."""
+def check_realised_rate(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
+    """Realised over predicted order rate of the predictions made H days ago: ERROR when its 95 % interval lies wholly
+    outside the band."""
     matured = _matured(context, storage)
     if matured is None or matured["realised_over_predicted"] is None:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no labelled predictions from H days ago yet"})
     if scarce := _too_few(matured, monitoring):
         return scarce
-    ratio, ratio_low, ratio_high = matured["realised_over_predicted"], matured["realised_over_predicted_ci_low"], matured["realised_over_predicted_ci_high"]
+    ratio, ratio_low, ratio_high = (
+        matured["realised_over_predicted"],
+        matured["realised_over_predicted_ci_low"],
+        matured["realised_over_predicted_ci_high"],
+    )
     low, high = monitoring.min_realised_over_predicted, monitoring.max_realised_over_predicted
     return dg.AssetCheckResult(
         passed=not (ratio_high < low or ratio_low > high),
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"realised/predicted {ratio:.3f} (95 % interval {ratio_low:.3f}-{ratio_high:.3f}) on {matured['rows']} predictions; band {low}-{high}",
+        description=f"realised/predicted {ratio:.3f} (95 % interval {ratio_low:.3f}-{ratio_high:.3f}) on "
+        f"{matured['rows']} predictions; band {low}-{high}",
         metadata={
             "realised_over_predicted": ratio,
             "realised_over_predicted_ci_low": ratio_low,
@@ -218,8 +277,11 @@ def check_realised_rate(context: dg.AssetCheckExecutionContext, storage: Storage
 
 
 @dg.asset_check(asset=score_explanations, partitions_def=daily_partitions)
-def check_attribution_drift(context: dg.AssetCheckExecutionContext, storage: StorageResource, explanations: ExplanationResource) -> dg.AssetCheckResult:
-    """What drives the scores, against the earlier days explained by the same model: WARN when an event type's share moves.
+def check_attribution_drift(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, explanations: ExplanationResource
+) -> dg.AssetCheckResult:
+    """What drives the scores, against the earlier days explained by the same model: WARN when an event type's share
+    moves.
 
     Compares each event type's share of the total |contribution| with its mean over
     the reference days; a type is flagged only when the whole 95 % interval (profiles
@@ -244,13 +306,21 @@ def check_attribution_drift(context: dg.AssetCheckExecutionContext, storage: Sto
         "reference_days": drift["reference_days"],
     }
     if not drift["judged"]:
-        return dg.AssetCheckResult(passed=True, description=f"not judged: {drift['reason']}", metadata={**metadata, "note": drift["reason"]})
+        return dg.AssetCheckResult(
+            passed=True, description=f"not judged: {drift['reason']}", metadata={**metadata, "note": drift["reason"]}
+        )
     table = dg.MetadataValue.table(
-        records=[dg.TableRecord({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}) for row in drift["rows"]],
+        records=[
+            dg.TableRecord({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+            for row in drift["rows"]
+        ],
         schema=dg.TableSchema(
             columns=[
                 dg.TableColumn("event_type", "string"),
-                *[dg.TableColumn(c, "float") for c in ("share", "share_ci_low", "share_ci_high", "reference_share", "shift")],
+                *[
+                    dg.TableColumn(c, "float")
+                    for c in ("share", "share_ci_low", "share_ci_high", "reference_share", "shift")
+                ],
             ]
         ),
     )
@@ -258,11 +328,18 @@ def check_attribution_drift(context: dg.AssetCheckExecutionContext, storage: Sto
     return dg.AssetCheckResult(
         passed=not drift["flagged"],
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"event types whose share of the attribution moved beyond {explanations.attribution_shift_warn}: {flagged}",
+        description=f"event types whose share of the attribution moved beyond {explanations.attribution_shift_warn}: "
+        f"{flagged}",
         metadata={**metadata, "max_shift": drift["max_shift"], "flagged": flagged, "shares": table},
     )
 
 
 monitoring_assets = [monitoring_stats]
-monitoring_checks = [check_input_drift, check_prediction_drift, check_event_volume, check_realised_auc, check_realised_rate]
+monitoring_checks = [
+    check_input_drift,
+    check_prediction_drift,
+    check_event_volume,
+    check_realised_auc,
+    check_realised_rate,
+]
 attribution_checks = [check_attribution_drift]  # on score_explanations

@@ -74,7 +74,9 @@ def _sketch_from_data(root: StorageRoot, day: date, config: MonitoringConfig) ->
         return None
     events = root.read_partition(RAW_EVENTS, day, columns=EVENT_COLUMNS)
     histories = read_snapshot(root, day, columns=PROFILE_SUMMARY_COLUMNS)
-    predictions = root.read_partition(PREDICTIONS, day, columns=["p_order_any"]) if root.has_partition(PREDICTIONS, day) else None
+    predictions = (
+        root.read_partition(PREDICTIONS, day, columns=["p_order_any"]) if root.has_partition(PREDICTIONS, day) else None
+    )
     return day_sketch(events, histories, predictions, config.top_categories)
 
 
@@ -88,7 +90,8 @@ def stored_sketch(root: StorageRoot, day: date, config: MonitoringConfig) -> dic
 
 
 def _histories_settled(root: StorageRoot, first_reference_day: date, config: MonitoringConfig) -> bool:
-    """Whether snapshot features are comparable: while the window fills after the first snapshot, they grow by design."""
+    """Whether snapshot features are comparable: while the window fills after the first snapshot, they grow by
+    design."""
     snapshots = root.list_partitions(HISTORIES)
     return bool(snapshots) and (first_reference_day - snapshots[0]).days >= config.history_window_days - 1
 
@@ -139,7 +142,10 @@ def monitor_day(root: StorageRoot, day: date, config: MonitoringConfig) -> DayMo
     """Sketch ``day``, compare it with the reference window and score what has matured."""
     current = _sketch_from_data(root, day, config)
     if current is None:
-        raise MonitoringInputError(f"monitoring_stats {day} needs raw_events and daily_histories of {day} under {root.uri}: materialise them first.")
+        raise MonitoringInputError(
+            f"monitoring_stats {day} needs raw_events and daily_histories of {day} under {root.uri}: materialise them "
+            "first."
+        )
     reference_days = [day - timedelta(days=k) for k in range(config.reference_days, 0, -1)]
     reference = [(d, s) for d in reference_days if (s := stored_sketch(root, d, config)) is not None]
     log.info("monitoring %s against %d reference days", day, len(reference))

@@ -40,7 +40,9 @@ def continuous_sketch(values: np.ndarray, edges: Sequence[float]) -> dict:
     edges = np.asarray(edges, float)
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
-    counts = np.bincount(np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2), minlength=len(edges) - 1)
+    counts = np.bincount(
+        np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2), minlength=len(edges) - 1
+    )
     return {
         "kind": "continuous",
         "edges": edges.tolist(),

@@ -38,18 +38,26 @@ def _plots(found: DayMonitoring, series: list[dict]) -> dict[str, Figure]:
     scores = found.sketch.get("scores")
     if scores:
         buckets = score_buckets(scores)
-        plots["scores"] = bar_chart(list(buckets), list(buckets.values()), "Scores of the day", "p_order_any", "profiles")
+        plots["scores"] = bar_chart(
+            list(buckets), list(buckets.values()), "Scores of the day", "p_order_any", "profiles"
+        )
     matured = found.realised
     if matured:
         plots["calibration"] = calibration_plot({f"predicted at {matured['scored_day']}": matured["calibration"]})
     if series:
         days = [row["day"] for row in series]
         plots["realised_auc"] = time_series(
-            days, {"realised AUC": [row["auc"] for row in series]}, "Realised AUC of the predictions made H days earlier", "AUC"
+            days,
+            {"realised AUC": [row["auc"] for row in series]},
+            "Realised AUC of the predictions made H days earlier",
+            "AUC",
         )
         plots["realised_rate"] = time_series(
             days,
-            {"predicted": [row["mean_predicted_rate"] for row in series], "realised": [row["realised_rate"] for row in series]},
+            {
+                "predicted": [row["mean_predicted_rate"] for row in series],
+                "realised": [row["realised_rate"] for row in series],
+            },
             "Order rate: predicted against realised",
             "rate",
         )
@@ -74,15 +82,24 @@ def html_report(day: date, found: DayMonitoring, plots: dict[str, bytes]) -> byt
             _table(found.input_drift, ["feature", "source", "psi", "band", "ks", "mean", "reference_mean", "alerting"]),
         ]
     if found.prediction_drift:
-        sections += ["<h2>Prediction drift</h2>", _table([found.prediction_drift], ["feature", "psi", "band", "ks", "mean", "reference_mean"])]
+        sections += [
+            "<h2>Prediction drift</h2>",
+            _table([found.prediction_drift], ["feature", "psi", "band", "ks", "mean", "reference_mean"]),
+        ]
     if found.realised:
         matured = {k: v for k, v in found.realised.items() if k != "calibration"}
         sections += ["<h2>Realised against predicted</h2>", _table([matured], list(matured))]
     for name, png in plots.items():
         encoded = base64.b64encode(png).decode()
-        sections.append(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">')
-    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+        sections.append(
+            f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
+        )
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}"
+    )
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Monitoring {day}</title><style>{style}</style></head><body>{''.join(sections)}</body></html>"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Monitoring {day}</title><style>{style}</style></head>"
+        f"<body>{''.join(sections)}</body></html>"
     )
     return page.encode()

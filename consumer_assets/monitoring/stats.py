@@ -72,7 +72,9 @@ def day_sketch(events: pa.Table, histories: pa.Table, predictions: pa.Table | No
         "scores": None,
     }
     if predictions is not None:
-        sketch["scores"] = continuous_sketch(predictions.column("p_order_any").to_numpy(zero_copy_only=False), SCORE_EDGES)
+        sketch["scores"] = continuous_sketch(
+            predictions.column("p_order_any").to_numpy(zero_copy_only=False), SCORE_EDGES
+        )
     return sketch
 
 
@@ -114,7 +116,11 @@ def event_volume(current: dict, reference_days: list[dict]) -> dict | None:
     if not reference_days:
         return None
     reference = float(np.mean([day["events"] for day in reference_days]))
-    return {"events": current["events"], "reference_mean_events": reference, "ratio": current["events"] / reference if reference else None}
+    return {
+        "events": current["events"],
+        "reference_mean_events": reference,
+        "ratio": current["events"] / reference if reference else None,
+    }
 
 
 def realised(p: np.ndarray, y: np.ndarray) -> dict:

@@ -19,7 +19,13 @@ from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
-from consumer_assets.serving.explain import attribution_shares, contribution_summary, explain, iter_profiles, snapshot_rows
+from consumer_assets.serving.explain import (
+    attribution_shares,
+    contribution_summary,
+    explain,
+    iter_profiles,
+    snapshot_rows,
+)
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
 from consumer_assets.serving.score import score_partition
 from consumer_assets.serving.states import batch_states, cutoff_seconds
@@ -40,7 +46,9 @@ SCORE_BINS = np.linspace(0, 1, 11)
     tags={"stage": "serving"},
     code_version="1",
 )
-def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource) -> dg.MaterializeResult:
+def batch_predictions(
+    context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource
+) -> dg.MaterializeResult:
     """The probability of each target for every profile of daily_histories(D), from the model in service.
 
     Reads ``models/serving.json``, never the newest candidate: a refused candidate leaves
@@ -54,7 +62,9 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
     except (NoServingModelError, ModelLoadError) as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
     if not root.has_partition(HISTORIES, day):
-        raise dg.Failure(f"daily_histories has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False)
+        raise dg.Failure(
+            f"daily_histories has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False
+        )
     started = time.perf_counter()
     with CoreShare(scoring.threads) as cores:  # runs sharing the machine split its cores
         batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
@@ -72,20 +82,25 @@ def batch_predictions(context: dg.AssetExecutionContext, storage: StorageResourc
             "profiles_per_second": manifest.rows / max(seconds, 1e-9),
             "mean_p_order_any": float(scores.mean()) if len(scores) else 0.0,
             "score_distribution": count_table(dict(zip(labels, counts.tolist())), "p_order_any", "profiles"),
-            "score_histogram": plot_markdown(bar_chart(labels, counts.tolist(), "Scores of the day", "p_order_any", "profiles"), "score histogram"),
+            "score_histogram": plot_markdown(
+                bar_chart(labels, counts.tolist(), "Scores of the day", "p_order_any", "profiles"), "score histogram"
+            ),
         }
     )
 
 
 @dg.asset_check(asset=batch_predictions, partitions_def=daily_partitions, blocking=True)
-def check_every_profile_scored_once(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+def check_every_profile_scored_once(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource
+) -> dg.AssetCheckResult:
     """As many predictions as snapshot profiles, and no profile twice."""
     root = storage.open()
     profiles = root.manifest(HISTORIES, context.partition_key).rows
     ids = root.read_partition(PREDICTIONS, context.partition_key, columns=["profile_id"]).column("profile_id")
     distinct = pc.count_distinct(ids).as_py()
     return dg.AssetCheckResult(
-        passed=len(ids) == profiles == distinct, metadata={"snapshot_profiles": profiles, "predictions": len(ids), "distinct_profiles": distinct}
+        passed=len(ids) == profiles == distinct,
+        metadata={"snapshot_profiles": profiles, "predictions": len(ids), "distinct_profiles": distinct},
     )
 
 
@@ -96,11 +111,14 @@ def check_probabilities_valid(context: dg.AssetCheckExecutionContext, storage: S
     scores = np.stack([table.column(c).to_numpy() for c in table.column_names if c.startswith("p_")], axis=1)
     valid = bool(np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all())
     spread = float(np.nanstd(scores[:, 0])) if len(scores) else 0.0
-    return dg.AssetCheckResult(passed=valid and spread > 1e-4, metadata={"all_valid_probabilities": valid, "std_p_order_any": spread})
+    return dg.AssetCheckResult(
+        passed=valid and spread > 1e-4, metadata={"all_valid_probabilities": valid, "std_p_order_any": spread}
+    )
 
 
 def choose_profiles(predictions: pa.Table, top: int, sample: int, seed: int) -> dict[str, str]:
-    """The ``top`` highest-scored profiles and a seeded random ``sample`` of the rest: profile id -> why it was chosen."""
+    """The ``top`` highest-scored profiles and a seeded random ``sample`` of the rest: profile id -> why it was
+    chosen."""
     scores = predictions.column("p_order_any").to_numpy()
     ids = predictions.column("profile_id").to_pylist()
     order = np.argsort(-scores, kind="stable")
@@ -114,7 +132,9 @@ def choose_profiles(predictions: pa.Table, top: int, sample: int, seed: int) -> 
 def model_that_scored(root, day: date) -> LoadedModel:
     """The model whose version batch_predictions(D) records: explanations and states must come from the same one."""
     if not root.has_partition(PREDICTIONS, day):
-        raise dg.Failure(f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False)
+        raise dg.Failure(
+            f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False
+        )
     version = root.manifest(PREDICTIONS, day).properties["model_version"]
     try:
         return ModelStore(root).load(version)
@@ -133,7 +153,9 @@ def model_that_scored(root, day: date) -> LoadedModel:
     tags={"stage": "serving"},
     code_version="1",
 )
-def score_explanations(context: dg.AssetExecutionContext, storage: StorageResource, explanations: ExplanationResource) -> dg.MaterializeResult:
+def score_explanations(
+    context: dg.AssetExecutionContext, storage: StorageResource, explanations: ExplanationResource
+) -> dg.MaterializeResult:
     """Each event's contribution to the score of the day's top profiles and of a random sample.
 
     Explained with the model that scored the day (the version in batch_predictions), so
@@ -146,22 +168,39 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     model = model_that_scored(root, day)
     version = model.version
     chosen = choose_profiles(
-        root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]), explanations.top_profiles, explanations.sample_profiles, day.toordinal()
+        root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]),
+        explanations.top_profiles,
+        explanations.sample_profiles,
+        day.toordinal(),
     )
     histories = snapshot_rows(root, day, list(chosen))
     started = time.perf_counter()
     explained = explain(model, histories)
     seconds = time.perf_counter() - started
-    events = explained.events.append_column("chosen_as", pa.array([chosen[p] for p in explained.events.column("profile_id").to_pylist()], pa.string()))
+    events = explained.events.append_column(
+        "chosen_as", pa.array([chosen[p] for p in explained.events.column("profile_id").to_pylist()], pa.string())
+    )
     summary = contribution_summary(events)
     shares = attribution_shares(events)
     root.write_partition(
         EXPLANATIONS,
         day,
         events,
-        properties={"model_version": version, "empty_score": explained.empty_score, "attribution_shares": shares, "profiles": histories.num_rows},
+        properties={
+            "model_version": version,
+            "empty_score": explained.empty_score,
+            "attribution_shares": shares,
+            "profiles": histories.num_rows,
+        },
     )
-    context.log.info("%s: explained %d profiles (%d events) with %s in %.1f s", day, histories.num_rows, events.num_rows, version, seconds)
+    context.log.info(
+        "%s: explained %d profiles (%d events) with %s in %.1f s",
+        day,
+        histories.num_rows,
+        events.num_rows,
+        version,
+        seconds,
+    )
     top = [profile for profile, why in chosen.items() if why == "top"][: explanations.plotted_profiles]
     by_profile = {p: e for p, e in iter_profiles(explained.events) if p in top}
     plots = {
@@ -186,7 +225,10 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
             "empty_history_score": explained.empty_score,
             "seconds": seconds,
             "summary": dg.MetadataValue.table(
-                records=[dg.TableRecord({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}) for row in summary],
+                records=[
+                    dg.TableRecord({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
+                    for row in summary
+                ],
                 schema=dg.TableSchema(
                     columns=[
                         dg.TableColumn("event_type", "string"),
@@ -198,7 +240,9 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
                     ]
                 ),
             ),
-            "attribution_shares": count_table({k: round(v, 4) for k, v in shares.items()}, "event_type", "share of |contribution|"),
+            "attribution_shares": count_table(
+                {k: round(v, 4) for k, v in shares.items()}, "event_type", "share of |contribution|"
+            ),
             "what_moves_scores": plot_markdown(contribution_bars(summary), "mean contribution per event type and age"),
             **plots,
         }
@@ -216,7 +260,9 @@ def score_explanations(context: dg.AssetExecutionContext, storage: StorageResour
     tags={"stage": "serving"},
     code_version="1",
 )
-def profile_states(context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource) -> dg.MaterializeResult:
+def profile_states(
+    context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource
+) -> dg.MaterializeResult:
     """Each profile's LSTM state (h, c) after its last event at D's cut-off, with its window totals.
 
     Written with the model that scored the day, whose version the partition records:
@@ -231,10 +277,18 @@ def profile_states(context: dg.AssetExecutionContext, storage: StorageResource, 
     with CoreShare(scoring.threads) as cores:
         chunks = cores.rebalancing(iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS)))
         states = (batch_states(model, pa.Table.from_batches([chunk]), day, scoring.batch_size) for chunk in chunks)
-        manifest = root.write_partition(STATES, day, states, properties={"model_version": version, "cutoff_s": cutoff_seconds(day)})
+        manifest = root.write_partition(
+            STATES, day, states, properties={"model_version": version, "cutoff_s": cutoff_seconds(day)}
+        )
     seconds = time.perf_counter() - started
     context.log.info("%s: %d profile states with %s in %.1f s", day, manifest.rows, version, seconds)
-    return dg.MaterializeResult(metadata={"rows": manifest.rows, "model_version": version, "profiles_per_second": manifest.rows / max(seconds, 1e-9)})
+    return dg.MaterializeResult(
+        metadata={
+            "rows": manifest.rows,
+            "model_version": version,
+            "profiles_per_second": manifest.rows / max(seconds, 1e-9),
+        }
+    )
 
 
 serving_assets = [batch_predictions, score_explanations, profile_states]

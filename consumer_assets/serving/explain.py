@@ -82,8 +82,14 @@ def empty_history_score(model: LoadedModel) -> np.ndarray:
     empty = pa.table(
         {
             "profile_id": ["-"],
-            **{name: pa.array([[]], pa.list_(pa.string())) for name in ("event_type", "article_id", "category_id", "brand_id", "platform")},
-            **{name: pa.array([[]], pa.list_(pa.float64())) for name in ("price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday")},
+            **{
+                name: pa.array([[]], pa.list_(pa.string()))
+                for name in ("event_type", "article_id", "category_id", "brand_id", "platform")
+            },
+            **{
+                name: pa.array([[]], pa.list_(pa.float64()))
+                for name in ("price", "dt_prev_s", "dt_cutoff_s", "hour", "weekday")
+            },
             **{name: pa.array([0.0]) for name in PROFILE},
         }
     )
@@ -105,8 +111,15 @@ def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, KeptE
     layout = KeptEvents.of(table, max_length)
     rows, width, days = len(layout.kept), layout.width, layout.days
     at, day_at = (layout.row_index, layout.step), (days.row_index, days.step)
-    flat = lambda name, fill: pc.fill_null(pc.list_flatten(table.column(name)), fill).to_numpy(zero_copy_only=False)[layout.source]  # noqa: E731
-    types, price, age = flat("event_type", ""), flat("price", 0.0).astype(np.float64), flat("dt_cutoff_s", 0.0).astype(np.float64)
+
+    def flat(name, fill):
+        return pc.fill_null(pc.list_flatten(table.column(name)), fill).to_numpy(zero_copy_only=False)[layout.source]
+
+    types, price, age = (
+        flat("event_type", ""),
+        flat("price", 0.0).astype(np.float64),
+        flat("dt_cutoff_s", 0.0).astype(np.float64),
+    )
     held = np.zeros((rows, width, len(PROFILE)))  # what each step adds to the totals
     held[(*at, 0)] = 1.0
     for k, event_type in enumerate(EVENT_TYPES):
@@ -121,7 +134,9 @@ def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, KeptE
     new_day[day_at] = 1.0
     day = np.full((rows, width), -1)
     day[at] = days_before_cutoff(age)
-    new_day[at] = (np.concatenate([np.full((rows, 1), -1), day[:, :-1]], axis=1) != day)[at]  # after a day step too: its day is -1 here
+    new_day[at] = (np.concatenate([np.full((rows, 1), -1), day[:, :-1]], axis=1) != day)[
+        at
+    ]  # after a day step too: its day is -1 here
     held[..., PROFILE.index("active_days")] = new_day
 
     final = head_inputs(table, layout)
@@ -132,7 +147,9 @@ def prefix_profiles(table: pa.Table, max_length: int) -> tuple[np.ndarray, KeptE
     for k in range(len(EVENT_TYPES)):  # the time since the last step of each type up to t, held at the cut-off
         holds = held[..., 1 + k] > 0
         latest = np.maximum.accumulate(np.where(holds, steps, -1), axis=1)
-        raw[..., len(PROFILE) + k] = np.where(latest >= 0, np.take_along_axis(recency, np.maximum(latest, 0), axis=1), NEVER_S)
+        raw[..., len(PROFILE) + k] = np.where(
+            latest >= 0, np.take_along_axis(recency, np.maximum(latest, 0), axis=1), NEVER_S
+        )
     last = layout.lengths - 1
     raw[np.arange(rows), last] = final  # exactly the snapshot's row at the last step
     return raw, layout
@@ -207,7 +224,8 @@ def age_bucket(seconds: np.ndarray) -> np.ndarray:
 
 
 def contribution_summary(events: pa.Table) -> list[dict]:
-    """What moves scores: per event type and time before the cut-off, the events, their mean contribution and share pushing up."""
+    """What moves scores: per event type and time before the cut-off, the events, their mean contribution and share
+    pushing up."""
     if events.num_rows == 0:
         return []
     table = pa.table(
@@ -218,7 +236,9 @@ def contribution_summary(events: pa.Table) -> list[dict]:
             "up": pc.greater(events.column("contribution"), 0).cast(pa.float64()),
         }
     )
-    grouped = table.group_by(["event_type", "age"]).aggregate([("contribution", "count"), ("contribution", "mean"), ("up", "mean"), ("contribution", "sum")])
+    grouped = table.group_by(["event_type", "age"]).aggregate(
+        [("contribution", "count"), ("contribution", "mean"), ("up", "mean"), ("contribution", "sum")]
+    )
     order = {name: k for k, (_, name) in enumerate(AGE_BUCKETS)}
     rows = [
         {
@@ -231,7 +251,10 @@ def contribution_summary(events: pa.Table) -> list[dict]:
         }
         for r in grouped.to_pylist()
     ]
-    return sorted(rows, key=lambda r: (EVENT_TYPES.index(r["event_type"]) if r["event_type"] in EVENT_TYPES else 99, order[r["age"]]))
+    return sorted(
+        rows,
+        key=lambda r: (EVENT_TYPES.index(r["event_type"]) if r["event_type"] in EVENT_TYPES else 99, order[r["age"]]),
+    )
 
 
 def iter_profiles(events: pa.Table) -> Iterator[tuple[str, pa.Table]]:
@@ -250,7 +273,9 @@ def attribution_shares(events: pa.Table, weights: np.ndarray | None = None) -> d
     return {t: float(size[types == t].sum() / total) if total > 0 else 0.0 for t in EVENT_TYPES}
 
 
-def attribution_drift(events: pa.Table, reference: list[dict[str, float]], min_events: int, warn_shift: float, resamples: int = 200) -> dict:
+def attribution_drift(
+    events: pa.Table, reference: list[dict[str, float]], min_events: int, warn_shift: float, resamples: int = 200
+) -> dict:
     """The day's attribution shares against the mean of earlier days', with 95 % intervals over profiles.
 
     A type is flagged when its share moved by more than ``warn_shift`` and the whole
@@ -285,7 +310,14 @@ def attribution_drift(events: pa.Table, reference: list[dict[str, float]], min_e
         shift = shares[t] - baseline[t]
         beyond = low > baseline[t] + warn_shift or high < baseline[t] - warn_shift
         rows.append(
-            {"event_type": t, "share": shares[t], "share_ci_low": float(low), "share_ci_high": float(high), "reference_share": baseline[t], "shift": shift}
+            {
+                "event_type": t,
+                "share": shares[t],
+                "share_ci_low": float(low),
+                "share_ci_high": float(high),
+                "reference_share": baseline[t],
+                "shift": shift,
+            }
         )
         if beyond:
             flagged.append(t)
@@ -318,12 +350,20 @@ def explain_profile(root: StorageRoot, day: date, profile_id: str) -> ProfileExp
     """Explain a scored profile of ``day`` with the model that scored it (the version in batch_predictions)."""
     if not root.has_partition(PREDICTIONS, day):
         scored = ", ".join(str(d) for d in root.list_partitions(PREDICTIONS)[-5:]) or "none"
-        raise ExplanationError(f"no batch_predictions for {day} under {root.uri} (latest scored days: {scored}); materialise batch_predictions {day} first")
+        raise ExplanationError(
+            f"no batch_predictions for {day} under {root.uri} (latest scored days: {scored}); materialise "
+            f"batch_predictions {day} first"
+        )
     predictions = root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any", "model_version"])
     row = predictions.filter(pc.equal(predictions.column("profile_id"), profile_id))
     if row.num_rows == 0:
-        raise ExplanationError(f"profile {profile_id!r} was not scored on {day}: it had no event in the window of daily_histories {day}, or the id is wrong")
+        raise ExplanationError(
+            f"profile {profile_id!r} was not scored on {day}: it had no event in the window of daily_histories {day}, "
+            "or the id is wrong"
+        )
     version = row.column("model_version")[0].as_py()
     model = ModelStore(root).load(version)
     history = snapshot_rows(root, day, [profile_id])
-    return ProfileExplanation(profile_id, day, version, float(row.column("p_order_any")[0].as_py()), explain(model, history))
+    return ProfileExplanation(
+        profile_id, day, version, float(row.column("p_order_any")[0].as_py()), explain(model, history)
+    )

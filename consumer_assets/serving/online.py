@@ -49,7 +49,13 @@ from pydantic import BaseModel, Field
 from consumer_assets.datasets import STATES
 from consumer_assets.ingest.contract import check_event, parse_json
 from consumer_assets.model.store import ModelStore
-from consumer_assets.serving.state_store import CapacityError, EmbeddedEventLog, EmbeddedStates, RedisEventLog, RedisStates
+from consumer_assets.serving.state_store import (
+    CapacityError,
+    EmbeddedEventLog,
+    EmbeddedStates,
+    RedisEventLog,
+    RedisStates,
+)
 from consumer_assets.serving.states import Event, OnlineModel, cutoff_seconds
 from consumer_assets.storage import StorageRoot
 
@@ -75,7 +81,9 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 class EventRejected(ValueError):
     def __init__(self, errors: list[dict]):
-        super().__init__("; ".join(e["reason"] if e["index"] is None else f"event {e['index']}: {e['reason']}" for e in errors))
+        super().__init__(
+            "; ".join(e["reason"] if e["index"] is None else f"event {e['index']}: {e['reason']}" for e in errors)
+        )
         self.errors = errors
 
 
@@ -98,11 +106,25 @@ def parse_events(payload: Any, window_s: tuple[float, float] = (-math.inf, math.
     inside ``window_s`` (Unix seconds: from the states' cut-off to the server clock plus the allowed skew)."""
     items = payload if isinstance(payload, list) else [payload]
     checked = [_in_window(*check_event(item), window_s) for item in items]
-    errors = [{"index": i, "reason": reason, "field": reason.partition(":")[2] or None} for i, (_, reason) in enumerate(checked) if reason is not None]
+    errors = [
+        {"index": i, "reason": reason, "field": reason.partition(":")[2] or None}
+        for i, (_, reason) in enumerate(checked)
+        if reason is not None
+    ]
     if errors:
         raise EventRejected(errors)
     return [
-        Event(e["event_id"], e["profile_id"], e["ts"] / 1000, e["event_type"], e["article_id"], e["category_id"], e["brand_id"], e["price"]) for e, _ in checked
+        Event(
+            e["event_id"],
+            e["profile_id"],
+            e["ts"] / 1000,
+            e["event_type"],
+            e["article_id"],
+            e["category_id"],
+            e["brand_id"],
+            e["price"],
+        )
+        for e, _ in checked
     ]
 
 
@@ -110,7 +132,10 @@ def _in_window(event: dict | None, reason: str | None, window_s: tuple[float, fl
     if event is None:
         return event, reason
     if event["ts"] / 1000 < window_s[0]:
-        return None, "ts_before_cutoff"  # the daily batch's: applied online, it would count twice and vanish at the next switch
+        return (
+            None,
+            "ts_before_cutoff",
+        )  # the daily batch's: applied online, it would count twice and vanish at the next switch
     if event["ts"] / 1000 > window_s[1]:
         return None, "ts_in_future"
     return event, None
@@ -161,10 +186,14 @@ class OnlineScorer:
         model = OnlineModel(self.store.load_for_serving(version))
         table = self.root.read_partition(STATES, day)
         if self._redis is not None:
-            states = RedisStates.load(self._redis, f"{self._prefix}:{version}:{day}", table, log.info, aclient=self._aredis)
+            states = RedisStates.load(
+                self._redis, f"{self._prefix}:{version}:{day}", table, log.info, aclient=self._aredis
+            )
         else:
             states = EmbeddedStates(table)
-        log.info("loaded %d states of %s (model %s) in %.1f s", table.num_rows, day, version, time.perf_counter() - started)
+        log.info(
+            "loaded %d states of %s (model %s) in %.1f s", table.num_rows, day, version, time.perf_counter() - started
+        )
         return Generation(day=day, model=model, states=states, loaded_at=time.time())
 
     def refresh(self) -> bool:
@@ -174,7 +203,9 @@ class OnlineScorer:
             newest = self.newest()
             if newest is None:
                 if self.current is None:
-                    raise NoStatesError(f"no {STATES} partition under {self.root.uri}: run batch scoring (daily_data_job) first")
+                    raise NoStatesError(
+                        f"no {STATES} partition under {self.root.uri}: run batch scoring (daily_data_job) first"
+                    )
                 return False
             current = self.current
             if current is not None and (current.day, current.model.version) == newest:
@@ -187,7 +218,8 @@ class OnlineScorer:
                 current.states.retire()
             self.events_log.drop_before(generation.cutoff_s)  # no later generation replays from before this cut-off
             gc.collect()
-            gc.freeze()  # the loaded states live until the next switch: keep the collector from walking them on every full pass
+            # the loaded states live until the next switch: keep the collector from walking them on every full pass
+            gc.freeze()
             log.info("now serving %s states with model %s", generation.day, generation.model.version)
             return True
 
@@ -205,7 +237,8 @@ class OnlineScorer:
         if self.in_service is None or generation is None or self.in_service == generation.model.version:
             return None
         return (
-            f"{self.in_service} is in service (models/serving.json) but the newest profile_states ({generation.day}) were written by "
+            f"{self.in_service} is in service (models/serving.json) but the newest profile_states ({generation.day}) "
+            "were written by "
             f"{generation.model.version}; {self.in_service} answers here once batch scoring writes its first states"
         )
 
@@ -231,16 +264,27 @@ class OnlineScorer:
     # --- requests -----------------------------------------------------------------
 
     def _apply(self, generation: Generation, event: Event, logged: bool) -> bool:
-        """Advance the event's profile in ``generation`` (once per event id), logging it for later replays when ``logged``;
+        """Advance the event's profile in ``generation`` (once per event id), logging it for later replays when
+        ``logged``;
         whether it was new here."""
-        return generation.states.apply(event, lambda state: generation.model.advance(state, event), self.events_log if logged else None)
+        return generation.states.apply(
+            event, lambda state: generation.model.advance(state, event), self.events_log if logged else None
+        )
 
     def _checked(self, payload: Any) -> tuple[Generation, list[Event]]:
         """The generation that takes a request's events, and the events, every one checked before any is applied."""
         generation = self.current
         items = payload if isinstance(payload, list) else [payload]
         if len(items) > self.limits.max_events:
-            raise EventRejected([{"index": None, "reason": f"too_many_events: at most {self.limits.max_events:,} per request", "field": None}])
+            raise EventRejected(
+                [
+                    {
+                        "index": None,
+                        "reason": f"too_many_events: at most {self.limits.max_events:,} per request",
+                        "field": None,
+                    }
+                ]
+            )
         return generation, parse_events(items, (generation.cutoff_s, time.time() + self.limits.max_clock_skew_s))
 
     @staticmethod
@@ -248,7 +292,8 @@ class OnlineScorer:
         return ValueError(f"event {index}: {exc}; the {index} event(s) before it were applied")
 
     def post_events(self, payload: Any) -> dict:
-        """Apply a request's events (checked first, all or none); how many were new and how many this generation had seen."""
+        """Apply a request's events (checked first, all or none); how many were new and how many this generation had
+        seen."""
         generation, events = self._checked(payload)
         applied = 0
         for index, event in enumerate(events):
@@ -267,13 +312,19 @@ class OnlineScorer:
         applied = 0
         for index, event in enumerate(events):
             try:
-                applied += await generation.states.aapply(event, lambda state, e=event: generation.model.advance(state, e), self.events_log)
+                applied += await generation.states.aapply(
+                    event, lambda state, e=event: generation.model.advance(state, e), self.events_log
+                )
             except ValueError as exc:
                 raise self._older(index, exc) from exc
         return {"applied": applied, "already_applied": len(events) - applied}
 
     def _model(self, generation: Generation) -> dict:
-        return {"model_version": generation.model.version, "model_in_service": self.in_service, "model_note": self.model_note()}
+        return {
+            "model_version": generation.model.version,
+            "model_in_service": self.in_service,
+            "model_note": self.model_note(),
+        }
 
     def score(self, profile_id: str, at_s: float | None = None) -> dict:
         generation = self.current
@@ -282,7 +333,9 @@ class OnlineScorer:
     async def ascore(self, profile_id: str, at_s: float | None = None) -> dict:
         """``score`` for the event loop: Redis awaited, never waited on."""
         generation = self.current
-        state = await generation.states.aget(profile_id) if self._aredis is not None else generation.states.get(profile_id)
+        state = (
+            await generation.states.aget(profile_id) if self._aredis is not None else generation.states.get(profile_id)
+        )
         return self._answer(generation, profile_id, state, at_s)
 
     def _answer(self, generation: Generation, profile_id: str, state, at_s: float | None) -> dict:
@@ -291,7 +344,9 @@ class OnlineScorer:
         return {
             "profile_id": profile_id,
             "known": state is not None,
-            "probabilities": {t: float(p) for t, p in zip(generation.model.model.config.targets, np.asarray(probabilities))},
+            "probabilities": {
+                t: float(p) for t, p in zip(generation.model.model.config.targets, np.asarray(probabilities))
+            },
             **self._model(generation),
             "state_time": None if state is None else _iso(state.last_event_s),
             "scored_at": _iso(moment),
@@ -319,7 +374,8 @@ def _iso(seconds: float) -> str:
 
 
 def parse_moment(value: str | None, latest_s: float = OnlineLimits.latest_moment_s) -> float | None:
-    """``?at=``: Unix seconds or an ISO timestamp with a zone, from 1970 to ``latest_s``; a ValueError that says why not."""
+    """``?at=``: Unix seconds or an ISO timestamp with a zone, from 1970 to ``latest_s``; a ValueError that says why
+    not."""
     if value is None:
         return None
     try:
@@ -342,7 +398,8 @@ class BodyTooLarge(ValueError):
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (``BodyTooLarge``) as soon as it is known to exceed ``limit`` bytes: never read whole."""
+    """The request body, refused (``BodyTooLarge``) as soon as it is known to exceed ``limit`` bytes: never read
+    whole."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
@@ -369,7 +426,9 @@ class ContractEvent(BaseModel):
 
     event_id: str = Field(max_length=256, description="Unique; an id applied once, whatever the retries")
     profile_id: str = Field(max_length=256)
-    ts: str | int = Field(description="ISO 8601 with a zone, or epoch milliseconds; from the states' cut-off to now + 5 min")
+    ts: str | int = Field(
+        description="ISO 8601 with a zone, or epoch milliseconds; from the states' cut-off to now + 5 min"
+    )
     event_type: str = Field(description="view, wishlist, add_to_cart, remove_from_cart or order")
     article_id: str = Field(max_length=256)
     brand_id: str | None = Field(default=None, max_length=256)
@@ -387,7 +446,9 @@ class EventsApplied(BaseModel):
 class ModelInService(BaseModel):
     model_version: str = Field(description="The model answering: the one that wrote the loaded profile_states")
     model_in_service: str | None = Field(description="What models/serving.json names")
-    model_note: str | None = Field(description="Why the two differ (a rollback or promotion whose states have not landed), or null")
+    model_note: str | None = Field(
+        description="Why the two differ (a rollback or promotion whose states have not landed), or null"
+    )
 
 
 class Score(ModelInService):
@@ -414,7 +475,16 @@ class Problem(BaseModel):
 
 EVENTS_BODY = {
     "required": True,
-    "content": {"application/json": {"schema": {"anyOf": [ContractEvent.model_json_schema(), {"type": "array", "items": ContractEvent.model_json_schema()}]}}},
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    ContractEvent.model_json_schema(),
+                    {"type": "array", "items": ContractEvent.model_json_schema()},
+                ]
+            }
+        }
+    },
 }
 
 
@@ -433,7 +503,9 @@ def create_app(scorer: OnlineScorer, token: str | None):
     @app.get("/readyz")
     async def readyz():
         if scorer.current is None:
-            return JSONResponse({"status": "not ready", "detail": "no generation of profile_states loaded yet"}, status_code=503)
+            return JSONResponse(
+                {"status": "not ready", "detail": "no generation of profile_states loaded yet"}, status_code=503
+            )
         return {"status": "ready", "model_version": scorer.current.model.version, "model_note": scorer.model_note()}
 
     @app.get("/health", response_model=Health)
@@ -449,23 +521,37 @@ def create_app(scorer: OnlineScorer, token: str | None):
             401: {"model": Problem, "description": "no or a wrong bearer token"},
             409: {"model": Problem, "description": "an event older than its profile's state"},
             413: {"model": Problem, "description": "a body over max_body_bytes"},
-            422: {"model": Problem, "description": "an event that breaks the contract or the time window, or too many events"},
+            422: {
+                "model": Problem,
+                "description": "an event that breaks the contract or the time window, or too many events",
+            },
             503: {"model": Problem, "description": "the generation holds as many new profiles as it may"},
         },
     )
     async def events(request: Request):
-        if expected is not None and not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected):
+        if expected is not None and not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), expected
+        ):
             return JSONResponse(
-                {"detail": "POST /events needs the bearer token (Authorization: Bearer ...)"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                {"detail": "POST /events needs the bearer token (Authorization: Bearer ...)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
             )
         try:
             body = await read_body(request, limits.max_body_bytes)
         except BodyTooLarge:
-            return JSONResponse({"detail": f"the body is over the limit of {limits.max_body_bytes:,} bytes (max_body_bytes)"}, status_code=413)
+            return JSONResponse(
+                {"detail": f"the body is over the limit of {limits.max_body_bytes:,} bytes (max_body_bytes)"},
+                status_code=413,
+            )
         payload, reason = _body_json(body)
         if reason is not None:
             return JSONResponse(
-                {"detail": f"the body is not usable JSON ({reason})", "errors": [{"index": None, "reason": reason, "field": None}]}, status_code=400
+                {
+                    "detail": f"the body is not usable JSON ({reason})",
+                    "errors": [{"index": None, "reason": reason, "field": None}],
+                },
+                status_code=400,
             )
         try:
             outcome = await scorer.post(payload)  # never holding the event loop: reads keep answering
@@ -477,7 +563,11 @@ def create_app(scorer: OnlineScorer, token: str | None):
             return JSONResponse({"detail": str(exc)}, status_code=503)
         return {**outcome, "model_version": scorer.current.model.version}
 
-    @app.get("/profiles/{profile_id}/score", response_model=Score, responses={422: {"model": Problem, "description": "a bad ?at="}})
+    @app.get(
+        "/profiles/{profile_id}/score",
+        response_model=Score,
+        responses={422: {"model": Problem, "description": "a bad ?at="}},
+    )
     async def score(profile_id: str, at: str | None = None) -> dict:
         try:
             moment = parse_moment(at, limits.latest_moment_s)

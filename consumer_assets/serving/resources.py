@@ -7,7 +7,10 @@ from pydantic import Field
 class ScoringResource(dg.ConfigurableResource):
     """How batch_predictions reads and scores a snapshot on CPU."""
 
-    chunk_rows: int = Field(default=50_000, description="Profiles read from Parquet and scored at a time: bounds memory whatever the snapshot size.")
+    chunk_rows: int = Field(
+        default=50_000,
+        description="Profiles read from Parquet and scored at a time: bounds memory whatever the snapshot size.",
+    )
     batch_size: int = Field(default=2048, description="Profiles per forward pass, grouped by similar length.")
     threads: int = Field(default=2, description="Torch intra-op threads for scoring.")
 
@@ -16,11 +19,17 @@ class ExplanationResource(dg.ConfigurableResource):
     """Which profiles score_explanations explains each day, and what it plots."""
 
     top_profiles: int = Field(default=100, description="The highest-scored profiles of the day are explained.")
-    sample_profiles: int = Field(default=200, description="Plus a random sample of the rest (seeded by the day), for the summary across profiles.")
+    sample_profiles: int = Field(
+        default=200,
+        description="Plus a random sample of the rest (seeded by the day), for the summary across profiles.",
+    )
     plotted_profiles: int = Field(default=3, description="Trajectories drawn in the UI (the top ones).")
-    min_events_for_drift: int = Field(default=500, description="Fewer explained events than this: attribution drift is not judged (too little data).")
+    min_events_for_drift: int = Field(
+        default=500, description="Fewer explained events than this: attribution drift is not judged (too little data)."
+    )
     attribution_shift_warn: float = Field(
         default=0.1,
-        description="WARN when an event type's share of the total |contribution| moves by more than this against the reference days (beyond its 95 % interval).",
+        description="WARN when an event type's share of the total |contribution| moves by more than this against the "
+        "reference days (beyond its 95 % interval).",
     )
     reference_days: int = Field(default=7, description="Earlier days whose explanations form the reference.")

@@ -18,7 +18,8 @@ from consumer_assets.model.store import LoadedModel
 
 def predictions_schema(targets: list[str]) -> pa.Schema:
     return pa.schema(
-        [("profile_id", pa.string()), ("snapshot_date", pa.date32()), ("model_version", pa.string())] + [(f"p_{target}", pa.float32()) for target in targets]
+        [("profile_id", pa.string()), ("snapshot_date", pa.date32()), ("model_version", pa.string())]
+        + [(f"p_{target}", pa.float32()) for target in targets]
     )
 
 
@@ -30,7 +31,9 @@ def predictions_table(model: LoadedModel, table: pa.Table, snapshot_date: date, 
         "snapshot_date": pa.array([snapshot_date] * table.num_rows, pa.date32()),
         "model_version": pa.array([model.version] * table.num_rows, pa.string()),
     }
-    columns.update({f"p_{target}": pa.array(scores[:, k], pa.float32()) for k, target in enumerate(model.config.targets)})
+    columns.update(
+        {f"p_{target}": pa.array(scores[:, k], pa.float32()) for k, target in enumerate(model.config.targets)}
+    )
     return pa.table(columns, schema=predictions_schema(model.config.targets))
 
 

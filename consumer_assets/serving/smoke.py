@@ -67,7 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     scores = score_table(model, synthetic_histories(args.rows, model.config.max_length))
     done = time.perf_counter()
     valid = bool(np.isfinite(scores).all() and (scores >= 0).all() and (scores <= 1).all())
-    print(json.dumps({"loaded": True, "rows": args.rows, "load_seconds": loaded - started, "score_seconds": done - loaded, "valid_scores": valid}))
+    print(
+        json.dumps(
+            {
+                "loaded": True,
+                "rows": args.rows,
+                "load_seconds": loaded - started,
+                "score_seconds": done - loaded,
+                "valid_scores": valid,
+            }
+        )
+    )
     return 0 if valid else 1
 
 

@@ -49,14 +49,24 @@ class CapacityError(RuntimeError):
 def event_bytes(event: Event) -> int:
     """What an event costs in the log, roughly: its strings and a fixed overhead for the object and its numbers."""
     return 200 + sum(
-        len(value) for value in (event.event_id, event.profile_id, event.event_type, event.article_id, event.category_id or "", event.brand_id or "")
+        len(value)
+        for value in (
+            event.event_id,
+            event.profile_id,
+            event.event_type,
+            event.article_id,
+            event.category_id or "",
+            event.brand_id or "",
+        )
     )
 
 
 class EmbeddedStates:
     """One generation in this process: the batch's states in arrays, changed profiles in a dictionary."""
 
-    def __init__(self, table: pa.Table, applied_limit: int = APPLIED_IDS_LIMIT, new_profiles_limit: int = NEW_PROFILES_LIMIT):
+    def __init__(
+        self, table: pa.Table, applied_limit: int = APPLIED_IDS_LIMIT, new_profiles_limit: int = NEW_PROFILES_LIMIT
+    ):
         ids, self._h, self._c, self._last, self._carried = states_from_table(table)
         self._rows = {profile: i for i, profile in enumerate(ids)}
         self._changed: dict[str, ProfileState] = {}
@@ -86,7 +96,10 @@ class EmbeddedStates:
                 return False
             new = event.profile_id not in self._rows and event.profile_id not in self._changed
             if new and self._new_profiles >= self._new_profiles_limit:
-                raise CapacityError(f"this generation holds {self._new_profiles:,} profiles beyond its batch, its limit; new profiles wait for the next states")
+                raise CapacityError(
+                    f"this generation holds {self._new_profiles:,} profiles beyond its batch, its limit; new profiles "
+                    "wait for the next states"
+                )
             self._changed[event.profile_id] = update(self.get(event.profile_id))
             self._new_profiles += new
             self._applied[event.event_id] = None
@@ -133,7 +146,9 @@ class EmbeddedEventLog:
 
 def _pack(state: ProfileState) -> bytes:
     return (
-        state.h.astype(np.float32).tobytes() + state.c.astype(np.float32).tobytes() + np.append(state.last_event_s, state.carried).astype(np.float64).tobytes()
+        state.h.astype(np.float32).tobytes()
+        + state.c.astype(np.float32).tobytes()
+        + np.append(state.last_event_s, state.carried).astype(np.float64).tobytes()
     )
 
 
@@ -174,7 +189,15 @@ class RedisStates:
         self._acommit = aclient.register_script(APPLY_SCRIPT) if aclient is not None else None
 
     @classmethod
-    def load(cls, client, prefix: str, table: pa.Table, log: Callable[[str], None] = lambda _: None, wait_s: float = 600, aclient=None) -> RedisStates:
+    def load(
+        cls,
+        client,
+        prefix: str,
+        table: pa.Table,
+        log: Callable[[str], None] = lambda _: None,
+        wait_s: float = 600,
+        aclient=None,
+    ) -> RedisStates:
         """The generation ``prefix``, writing ``table``'s states into Redis unless another replica has (or is)."""
         hidden = table.schema.field("h").type.list_size
         states = cls(client, prefix, hidden, aclient)
@@ -184,7 +207,10 @@ class RedisStates:
             if client.set(claim, "1", nx=True, ex=300):
                 ids, h, c, last, carried = states_from_table(table)
                 for begin in range(0, len(ids), 10_000):
-                    packed = {ids[i]: _pack(ProfileState(h[i], c[i], float(last[i]), carried[i])) for i in range(begin, min(begin + 10_000, len(ids)))}
+                    packed = {
+                        ids[i]: _pack(ProfileState(h[i], c[i], float(last[i]), carried[i]))
+                        for i in range(begin, min(begin + 10_000, len(ids)))
+                    }
                     client.hset(states.states_key, mapping=packed)
                 client.set(ready, "1")
                 log(f"loaded {len(ids):,} states into Redis under {prefix}")
@@ -214,10 +240,14 @@ class RedisStates:
             self.client.expire(key, RETIRED_GENERATION_TTL_S)
 
     def apply(self, event: Event, update: Update, log: RedisEventLog | None) -> bool:
-        """As ``EmbeddedStates.apply``, in two round trips: read the state, then write it if nobody changed it meanwhile."""
+        """As ``EmbeddedStates.apply``, in two round trips: read the state, then write it if nobody changed it
+        meanwhile."""
         while True:
             data, applied = (
-                self.client.pipeline(transaction=False).hget(self.states_key, event.profile_id).sismember(self.applied_key, event.event_id).execute()
+                self.client.pipeline(transaction=False)
+                .hget(self.states_key, event.profile_id)
+                .sismember(self.applied_key, event.event_id)
+                .execute()
             )
             if applied:
                 return False  # a retry of an event this generation has seen: not even checked against the state
@@ -229,7 +259,11 @@ class RedisStates:
         """``apply`` on the asyncio client: the event loop serves other requests during both round trips."""
         while True:
             async with self.aclient.pipeline(transaction=False) as pipe:
-                data, applied = await pipe.hget(self.states_key, event.profile_id).sismember(self.applied_key, event.event_id).execute()
+                data, applied = (
+                    await pipe.hget(self.states_key, event.profile_id)
+                    .sismember(self.applied_key, event.event_id)
+                    .execute()
+                )
             if applied:
                 return False
             outcome = await self._acommit(**self._commit_args(event, data, update, log))
@@ -241,7 +275,17 @@ class RedisStates:
         state = update(None if data is None else _unpack(data, self.hidden))
         entry = json.dumps(asdict(event)) if log is not None else ""
         keys = [self.states_key, self.applied_key, log.key if log is not None else ""]
-        return {"keys": keys, "args": [data or b"", _pack(state), event.event_id, entry, log.limit if log is not None else 0, event.profile_id]}
+        return {
+            "keys": keys,
+            "args": [
+                data or b"",
+                _pack(state),
+                event.event_id,
+                entry,
+                log.limit if log is not None else 0,
+                event.profile_id,
+            ],
+        }
 
 
 class RedisEventLog:

@@ -30,7 +30,16 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from consumer_assets.features.snapshots import cutoff
 from consumer_assets.ingest.contract import EVENT_TYPES
-from consumer_assets.model.encoding import CATEGORICAL, NEVER_S, PROFILE, KeptEvents, encode, head_inputs, profile_features, step_features
+from consumer_assets.model.encoding import (
+    CATEGORICAL,
+    NEVER_S,
+    PROFILE,
+    KeptEvents,
+    encode,
+    head_inputs,
+    profile_features,
+    step_features,
+)
 from consumer_assets.model.store import LoadedModel
 from consumer_assets.serving.explain import empty_history_score
 
@@ -61,7 +70,8 @@ def state_schema(hidden_size: int) -> pa.Schema:
 
 @dataclass(frozen=True)
 class ProfileState:
-    """Where one profile stands: the LSTM state after its last event, when that was, its window totals and last event of each type."""
+    """Where one profile stands: the LSTM state after its last event, when that was, its window totals and last event of
+    each type."""
 
     h: np.ndarray  # (hidden,) float32
     c: np.ndarray  # (hidden,) float32
@@ -99,10 +109,17 @@ def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             batch = encode(table.take(pa.array(rows)), model.vocabulary, model.config.max_length)
-            packed = pack_padded_sequence(network.step_inputs(batch.categorical, batch.continuous), batch.lengths, batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(
+                network.step_inputs(batch.categorical, batch.continuous),
+                batch.lengths,
+                batch_first=True,
+                enforce_sorted=False,
+            )
             _, (h_last, c_last) = network.lstm(packed)
             h[rows], c[rows] = h_last[0].numpy(), c_last[0].numpy()
-            last_category[rows] = batch.categorical[torch.arange(len(rows)), batch.lengths - 1, CATEGORICAL.index("category_id")].numpy()
+            last_category[rows] = batch.categorical[
+                torch.arange(len(rows)), batch.lengths - 1, CATEGORICAL.index("category_id")
+            ].numpy()
     raw = head_inputs(table, KeptEvents.of(table, model.config.max_length))
     last_of_type = cutoff_seconds(day) - raw[:, len(PROFILE) :]  # NEVER_S before the cut-off where the steps hold none
     flat = lambda values: pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), hidden)  # noqa: E731
@@ -121,11 +138,30 @@ def batch_states(model: LoadedModel, table: pa.Table, day: date, batch_size: int
 
 
 def states_from_table(table: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Columns of a states partition as arrays: ids, h, c (rows, hidden), last event seconds, carried values (rows, len(CARRIED))."""
+    """Columns of a states partition as arrays: ids, h, c (rows, hidden), last event seconds, carried values (rows,
+    len(CARRIED))."""
     hidden = table.schema.field("h").type.list_size
-    values = lambda name: pc.list_flatten(table.column(name)).to_numpy(zero_copy_only=False).reshape(-1, hidden).astype(np.float32, copy=False)  # noqa: E731
-    carried = np.stack([table.column(name).to_numpy(zero_copy_only=False) for name in CARRIED], axis=1) if table.num_rows else np.zeros((0, len(CARRIED)))
-    return table.column("profile_id").to_pylist(), values("h"), values("c"), table.column("last_event_s").to_numpy(zero_copy_only=False), carried
+
+    def values(name):
+        return (
+            pc.list_flatten(table.column(name))
+            .to_numpy(zero_copy_only=False)
+            .reshape(-1, hidden)
+            .astype(np.float32, copy=False)
+        )
+
+    carried = (
+        np.stack([table.column(name).to_numpy(zero_copy_only=False) for name in CARRIED], axis=1)
+        if table.num_rows
+        else np.zeros((0, len(CARRIED)))
+    )
+    return (
+        table.column("profile_id").to_pylist(),
+        values("h"),
+        values("c"),
+        table.column("last_event_s").to_numpy(zero_copy_only=False),
+        carried,
+    )
 
 
 class OnlineModel:
@@ -142,7 +178,10 @@ class OnlineModel:
     def advance(self, state: ProfileState | None, event: Event) -> ProfileState:
         """The state after ``event``; ``None`` is a profile never seen (the LSTM's zero state, no totals)."""
         if state is not None and event.ts_s < state.last_event_s:
-            raise ValueError(f"event at {event.ts_s} is older than the profile's last event at {state.last_event_s}: online states only move forward")
+            raise ValueError(
+                f"event at {event.ts_s} is older than the profile's last event at {state.last_event_s}: online states "
+                "only move forward"
+            )
         vocabulary = self.model.vocabulary
         ids = [vocabulary.index(field, getattr(event, field)) for field in CATEGORICAL]
         moment = datetime.fromtimestamp(event.ts_s, tz=UTC)
@@ -161,8 +200,14 @@ class OnlineModel:
         h, c = (state.h, state.c) if state is not None else (zeros, zeros)
         with torch.inference_mode():
             x = self.network.step_inputs(torch.tensor([[ids]]), torch.from_numpy(features.astype(np.float32))[None])
-            _, (h_next, c_next) = self.network.lstm(x, (torch.from_numpy(h)[None, None], torch.from_numpy(c)[None, None]))
-        carried = state.carried.copy() if state is not None else np.concatenate([np.zeros(len(WINDOW_TOTALS)), np.full(len(LAST_OF_TYPE), -NEVER_S), [0.0]])
+            _, (h_next, c_next) = self.network.lstm(
+                x, (torch.from_numpy(h)[None, None], torch.from_numpy(c)[None, None])
+            )
+        carried = (
+            state.carried.copy()
+            if state is not None
+            else np.concatenate([np.zeros(len(WINDOW_TOTALS)), np.full(len(LAST_OF_TYPE), -NEVER_S), [0.0]])
+        )
         carried[CARRIED.index("window_events")] += 1
         carried[self._type_index[event.event_type]] += 1
         if event.event_type == "order":
@@ -179,7 +224,13 @@ class OnlineModel:
             return self._empty
         carried = state.carried
         last_of_type = carried[len(WINDOW_TOTALS) : len(WINDOW_TOTALS) + len(LAST_OF_TYPE)]
-        raw = np.concatenate([carried[: len(WINDOW_TOTALS)], [max(at_s - state.last_event_s, 0.0)], np.clip(at_s - last_of_type, 0.0, NEVER_S)])
+        raw = np.concatenate(
+            [
+                carried[: len(WINDOW_TOTALS)],
+                [max(at_s - state.last_event_s, 0.0)],
+                np.clip(at_s - last_of_type, 0.0, NEVER_S),
+            ]
+        )
         with torch.inference_mode():
             return self._head(state.h, raw)
 

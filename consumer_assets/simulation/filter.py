@@ -85,7 +85,11 @@ def _emission_log(counts: np.ndarray, weekday_factor: float, activity: np.ndarra
     rate = SESSIONS_PER_DAY[None, None, :] * activity[None, :, None] * weekday_factor  # (1, A, 4)
     p_cart, p_wish = CART_PROBABILITY[None, None, :], WISHLIST_PROBABILITY[None, None, :]
     p_view = 1 - p_cart - p_wish
-    types = xlogy(cart[:, None, None], p_cart) + xlogy(wishlist[:, None, None], p_wish) + xlogy(views[:, None, None], p_view)
+    types = (
+        xlogy(cart[:, None, None], p_cart)
+        + xlogy(wishlist[:, None, None], p_wish)
+        + xlogy(views[:, None, None], p_view)
+    )
     with np.errstate(divide="ignore"):
         order = np.where(ordered[:, None, None] > 0, np.log(ORDER_PROBABILITY), np.log1p(-ORDER_PROBABILITY))
     result = np.where(events[:, None, None] == 0, -rate, -np.inf)  # no session at all
@@ -95,11 +99,15 @@ def _emission_log(counts: np.ndarray, weekday_factor: float, activity: np.ndarra
         n = np.arange(1, MAX_SESSIONS + 1)[None, :]  # (1, N)
         q = 1 / MEAN_VIEWS_PER_SESSION
         with np.errstate(invalid="ignore", divide="ignore"):
-            negbin = gammaln(e) - gammaln(n) - gammaln(np.maximum(e - n + 1, 1)) + n * np.log(q) + (e - n) * np.log1p(-q)
+            negbin = (
+                gammaln(e) - gammaln(n) - gammaln(np.maximum(e - n + 1, 1)) + n * np.log(q) + (e - n) * np.log1p(-q)
+            )
         negbin = np.where(n <= e, negbin, -np.inf)  # (B, N)
         lam = rate[0]  # (A, 4)
         with np.errstate(divide="ignore"):
-            poisson = n[:, :, None, None] * np.log(lam)[None, None] - lam[None, None] - gammaln(n + 1)[:, :, None, None]  # (1, N, A, 4)
+            poisson = (
+                n[:, :, None, None] * np.log(lam)[None, None] - lam[None, None] - gammaln(n + 1)[:, :, None, None]
+            )  # (1, N, A, 4)
         poisson = np.repeat(poisson, len(busy), axis=0)
         forced = ordered[busy] > 0
         poisson[forced, 0] = np.logaddexp(poisson[forced, 0], -lam[None])  # an order turns "no session" into one
@@ -121,7 +129,8 @@ def daily_counts(events: pa.Table, profile_index: dict[str, int]) -> np.ndarray:
 
 
 def _order_probability(alpha: np.ndarray, ordered_today: np.ndarray, wake: np.ndarray, horizon: int) -> np.ndarray:
-    """P(order in the next ``horizon`` days) from the filtered joint weights, as ``ShopSimulator.order_probability`` computes it."""
+    """P(order in the next ``horizon`` days) from the filtered joint weights, as ``ShopSimulator.order_probability``
+    computes it."""
     posterior = np.exp(alpha)  # (P, W, A, 4), sums to one per profile
     no_order = 1 - ORDER_PROBABILITY
     quiet = _transition(wake, False)
@@ -138,7 +147,12 @@ def _order_probability(alpha: np.ndarray, ordered_today: np.ndarray, wake: np.nd
 
 
 def filter_probabilities(
-    days: Iterable[tuple[date, pa.Table]], profile_ids: list[str], horizon: int, config: SimulationConfig, at: Collection[date], grid: tuple[int, int] = (8, 10)
+    days: Iterable[tuple[date, pa.Table]],
+    profile_ids: list[str],
+    horizon: int,
+    config: SimulationConfig,
+    at: Collection[date],
+    grid: tuple[int, int] = (8, 10),
 ) -> dict[date, np.ndarray]:
     """P(order in the H days after each day of ``at`` | the profiles' daily counts since the first simulated day).
 
@@ -159,7 +173,10 @@ def filter_probabilities(
                 rows = ordered_last == flag
                 if rows.any():
                     m = np.max(alpha[rows], axis=3, keepdims=True)
-                    moved[rows] = np.log(np.einsum("pgas,gst->pgat", np.exp(alpha[rows] - m), _transition(wake, flag)) + 1e-300) + m
+                    moved[rows] = (
+                        np.log(np.einsum("pgas,gst->pgat", np.exp(alpha[rows] - m), _transition(wake, flag)) + 1e-300)
+                        + m
+                    )
             alpha = moved
         alpha = alpha + _emission_log(counts, WEEKDAY_FACTOR[day.weekday()], activity)[:, None, :, :]
         alpha -= np.logaddexp.reduce(alpha.reshape(len(profile_ids), -1), axis=1)[:, None, None, None]

@@ -153,11 +153,20 @@ def simulate_to_landing(
     on_day: Callable[[LandedDay], None] = lambda landed: None,
 ) -> list[LandedDay]:
     """Simulate ``days`` days from ``start`` and land each one; logs a line per day and calls ``on_day`` (progress)."""
-    root.write_json("truth/simulation.json", {"config": asdict(config), "start": start.isoformat(), "days": days, "bad_rate": bad_rate})
+    root.write_json(
+        "truth/simulation.json",
+        {"config": asdict(config), "start": start.isoformat(), "days": days, "bad_rate": bad_rate},
+    )
     landed = []
     for day_events in ShopSimulator(config).simulate(start, days):
         result = land_day(root, day_events, bad_rate=bad_rate, seed=config.seed)
-        log.info("landed %s: %d events, %d bad rows, %d files", result.day, result.events, sum(result.bad_rows.values()), len(result.files))
+        log.info(
+            "landed %s: %d events, %d bad rows, %d files",
+            result.day,
+            result.events,
+            sum(result.bad_rows.values()),
+            len(result.files),
+        )
         landed.append(result)
         on_day(result)
     return landed

@@ -110,7 +110,9 @@ class _Catalogue:
     def __post_init__(self) -> None:
         c = self.config
         self.price_level = self.rng.lognormal(np.log(40), 0.5, c.categories)
-        self.category_brands = [self.rng.choice(c.brands, size=max(3, c.brands // 5), replace=False) for _ in range(c.categories)]
+        self.category_brands = [
+            self.rng.choice(c.brands, size=max(3, c.brands // 5), replace=False) for _ in range(c.categories)
+        ]
         for k in range(c.categories):
             ids, brands, prices = self._new_articles(k, c.articles_per_category)
             self.article_ids.append(ids)
@@ -257,7 +259,9 @@ class ShopSimulator:
         np.maximum.at(last_session_start, session_profile, session_start)
         last_event = np.zeros(n)
         np.maximum.at(last_event, profile, seconds)
-        order_seconds = np.maximum(last_event[order_profiles], last_session_start[order_profiles]) + rng.exponential(60, len(order_profiles))
+        order_seconds = np.maximum(last_event[order_profiles], last_session_start[order_profiles]) + rng.exponential(
+            60, len(order_profiles)
+        )
         profile = np.concatenate([profile, order_profiles])
         kind = np.concatenate([kind, np.full(len(order_profiles), 4)])
         category = np.concatenate([category, self.intent_category[order_profiles]])

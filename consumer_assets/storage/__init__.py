@@ -3,4 +3,14 @@
 from consumer_assets.storage.errors import LeaseLostError, PartitionBusyError, PartitionNotFoundError, StorageError
 from consumer_assets.storage.root import LAYERS, MANIFEST, Manifest, StorageRoot, partition_dir
 
-__all__ = ["LAYERS", "MANIFEST", "LeaseLostError", "Manifest", "PartitionBusyError", "PartitionNotFoundError", "StorageError", "StorageRoot", "partition_dir"]
+__all__ = [
+    "LAYERS",
+    "MANIFEST",
+    "LeaseLostError",
+    "Manifest",
+    "PartitionBusyError",
+    "PartitionNotFoundError",
+    "StorageError",
+    "StorageRoot",
+    "partition_dir",
+]

@@ -78,20 +78,26 @@ class PartitionLease:
                 if held.expires_at > time.time():
                     until = datetime.fromtimestamp(held.expires_at, UTC).isoformat(timespec="seconds")
                     raise PartitionBusyError(
-                        f"{self.what} is being written by {held.holder} (lease renewed until {until}): one writer per partition. "
+                        f"{self.what} is being written by {held.holder} (lease renewed until {until}): one writer per "
+                        "partition. "
                         "Let that run finish and materialise again; a writer that died frees the partition within "
                         f"{self.seconds:.0f} s."
                     )
                 log.warning("taking over %s from %s, whose lease expired", self.what, held.holder)
                 self._tag = self.root.put_if(self.key, terms, current[1])
         if self._tag is None:
-            raise PartitionBusyError(f"{self.what} was claimed by another writer at the same moment: one writer per partition. Materialise it again.")
+            raise PartitionBusyError(
+                f"{self.what} was claimed by another writer at the same moment: one writer per partition. Materialise "
+                "it again."
+            )
         self._renewer.start()
 
     def _renew_until_released(self) -> None:
         while not self._stop.wait(self.seconds / 3):
             try:
-                tag = self.root.put_if(self.key, LeaseTerms(self.holder, time.time() + self.seconds).to_bytes(), self._tag)
+                tag = self.root.put_if(
+                    self.key, LeaseTerms(self.holder, time.time() + self.seconds).to_bytes(), self._tag
+                )
             except Exception as exc:  # the store is unreachable for now: try again next time, the term has slack
                 log.warning("could not renew the lease on %s (%s); retrying", self.what, exc)
                 continue
@@ -105,7 +111,10 @@ class PartitionLease:
         """Raise :class:`LeaseLostError` unless this writer still holds the lease: call it just before committing."""
         current = self.root.read_tagged(self.key)
         if self._lost or current is None or current[1] != self._tag:
-            raise LeaseLostError(f"{self.what}: this writer ({self.holder}) lost its lease to another writer, so it does not commit. Materialise it again.")
+            raise LeaseLostError(
+                f"{self.what}: this writer ({self.holder}) lost its lease to another writer, so it does not commit. "
+                "Materialise it again."
+            )
 
     def release(self) -> None:
         self._stop.set()
@@ -115,7 +124,9 @@ class PartitionLease:
             try:
                 self.root.delete_if(self.key, self._tag)
             except Exception as exc:  # never hide the error that ended the write; the lease expires on its own
-                log.warning("could not release the lease on %s (%s); it expires within %.0f s", self.what, exc, self.seconds)
+                log.warning(
+                    "could not release the lease on %s (%s); it expires within %.0f s", self.what, exc, self.seconds
+                )
 
 
 _held: dict[tuple[str, str, int], PartitionLease] = {}
@@ -127,7 +138,9 @@ def default_holder() -> str:
 
 
 @contextmanager
-def partition_lease(root: StorageRoot, dataset: str, day: date | str, holder: str | None = None, seconds: float = LEASE_SECONDS) -> Iterator[PartitionLease]:
+def partition_lease(
+    root: StorageRoot, dataset: str, day: date | str, holder: str | None = None, seconds: float = LEASE_SECONDS
+) -> Iterator[PartitionLease]:
     """Hold the partition's lease for the block; re-entrant within a thread (a writer that commits through a helper)."""
     slot = (root.uri, lease_key(root, dataset, day), threading.get_ident())
     with _held_lock:

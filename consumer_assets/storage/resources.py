@@ -16,16 +16,25 @@ STORAGE_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPON
 class StorageResource(dg.ConfigurableResource):
     """The storage root: a local folder (the embedded default) or ``s3://bucket/prefix``."""
 
-    root: str = Field(default=DEFAULT_ROOT, description="Local folder or s3://BUCKET/PREFIX (env CONSUMER_ASSETS_ROOT).")
+    root: str = Field(
+        default=DEFAULT_ROOT, description="Local folder or s3://BUCKET/PREFIX (env CONSUMER_ASSETS_ROOT)."
+    )
     endpoint_url: str | None = Field(
         default=None,
         description="S3-compatible endpoint such as MinIO (env AWS_ENDPOINT_URL); None means AWS itself.",
     )
     region: str | None = Field(default=None, description="AWS region; None takes AWS_REGION or us-east-1.")
-    max_attempts: int = Field(default=5, description="Retries of each S3 request (botocore's standard mode, with backoff) before a step fails.")
+    max_attempts: int = Field(
+        default=5,
+        description="Retries of each S3 request (botocore's standard mode, with backoff) before a step fails.",
+    )
 
     def open(self) -> StorageRoot:
         if not self.root.startswith("s3://"):
             return StorageRoot(self.root)
-        s3 = S3Resource(endpoint_url=self.endpoint_url or None, region_name=s3_region(self.region), max_attempts=self.max_attempts)
-        return StorageRoot(self.root, endpoint_url=self.endpoint_url or None, region=self.region, s3_client_factory=s3.get_client)
+        s3 = S3Resource(
+            endpoint_url=self.endpoint_url or None, region_name=s3_region(self.region), max_attempts=self.max_attempts
+        )
+        return StorageRoot(
+            self.root, endpoint_url=self.endpoint_url or None, region=self.region, s3_client_factory=s3.get_client
+        )

@@ -66,7 +66,13 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"files": self.files, "rows": self.rows, "written_at": self.written_at, "properties": self.properties, "attachments": self.attachments},
+            {
+                "files": self.files,
+                "rows": self.rows,
+                "written_at": self.written_at,
+                "properties": self.properties,
+                "attachments": self.attachments,
+            },
             indent=2,
             sort_keys=True,
         )
@@ -75,7 +81,11 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         raw = json.loads(text)
         return cls(
-            files=raw["files"], rows=raw["rows"], written_at=raw["written_at"], properties=raw.get("properties", {}), attachments=raw.get("attachments", [])
+            files=raw["files"],
+            rows=raw["rows"],
+            written_at=raw["written_at"],
+            properties=raw.get("properties", {}),
+            attachments=raw.get("attachments", []),
         )
 
 
@@ -89,7 +99,14 @@ class ObjectInfo:
 class StorageRoot:
     """A filesystem and a base path; every key below it uses ``/`` separators."""
 
-    def __init__(self, uri: str, endpoint_url: str | None = None, region: str | None = None, lease_seconds: float = LEASE_SECONDS, s3_client_factory=None):
+    def __init__(
+        self,
+        uri: str,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        s3_client_factory=None,
+    ):
         """``s3_client_factory``: makes the boto3 client for the object requests (conditional writes, listings), called
         once, when the first such request is made; the Dagster layer passes dagster-aws's ``S3Resource.get_client``
         (endpoint, credential chain, retries), plain callers get boto3's own."""
@@ -166,7 +183,11 @@ class StorageRoot:
         """Keys (relative to the root) of the files below ``prefix``, sorted."""
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
         base_len = len(self.base) + 1
-        return sorted(info.path[base_len:] for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.File and info.path.endswith(suffix))
+        return sorted(
+            info.path[base_len:]
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File and info.path.endswith(suffix)
+        )
 
     def list_after(self, prefix: str, start_after: str = "", page_size: int = 1000) -> Iterator[ObjectInfo]:
         """Objects below ``prefix`` whose keys sort after ``start_after``, in key order.
@@ -212,7 +233,8 @@ class StorageRoot:
                 yield ObjectInfo(item["Key"][len(base) :], item["Size"], item["LastModified"].timestamp())
 
     def check_bucket(self) -> None:
-        """Raise a StorageError naming the bucket when it does not exist: an empty listing of a missing bucket is not "no files"."""
+        """Raise a StorageError naming the bucket when it does not exist: an empty listing of a missing bucket is not
+        "no files"."""
         if not self.is_s3:
             return
         bucket, _ = self._s3_bucket_and_base()
@@ -257,7 +279,9 @@ class StorageRoot:
         ``flock``, so two processes on the machine cannot both win.
         """
         if self.is_s3:
-            response = self._s3_conditional("put_object", key, Body=data, **({"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}))
+            response = self._s3_conditional(
+                "put_object", key, Body=data, **({"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag})
+            )
             return None if response is None else response["ETag"]
         with self._local_lock():
             current = self.read_tagged(key)
@@ -299,7 +323,9 @@ class StorageRoot:
 
     def list_dirs(self, prefix: str) -> list[str]:
         selector = pafs.FileSelector(self.path(prefix), recursive=False, allow_not_found=True)
-        return sorted(info.base_name for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.Directory)
+        return sorted(
+            info.base_name for info in self.fs.get_file_info(selector) if info.type == pafs.FileType.Directory
+        )
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -349,7 +375,9 @@ class StorageRoot:
         try:
             return Manifest.from_json(self.read_bytes(key).decode())
         except StorageError as exc:
-            raise PartitionNotFoundError(f"No partition {partition_dir(day)} of {dataset!r} under {self.uri}: materialise it first") from exc
+            raise PartitionNotFoundError(
+                f"No partition {partition_dir(day)} of {dataset!r} under {self.uri}: materialise it first"
+            ) from exc
 
     def partition_files(self, dataset: str, day: date | str) -> list[str]:
         """Filesystem paths of the files that make up a committed partition."""
@@ -380,9 +408,15 @@ class StorageRoot:
             return self.commit_partition(dataset, day, files, rows, properties, attachments=sorted(attachments or {}))
 
     def write_tables(
-        self, dataset: str, day: date | str, tables: pa.Table | Iterable[pa.Table], schema: pa.Schema | None = None, stem: str = "part"
+        self,
+        dataset: str,
+        day: date | str,
+        tables: pa.Table | Iterable[pa.Table],
+        schema: pa.Schema | None = None,
+        stem: str = "part",
     ) -> tuple[list[str], int]:
-        """Write ``tables`` (one file each, at least one file) into the partition's folder without committing: (names, rows)."""
+        """Write ``tables`` (one file each, at least one file) into the partition's folder without committing: (names,
+        rows)."""
         prefix = self.partition_key(dataset, day)
         token = uuid.uuid4().hex[:12]
         files, rows = [], 0
@@ -408,7 +442,13 @@ class StorageRoot:
         return partition_lease(self, dataset, day, seconds=self.lease_seconds)
 
     def commit_partition(
-        self, dataset: str, day: date | str, files: list[str], rows: int, properties: dict | None = None, attachments: list[str] = ()
+        self,
+        dataset: str,
+        day: date | str,
+        files: list[str],
+        rows: int,
+        properties: dict | None = None,
+        attachments: list[str] = (),
     ) -> Manifest:
         """Make ``files`` (already below the partition folder) the partition, then tidy up.
 
@@ -467,7 +507,9 @@ class StorageRoot:
         paths = self._plain_files(dataset, day)
         return pq.ParquetDataset(paths, filesystem=self.fs, partitioning=None).read(columns=columns)
 
-    def read_partitions(self, dataset: str, days: Iterable[date | str], columns: list[str] | None = None, missing_ok: bool = False) -> pa.Table:
+    def read_partitions(
+        self, dataset: str, days: Iterable[date | str], columns: list[str] | None = None, missing_ok: bool = False
+    ) -> pa.Table:
         """A window of partitions as one table, with a ``date`` column saying where each row came from."""
         tables = []
         for day in days:
@@ -480,7 +522,9 @@ class StorageRoot:
             raise PartitionNotFoundError(f"None of the requested partitions of {dataset!r} exist under {self.uri}")
         return pa.concat_tables(tables, promote_options="default")
 
-    def iter_partition_batches(self, dataset: str, day: date | str, batch_rows: int = 65_536, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    def iter_partition_batches(
+        self, dataset: str, day: date | str, batch_rows: int = 65_536, columns: list[str] | None = None
+    ) -> Iterator[pa.RecordBatch]:
         """Stream a partition in record batches so memory stays bounded by the batch."""
         for path in self._plain_files(dataset, day):
             with self.fs.open_input_file(path) as f:
@@ -504,6 +548,7 @@ def _s3_filesystem(endpoint_url: str | None, region: str) -> pafs.S3FileSystem:
 def _precondition_failed(exc: Exception) -> bool:
     """An S3 refusal of a conditional request (412, or 409 when another conditional write raced it)."""
     response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict") or response.get("ResponseMetadata", {}).get(
-        "HTTPStatusCode"
-    ) in (409, 412)
+    return response.get("Error", {}).get("Code") in (
+        "PreconditionFailed",
+        "ConditionalRequestConflict",
+    ) or response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412)

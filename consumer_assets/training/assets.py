@@ -22,7 +22,9 @@ from consumer_assets.training.split import NotEnoughDataError
 TRAINED_LSTM = "trained_lstm"
 # Lineage only: training at T reads the matured snapshots before T - H; the code picks them.
 MATURED = dg.TimeWindowPartitionMapping(
-    start_offset=-(DEFAULT_LABEL_HORIZON_DAYS + 16), end_offset=-DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
+    start_offset=-(DEFAULT_LABEL_HORIZON_DAYS + 16),
+    end_offset=-DEFAULT_LABEL_HORIZON_DAYS,
+    allow_nonexistent_upstream_partitions=True,
 )
 
 
@@ -34,7 +36,10 @@ def candidate_version(day: date, run_id: str) -> str:
     name=TRAINED_LSTM,
     partitions_def=daily_partitions,
     group_name="training",
-    deps=[dg.AssetDep(daily_histories, partition_mapping=MATURED), dg.AssetDep(order_labels, partition_mapping=MATURED)],
+    deps=[
+        dg.AssetDep(daily_histories, partition_mapping=MATURED),
+        dg.AssetDep(order_labels, partition_mapping=MATURED),
+    ],
     io_manager_key="candidate_io_manager",
     kinds={"pytorch", "safetensors"},
     owners=["team:ml"],
@@ -43,7 +48,9 @@ def candidate_version(day: date, run_id: str) -> str:
     pool=GPU_POOL,
     code_version="3",  # 3: hands the candidate on as its value; evaluation moved to candidate_evaluation
 )
-def trained_lstm(context: dg.AssetExecutionContext, storage: StorageResource, training: TrainingResource, features: FeatureResource) -> dg.Output[Candidate]:
+def trained_lstm(
+    context: dg.AssetExecutionContext, storage: StorageResource, training: TrainingResource, features: FeatureResource
+) -> dg.Output[Candidate]:
     """A candidate LSTM trained at day T on the snapshots whose labels matured by T.
 
     Saved as safetensors + JSON under ``models/candidates/<version>/``; its value, the

@@ -58,7 +58,9 @@ def plan_training(
     split = plan_split(matured_days(root, day - timedelta(days=horizon_days)), max_training_days, held_out_days)
     groups = root.manifest(LABELS, split.held_out_days[-1]).properties.get("groups", {})
     targets = tuple(target_names(groups))
-    return TrainingPlan(split=split, targets=targets, model=replace(model, targets=targets), train=config, limits=limits)
+    return TrainingPlan(
+        split=split, targets=targets, model=replace(model, targets=targets), train=config, limits=limits
+    )
 
 
 def encode_rows(rows: SnapshotRows, vocabulary: Vocabulary, max_length: int) -> EncodedRows:
@@ -75,17 +77,29 @@ def serving_model(store: ModelStore) -> tuple[LoadedModel | None, str | None]:
         return None, f"model in service cannot be loaded ({exc})"
 
 
-def train_candidate(root: StorageRoot, plan: TrainingPlan, version: str, warm_start: bool = True, log_fn: Callable[[str], None] = log.info) -> TrainedCandidate:
+def train_candidate(
+    root: StorageRoot,
+    plan: TrainingPlan,
+    version: str,
+    warm_start: bool = True,
+    log_fn: Callable[[str], None] = log.info,
+) -> TrainedCandidate:
     """Train and save a candidate under models/candidates/<version>/."""
     train_days = plan.split.train_days
     train_source = SnapshotRows(root, train_days, plan.targets, "train")
     vocabulary = Vocabulary.build((chunk for _, chunk, _ in train_source), plan.limits)
-    log_fn(f"vocabulary sizes: {vocabulary.sizes()}; training on {len(train_days)} snapshots {train_days[0]}..{train_days[-1]}")
+    log_fn(
+        f"vocabulary sizes: {vocabulary.sizes()}; training on {len(train_days)} snapshots "
+        f"{train_days[0]}..{train_days[-1]}"
+    )
     started = time.perf_counter()
     train_rows = encode_rows(train_source, vocabulary, plan.model.max_length)
-    validation_rows = encode_rows(SnapshotRows(root, plan.split.held_out_days, plan.targets, "validation"), vocabulary, plan.model.max_length)
+    validation_rows = encode_rows(
+        SnapshotRows(root, plan.split.held_out_days, plan.targets, "validation"), vocabulary, plan.model.max_length
+    )
     log_fn(
-        f"encoded {len(train_rows):,} training rows ({train_rows.events:,} events, {train_rows.nbytes / 2**20:,.0f} MiB) and "
+        f"encoded {len(train_rows):,} training rows ({train_rows.events:,} events, {train_rows.nbytes / 2**20:,.0f} "
+        "MiB) and "
         f"{len(validation_rows):,} validation rows once, in {time.perf_counter() - started:.1f} s"
     )
     store = ModelStore(root)

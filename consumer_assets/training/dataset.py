@@ -25,7 +25,9 @@ import torch
 
 from consumer_assets.model.encoding import EncodedBatch, Vocabulary, encode
 
-POOL_BATCHES = 50  # rows are sorted by length within pools of this many batches: little padding, yet a new grouping every epoch
+POOL_BATCHES = (
+    50  # rows are sorted by length within pools of this many batches: little padding, yet a new grouping every epoch
+)
 
 
 def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
@@ -70,7 +72,9 @@ class EncodedRows:
     lengths: torch.Tensor  # (rows,) int64, >= 1 (an empty history keeps its one padding step); always on the CPU
     profile: torch.Tensor  # (rows, profile features) float32
     labels: torch.Tensor  # (rows, targets) float32
-    groups: np.ndarray  # (rows,) int64: which profile each row is, numbered from 0; a profile has a row per snapshot day
+    groups: (
+        np.ndarray
+    )  # (rows,) int64: which profile each row is, numbered from 0; a profile has a row per snapshot day
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
@@ -93,14 +97,20 @@ class EncodedRows:
         return self.categorical.device
 
     @classmethod
-    def encode(cls, chunks: Iterable[tuple[pa.Table, np.ndarray]], vocabulary: Vocabulary, max_length: int) -> EncodedRows:
+    def encode(
+        cls, chunks: Iterable[tuple[pa.Table, np.ndarray]], vocabulary: Vocabulary, max_length: int
+    ) -> EncodedRows:
         """Encode (history rows, labels) chunks; memory holds one chunk's padded batch at a time besides the result."""
-        parts: dict[str, list[torch.Tensor]] = {name: [] for name in ("categorical", "continuous", "lengths", "profile", "labels")}
+        parts: dict[str, list[torch.Tensor]] = {
+            name: [] for name in ("categorical", "continuous", "lengths", "profile", "labels")
+        }
         profile_ids: list[pa.Array] = []
         for table, labels in chunks:
             profile_ids.append(table.column("profile_id").combine_chunks())
             batch = encode(table, vocabulary, max_length, labels)
-            kept = torch.arange(batch.categorical.shape[1]) < batch.lengths[:, None]  # (rows, width): the real steps, row by row
+            kept = (
+                torch.arange(batch.categorical.shape[1]) < batch.lengths[:, None]
+            )  # (rows, width): the real steps, row by row
             parts["categorical"].append(batch.categorical[kept].to(torch.int32))
             parts["continuous"].append(batch.continuous[kept])
             parts["lengths"].append(batch.lengths)
@@ -116,7 +126,10 @@ class EncodedRows:
             lengths=lengths,
             profile=_concatenate(parts["profile"]),
             labels=_concatenate(parts["labels"]),
-            groups=pa.concat_arrays(profile_ids).dictionary_encode().indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            groups=pa.concat_arrays(profile_ids)
+            .dictionary_encode()
+            .indices.to_numpy(zero_copy_only=False)
+            .astype(np.int64),
         )
 
     def to(self, device: torch.device | str) -> EncodedRows:
@@ -145,7 +158,9 @@ class EncodedRows:
         continuous[~real] = 0
         return EncodedBatch(categorical, continuous, self.profile[index], lengths, self.labels[index])
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None, rows: np.ndarray | None = None) -> Iterator[EncodedBatch]:
+    def batches(
+        self, batch_size: int, rng: np.random.Generator | None = None, rows: np.ndarray | None = None
+    ) -> Iterator[EncodedBatch]:
         """One pass over ``rows`` (default: all) in length-bucketed batches (shuffled when ``rng`` is given)."""
         rows = np.arange(len(self)) if rows is None else rows
         for bucket in length_buckets(self.lengths.numpy()[rows], batch_size, rng):
@@ -163,7 +178,9 @@ class EncodedRows:
         return order[first]
 
 
-def prefetched(batches: Iterator[EncodedBatch], depth: int = 3, transform: Callable[[EncodedBatch], EncodedBatch] = lambda b: b) -> Iterator[EncodedBatch]:
+def prefetched(
+    batches: Iterator[EncodedBatch], depth: int = 3, transform: Callable[[EncodedBatch], EncodedBatch] = lambda b: b
+) -> Iterator[EncodedBatch]:
     """``batches`` gathered (and ``transform``-ed) by a background thread, ``depth`` ahead of the consumer.
 
     For rows kept on the host while a GPU trains: the gather and the copy to

@@ -20,8 +20,13 @@ DEFAULT_TOLERATIONS = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect":
 def k8s_gpu_config(node_selector: dict | None = None, tolerations: list | None = None, gpus: int = 1) -> dict:
     """The ``dagster-k8s/config`` value asking for ``gpus`` NVIDIA GPUs on a matching node."""
     return {
-        "container_config": {"resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"cpu": "4", "memory": "16Gi"}}},
-        "pod_spec_config": {"node_selector": node_selector or DEFAULT_NODE_SELECTOR, "tolerations": tolerations or DEFAULT_TOLERATIONS},
+        "container_config": {
+            "resources": {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"cpu": "4", "memory": "16Gi"}}
+        },
+        "pod_spec_config": {
+            "node_selector": node_selector or DEFAULT_NODE_SELECTOR,
+            "tolerations": tolerations or DEFAULT_TOLERATIONS,
+        },
     }
 
 

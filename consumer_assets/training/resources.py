@@ -12,39 +12,64 @@ from consumer_assets.training.train import CPU_MAX_EPOCHS, CUDA_BATCH, CUDA_MAX_
 class TrainingResource(dg.ConfigurableResource):
     """How trained_lstm trains; the defaults train a useful model on the simulator in minutes on CPU."""
 
-    max_training_days: int = Field(default=14, description="Matured snapshots used for training, all earlier than the held-out days.")
-    held_out_days: int = Field(default=HELD_OUT_DAYS, description="The latest matured snapshots, pooled, whose validation and test profiles judge the model.")
+    max_training_days: int = Field(
+        default=14, description="Matured snapshots used for training, all earlier than the held-out days."
+    )
+    held_out_days: int = Field(
+        default=HELD_OUT_DAYS,
+        description="The latest matured snapshots, pooled, whose validation and test profiles judge the model.",
+    )
     hidden_size: int = Field(default=ModelConfig.hidden_size, description="LSTM hidden size (one layer).")
     max_epochs: int | None = Field(
         default=TrainConfig.max_epochs,
-        description=f"Upper bound on epochs; None: {CPU_MAX_EPOCHS} on the CPU, {CUDA_MAX_EPOCHS} on a GPU (larger batches, fewer steps per epoch). "
+        description=f"Upper bound on epochs; None: {CPU_MAX_EPOCHS} on the CPU, {CUDA_MAX_EPOCHS} on a GPU (larger "
+        "batches, fewer steps per epoch). "
         "Early stopping usually ends sooner.",
     )
-    patience: int = Field(default=TrainConfig.patience, description="Epochs without a better validation log-loss before stopping.")
+    patience: int = Field(
+        default=TrainConfig.patience, description="Epochs without a better validation log-loss before stopping."
+    )
     learning_rate: float = Field(
         default=TrainConfig.learning_rate,
-        description=f"AdamW learning rate at a batch of {REFERENCE_BATCH}; larger batches scale it by the root of batch/{REFERENCE_BATCH}.",
+        description=f"AdamW learning rate at a batch of {REFERENCE_BATCH}; larger batches scale it by the root of "
+        f"batch/{REFERENCE_BATCH}.",
     )
     batch_size: int | None = Field(
         default=TrainConfig.batch_size,
-        description=f"Sequences per batch (length-bucketed); None: {REFERENCE_BATCH} on the CPU, {CUDA_BATCH:,} on a GPU, the learning rate scaled by the root of "
+        description=f"Sequences per batch (length-bucketed); None: {REFERENCE_BATCH} on the CPU, {CUDA_BATCH:,} on a "
+        "GPU, the learning rate scaled by the root of "
         f"batch/{REFERENCE_BATCH}.",
     )
     one_snapshot_per_profile: bool = Field(
         default=TrainConfig.one_snapshot_per_profile,
-        description="Each epoch sees each training profile once, on one of its snapshot days drawn at random (for many profiles: cost grows "
-        "with profiles, not profiles x days); False: every snapshot row every epoch (better below some 50,000 training profiles).",
+        description="Each epoch sees each training profile once, on one of its snapshot days drawn at random (for many "
+        "profiles: cost grows "
+        "with profiles, not profiles x days); False: every snapshot row every epoch (better below some 50,000 "
+        "training profiles).",
     )
     judged_target_weight: float = Field(
-        default=TrainConfig.judged_target_weight, description="The judged target's (order_any) share of the loss; the article-group targets share the rest."
+        default=TrainConfig.judged_target_weight,
+        description="The judged target's (order_any) share of the loss; the article-group targets share the rest.",
     )
-    max_articles: int = Field(default=VocabularyLimits.max_articles, description="Articles with an embedding of their own; rarer ones share the OOV row.")
-    min_id_count: int = Field(default=VocabularyLimits.min_count, description="An id needs this many events in the training data to get an embedding.")
-    device: str = Field(default=TrainConfig.device, description="'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'.")
+    max_articles: int = Field(
+        default=VocabularyLimits.max_articles,
+        description="Articles with an embedding of their own; rarer ones share the OOV row.",
+    )
+    min_id_count: int = Field(
+        default=VocabularyLimits.min_count,
+        description="An id needs this many events in the training data to get an embedding.",
+    )
+    device: str = Field(
+        default=TrainConfig.device, description="'auto' (CUDA when available, else CPU), 'cpu' or 'cuda'."
+    )
     threads: int = Field(
-        default=TrainConfig.threads, description="Most torch threads for training on the CPU (env TORCH_THREADS); runs that share the machine split its cores."
+        default=TrainConfig.threads,
+        description="Most torch threads for training on the CPU (env TORCH_THREADS); runs that share the machine "
+        "split its cores.",
     )
-    seed: int = Field(default=TrainConfig.seed, description="Seed of initialisation and batch order: same seed, same model on CPU.")
+    seed: int = Field(
+        default=TrainConfig.seed, description="Seed of initialisation and batch order: same seed, same model on CPU."
+    )
     warm_start: bool = Field(default=True, description="Start from the model in service when its config is compatible.")
 
     def train_config(self) -> TrainConfig:

@@ -45,7 +45,9 @@ class NotEnoughDataError(RuntimeError):
 def profile_roles(profile_ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """ "train", "validation" or "test" per profile: a fixed hash of the id, the same on every day and run."""
     buckets = np.array([zlib.crc32(p.encode()) % 100 for p in profile_ids.to_pylist()], dtype=np.int64)
-    return np.where(buckets < TEST_PERCENT, "test", np.where(buckets < TEST_PERCENT + VALIDATION_PERCENT, "validation", "train"))
+    return np.where(
+        buckets < TEST_PERCENT, "test", np.where(buckets < TEST_PERCENT + VALIDATION_PERCENT, "validation", "train")
+    )
 
 
 @dataclass(frozen=True)
@@ -56,23 +58,32 @@ class SnapshotSplit:
     held_out_days: tuple[date, ...]
 
     def to_json(self) -> dict:
-        return {"train_days": [d.isoformat() for d in self.train_days], "held_out_days": [d.isoformat() for d in self.held_out_days]}
+        return {
+            "train_days": [d.isoformat() for d in self.train_days],
+            "held_out_days": [d.isoformat() for d in self.held_out_days],
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> SnapshotSplit:
-        return cls(tuple(map(date.fromisoformat, data["train_days"])), tuple(map(date.fromisoformat, data["held_out_days"])))
+        return cls(
+            tuple(map(date.fromisoformat, data["train_days"])), tuple(map(date.fromisoformat, data["held_out_days"]))
+        )
 
 
 def plan_split(labelled_days: list[date], max_training_days: int, held_out_days: int = HELD_OUT_DAYS) -> SnapshotSplit:
-    """The latest ``held_out_days`` labelled snapshots validate and test; up to ``max_training_days`` before them train."""
+    """The latest ``held_out_days`` labelled snapshots validate and test; up to ``max_training_days`` before them
+    train."""
     days = sorted(labelled_days)
     if len(days) < held_out_days + 1:
         raise NotEnoughDataError(
-            f"Training needs at least {held_out_days + 1} matured snapshots ({held_out_days} held out for validation and test, "
+            f"Training needs at least {held_out_days + 1} matured snapshots ({held_out_days} held out for validation "
+            "and test, "
             f"one or more earlier to train on); found {len(days)}: {', '.join(map(str, days)) or 'none'}. "
             "Materialise daily_histories and order_labels for more days."
         )
-    return SnapshotSplit(train_days=tuple(days[:-held_out_days][-max_training_days:]), held_out_days=tuple(days[-held_out_days:]))
+    return SnapshotSplit(
+        train_days=tuple(days[:-held_out_days][-max_training_days:]), held_out_days=tuple(days[-held_out_days:])
+    )
 
 
 def matured_days(root: StorageRoot, until: date) -> list[date]:

@@ -36,7 +36,8 @@ from consumer_assets.training.dataset import EncodedRows, prefetched
 
 CPU_MAX_EPOCHS = 40
 REFERENCE_BATCH = 128  # the batch size ``TrainConfig.learning_rate`` is given for
-CUDA_BATCH = 2048  # default batch on a GPU, where small batches leave it idle (H100: 293,000 sequences/s against 21,000 at 128, same test AUC)
+# default batch on a GPU, where small batches leave it idle (H100: 293,000 sequences/s against 21,000 at 128, same AUC)
+CUDA_BATCH = 2048
 CUDA_MAX_EPOCHS = 80  # larger batches take fewer steps per epoch; early stopping ends sooner
 INFERENCE_BATCH = 4096  # validation passes: no gradients, so larger batches cost little memory
 
@@ -45,11 +46,15 @@ INFERENCE_BATCH = 4096  # validation passes: no gradients, so larger batches cos
 class TrainConfig:
     """Optimisation settings; defaults train a good model on the simulator in a few epochs on CPU."""
 
-    max_epochs: int | None = None  # None: CPU_MAX_EPOCHS on the CPU, CUDA_MAX_EPOCHS on a GPU; early stopping usually ends sooner
+    max_epochs: int | None = (
+        None  # None: CPU_MAX_EPOCHS on the CPU, CUDA_MAX_EPOCHS on a GPU; early stopping usually ends sooner
+    )
     patience: int = 4
     one_snapshot_per_profile: bool = False  # True: an epoch sees each profile once, on a snapshot day drawn anew
     judged_target_weight: float = 0.5  # the first target's share of the loss; the others share the rest
-    learning_rate: float = 2e-3  # at a batch of REFERENCE_BATCH; larger batches scale it by sqrt(batch / REFERENCE_BATCH)
+    learning_rate: float = (
+        2e-3  # at a batch of REFERENCE_BATCH; larger batches scale it by sqrt(batch / REFERENCE_BATCH)
+    )
     weight_decay: float = 1e-4
     batch_size: int | None = None  # None: REFERENCE_BATCH on the CPU, CUDA_BATCH on a GPU, where epochs are cheap
     seed: int = 0
@@ -101,8 +106,10 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         build = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
         raise RuntimeError(
-            f"device {name!r} was asked for (CONSUMER_ASSETS_TRAINING_DEVICE on a GPU deployment) but this machine has no usable GPU: "
-            f"torch {torch.__version__} here is {build}. Was the run launched on a GPU node (the job's dagster-k8s/config tags) "
+            f"device {name!r} was asked for (CONSUMER_ASSETS_TRAINING_DEVICE on a GPU deployment) but this machine has "
+            "no usable GPU: "
+            f"torch {torch.__version__} here is {build}. Was the run launched on a GPU node (the job's "
+            "dagster-k8s/config tags) "
             "from the GPU image (README, GPU training)? Set the device to 'auto' or 'cpu' to train on this CPU instead."
         )
     if name in ("auto", "cuda"):
@@ -134,14 +141,18 @@ def warm_start(network: ConsumerLSTM, vocabulary: Vocabulary, previous: LoadedMo
     return None
 
 
-def predict_logits(network: ConsumerLSTM, batches: Iterable[EncodedBatch], device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+def predict_logits(
+    network: ConsumerLSTM, batches: Iterable[EncodedBatch], device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
     """Uncalibrated logits and labels for every row of ``batches`` (inference mode)."""
     network.eval()
     logits, labels = [], []
     with torch.inference_mode():
         for batch in batches:
             moved = batch.to(device)
-            logits.append(network(moved.categorical, moved.continuous, moved.profile, moved.lengths).float().cpu().numpy())
+            logits.append(
+                network(moved.categorical, moved.continuous, moved.profile, moved.lengths).float().cpu().numpy()
+            )
             labels.append(batch.labels.cpu().numpy())
     return np.concatenate(logits), np.concatenate(labels)
 
@@ -172,23 +183,35 @@ def calibrate(network: ConsumerLSTM, logits: np.ndarray, labels: np.ndarray) -> 
 
 
 def place(rows: EncodedRows, device: torch.device, log: Callable[[str], None]) -> EncodedRows:
-    """The rows on the GPU when they fit in half its free memory (batches are then gathered there), else where they are."""
+    """The rows on the GPU when they fit in half its free memory (batches are then gathered there), else where they
+    are."""
     if device.type != "cuda" or rows.device == device:
         return rows
     free, _ = torch.cuda.mem_get_info(device)
     if rows.nbytes < free / 2:
         return rows.to(device)
-    log(f"{rows.nbytes / 2**30:.1f} GiB of encoded rows do not fit in half the GPU's free {free / 2**30:.1f} GiB: batches are gathered on the host")
+    log(
+        f"{rows.nbytes / 2**30:.1f} GiB of encoded rows do not fit in half the GPU's free {free / 2**30:.1f} GiB: "
+        "batches are gathered on the host"
+    )
     return rows
 
 
 def feed(
-    rows: EncodedRows, batch_size: int, device: torch.device, rng: np.random.Generator | None = None, subset: np.ndarray | None = None
+    rows: EncodedRows,
+    batch_size: int,
+    device: torch.device,
+    rng: np.random.Generator | None = None,
+    subset: np.ndarray | None = None,
 ) -> Iterator[EncodedBatch]:
-    """Batches of ``rows`` (or of ``subset`` of them) on ``device``; rows left on the host for a GPU are gathered and pinned ahead by a thread."""
+    """Batches of ``rows`` (or of ``subset`` of them) on ``device``; rows left on the host for a GPU are gathered and
+    pinned ahead by a thread."""
     if rows.device == device:
         return rows.batches(batch_size, rng, subset)
-    return (batch.to(device) for batch in prefetched(rows.batches(batch_size, rng, subset), transform=EncodedBatch.pin_memory))
+    return (
+        batch.to(device)
+        for batch in prefetched(rows.batches(batch_size, rng, subset), transform=EncodedBatch.pin_memory)
+    )
 
 
 def train(
@@ -214,11 +237,16 @@ def train(
     reason = warm_start(network, vocabulary, previous) if previous is not None else cold_start_reason
     if reason is not None:
         network.fit_standardisation(train_rows.profile)
-    initialisation = f"warm start from {previous.version}" if previous is not None and reason is None else f"cold start: {reason}"
+    initialisation = (
+        f"warm start from {previous.version}" if previous is not None and reason is None else f"cold start: {reason}"
+    )
     batch_size = config.batch_size_on(device)
     learning_rate = config.learning_rate_at(batch_size)
     max_epochs = config.max_epochs_on(device)
-    log(f"training on {device}, batch {batch_size}, learning rate {learning_rate:.2g}, at most {max_epochs} epochs; {initialisation}")
+    log(
+        f"training on {device}, batch {batch_size}, learning rate {learning_rate:.2g}, at most {max_epochs} epochs; "
+        f"{initialisation}"
+    )
     network.to(device)
     train_rows, validation_rows = place(train_rows, device, log), place(validation_rows, device, log)
 
@@ -268,21 +296,31 @@ def train(
             history.append(record)
             log(
                 f"epoch {epoch}/{max_epochs}: train loss {record['train_loss']:.4f}, validation log-loss "
-                f"{record['validation_log_loss']:.4f}, AUC {record['validation_auc']:.4f}, {record['sequences_per_second']:,.0f} sequences/s"
+                f"{record['validation_log_loss']:.4f}, AUC {record['validation_auc']:.4f}, "
+                f"{record['sequences_per_second']:,.0f} sequences/s"
                 + (f" on {record['cpu_threads']} thread(s)" if cores is not None else "")
             )
             schedule.step(record["validation_log_loss"])
             if record["validation_log_loss"] < best_loss - 1e-5:
-                best_loss, best_epoch, best_state, best_validation = record["validation_log_loss"], epoch, copy.deepcopy(network.state_dict()), (z, y)
+                best_loss, best_epoch, best_state, best_validation = (
+                    record["validation_log_loss"],
+                    epoch,
+                    copy.deepcopy(network.state_dict()),
+                    (z, y),
+                )
             elif epoch - best_epoch >= config.patience:
                 log(f"early stop: no improvement for {config.patience} epochs; keeping epoch {best_epoch}")
                 break
     network.load_state_dict(best_state)
     # The best epoch's validation logits are the calibration's input; no second pass over validation.
-    scaling, calibration_figures = calibrate(network, *(best_validation or predict_logits(network, feed(validation_rows, INFERENCE_BATCH, device), device)))
+    scaling, calibration_figures = calibrate(
+        network, *(best_validation or predict_logits(network, feed(validation_rows, INFERENCE_BATCH, device), device))
+    )
     log(
-        f"calibrated on {calibration_figures['fitted_on_rows']:,} validation rows ({calibration_figures['fitted_on_positives']:,} positives): "
-        f"mean prediction {calibration_figures['mean_prediction_before']:.4f} -> {calibration_figures['mean_prediction_after']:.4f}, "
+        f"calibrated on {calibration_figures['fitted_on_rows']:,} validation rows "
+        f"({calibration_figures['fitted_on_positives']:,} positives): "
+        f"mean prediction {calibration_figures['mean_prediction_before']:.4f} -> "
+        f"{calibration_figures['mean_prediction_after']:.4f}, "
         f"observed {calibration_figures['observed_rate']:.4f}"
     )
     network.to("cpu").eval()

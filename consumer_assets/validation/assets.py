@@ -40,7 +40,14 @@ def _metrics_table(evaluation: Evaluation) -> dg.TableMetadataValue:
     columns = [name for c in METRIC_COLUMNS for name in (c, f"{c}_ci_low", f"{c}_ci_high")]
     return dg.MetadataValue.table(
         records=[
-            dg.TableRecord({"model": name, "rows": m["rows"], "positives": m["positives"], **{c: round(float(m[c]), 4) for c in columns}})
+            dg.TableRecord(
+                {
+                    "model": name,
+                    "rows": m["rows"],
+                    "positives": m["positives"],
+                    **{c: round(float(m[c]), 4) for c in columns},
+                }
+            )
             for name, m in rows.items()
         ],
         schema=dg.TableSchema(
@@ -86,7 +93,9 @@ def _evaluation_metadata(evaluation: Evaluation) -> dict:
     tags={"stage": "validation"},
     code_version="1",
 )
-def candidate_evaluation(context: dg.AssetExecutionContext, trained_lstm: Candidate, storage: StorageResource) -> dg.Output[Evaluation]:
+def candidate_evaluation(
+    context: dg.AssetExecutionContext, trained_lstm: Candidate, storage: StorageResource
+) -> dg.Output[Evaluation]:
     """Day T's candidate on independent test data: every figure with its rows, positives and 95 % interval, beside the
     baselines (logistic regression, random forest, gradient-boosted trees) and the model in service, plus a smoke test
     that loads and scores it in a fresh process. Stored as ``evaluation.json`` beside the candidate; the blocking checks
@@ -95,7 +104,10 @@ def candidate_evaluation(context: dg.AssetExecutionContext, trained_lstm: Candid
     root = storage.open()
     split = SnapshotSplit.from_json(ModelStore(root).read_training(trained_lstm.version)["split"])
     held_out = f"{split.held_out_days[0]}..{split.held_out_days[-1]}"
-    context.log.info(f"evaluating {trained_lstm.version} on the test profiles of {held_out} beside the baselines and the model in service")
+    context.log.info(
+        f"evaluating {trained_lstm.version} on the test profiles of {held_out} beside the baselines and the model in "
+        "service"
+    )
     evaluation = evaluate_candidate(root, trained_lstm.version, split)
     context.log.info(f"loading and scoring {trained_lstm.version} in a fresh process")
     evaluation = replace(evaluation, smoke=smoke_test(root, trained_lstm.version))
@@ -106,12 +118,20 @@ def _result(verdict: Verdict, version: str, extra: dict | None = None) -> dg.Ass
     return dg.AssetCheckResult(
         passed=verdict.passed,
         description=verdict.reason,
-        metadata={"version": version, "outcome": verdict.outcome, "reason": verdict.reason, **verdict.figures, **(extra or {})},
+        metadata={
+            "version": version,
+            "outcome": verdict.outcome,
+            "reason": verdict.reason,
+            **verdict.figures,
+            **(extra or {}),
+        },
     )
 
 
 def _rule_check(name: str, description: str):
-    @dg.asset_check(asset=candidate_evaluation, name=name, partitions_def=daily_partitions, blocking=True, description=description)
+    @dg.asset_check(
+        asset=candidate_evaluation, name=name, partitions_def=daily_partitions, blocking=True, description=description
+    )
     def check(candidate_evaluation: Evaluation, gate: GateResource) -> dg.AssetCheckResult:
         evaluation = candidate_evaluation
         verdict = RULES[name](evaluation, gate.config())
@@ -122,15 +142,33 @@ def _rule_check(name: str, description: str):
 
 
 validation_checks = [
-    _rule_check("check_value_thresholds", "AUC and log-likelihood gain not shown below their floors (95 % intervals) on pooled, independent test data."),
-    _rule_check("check_not_worse_than_serving", "Not shown worse than the model in service beyond the tolerance, by a paired bootstrap over profiles."),
+    _rule_check(
+        "check_value_thresholds",
+        "AUC and log-likelihood gain not shown below their floors (95 % intervals) on pooled, independent test data.",
+    ),
+    _rule_check(
+        "check_not_worse_than_serving",
+        "Not shown worse than the model in service beyond the tolerance, by a paired bootstrap over profiles.",
+    ),
     _rule_check(
         "check_beats_baselines",
-        "Not shown worse than the strongest baseline (logistic regression, random forest, gradient-boosted trees on time-aware features), by a paired bootstrap.",
+        "Not shown worse than the strongest baseline (logistic regression, random forest, gradient-boosted trees on "
+        "time-aware features), by a paired bootstrap.",
     ),
-    _rule_check("check_slices", "The floor and the comparison with the model in service hold on every slice (activity level, platform) large enough to judge."),
-    _rule_check("check_sanity", "Finite weights, predictions not constant, calibration judged with its interval (ECE, observed over predicted)."),
-    _rule_check("check_serving_smoke_test", "The stored files load in a fresh process exactly as scoring loads them and score a batch in time."),
+    _rule_check(
+        "check_slices",
+        "The floor and the comparison with the model in service hold on every slice (activity level, platform) large "
+        "enough to judge.",
+    ),
+    _rule_check(
+        "check_sanity",
+        "Finite weights, predictions not constant, calibration judged with its interval (ECE, observed over "
+        "predicted).",
+    ),
+    _rule_check(
+        "check_serving_smoke_test",
+        "The stored files load in a fresh process exactly as scoring loads them and score a batch in time.",
+    ),
 ]
 
 
@@ -143,7 +181,9 @@ validation_checks = [
     tags={"stage": "validation"},
     code_version="2",  # 2: judges its input, the evaluation, instead of files looked up by day
 )
-def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: Evaluation, storage: StorageResource, gate: GateResource) -> dg.MaterializeResult:
+def validated_model(
+    context: dg.AssetExecutionContext, candidate_evaluation: Evaluation, storage: StorageResource, gate: GateResource
+) -> dg.MaterializeResult:
     """Promotes day T's candidate into service by writing ``models/serving.json`` atomically (model_in_service).
 
     Runs only after every blocking check on the evaluation passed in the same run, and
@@ -178,7 +218,11 @@ def validated_model(context: dg.AssetExecutionContext, candidate_evaluation: Eva
     context.log_event(
         dg.AssetMaterialization(
             MODEL_IN_SERVICE,
-            metadata={"version": version, "promoted_by_partition": context.partition_key, "previous_version": record.previous_version or "none"},
+            metadata={
+                "version": version,
+                "promoted_by_partition": context.partition_key,
+                "previous_version": record.previous_version or "none",
+            },
         )
     )
     return dg.MaterializeResult(
@@ -202,8 +246,10 @@ model_in_service = dg.AssetSpec(
     kinds={"json"},
     owners=["team:ml"],
     tags={"stage": "validation"},
-    description="The model that scores: models/serving.json, written atomically by validated_model when every blocking check on a candidate "
-    "has passed (or by `consumer-assets models promote VERSION` for a version that passed). Its metadata names the version.",
+    description="The model that scores: models/serving.json, written atomically by validated_model when every blocking "
+    "check on a candidate "
+    "has passed (or by `consumer-assets models promote VERSION` for a version that passed). Its metadata names the "
+    "version.",
 )
 
 
@@ -215,8 +261,10 @@ class PromotionConfig(dg.Config):
 
 
 @dg.op(
-    description="Puts a version the gate passed (back) into service: models/serving.json, written atomically, and a materialisation "
-    "of model_in_service, so the UI names it and batch_predictions shows its upstream changed. Refuses any other version.",
+    description="Puts a version the gate passed (back) into service: models/serving.json, written atomically, and a "
+    "materialisation "
+    "of model_in_service, so the UI names it and batch_predictions shows its upstream changed. Refuses any other "
+    "version.",
     tags={"stage": "validation"},
 )
 def promote_version(context: dg.OpExecutionContext, config: PromotionConfig, storage: StorageResource):
@@ -231,10 +279,19 @@ def promote_version(context: dg.OpExecutionContext, config: PromotionConfig, sto
             previous_version=previous.version if previous else None,
         )
     except ModelLoadError as exc:
-        raise dg.Failure(str(exc), metadata={"version": config.version, "in_service": previous.version if previous else "none"}, allow_retries=False) from exc
+        raise dg.Failure(
+            str(exc),
+            metadata={"version": config.version, "in_service": previous.version if previous else "none"},
+            allow_retries=False,
+        ) from exc
     context.log.info("serving %s (was %s): %s", record.version, record.previous_version, config.reason)
     yield dg.AssetMaterialization(
-        MODEL_IN_SERVICE, metadata={"version": record.version, "previous_version": record.previous_version or "none", "reason": config.reason}
+        MODEL_IN_SERVICE,
+        metadata={
+            "version": record.version,
+            "previous_version": record.previous_version or "none",
+            "reason": config.reason,
+        },
     )
     yield dg.Output(record.version)
 

@@ -45,16 +45,22 @@ def _log(values: np.ndarray) -> np.ndarray:
 def features(table: pa.Table, categories: list[str]) -> np.ndarray:
     """One row of hand-made features per profile (see the module docstring)."""
     rows = table.num_rows
-    columns = [_log(pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(float)) for name in PROFILE]
+    columns = [
+        _log(pc.fill_null(table.column(name), 0).to_numpy(zero_copy_only=False).astype(float)) for name in PROFILE
+    ]
     lengths = pc.list_value_length(table.column("event_type")).to_numpy(zero_copy_only=False).astype(float)
     columns.append(_log(lengths))
     parent = pc.list_parent_indices(table.column("event_type")).to_numpy(zero_copy_only=False)
     types = pc.list_flatten(table.column("event_type"))
-    age = pc.fill_null(pc.list_flatten(table.column("dt_cutoff_s")), NEVER_S).to_numpy(zero_copy_only=False).astype(float)
+    age = (
+        pc.fill_null(pc.list_flatten(table.column("dt_cutoff_s")), NEVER_S).to_numpy(zero_copy_only=False).astype(float)
+    )
     for event_type in EVENT_TYPES:
         hits = pc.equal(types, event_type).to_numpy(zero_copy_only=False)
         for days in RECENT_DAYS:
-            columns.append(_log(np.bincount(parent[hits], weights=(age[hits] <= days * 86_400).astype(float), minlength=rows)))
+            columns.append(
+                _log(np.bincount(parent[hits], weights=(age[hits] <= days * 86_400).astype(float), minlength=rows))
+            )
         since = np.full(rows, NEVER_S)
         np.minimum.at(since, parent[hits], age[hits])
         columns.append(_log(since))
@@ -69,8 +75,16 @@ def fit_baselines(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict:
     """The three baselines fitted on the same rows; real fits, no shortcuts."""
     return {
         "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0)).fit(x, y),
-        "random_forest": RandomForestClassifier(n_estimators=150, min_samples_leaf=20, max_depth=12, n_jobs=2, random_state=seed).fit(x, y),
+        "random_forest": RandomForestClassifier(
+            n_estimators=150, min_samples_leaf=20, max_depth=12, n_jobs=2, random_state=seed
+        ).fit(x, y),
         "gradient_boosting": HistGradientBoostingClassifier(
-            learning_rate=0.05, max_iter=300, max_leaf_nodes=15, min_samples_leaf=40, l2_regularization=1.0, early_stopping=True, random_state=seed
+            learning_rate=0.05,
+            max_iter=300,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=True,
+            random_state=seed,
         ).fit(x, y),
     }

@@ -36,7 +36,9 @@ ACTIVITY_EDGES = ((0, 5, "low"), (5, 20, "medium"), (20, None, "high"))
 MAX_BASELINE_ROWS = 200_000
 
 
-def labelled_rows(root: StorageRoot, days: tuple[date, ...], targets: tuple[str, ...], role: str, max_rows: int | None = None) -> tuple[pa.Table, np.ndarray]:
+def labelled_rows(
+    root: StorageRoot, days: tuple[date, ...], targets: tuple[str, ...], role: str, max_rows: int | None = None
+) -> tuple[pa.Table, np.ndarray]:
     """History rows of ``role``'s profiles on ``days`` with their labels, at most ``max_rows`` (a random sample).
 
     The rows carry a ``snapshot_date`` column: one profile gives a row on each day it is active.
@@ -60,7 +62,9 @@ def slices(table: pa.Table) -> dict[str, np.ndarray]:
     masks = {}
     for low, high, name in ACTIVITY_EDGES:
         masks[f"activity={name}"] = (events >= low) & (events < high if high is not None else True)
-    values = np.array([p[-1] if p else None for p in table.column("platform").to_pylist()], dtype=object)  # the latest platform
+    values = np.array(
+        [p[-1] if p else None for p in table.column("platform").to_pylist()], dtype=object
+    )  # the latest platform
     for name in sorted({v for v in values if v is not None}):
         masks[f"platform={name}"] = values == name
     return masks
@@ -94,7 +98,10 @@ def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) ->
             "rows": int(len(primary_y)),
             "positives": int(primary_y.sum()),
             "profiles": int(len(set(groups))),
-            "per_day": {str(d): {"rows": int((test_dates == d).sum()), "positives": int(primary_y[test_dates == d].sum())} for d in np.unique(test_dates)},
+            "per_day": {
+                str(d): {"rows": int((test_dates == d).sum()), "positives": int(primary_y[test_dates == d].sum())}
+                for d in np.unique(test_dates)
+            },
         },
         "candidate": {t: summarise(p[:, k], y[:, k], groups) for k, t in enumerate(targets)},
         "sanity": {
@@ -141,9 +148,17 @@ def evaluate_candidate(root: StorageRoot, version: str, split: SnapshotSplit) ->
         entry["candidate"] = summarise(primary_p[mask], primary_y[mask], groups[mask]) if mask.any() else None
         if "serving" in scores and entry["positives"] > 0:
             entry["serving"] = summarise(scores["serving"][mask], primary_y[mask], with_interval=False)["auc"]
-            entry["comparison"] = paired_differences(primary_p[mask], scores["serving"][mask], primary_y[mask], groups[mask])
+            entry["comparison"] = paired_differences(
+                primary_p[mask], scores["serving"][mask], primary_y[mask], groups[mask]
+            )
         evaluation["slices"][name] = entry
-    log.info("evaluated %s on %d test rows (%d positives): AUC %.4f", version, len(primary_y), int(primary_y.sum()), evaluation["candidate"][targets[0]]["auc"])
+    log.info(
+        "evaluated %s on %d test rows (%d positives): AUC %.4f",
+        version,
+        len(primary_y),
+        int(primary_y.sum()),
+        evaluation["candidate"][targets[0]]["auc"],
+    )
     return Evaluation.from_json(evaluation)
 
 

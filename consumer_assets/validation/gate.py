@@ -79,7 +79,12 @@ def _load_failure(evaluation: Evaluation) -> Verdict | None:
 
 def _data_figures(evaluation: Evaluation) -> dict:
     data = evaluation.test_data
-    return {"test_rows": data["rows"], "test_positives": data["positives"], "test_profiles": data["profiles"], "test_days": ", ".join(evaluation.test_days)}
+    return {
+        "test_rows": data["rows"],
+        "test_positives": data["positives"],
+        "test_profiles": data["profiles"],
+        "test_days": ", ".join(evaluation.test_days),
+    }
 
 
 def too_little_data(evaluation: Evaluation, config: GateConfig) -> Verdict | None:
@@ -92,10 +97,12 @@ def too_little_data(evaluation: Evaluation, config: GateConfig) -> Verdict | Non
     needed = math.ceil(config.min_positives / min(rate, 1 - rate)) if 0 < rate < 1 else None
     return Verdict(
         False,
-        f"too little data to judge: {data['rows']} test rows with {positives} positives on {', '.join(evaluation.test_days)}; "
+        f"too little data to judge: {data['rows']} test rows with {positives} positives on "
+        f"{', '.join(evaluation.test_days)}; "
         f"the gate needs at least {config.min_positives} positives and negatives"
         + (f" (about {needed:,} rows at the observed rate {rate:.3f})" if needed else "")
-        + ". Nothing is promoted until then: wait for more matured days, simulate or track more profiles, or raise held_out_days.",
+        + ". Nothing is promoted until then: wait for more matured days, simulate or track more profiles, "
+        "or raise held_out_days.",
         {**_data_figures(evaluation), "min_positives": config.min_positives, "rows_needed": needed or -1},
         TOO_LITTLE_DATA,
     )
@@ -122,19 +129,24 @@ def value_thresholds(evaluation: Evaluation, config: GateConfig) -> Verdict:
     }
     if not m["auc_ci_high"] >= config.min_auc:
         return Verdict(
-            False, f"{primary} AUC {m['auc']:.4f} (95 % interval {m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) is below the floor {config.min_auc}", figures
+            False,
+            f"{primary} AUC {m['auc']:.4f} (95 % interval {m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) is below the "
+            f"floor {config.min_auc}",
+            figures,
         )
     if not m["log_likelihood_gain_ci_high"] >= config.min_log_likelihood_gain:
         return Verdict(
             False,
-            f"{primary} log-likelihood gain over the base rate {m['log_likelihood_gain']:.4f} (95 % interval up to {m['log_likelihood_gain_ci_high']:.4f}) "
+            f"{primary} log-likelihood gain over the base rate {m['log_likelihood_gain']:.4f} (95 % interval up to "
+            f"{m['log_likelihood_gain_ci_high']:.4f}) "
             f"is below {config.min_log_likelihood_gain}",
             figures,
         )
     return Verdict(
         True,
         f"{primary} AUC {m['auc']:.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) not below {config.min_auc}; "
-        f"log-likelihood gain {m['log_likelihood_gain']:.4f} over the base rate; {m['rows']} rows, {m['positives']} positives",
+        f"log-likelihood gain {m['log_likelihood_gain']:.4f} over the base rate; {m['rows']} rows, {m['positives']} "
+        "positives",
         figures,
     )
 
@@ -142,7 +154,13 @@ def value_thresholds(evaluation: Evaluation, config: GateConfig) -> Verdict:
 def _comparison_figures(comparison: dict) -> dict:
     return {
         k: comparison[k]
-        for k in ("auc_difference", "auc_difference_ci_low", "auc_difference_ci_high", "log_likelihood_difference", "resamples")
+        for k in (
+            "auc_difference",
+            "auc_difference_ci_low",
+            "auc_difference_ci_high",
+            "log_likelihood_difference",
+            "resamples",
+        )
         if k in comparison
     }
 
@@ -152,7 +170,9 @@ def against_serving(evaluation: Evaluation, config: GateConfig) -> Verdict:
         return early
     serving = evaluation.serving
     if serving is None:
-        return Verdict(True, "no model in service yet: nothing to compare with (first model)", {"model_in_service": "none"})
+        return Verdict(
+            True, "no model in service yet: nothing to compare with (first model)", {"model_in_service": "none"}
+        )
     comparison = evaluation.comparisons["serving"]
     tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * serving["auc"])
     share = _share_worse(comparison, tolerance)
@@ -164,12 +184,23 @@ def against_serving(evaluation: Evaluation, config: GateConfig) -> Verdict:
         "share_of_resamples_worse": share,
         "tolerance": tolerance,
     }
-    span = f"AUC difference {comparison['auc_difference']:+.4f} (95 % interval {comparison['auc_difference_ci_low']:+.4f} to {comparison['auc_difference_ci_high']:+.4f})"
+    span = (
+        f"AUC difference {comparison['auc_difference']:+.4f} "
+        f"(95 % interval {comparison['auc_difference_ci_low']:+.4f} to {comparison['auc_difference_ci_high']:+.4f})"
+    )
     if share >= config.confidence:
         return Verdict(
-            False, f"worse than the model in service {serving['version']} by more than {tolerance:.4f} AUC in {share:.0%} of paired resamples; {span}", figures
+            False,
+            f"worse than the model in service {serving['version']} by more than {tolerance:.4f} AUC in {share:.0%} of "
+            f"paired resamples; {span}",
+            figures,
         )
-    return Verdict(True, f"not shown worse than {serving['version']} beyond {tolerance:.4f} AUC (worse in {share:.0%} of resamples); {span}", figures)
+    return Verdict(
+        True,
+        f"not shown worse than {serving['version']} beyond {tolerance:.4f} AUC (worse in {share:.0%} of resamples); "
+        f"{span}",
+        figures,
+    )
 
 
 def against_baselines(evaluation: Evaluation, config: GateConfig) -> Verdict:
@@ -186,9 +217,16 @@ def against_baselines(evaluation: Evaluation, config: GateConfig) -> Verdict:
         **_comparison_figures(comparison),
         "share_of_resamples_worse": share,
     }
-    span = f"AUC difference {comparison['auc_difference']:+.4f} (95 % interval {comparison['auc_difference_ci_low']:+.4f} to {comparison['auc_difference_ci_high']:+.4f})"
+    span = (
+        f"AUC difference {comparison['auc_difference']:+.4f} "
+        f"(95 % interval {comparison['auc_difference_ci_low']:+.4f} to {comparison['auc_difference_ci_high']:+.4f})"
+    )
     if share >= config.confidence:
-        return Verdict(False, f"worse than the strongest baseline ({strongest}) in {share:.0%} of paired resamples; {span}", figures)
+        return Verdict(
+            False,
+            f"worse than the strongest baseline ({strongest}) in {share:.0%} of paired resamples; {span}",
+            figures,
+        )
     verdict = "beats" if comparison["auc_difference_ci_low"] > 0 else "is not shown worse than"
     return Verdict(True, f"{verdict} the strongest baseline ({strongest}): {span}", figures)
 
@@ -200,12 +238,19 @@ def per_slice(evaluation: Evaluation, config: GateConfig) -> Verdict:
     for name, entry in evaluation.slices.items():
         summary = entry["candidate"]
         figures[f"{name} auc"] = summary["auc"] if summary else float("nan")
-        if entry["positives"] < config.min_slice_positives or entry["rows"] - entry["positives"] < config.min_slice_positives or summary is None:
+        if (
+            entry["positives"] < config.min_slice_positives
+            or entry["rows"] - entry["positives"] < config.min_slice_positives
+            or summary is None
+        ):
             skipped.append(f"{name} ({entry['positives']} positives)")
             continue
         figures[f"{name} auc 95% interval"] = f"{summary['auc_ci_low']:.4f}-{summary['auc_ci_high']:.4f}"
         if summary["auc_ci_high"] < config.min_auc:
-            failures.append(f"{name}: AUC {summary['auc']:.4f} (interval up to {summary['auc_ci_high']:.4f}) below the floor {config.min_auc}")
+            failures.append(
+                f"{name}: AUC {summary['auc']:.4f} (interval up to {summary['auc_ci_high']:.4f}) below the floor "
+                f"{config.min_auc}"
+            )
         if "comparison" in entry:
             tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * entry["serving"])
             share = _share_worse(entry["comparison"], tolerance)
@@ -215,12 +260,16 @@ def per_slice(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if failures:
         return Verdict(False, "; ".join(failures), figures)
     return Verdict(
-        True, f"every slice with >= {config.min_slice_positives} positives holds" + (f"; too small to judge: {', '.join(skipped)}" if skipped else ""), figures
+        True,
+        f"every slice with >= {config.min_slice_positives} positives holds"
+        + (f"; too small to judge: {', '.join(skipped)}" if skipped else ""),
+        figures,
     )
 
 
 def sanity(evaluation: Evaluation, config: GateConfig) -> Verdict:
-    """Finite, not constant, and calibrated: calibration judged by its interval, not by a point value the noise crosses."""
+    """Finite, not constant, and calibrated: calibration judged by its interval, not by a point value the noise
+    crosses."""
     if failure := _load_failure(evaluation):
         return failure
     s = evaluation.sanity
@@ -246,22 +295,30 @@ def sanity(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if problems:
         return Verdict(False, "; ".join(problems), figures)
     if scarce := too_little_data(evaluation, config):
-        return Verdict(False, f"finite and varied, but calibration cannot be judged: {scarce.reason}", {**figures, **scarce.figures}, TOO_LITTLE_DATA)
+        return Verdict(
+            False,
+            f"finite and varied, but calibration cannot be judged: {scarce.reason}",
+            {**figures, **scarce.figures},
+            TOO_LITTLE_DATA,
+        )
     if m["ece_ci_low"] > config.max_calibration_error:
         problems.append(
-            f"expected calibration error {m['ece']:.4f} (95 % interval {m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) lies above {config.max_calibration_error}"
+            f"expected calibration error {m['ece']:.4f} (95 % interval {m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) "
+            f"lies above {config.max_calibration_error}"
         )
     low, high = 1 / config.max_rate_ratio, config.max_rate_ratio
     if m["observed_over_predicted_ci_high"] < low or m["observed_over_predicted_ci_low"] > high:
         problems.append(
-            f"observed/predicted order rate {m['observed_over_predicted']:.3f} (95 % interval {m['observed_over_predicted_ci_low']:.3f}-"
+            f"observed/predicted order rate {m['observed_over_predicted']:.3f} (95 % interval "
+            f"{m['observed_over_predicted_ci_low']:.3f}-"
             f"{m['observed_over_predicted_ci_high']:.3f}) lies outside {low:.2f}-{high:.2f}"
         )
     if problems:
         return Verdict(False, "; ".join(problems), figures)
     return Verdict(
         True,
-        f"finite weights, varied predictions; calibrated: ECE {m['ece']:.4f} ({m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}), "
+        f"finite weights, varied predictions; calibrated: ECE {m['ece']:.4f} "
+        f"({m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}), "
         f"mean prediction {m['mean_prediction']:.4f} against {m['observed_rate']:.4f} observed",
         figures,
     )
@@ -273,7 +330,11 @@ def serving_smoke_test(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if not result:
         return Verdict(False, "the serving smoke test has not run on this candidate")
     if not result.get("loaded"):
-        return Verdict(False, f"the stored files do not load in a fresh process: {result.get('error')}", {"exit_code": result.get("exit_code")})
+        return Verdict(
+            False,
+            f"the stored files do not load in a fresh process: {result.get('error')}",
+            {"exit_code": result.get("exit_code")},
+        )
     seconds = result["load_seconds"] + result["score_seconds"]
     figures = {
         "load_seconds": result["load_seconds"],
@@ -284,7 +345,11 @@ def serving_smoke_test(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if not result["valid_scores"]:
         return Verdict(False, "scores are not finite probabilities in [0, 1]", figures)
     if seconds > config.max_smoke_latency_s:
-        return Verdict(False, f"loading and scoring {result['rows']} profiles took {seconds:.2f} s, over {config.max_smoke_latency_s} s", figures)
+        return Verdict(
+            False,
+            f"loading and scoring {result['rows']} profiles took {seconds:.2f} s, over {config.max_smoke_latency_s} s",
+            figures,
+        )
     return Verdict(True, f"loaded and scored {result['rows']} profiles in a fresh process in {seconds:.2f} s", figures)
 
 

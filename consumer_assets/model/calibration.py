@@ -16,6 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, in float64 (probabilities near 0 and 1 keep their digits)."""
+    return 1 / (1 + np.exp(-np.asarray(z, np.float64)))
+
+
 @dataclass(frozen=True)
 class PlattScaling:
     """p = sigmoid(scale * logit + bias), one pair per target."""
@@ -24,7 +29,7 @@ class PlattScaling:
     bias: tuple[float, ...]
 
     def apply(self, logits: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(np.asarray(logits, np.float64) * np.array(self.scale) + np.array(self.bias))))
+        return sigmoid(np.asarray(logits, np.float64) * np.array(self.scale) + np.array(self.bias))
 
     def to_json(self) -> dict:
         return {"method": "platt", "scale": list(self.scale), "bias": list(self.bias)}
@@ -35,7 +40,7 @@ def _fit_one(z: np.ndarray, y: np.ndarray, ridge: float = 1e-4, iterations: int 
     a, b = 1.0, 0.0
     x = np.stack([z, np.ones_like(z)], axis=1)
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(a * z + b)))
+        p = sigmoid(a * z + b)
         gradient = x.T @ (y - p) - ridge * np.array([a - 1.0, b])
         hessian = (x * (p * (1 - p))[:, None]).T @ x + ridge * np.eye(2)
         step = np.linalg.solve(hessian, gradient)

@@ -64,18 +64,14 @@ class Manifest:
     properties: dict
     attachments: list[str] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "files": self.files,
-                "rows": self.rows,
-                "written_at": self.written_at,
-                "properties": self.properties,
-                "attachments": self.attachments,
-            },
-            indent=2,
-            sort_keys=True,
-        )
+    def to_json(self) -> dict:
+        return {
+            "files": self.files,
+            "rows": self.rows,
+            "written_at": self.written_at,
+            "properties": self.properties,
+            "attachments": self.attachments,
+        }
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -465,7 +461,7 @@ class StorageRoot:
         )
         with self.writing(dataset, day) as lease:
             lease.check()
-            self.write_bytes(f"{prefix}/{MANIFEST}", manifest.to_json().encode())
+            self.write_bytes(f"{prefix}/{MANIFEST}", json.dumps(manifest.to_json(), indent=2, sort_keys=True).encode())
             keep = {f"{prefix}/{name}" for name in [*files, *attachments, MANIFEST]}
             for key in self.list_files(prefix):
                 if key not in keep:

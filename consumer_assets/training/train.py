@@ -28,7 +28,7 @@ from torch import nn
 
 from consumer_assets.cores import CoreShare
 from consumer_assets.metrics import auc, mean_log_likelihood
-from consumer_assets.model.calibration import PlattScaling, fit_platt
+from consumer_assets.model.calibration import PlattScaling, fit_platt, sigmoid
 from consumer_assets.model.encoding import CATEGORICAL, EncodedBatch, Vocabulary
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import LoadedModel
@@ -157,17 +157,13 @@ def predict_logits(
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
-
-
 def calibrate(network: ConsumerLSTM, logits: np.ndarray, labels: np.ndarray) -> tuple[PlattScaling, dict]:
     """Fit Platt scaling on validation logits, store it in the network's buffers; figures before and after."""
     scaling = fit_platt(logits, labels)
     with torch.no_grad():
         network.calibration_scale.copy_(torch.tensor(scaling.scale))
         network.calibration_bias.copy_(torch.tensor(scaling.bias))
-    raw, calibrated = _sigmoid(logits[:, 0]), scaling.apply(logits)[:, 0]
+    raw, calibrated = sigmoid(logits[:, 0]), scaling.apply(logits)[:, 0]
     y = labels[:, 0]
     figures = {
         **scaling.to_json(),
@@ -281,7 +277,7 @@ def train(
                 total_loss += loss.detach() * len(batch)  # no per-step synchronisation with the GPU
             train_seconds = time.perf_counter() - epoch_start
             z, y = predict_logits(network, feed(validation_rows, INFERENCE_BATCH, device), device)
-            p = _sigmoid(z)
+            p = sigmoid(z)
             record = {
                 "epoch": epoch,
                 "train_loss": total_loss.item() / seen,

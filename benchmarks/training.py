@@ -1,10 +1,9 @@
 """Training figures: throughput of the input pipeline and of training, memory, contention, and model quality.
 
     .venv/bin/python benchmarks/training.py [--data FOLDER] [--profiles 100000] [--days 24] [--threads 2]
-        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start] [--ablations
-        one-snapshot-per-profile,no-article-ids]
-    .venv/bin/python benchmarks/training.py --steps-only [--step-batches 256,2048]   # raw training steps, fp32 and bf16
-    on CUDA
+        [--pipeline-only] [--batch-sizes 128,1024] [--skip-quality] [--warm-start]
+        [--ablations one-snapshot-per-profile,no-article-ids]
+    .venv/bin/python benchmarks/training.py --steps-only [--step-batches 256,2048]   # raw steps, fp32 and bf16 on CUDA
     .venv/bin/python benchmarks/training.py --contention   # one training run alone, then two side by side (CPU)
     .venv/bin/python benchmarks/training.py --memory        # peak RSS of a run on 1 million sequences of mean length 30
 

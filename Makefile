@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export CONSUMER_ASSETS_ROOT ?= $(CURDIR)/.data
 
-.PHONY: install demo test test-fast lint format dev clean instance redis chromium serve lock check-install check-gpu-image
+.PHONY: install demo test test-fast lint format docs dev clean instance redis chromium serve lock check-install check-gpu-image
 
 install: $(STAMP)
 
@@ -74,6 +74,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The parts of docs/ derived from the code (the gate's rules); a test fails while they are stale.
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
 
 # The quick loop (about a minute and a half): plain modules, the contract, storage on SeaweedFS, the automation logic, the
 # definitions; the tests marked slow (Spark pipelines, training and the gate, the webserver, the daemon, a browser) only in `make test`.

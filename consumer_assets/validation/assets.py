@@ -24,7 +24,7 @@ from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.split import SnapshotSplit
 from consumer_assets.validation.evaluate import evaluate_candidate, smoke_test
 from consumer_assets.validation.evaluation import Evaluation
-from consumer_assets.validation.gate import RULES, Verdict, judge
+from consumer_assets.validation.gate import RULES, Rule, Verdict, judge
 from consumer_assets.validation.resources import GateResource
 
 CANDIDATE_EVALUATION = "candidate_evaluation"
@@ -128,48 +128,24 @@ def _result(verdict: Verdict, version: str, extra: dict | None = None) -> dg.Ass
     )
 
 
-def _rule_check(name: str, description: str):
+def _rule_check(rule: Rule) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=candidate_evaluation, name=name, partitions_def=daily_partitions, blocking=True, description=description
+        asset=candidate_evaluation,
+        name=rule.name,
+        partitions_def=daily_partitions,
+        blocking=True,
+        description=f"Refuses when: {rule.refuses_when}",
     )
     def check(candidate_evaluation: Evaluation, gate: GateResource) -> dg.AssetCheckResult:
         evaluation = candidate_evaluation
-        verdict = RULES[name](evaluation, gate.config())
-        with_table = name in ("check_value_thresholds", "check_beats_baselines") and evaluation.load_error is None
+        verdict = rule.judge(evaluation, gate.config())
+        with_table = rule.shows_metrics and evaluation.load_error is None
         return _result(verdict, evaluation.version, {"metrics": _metrics_table(evaluation)} if with_table else None)
 
     return check
 
 
-validation_checks = [
-    _rule_check(
-        "check_value_thresholds",
-        "AUC and log-likelihood gain not shown below their floors (95 % intervals) on pooled, independent test data.",
-    ),
-    _rule_check(
-        "check_not_worse_than_serving",
-        "Not shown worse than the model in service beyond the tolerance, by a paired bootstrap over profiles.",
-    ),
-    _rule_check(
-        "check_beats_baselines",
-        "Not shown worse than the strongest baseline (logistic regression, random forest, gradient-boosted trees on "
-        "time-aware features), by a paired bootstrap.",
-    ),
-    _rule_check(
-        "check_slices",
-        "The floor and the comparison with the model in service hold on every slice (activity level, platform) large "
-        "enough to judge.",
-    ),
-    _rule_check(
-        "check_sanity",
-        "Finite weights, predictions not constant, calibration judged with its interval (ECE, observed over "
-        "predicted).",
-    ),
-    _rule_check(
-        "check_serving_smoke_test",
-        "The stored files load in a fresh process exactly as scoring loads them and score a batch in time.",
-    ),
-]
+validation_checks = [_rule_check(rule) for rule in RULES.values()]
 
 
 @dg.asset(

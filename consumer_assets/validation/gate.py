@@ -25,7 +25,8 @@ positives to say anything; a slice too small to judge is listed, never passed si
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -34,20 +35,39 @@ from consumer_assets.validation.evaluation import Evaluation
 PASS, REFUSE, TOO_LITTLE_DATA = "pass", "refuse", "too_little_data"
 
 
+def _setting(default: float | int, description: str):
+    """A threshold of the gate: its default and what it means, from which GateResource and the docs are derived."""
+    return field(default=default, metadata={"description": description})
+
+
 @dataclass(frozen=True)
 class GateConfig:
-    min_auc: float = 0.6
-    min_log_likelihood_gain: float = 0.0  # over the base-rate predictor, per row
-    max_auc_drop: float = 0.01  # absolute, against the model in service
-    max_relative_auc_drop: float = 0.02  # relative, against the model in service
-    baseline_tolerance: float = 0.0  # how much worse than the strongest baseline is tolerated
-    confidence: float = 0.95  # share of paired resamples that must show the candidate worse to refuse it
-    min_positives: int = 100  # fewer positives (or negatives) among the test rows: too little data to judge
-    min_slice_positives: int = 30
-    max_calibration_error: float = 0.03  # refused when the ECE's whole interval lies above it
-    max_rate_ratio: float = 1.25  # refused when observed/predicted lies wholly outside [1/ratio, ratio]
-    min_prediction_std: float = 1e-3
-    max_smoke_latency_s: float = 5.0
+    min_auc: float = _setting(0.6, "Floor of the candidate's order_any AUC on the test data.")
+    min_log_likelihood_gain: float = _setting(
+        0.0, "Mean log-likelihood must beat the base-rate predictor's by this much per row."
+    )
+    max_auc_drop: float = _setting(0.01, "Largest tolerated AUC drop against the model in service (absolute).")
+    max_relative_auc_drop: float = _setting(
+        0.02, "Largest tolerated AUC drop against the model in service (share of its AUC)."
+    )
+    baseline_tolerance: float = _setting(0.0, "Tolerated AUC shortfall against the strongest baseline.")
+    confidence: float = _setting(
+        0.95, "Share of paired bootstrap resamples that must show a shortfall to refuse a candidate."
+    )
+    min_positives: int = _setting(
+        100, "Fewer test positives (or negatives) than this: 'too little data to judge', and nothing is promoted."
+    )
+    min_slice_positives: int = _setting(30, "Slices with fewer positives are listed as too small to judge.")
+    max_calibration_error: float = _setting(
+        0.03, "Refuse when the expected calibration error's whole 95 % interval lies above this."
+    )
+    max_rate_ratio: float = _setting(
+        1.25, "Refuse when observed/predicted order rate lies wholly outside [1/ratio, ratio] (95 % interval)."
+    )
+    min_prediction_std: float = _setting(1e-3, "Predictions with a smaller spread count as constant.")
+    max_smoke_latency_s: float = _setting(
+        5.0, "Seconds a fresh process may take to load the model and score 1,000 profiles."
+    )
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -63,6 +83,33 @@ class Verdict:
     def __post_init__(self) -> None:
         if not self.outcome:
             object.__setattr__(self, "outcome", PASS if self.passed else REFUSE)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One blocking check of the gate: everything the checks, the promotion and the docs need to know of it."""
+
+    name: str  # the asset check's name
+    refuses_when: str  # the check's description in the UI and the docs
+    judge: Callable[[Evaluation, GateConfig], Verdict]
+    settings: tuple[str, ...]  # the GateConfig fields it reads
+    shows_metrics: bool = False  # its check's metadata also carries the table of every model's figures
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(name: str, refuses_when: str, settings: tuple[str, ...], shows_metrics: bool = False):
+    """Declares the decorated function a gate rule: a blocking check of that name, judged again before promotion."""
+
+    def declare(judge: Callable[[Evaluation, GateConfig], Verdict]):
+        unknown = set(settings) - {f.name for f in fields(GateConfig)}
+        if unknown:
+            raise ValueError(f"rule {name} reads settings GateConfig does not have: {sorted(unknown)}")
+        RULES[name] = Rule(name, refuses_when, judge, settings, shows_metrics)
+        return judge
+
+    return declare
 
 
 def _share_worse(comparison: dict, tolerance: float) -> float:
@@ -112,6 +159,13 @@ def _precheck(evaluation: Evaluation, config: GateConfig) -> Verdict | None:
     return _load_failure(evaluation) or too_little_data(evaluation, config)
 
 
+@rule(
+    "check_value_thresholds",
+    "The AUC's 95 % interval lies wholly below `min_auc`, or the log-likelihood gain over the base rate wholly below "
+    "`min_log_likelihood_gain`, on pooled, independent test data.",
+    ("min_auc", "min_log_likelihood_gain", "min_positives"),
+    shows_metrics=True,
+)
 def value_thresholds(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
@@ -165,6 +219,12 @@ def _comparison_figures(comparison: dict) -> dict:
     }
 
 
+@rule(
+    "check_not_worse_than_serving",
+    "At least `confidence` of the paired bootstrap resamples over profiles show it worse than the model in service by "
+    "more than min(`max_auc_drop`, `max_relative_auc_drop` x its AUC). The first model passes and says so.",
+    ("max_auc_drop", "max_relative_auc_drop", "confidence", "min_positives"),
+)
 def against_serving(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
@@ -203,6 +263,14 @@ def against_serving(evaluation: Evaluation, config: GateConfig) -> Verdict:
     )
 
 
+@rule(
+    "check_beats_baselines",
+    "At least `confidence` of the paired resamples show it worse, by more than `baseline_tolerance`, than the "
+    "strongest baseline (logistic regression, random forest, gradient-boosted trees on time-aware features); it says "
+    "'beats' when the whole interval of the difference is above 0.",
+    ("baseline_tolerance", "confidence", "min_positives"),
+    shows_metrics=True,
+)
 def against_baselines(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
@@ -231,6 +299,13 @@ def against_baselines(evaluation: Evaluation, config: GateConfig) -> Verdict:
     return Verdict(True, f"{verdict} the strongest baseline ({strongest}): {span}", figures)
 
 
+@rule(
+    "check_slices",
+    "A slice (activity level, platform) with at least `min_slice_positives` positives and negatives has its AUC "
+    "interval wholly below `min_auc`, or is shown worse than the model in service; smaller slices are listed as too "
+    "small to judge.",
+    ("min_auc", "min_slice_positives", "max_auc_drop", "max_relative_auc_drop", "confidence", "min_positives"),
+)
 def per_slice(evaluation: Evaluation, config: GateConfig) -> Verdict:
     if early := _precheck(evaluation, config):
         return early
@@ -267,6 +342,13 @@ def per_slice(evaluation: Evaluation, config: GateConfig) -> Verdict:
     )
 
 
+@rule(
+    "check_sanity",
+    "Weights or predictions are not finite, or predictions constant (spread below `min_prediction_std`); or "
+    "calibration fails by its interval: the ECE's wholly above `max_calibration_error`, or observed/predicted's "
+    "wholly outside [1/`max_rate_ratio`, `max_rate_ratio`].",
+    ("min_prediction_std", "max_calibration_error", "max_rate_ratio", "min_positives"),
+)
 def sanity(evaluation: Evaluation, config: GateConfig) -> Verdict:
     """Finite, not constant, and calibrated: calibration judged by its interval, not by a point value the noise
     crosses."""
@@ -324,6 +406,12 @@ def sanity(evaluation: Evaluation, config: GateConfig) -> Verdict:
     )
 
 
+@rule(
+    "check_serving_smoke_test",
+    "The stored files do not load in a fresh process exactly as scoring loads them, or loading and scoring 1,000 "
+    "profiles takes longer than `max_smoke_latency_s`.",
+    ("max_smoke_latency_s",),
+)
 def serving_smoke_test(evaluation: Evaluation, config: GateConfig) -> Verdict:
     """The stored files loaded in a fresh process, as scoring loads them, and scored a batch in time."""
     result = evaluation.smoke
@@ -353,15 +441,16 @@ def serving_smoke_test(evaluation: Evaluation, config: GateConfig) -> Verdict:
     return Verdict(True, f"loaded and scored {result['rows']} profiles in a fresh process in {seconds:.2f} s", figures)
 
 
-RULES = {
-    "check_value_thresholds": value_thresholds,
-    "check_not_worse_than_serving": against_serving,
-    "check_beats_baselines": against_baselines,
-    "check_slices": per_slice,
-    "check_sanity": sanity,
-    "check_serving_smoke_test": serving_smoke_test,
-}
-
-
 def judge(evaluation: Evaluation, config: GateConfig) -> dict[str, Verdict]:
-    return {name: rule(evaluation, config) for name, rule in RULES.items()}
+    """Every rule's verdict, as the blocking checks give them and as promotion requires them all passed."""
+    return {name: declared.judge(evaluation, config) for name, declared in RULES.items()}
+
+
+def rules_markdown() -> str:
+    """The docs' table of the rules and their settings with defaults (docs/gate.md holds it; a test keeps it equal)."""
+    defaults = GateConfig()
+    lines = ["| check | refuses a candidate when | settings (default) |", "|---|---|---|"]
+    for declared in RULES.values():
+        settings = ", ".join(f"`{name}` ({getattr(defaults, name)})" for name in declared.settings)
+        lines.append(f"| `{declared.name}` | {declared.refuses_when} | {settings} |")
+    return "\n".join(lines) + "\n"

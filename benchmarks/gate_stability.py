@@ -31,17 +31,18 @@ from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager
 from consumer_assets.labels.build import build_labels
-from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.model.store import ModelStore
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
-from consumer_assets.training.assets import trained_lstm
+from consumer_assets.timeline import Timeline
+from consumer_assets.training.assets import training_asset
 from consumer_assets.training.resources import TrainingResource
 from consumer_assets.validation.assets import validation_assets, validation_checks
 from consumer_assets.validation.resources import GateResource
 
-HORIZON = DEFAULT_LABEL_HORIZON_DAYS
+TIMELINE = Timeline()  # the deployment's
+HORIZON = TIMELINE.label_horizon_days
 
 
 def build(root: StorageRoot, start: date, profiles: int, spark) -> None:
@@ -71,7 +72,7 @@ def gate(folder: str, day: date, run_config: dict | None = None) -> tuple[dg.Exe
         "evaluation_io_manager": EvaluationIOManager(storage=storage),
     }
     result = dg.materialize(
-        [trained_lstm, *validation_assets, *validation_checks],
+        [training_asset(TIMELINE), *validation_assets, *validation_checks],
         resources=resources,
         partition_key=day.isoformat(),
         run_config=run_config,

@@ -52,13 +52,15 @@ from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, true_probabilities
 from consumer_assets.simulation.filter import filter_probabilities
 from consumer_assets.storage import StorageRoot
+from consumer_assets.timeline import Timeline
 from consumer_assets.training.candidate import encode_rows, plan_training, train_candidate
 from consumer_assets.training.dataset import EncodedRows
 from consumer_assets.training.split import SnapshotRows
 from consumer_assets.training.train import TrainConfig, resolve_device, train
 from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
 
-HORIZON = 7
+TIMELINE = Timeline()  # the platform's label horizon and training window
+HORIZON = TIMELINE.label_horizon_days
 START = date(2026, 10, 1)
 
 
@@ -130,16 +132,16 @@ def train_at(
     )
     limits = replace(VocabularyLimits(), **overrides.pop("limits", {}))
     if overrides.get("judged_target_weight", 0) is None:  # equal weights: the judged target gets 1 / targets
-        plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, VocabularyLimits())
+        plan = plan_training(root, day, TIMELINE, ModelConfig(), config, VocabularyLimits())
         overrides["judged_target_weight"] = 1 / len(plan.targets)
     config = replace(config, **overrides)
-    plan = plan_training(root, day, HORIZON, 14, ModelConfig(), config, limits)
+    plan = plan_training(root, day, TIMELINE, ModelConfig(), config, limits)
     return train_candidate(root, plan, version, warm_start=warm, log_fn=lambda line: print("   ", line))
 
 
 def pipeline_only(root: StorageRoot, day: date, batch_sizes: list[int]) -> None:
     """Encode the training rows once, then time epochs of gathered batches without any compute."""
-    plan = plan_training(root, day, HORIZON, 14, ModelConfig(), TrainConfig(), VocabularyLimits())
+    plan = plan_training(root, day, TIMELINE, ModelConfig(), TrainConfig(), VocabularyLimits())
     source = SnapshotRows(root, plan.split.train_days, plan.targets, "train")
     vocabulary = Vocabulary.build((chunk for _, chunk, _ in source), plan.limits)
     started = time.perf_counter()

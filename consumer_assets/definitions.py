@@ -36,14 +36,15 @@ from consumer_assets.jobs import (
     scoring_job,
     training_job,
 )
-from consumer_assets.labels.assets import label_assets, label_checks
-from consumer_assets.monitoring.assets import attribution_checks, monitoring_assets, monitoring_checks
+from consumer_assets.labels.assets import label_checks, labels_asset
+from consumer_assets.monitoring.assets import attribution_checks, monitoring_asset, monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.storage.root import DEFAULT_ROOT
-from consumer_assets.training.assets import trained_lstm
+from consumer_assets.timeline import Timeline
+from consumer_assets.training.assets import training_asset
 from consumer_assets.training.resources import TrainingResource
 from consumer_assets.training.train import TrainConfig
 from consumer_assets.validation.assets import validation_assets, validation_checks
@@ -63,66 +64,88 @@ storage = StorageResource(
 
 fresh = freshness_checks(os.environ.get("CONSUMER_ASSETS_FRESHNESS_DEADLINE", DEFAULT_DEADLINE_CRON))
 
-defs = dg.Definitions(
-    assets=dg.with_source_code_references(
-        [
-            *ingest_assets,
-            *feature_assets,
-            *label_assets,
-            trained_lstm,
-            *validation_assets,
-            *serving_assets,
-            *monitoring_assets,
-        ]
-    ),
-    asset_checks=[
-        *ingest_checks,
-        *feature_checks,
-        *label_checks,
-        *validation_checks,
-        *serving_checks,
-        *monitoring_checks,
-        *attribution_checks,
-        *fresh,
-    ],
-    jobs=[
-        daily_data_job,
-        labels_job,
-        training_job,
-        evaluation_job,
-        scoring_job,
-        promote_model_job,
-        freshness_job(fresh),
-    ],
-    schedules=schedules,
-    sensors=[*sensors, freshness_sensor(fresh)],
-    resources={
-        "storage": storage,
-        "io_manager": JsonIOManager(storage=storage),  # nothing lands on a pod's disk, nothing is pickled
-        "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
-        "candidate_io_manager": CandidateIOManager(storage=storage),
-        "evaluation_io_manager": EvaluationIOManager(storage=storage),
-        "quality": DataQualityResource(),
-        "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
-        "features": FeatureResource(),
-        "training": TrainingResource(
-            threads=int(os.environ.get("TORCH_THREADS", "2")),
-            device=os.environ.get("CONSUMER_ASSETS_TRAINING_DEVICE", TrainConfig.device),
+
+def timeline_from_env() -> Timeline:
+    """The label horizon and training window of this code location (deployment settings: see timeline.py)."""
+    names = {
+        "label_horizon_days": "CONSUMER_ASSETS_LABEL_HORIZON_DAYS",
+        "training_days": "CONSUMER_ASSETS_TRAINING_DAYS",
+        "held_out_days": "CONSUMER_ASSETS_HELD_OUT_DAYS",
+    }
+    settings = {}
+    for field, variable in names.items():
+        if value := os.environ.get(variable):
+            if not value.isdigit():
+                raise ValueError(f"{variable} must be a whole number of days, not {value!r}")
+            settings[field] = int(value)
+    return Timeline(**settings)
+
+
+def build_definitions(timeline: Timeline) -> dg.Definitions:
+    """Every asset, check, job, schedule and sensor, with the lineage and automation drawn for ``timeline``."""
+    return dg.Definitions(
+        assets=dg.with_source_code_references(
+            [
+                *ingest_assets,
+                *feature_assets,
+                labels_asset(timeline),
+                training_asset(timeline),
+                *validation_assets,
+                *serving_assets,
+                monitoring_asset(timeline),
+            ]
         ),
-        "gate": GateResource(),
-        "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
-        "explanations": ExplanationResource(),
-        "monitoring": MonitoringResource(),
-        "landing": LandingSensorResource(completion=os.environ.get("CONSUMER_ASSETS_LANDING_COMPLETION", "marker")),
-        "alerts": AlertResource(
-            webhook_url=env_or_default("CONSUMER_ASSETS_ALERT_WEBHOOK", None),
-            smtp_host=env_or_default("CONSUMER_ASSETS_SMTP_HOST", None),
-            smtp_port=int(os.environ.get("CONSUMER_ASSETS_SMTP_PORT", "25")),
-            smtp_recipients=os.environ.get("CONSUMER_ASSETS_ALERT_EMAILS", ""),
-            smtp_username=env_or_default("CONSUMER_ASSETS_SMTP_USER", None),
-            smtp_password=env_or_default("CONSUMER_ASSETS_SMTP_PASSWORD", None),
-            smtp_starttls=os.environ.get("CONSUMER_ASSETS_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
-            ui_url=os.environ.get("CONSUMER_ASSETS_UI_URL", "http://127.0.0.1:3000"),
-        ),
-    },
-)
+        asset_checks=[
+            *ingest_checks,
+            *feature_checks,
+            *label_checks,
+            *validation_checks,
+            *serving_checks,
+            *monitoring_checks,
+            *attribution_checks,
+            *fresh,
+        ],
+        jobs=[
+            daily_data_job,
+            labels_job,
+            training_job,
+            evaluation_job,
+            scoring_job,
+            promote_model_job,
+            freshness_job(fresh),
+        ],
+        schedules=schedules,
+        sensors=[*sensors(timeline), freshness_sensor(fresh)],
+        resources={
+            "storage": storage,
+            "io_manager": JsonIOManager(storage=storage),  # nothing lands on a pod's disk, nothing is pickled
+            "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+            "candidate_io_manager": CandidateIOManager(storage=storage),
+            "evaluation_io_manager": EvaluationIOManager(storage=storage),
+            "quality": DataQualityResource(),
+            "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
+            "features": FeatureResource(),
+            "training": TrainingResource(
+                threads=int(os.environ.get("TORCH_THREADS", "2")),
+                device=os.environ.get("CONSUMER_ASSETS_TRAINING_DEVICE", TrainConfig.device),
+            ),
+            "gate": GateResource(),
+            "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+            "explanations": ExplanationResource(),
+            "monitoring": MonitoringResource(),
+            "landing": LandingSensorResource(completion=os.environ.get("CONSUMER_ASSETS_LANDING_COMPLETION", "marker")),
+            "alerts": AlertResource(
+                webhook_url=env_or_default("CONSUMER_ASSETS_ALERT_WEBHOOK", None),
+                smtp_host=env_or_default("CONSUMER_ASSETS_SMTP_HOST", None),
+                smtp_port=int(os.environ.get("CONSUMER_ASSETS_SMTP_PORT", "25")),
+                smtp_recipients=os.environ.get("CONSUMER_ASSETS_ALERT_EMAILS", ""),
+                smtp_username=env_or_default("CONSUMER_ASSETS_SMTP_USER", None),
+                smtp_password=env_or_default("CONSUMER_ASSETS_SMTP_PASSWORD", None),
+                smtp_starttls=os.environ.get("CONSUMER_ASSETS_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+                ui_url=os.environ.get("CONSUMER_ASSETS_UI_URL", "http://127.0.0.1:3000"),
+            ),
+        },
+    )
+
+
+defs = build_definitions(timeline_from_env())

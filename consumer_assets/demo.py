@@ -38,7 +38,6 @@ from consumer_assets.automation.sensors import (
     alert_cursor_after_history,
     alert_sensor,
     landing_sensor,
-    reconcile_sensor,
 )
 from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.definitions import defs
@@ -224,7 +223,7 @@ class Replay:
     def reconcile_tick(self) -> None:
         """Labels and snapshots the instance remembers but the root lost (a demo after ``rm -rf .data``) are rebuilt."""
         context = dg.build_sensor_context(instance=self.instance, resources=self.landing, definitions=defs)
-        requests = reconcile_sensor(context)
+        requests = defs.get_sensor_def("reconcile_sensor")(context)
         for request in [] if isinstance(requests, dg.SkipReason) else requests:
             day = date.fromisoformat(request.partition_key)
             run_job(

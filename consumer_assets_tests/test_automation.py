@@ -28,16 +28,15 @@ from consumer_assets.automation.sensors import (
     alert_cursor_after_history,
     alert_sensor,
     landing_sensor,
-    reconcile_sensor,
 )
 from consumer_assets.datasets import HISTORIES, RAW_EVENTS
-from consumer_assets.definitions import defs
+from consumer_assets.definitions import build_definitions, defs
 from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.landing import COMPLETE_MARKER, landing_prefix
-from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.timeline import Timeline
 
 DAY = date(2026, 10, 5)
 
@@ -174,8 +173,10 @@ def _report(instance: dg.DagsterInstance, asset: str, day: date) -> None:
     instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=day.isoformat()))
 
 
-def test_order_labels_are_requested_once_their_window_has_landed():
-    horizon = defs.resources["features"].label_horizon_days
+@pytest.mark.parametrize("horizon", [Timeline.label_horizon_days, 10])
+def test_order_labels_are_requested_once_their_window_has_landed(horizon):
+    """With the default H and another: the automation condition follows the code location's horizon."""
+    defs = build_definitions(Timeline(label_horizon_days=horizon))
     labelled = date(2026, 10, 10)
     now = datetime.combine(labelled + timedelta(days=horizon + 1), datetime.min.time(), UTC) + timedelta(hours=3)
     with dg.instance_for_test() as instance:
@@ -511,14 +512,17 @@ def test_a_rebuilt_day_has_every_later_snapshot_rebuilt_in_turn():
         assert evaluate() == []  # D+3 was never built: the landing sensor builds it when its day lands
 
 
-def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_lost(tmp_path):
+@pytest.mark.parametrize("horizon", [Timeline.label_horizon_days, 10])
+def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_lost(tmp_path, horizon):
     """After the root is wiped, recorded snapshots and labels come back once their inputs are stored again, each
-    once."""
+    once; a label waits for the H days of the code location's horizon."""
+    defs = build_definitions(Timeline(label_horizon_days=horizon))
+    reconcile_sensor = defs.get_sensor_def("reconcile_sensor")
     root = StorageRoot(str(tmp_path))
     today = datetime.now(UTC).date()
-    day, later = today - timedelta(days=10), today - timedelta(days=9)
+    day, later = today - timedelta(days=horizon + 3), today - timedelta(days=horizon + 2)
     events = EVENT_SCHEMA.empty_table()
-    for d in [day + timedelta(days=k) for k in range(DEFAULT_LABEL_HORIZON_DAYS + 1)]:
+    for d in [day + timedelta(days=k) for k in range(horizon + 1)]:
         root.write_partition(RAW_EVENTS, d, events)  # the re-ingested days, as the landing sensor brings them back
     resources = {"storage": StorageResource(root=root.uri), "landing": LandingSensorResource()}
     with dg.instance_for_test() as instance:
@@ -537,10 +541,10 @@ def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_los
             ("daily_data_job", [dg.AssetKey("daily_histories")], day.isoformat())
         ]
         # order_labels waits for the snapshot of its day and the raw events of the horizon
-        lost = lost_partitions(root, {"order_labels": [day, later]}, DEFAULT_LABEL_HORIZON_DAYS)
+        lost = lost_partitions(root, {"order_labels": [day, later]}, horizon)
         assert [(p.day, p.waiting_for) for p in lost] == [
             (day, (f"daily_histories {day}",)),
-            (later, (f"raw_events {later + timedelta(days=DEFAULT_LABEL_HORIZON_DAYS)}",)),
+            (later, (f"raw_events {later + timedelta(days=horizon)}",)),
         ]
         root.write_partition(HISTORIES, day, events)  # the snapshot is rebuilt...
         [labels] = reconcile_sensor(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))

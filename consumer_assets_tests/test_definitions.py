@@ -3,11 +3,16 @@
 import json
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from consumer_assets.definitions import defs
+from consumer_assets.definitions import build_definitions, defs, timeline_from_env
+from consumer_assets.labels.assets import labels_matured_condition
+from consumer_assets.partitions import daily_partitions
+from consumer_assets.timeline import Timeline
 from consumer_assets.training.gpu import GPU_POOL, GPU_RUN_TAG
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,3 +148,48 @@ def test_values_without_an_io_manager_of_their_own_land_on_the_storage_root_as_j
     assert not refused.success
     [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "returned a object, which is stored only as JSON (no pickle)" in str(failure.event_specific_data.error)
+
+
+def _upstream_days(definitions: dg.Definitions, asset: str, parent: str, day: str) -> list[str]:
+    """The partitions of ``parent`` the UI's lineage shows ``asset``'s partition ``day`` reading."""
+    mapping = definitions.get_assets_def(asset).get_partition_mapping(dg.AssetKey(parent))
+    result = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        daily_partitions.subset_with_partition_keys([day]), daily_partitions, daily_partitions
+    )
+    return sorted(result.partitions_subset.get_partition_keys())
+
+
+def _days(first: str, last: str) -> list[str]:
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [(start + timedelta(days=k)).isoformat() for k in range((end - start).days + 1)]
+
+
+@pytest.mark.parametrize(
+    "timeline", [Timeline(), Timeline(label_horizon_days=10, training_days=5, held_out_days=2)], ids=str
+)
+def test_the_lineage_follows_the_timeline(timeline):
+    """Labels read D+1..D+H, training at T the snapshots T-H-span..T-H, monitoring the labels of D-H: the graph is
+    drawn from the same timeline the code reads."""
+    definitions = defs if timeline == Timeline() else build_definitions(timeline)
+    h, span = timeline.label_horizon_days, timeline.training_span_days
+    day = date(2026, 10, 20)
+    after = [(day + timedelta(days=k)).isoformat() for k in (1, h)]
+    assert _upstream_days(definitions, "order_labels", "raw_events", day.isoformat()) == _days(*after)
+    matured = [(day - timedelta(days=k)).isoformat() for k in (h + span, h)]
+    for parent in ("daily_histories", "order_labels"):
+        assert _upstream_days(definitions, "trained_lstm", parent, day.isoformat()) == _days(*matured)
+    label_day = (day - timedelta(days=h)).isoformat()
+    assert _upstream_days(definitions, "monitoring_stats", "order_labels", day.isoformat()) == [label_day]
+    conditions = definitions.get_assets_def("order_labels").automation_conditions_by_key
+    assert conditions[dg.AssetKey("order_labels")] == labels_matured_condition(h)
+
+
+def test_the_timeline_is_read_from_the_environment_once_and_checked(monkeypatch):
+    monkeypatch.setenv("CONSUMER_ASSETS_LABEL_HORIZON_DAYS", "10")
+    monkeypatch.setenv("CONSUMER_ASSETS_HELD_OUT_DAYS", "2")
+    assert timeline_from_env() == Timeline(label_horizon_days=10, held_out_days=2)
+    monkeypatch.setenv("CONSUMER_ASSETS_TRAINING_DAYS", "two weeks")
+    with pytest.raises(ValueError, match="CONSUMER_ASSETS_TRAINING_DAYS must be a whole number of days"):
+        timeline_from_env()
+    with pytest.raises(ValueError, match="label_horizon_days must be a whole number of days >= 1"):
+        Timeline(label_horizon_days=0)

@@ -13,10 +13,11 @@ from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionedParquetIOManager
-from consumer_assets.labels.assets import label_assets, label_checks
+from consumer_assets.labels.assets import label_checks, labels_asset
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.timeline import Timeline
 from consumer_assets.validation.evaluate import labelled_rows
 
 pytestmark = (
@@ -26,6 +27,7 @@ pytestmark = (
 START = date(2026, 10, 1)
 DAYS = 5
 HORIZON = 3
+LABELLED = labels_asset(Timeline(label_horizon_days=HORIZON))
 
 
 FOLDER_ONLY = pytest.mark.parametrize("root_uri", ["folder"], indirect=True)  # storage-independent: one root is enough
@@ -38,9 +40,7 @@ def _resources(uri: str, endpoint: str | None, scratch: str) -> dict:
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
         "quality": DataQualityResource(),
         "spark": SparkResource(master="local[2]", shuffle_partitions=4, scratch_dir=scratch),
-        "features": FeatureResource(
-            window_days=3, max_events=20, label_horizon_days=HORIZON, output_files=1, max_change_share=10.0
-        ),
+        "features": FeatureResource(window_days=3, max_events=20, output_files=1, max_change_share=10.0),
     }
 
 
@@ -98,7 +98,7 @@ def test_histories_and_labels_materialise(pipeline, root: StorageRoot):
     checks = {c.check_name: c.passed for r in results for c in r.get_asset_check_evaluations()}
     assert checks["check_no_event_after_cutoff"] and checks["check_profile_count_stable"]
 
-    labelled = _run([*label_assets, *label_checks], resources, START)
+    labelled = _run([LABELLED, *label_checks], resources, START)
     assert labelled.success
     labels = root.read_partition(LABELS, START)
     assert labels.num_rows == root.manifest(HISTORIES, START).rows
@@ -114,7 +114,7 @@ def test_a_changed_window_rebuilds_from_scratch_instead_of_extending(pipeline, r
     last = START + timedelta(days=DAYS - 1)
     wider = {
         **resources,
-        "features": FeatureResource(window_days=5, max_events=20, label_horizon_days=HORIZON, output_files=1),
+        "features": FeatureResource(window_days=5, max_events=20, output_files=1),
     }
     result = _run([*feature_assets], wider, last)
     assert result.success
@@ -128,7 +128,7 @@ def test_rows_for_training_read_across_scratch_and_incremental_snapshots(pipelin
     resources, _ = pipeline
     days = (START, START + timedelta(days=1))  # built from scratch, then incrementally
     for day in days:
-        assert _run([*label_assets], resources, day).success
+        assert _run([LABELLED], resources, day).success
     table, y = labelled_rows(root, days, ("order_any",), "train")
     expected = sum(root.manifest(HISTORIES, d).rows for d in days)
     assert 0.6 * expected < table.num_rows == len(y) < expected  # the train share of both days
@@ -138,7 +138,7 @@ def test_rows_for_training_read_across_scratch_and_incremental_snapshots(pipelin
 def test_labels_refuse_to_materialise_before_the_window_has_landed(pipeline, root: StorageRoot):
     resources, _ = pipeline
     day = START + timedelta(days=DAYS - 2)  # D+1 exists, D+2 and D+3 do not
-    result = _run([*label_assets, *label_checks], resources, day)
+    result = _run([LABELLED, *label_checks], resources, day)
     assert not result.success
     message = result.failure_data_for_node(LABELS).error.message
     assert f"missing: {day + timedelta(days=2)}, {day + timedelta(days=3)}" in message

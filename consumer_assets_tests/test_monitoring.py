@@ -20,7 +20,7 @@ from consumer_assets.labels.build import build_labels
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import GateVerdict, ModelStore
-from consumer_assets.monitoring.assets import monitoring_assets, monitoring_checks
+from consumer_assets.monitoring.assets import monitoring_asset, monitoring_checks
 from consumer_assets.monitoring.daily import MonitoringConfig, matured_scored_day, monitor_day
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, merge, psi
 from consumer_assets.monitoring.resources import MonitoringResource
@@ -29,6 +29,7 @@ from consumer_assets.serving.score import predictions_table
 from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.timeline import Timeline
 
 pytestmark = (
     pytest.mark.slow
@@ -150,10 +151,10 @@ LENIENT = MonitoringResource(
 
 def _materialize(root: StorageRoot, day: date, monitoring: MonitoringResource = LENIENT) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*monitoring_assets, *monitoring_checks],
+        [monitoring_asset(Timeline(label_horizon_days=HORIZON)), *monitoring_checks],
         resources={
             "storage": StorageResource(root=root.uri),
-            "features": FeatureResource(window_days=WINDOW, label_horizon_days=HORIZON),
+            "features": FeatureResource(window_days=WINDOW),
             "monitoring": monitoring,
         },
         partition_key=day.isoformat(),

@@ -24,7 +24,7 @@ from playwright.sync_api import sync_playwright
 
 from consumer_assets.automation.freshness import FRESHNESS_CHECKS
 from consumer_assets.automation.sensors import FEATURE_ASSETS
-from consumer_assets.definitions import defs
+from consumer_assets.definitions import build_definitions
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionedParquetIOManager
 from consumer_assets.jobs import daily_data_job, evaluation_job, labels_job, training_job
@@ -33,6 +33,7 @@ from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.timeline import Timeline
 from consumer_assets.training.resources import TrainingResource
 from consumer_assets.validation.assets import validation_checks
 from consumer_assets.validation.resources import GateResource
@@ -43,6 +44,10 @@ pytestmark = pytest.mark.slow
 START = date(2026, 10, 1)
 LANDED_DAYS = 9
 WINDOW, HORIZON = 3, 2
+TIMELINE = Timeline(label_horizon_days=HORIZON, training_days=3)
+defs = build_definitions(TIMELINE)
+# the webserver builds the same definitions from the environment
+TIMELINE_ENV = {"CONSUMER_ASSETS_LABEL_HORIZON_DAYS": str(HORIZON), "CONSUMER_ASSETS_TRAINING_DAYS": "3"}
 TRAIN_AT = START + timedelta(days=LANDED_DAYS - 2)  # labels of six days have matured: three train, three held out
 SCORED = START + timedelta(days=LANDED_DAYS - 1)
 SCREENSHOTS = REPO / "benchmarks" / "out" / "ui"
@@ -79,8 +84,8 @@ def _run_pipeline(instance: dg.DagsterInstance, folder: Path) -> None:
         "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
         "candidate_io_manager": CandidateIOManager(storage=storage),
         "evaluation_io_manager": EvaluationIOManager(storage=storage),
-        "features": FeatureResource(window_days=WINDOW, max_events=20, label_horizon_days=HORIZON, output_files=1),
-        "training": TrainingResource(max_epochs=3, hidden_size=16, threads=2, max_training_days=3),
+        "features": FeatureResource(window_days=WINDOW, max_events=20, output_files=1),
+        "training": TrainingResource(max_epochs=3, hidden_size=16, threads=2),
         "gate": OPEN_GATE,
         "monitoring": OPEN_MONITORING,
     }
@@ -121,7 +126,7 @@ def ui(tmp_path_factory):
     with dg.DagsterInstance.local_temp(str(home)) as instance:
         _run_pipeline(instance, data)
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "CONSUMER_ASSETS_ROOT": str(data)}
+    env = {**os.environ, "DAGSTER_HOME": str(home), "CONSUMER_ASSETS_ROOT": str(data), **TIMELINE_ENV}
     webserver = start(
         [
             str(Path(sys.executable).parent / "dagster-webserver"),

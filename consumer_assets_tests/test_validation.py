@@ -28,7 +28,8 @@ from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
-from consumer_assets.training.assets import trained_lstm
+from consumer_assets.timeline import Timeline
+from consumer_assets.training.assets import training_asset
 from consumer_assets.training.resources import TrainingResource
 from consumer_assets.validation.assets import (
     candidate_evaluation,
@@ -46,6 +47,7 @@ pytestmark = (
 START = date(2026, 10, 1)
 DAYS = 13
 HORIZON = 4
+TRAINED = training_asset(Timeline(label_horizon_days=HORIZON))
 TRAIN_AT = START + timedelta(days=DAYS - 1)
 
 
@@ -103,7 +105,7 @@ def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
             learning_rate=3e-3,
             warm_start=warm_start,
         ),
-        "features": FeatureResource(label_horizon_days=HORIZON),
+        "features": FeatureResource(),
         "gate": GateResource(**gate),
         "candidate_io_manager": CandidateIOManager(storage=StorageResource(root=str(folder))),
         "evaluation_io_manager": EvaluationIOManager(storage=StorageResource(root=str(folder))),
@@ -112,7 +114,7 @@ def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
 
 def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True, **gate) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [trained_lstm, *validation_assets, *validation_checks],
+        [TRAINED, *validation_assets, *validation_checks],
         resources=_resources(folder, warm_start, **gate),
         partition_key=day.isoformat(),
         raise_on_error=False,
@@ -122,7 +124,7 @@ def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True,
 def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
     """The evaluation, its checks and the promotion of an already stored candidate, without training."""
     return dg.materialize(
-        [trained_lstm, *validation_assets, *validation_checks],
+        [TRAINED, *validation_assets, *validation_checks],
         resources=_resources(folder, **gate),
         partition_key=day.isoformat(),
         selection=dg.AssetSelection.assets(candidate_evaluation, validated_model)
@@ -134,7 +136,7 @@ def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
 def _promotion_only(folder: Path, day: date) -> dg.ExecuteInProcessResult:
     """A hand-started materialisation of validated_model alone, with no checks in the run."""
     return dg.materialize(
-        [trained_lstm, *validation_assets],
+        [TRAINED, *validation_assets],
         resources=_resources(folder),
         partition_key=day.isoformat(),
         selection=[validated_model],

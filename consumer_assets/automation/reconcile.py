@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
+from consumer_assets.labels.targets import label_days
 from consumer_assets.storage import StorageRoot
 
 RECONCILED = (HISTORIES, LABELS)
@@ -41,7 +42,7 @@ def inputs_of(dataset: str, day: date, horizon_days: int) -> list[tuple[str, dat
     if dataset == HISTORIES:
         return [(RAW_EVENTS, day)]
     if dataset == LABELS:
-        return [(HISTORIES, day), *[(RAW_EVENTS, day + timedelta(days=k)) for k in range(1, horizon_days + 1)]]
+        return [(HISTORIES, day), *[(RAW_EVENTS, d) for d in label_days(day, horizon_days)]]
     raise ValueError(f"{dataset!r} is not reconciled; only {RECONCILED}")
 
 

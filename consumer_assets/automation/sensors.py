@@ -23,9 +23,9 @@ from consumer_assets.automation.reconcile import RECONCILED, lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.datasets import LABELS
 from consumer_assets.jobs import daily_data_job, labels_job
-from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.model.store import ModelStore
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.timeline import Timeline
 
 FEATURE_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories")]
 PAGE = 100
@@ -73,65 +73,70 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
     return requests
 
 
-@dg.sensor(
-    jobs=[daily_data_job, labels_job],
-    minimum_interval_seconds=300,
-    description="Rebuilds snapshots and labels that the instance records but the storage root lacks (a wiped or new "
-    "root), once their inputs are stored.",
-)
-def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
-    root = storage.open()
-    oldest = (datetime.now(UTC) - timedelta(days=landing.reconcile_days)).date().isoformat()
-    latest = {
-        dataset: {
-            day: sid
-            for day, sid in context.instance.get_latest_storage_id_by_partition(
-                dg.AssetKey(dataset), dg.DagsterEventType.ASSET_MATERIALIZATION
-            ).items()
-            if day >= oldest
+def reconcile_sensor(timeline: Timeline) -> dg.SensorDefinition:
+    """The reconcile sensor for the code location's label horizon: a lost label partition waits for D+1..D+H."""
+
+    @dg.sensor(
+        jobs=[daily_data_job, labels_job],
+        minimum_interval_seconds=300,
+        description="Rebuilds snapshots and labels that the instance records but the storage root lacks (a wiped or "
+        "new root), once their inputs are stored.",
+    )
+    def reconcile_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
+        root = storage.open()
+        oldest = (datetime.now(UTC) - timedelta(days=landing.reconcile_days)).date().isoformat()
+        latest = {
+            dataset: {
+                day: sid
+                for day, sid in context.instance.get_latest_storage_id_by_partition(
+                    dg.AssetKey(dataset), dg.DagsterEventType.ASSET_MATERIALIZATION
+                ).items()
+                if day >= oldest
+            }
+            for dataset in RECONCILED
         }
-        for dataset in RECONCILED
-    }
-    lost = lost_partitions(
-        root,
-        {dataset: [date.fromisoformat(d) for d in days] for dataset, days in latest.items()},
-        DEFAULT_LABEL_HORIZON_DAYS,
-    )
-    busy = _partitions_in_flight(context.instance)
-    identity = root.identity()
-    ready = [p for p in lost if not p.waiting_for and p.day.isoformat() not in busy]
-    waiting = [p for p in lost if p.waiting_for]
-    requests = []
-    for partition in ready:
-        day = partition.day.isoformat()
-        requests.append(
-            dg.RunRequest(
-                job_name=labels_job.name if partition.dataset == LABELS else daily_data_job.name,
-                asset_selection=[dg.AssetKey(partition.dataset)],
-                asset_check_keys=day_checks(context.repository_def.asset_graph, [dg.AssetKey(partition.dataset)]),
-                partition_key=day,
-                # once per lost materialisation
-                run_key=f"reconcile:{identity}:{partition.dataset}:{day}:{latest[partition.dataset][day]}",
-                tags={"consumer-assets/reconciled": "lost from storage"},
+        lost = lost_partitions(
+            root,
+            {dataset: [date.fromisoformat(d) for d in days] for dataset, days in latest.items()},
+            timeline.label_horizon_days,
+        )
+        busy = _partitions_in_flight(context.instance)
+        identity = root.identity()
+        ready = [p for p in lost if not p.waiting_for and p.day.isoformat() not in busy]
+        waiting = [p for p in lost if p.waiting_for]
+        requests = []
+        for partition in ready:
+            day = partition.day.isoformat()
+            requests.append(
+                dg.RunRequest(
+                    job_name=labels_job.name if partition.dataset == LABELS else daily_data_job.name,
+                    asset_selection=[dg.AssetKey(partition.dataset)],
+                    asset_check_keys=day_checks(context.repository_def.asset_graph, [dg.AssetKey(partition.dataset)]),
+                    partition_key=day,
+                    # once per lost materialisation
+                    run_key=f"reconcile:{identity}:{partition.dataset}:{day}:{latest[partition.dataset][day]}",
+                    tags={"consumer-assets/reconciled": "lost from storage"},
+                )
             )
-        )
-    if waiting:
+        if waiting:
+            context.log.info(
+                "%d lost partitions wait for their inputs, e.g. %s needs %s",
+                len(waiting),
+                waiting[0].name,
+                ", ".join(waiting[0].waiting_for),
+            )
+        if not requests:
+            return dg.SkipReason(
+                f"{len(waiting)} lost partitions wait for their inputs"
+                if waiting
+                else "storage holds every recorded snapshot and label"
+            )
         context.log.info(
-            "%d lost partitions wait for their inputs, e.g. %s needs %s",
-            len(waiting),
-            waiting[0].name,
-            ", ".join(waiting[0].waiting_for),
+            "rebuilding %s, recorded in the instance but missing under %s", ", ".join(p.name for p in ready), root.uri
         )
-    if not requests:
-        return dg.SkipReason(
-            f"{len(waiting)} lost partitions wait for their inputs"
-            if waiting
-            else "storage holds every recorded snapshot and label"
-        )
-    context.log.info(
-        "rebuilding %s, recorded in the instance but missing under %s", ", ".join(p.name for p in ready), root.uri
-    )
-    return requests
+        return requests
+
+    return reconcile_sensor
 
 
 def _partitions_in_flight(instance: dg.DagsterInstance) -> set[str]:
@@ -328,4 +333,6 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "new candidate, validated_model after its passed checks).",
 )
 
-sensors = [landing_sensor, reconcile_sensor, alert_sensor, dead_run_sensor, automation_sensor]
+
+def sensors(timeline: Timeline) -> list[dg.SensorDefinition]:
+    return [landing_sensor, reconcile_sensor(timeline), alert_sensor, dead_run_sensor, automation_sensor]

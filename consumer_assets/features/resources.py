@@ -6,7 +6,6 @@ from pyspark.sql import SparkSession
 
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.spark import SparkStorage, spark_session
-from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.storage import StorageRoot
 
 
@@ -68,9 +67,6 @@ class FeatureResource(dg.ConfigurableResource):
     )
     max_events: int = Field(
         default=HistoryConfig.max_events, description="Sequence length L: the last L events of each profile."
-    )
-    label_horizon_days: int = Field(
-        default=DEFAULT_LABEL_HORIZON_DAYS, description="Label horizon H: orders in (D, D+H] label the snapshot of D."
     )
     article_groups: dict[str, list[str]] = Field(
         default_factory=dict,

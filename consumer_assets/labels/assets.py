@@ -12,10 +12,11 @@ from consumer_assets.features.build import MissingInputError
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import raw_events
 from consumer_assets.labels.build import build_labels
-from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS, targets
+from consumer_assets.labels.targets import targets
 from consumer_assets.metadata import count_table
 from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
+from consumer_assets.timeline import Timeline
 
 
 def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.AutomationCondition:
@@ -38,59 +39,66 @@ def labels_matured_condition(horizon_days: int, catch_up_days: int = 3) -> dg.Au
     ).with_label("labels matured")
 
 
-@dg.asset(
-    name=LABELS,
-    partitions_def=daily_partitions,
-    retry_policy=STORAGE_RETRY,
-    group_name="labels",
-    deps=[
-        daily_histories,
-        dg.AssetDep(
-            raw_events,
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=1, end_offset=DEFAULT_LABEL_HORIZON_DAYS, allow_nonexistent_upstream_partitions=True
+def labels_asset(timeline: Timeline) -> dg.AssetsDefinition:
+    """order_labels with its lineage and automation drawn for the code location's label horizon H."""
+
+    @dg.asset(
+        name=LABELS,
+        partitions_def=daily_partitions,
+        retry_policy=STORAGE_RETRY,
+        group_name="labels",
+        deps=[
+            daily_histories,
+            dg.AssetDep(
+                raw_events,
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=1,
+                    end_offset=timeline.label_horizon_days,
+                    allow_nonexistent_upstream_partitions=True,
+                ),
             ),
-        ),
-    ],
-    kinds={"spark", "parquet"},
-    owners=["team:data-platform"],
-    tags={"stage": "labels"},
-    code_version="1",
-    automation_condition=labels_matured_condition(DEFAULT_LABEL_HORIZON_DAYS),
-)
-def order_labels(
-    context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource
-) -> dg.MaterializeResult:
-    """For each profile of the snapshot at D: did it order in (D, D+H], overall and per article group.
-
-    Exists only once the H following days have landed: refuses to run, naming the
-    missing days, until raw_events has every one of them. The lineage shown in the UI
-    uses the default H; a deployment with another H is still enforced here, in code.
-    """
-    day = partition_day(context)
-    root = storage.open()
-    try:
-        with CoreShare(max_threads=1):  # see daily_histories
-            manifest = build_labels(
-                spark.session(), spark.spark_storage(root), day, features.label_horizon_days, features.article_groups
-            )
-    except MissingInputError as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from exc
-    groups = manifest.properties["groups"]
-    stored = root.read_partition(LABELS, day)
-    rates = {name: pc.mean(stored.column(name)).as_py() or 0.0 for name in targets(groups)}
-    context.log.info("%s: %d profiles labelled, order_any rate %.4f", day, manifest.rows, rates["order_any"])
-    return dg.MaterializeResult(
-        metadata={
-            "profiles": manifest.rows,
-            "label_rates": count_table(rates, "target", "rate"),
-            "article_groups": dg.MetadataValue.json(groups),
-            "horizon_days": features.label_horizon_days,
-        }
+        ],
+        kinds={"spark", "parquet"},
+        owners=["team:data-platform"],
+        tags={"stage": "labels"},
+        code_version="1",
+        automation_condition=labels_matured_condition(timeline.label_horizon_days),
     )
+    def order_labels(
+        context: dg.AssetExecutionContext, storage: StorageResource, spark: SparkResource, features: FeatureResource
+    ) -> dg.MaterializeResult:
+        """For each profile of the snapshot at D: did it order in (D, D+H], overall and per article group.
+
+        Exists only once the H following days have landed: refuses to run, naming the
+        missing days, until raw_events has every one of them.
+        """
+        day = partition_day(context)
+        root = storage.open()
+        horizon = timeline.label_horizon_days
+        try:
+            with CoreShare(max_threads=1):  # see daily_histories
+                manifest = build_labels(
+                    spark.session(), spark.spark_storage(root), day, horizon, features.article_groups
+                )
+        except MissingInputError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
+        groups = manifest.properties["groups"]
+        stored = root.read_partition(LABELS, day)
+        rates = {name: pc.mean(stored.column(name)).as_py() or 0.0 for name in targets(groups)}
+        context.log.info("%s: %d profiles labelled, order_any rate %.4f", day, manifest.rows, rates["order_any"])
+        return dg.MaterializeResult(
+            metadata={
+                "profiles": manifest.rows,
+                "label_rates": count_table(rates, "target", "rate"),
+                "article_groups": dg.MetadataValue.json(groups),
+                "horizon_days": horizon,
+            }
+        )
+
+    return order_labels
 
 
-@dg.asset_check(asset=order_labels, partitions_def=daily_partitions, blocking=True)
+@dg.asset_check(asset=LABELS, partitions_def=daily_partitions, blocking=True)
 def check_label_rate_nonzero(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     """A matured snapshot in which nobody ordered means orders stopped arriving, not that nobody bought."""
     labels = storage.open().read_partition(LABELS, partition_day(context), columns=["order_any"])
@@ -98,5 +106,4 @@ def check_label_rate_nonzero(context: dg.AssetCheckExecutionContext, storage: St
     return dg.AssetCheckResult(passed=rate > 0, metadata={"order_any_rate": rate, "profiles": labels.num_rows})
 
 
-label_assets = [order_labels]
 label_checks = [check_label_rate_nonzero]

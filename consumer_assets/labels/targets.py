@@ -6,11 +6,9 @@ import re
 from collections.abc import Mapping
 from datetime import date, timedelta
 
-DEFAULT_LABEL_HORIZON_DAYS = 7  # H: orders in (D, D+H] label the snapshot of D
-
 
 def label_days(day: date, horizon_days: int) -> list[date]:
-    """The days whose orders label the snapshot of ``day``."""
+    """The days whose orders label the snapshot of ``day``: D+1 .. D+H."""
     return [day + timedelta(days=k) for k in range(1, horizon_days + 1)]
 
 

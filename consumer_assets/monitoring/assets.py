@@ -12,7 +12,6 @@ from consumer_assets.datasets import EXPLANATIONS, LABELS, MONITORING
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.ingest.assets import raw_events
-from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.metadata import count_table, png_markdown
 from consumer_assets.monitoring.daily import (
     DayMonitoring,
@@ -28,103 +27,108 @@ from consumer_assets.serving.assets import batch_predictions, score_explanations
 from consumer_assets.serving.explain import attribution_drift
 from consumer_assets.serving.resources import ExplanationResource
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
-
-matured_labels = dg.TimeWindowPartitionMapping(
-    start_offset=-DEFAULT_LABEL_HORIZON_DAYS,
-    end_offset=-DEFAULT_LABEL_HORIZON_DAYS,
-    allow_nonexistent_upstream_partitions=True,
-)
+from consumer_assets.timeline import Timeline
 
 
-@dg.asset(
-    name=MONITORING,
-    partitions_def=daily_partitions,
-    retry_policy=STORAGE_RETRY,
-    group_name="monitoring",
-    deps=[raw_events, daily_histories, batch_predictions, dg.AssetDep(LABELS, partition_mapping=matured_labels)],
-    kinds={"parquet", "html"},
-    owners=["team:ml"],
-    tags={"stage": "monitoring"},
-    code_version="1",
-)
-def monitoring_stats(
-    context: dg.AssetExecutionContext,
-    storage: StorageResource,
-    features: FeatureResource,
-    monitoring: MonitoringResource,
-) -> dg.MaterializeResult:
-    """Input and prediction drift of day D against the previous days, and earlier predictions against what happened.
-
-    PSI per input feature (0.1/0.25 bands) and KS for continuous ones; the score
-    distribution and mean predicted rate; for the newest scored day whose labels have
-    matured (D-H, or D-H-1 in the daily flow), the realised AUC, log-likelihood,
-    calibration, expected against realised orders and the top decile's lift and share
-    of orders, with a time series over earlier days.
-    """
-    day = partition_day(context)
-    root = storage.open()
-    config = monitoring.config(features)
-    try:
-        found = monitor_day(root, day, config)
-    except MonitoringInputError as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from exc
-    series = realised_series(root, day, found.realised, config)
-    plots = rendered_plots(found, series)
-    attachments = {"report.html": html_report(day, found, plots)} if monitoring.html_report else {}
-    manifest = root.write_partition(
-        MONITORING, day, drift_table(found), properties=found.to_json(), attachments=attachments
+def monitoring_asset(timeline: Timeline) -> dg.AssetsDefinition:
+    """monitoring_stats, reading (and drawn as reading) the labels of the scored day that matured H days ago."""
+    matured_labels = dg.TimeWindowPartitionMapping(
+        start_offset=-timeline.label_horizon_days,
+        end_offset=-timeline.label_horizon_days,
+        allow_nonexistent_upstream_partitions=True,
     )
 
-    sketch = found.sketch
-    metadata: dict = {
-        "events": sketch["events"],
-        "active_profiles": sketch["active_profiles"],
-        "snapshot_profiles": sketch["profiles"],
-        "reference_days": len(found.reference_days),
-        "event_type_mix": count_table(sketch["features"]["event_type"]["counts"], "event type", "events"),
-        "drift_features": manifest.rows,
-    }
-    alerting = [row for row in found.input_drift if row["alerting"]]
-    if alerting:
-        worst = max(alerting, key=lambda row: row["psi"])
-        metadata["max_input_psi"] = worst["psi"]
-        metadata["max_input_psi_feature"] = worst["feature"]
-    if found.input_drift:
-        metadata["input_psi"] = count_table(
-            {row["feature"]: round(row["psi"], 4) for row in found.input_drift}, "feature", "PSI"
+    @dg.asset(
+        name=MONITORING,
+        partitions_def=daily_partitions,
+        retry_policy=STORAGE_RETRY,
+        group_name="monitoring",
+        deps=[raw_events, daily_histories, batch_predictions, dg.AssetDep(LABELS, partition_mapping=matured_labels)],
+        kinds={"parquet", "html"},
+        owners=["team:ml"],
+        tags={"stage": "monitoring"},
+        code_version="1",
+    )
+    def monitoring_stats(
+        context: dg.AssetExecutionContext,
+        storage: StorageResource,
+        features: FeatureResource,
+        monitoring: MonitoringResource,
+    ) -> dg.MaterializeResult:
+        """Input and prediction drift of day D against the previous days, and earlier predictions against what happened.
+
+        PSI per input feature (0.1/0.25 bands) and KS for continuous ones; the score
+        distribution and mean predicted rate; for the newest scored day whose labels have
+        matured (D-H, or D-H-1 in the daily flow), the realised AUC, log-likelihood,
+        calibration, expected against realised orders and the top decile's lift and share
+        of orders, with a time series over earlier days.
+        """
+        day = partition_day(context)
+        root = storage.open()
+        config = monitoring.config(features, timeline.label_horizon_days)
+        try:
+            found = monitor_day(root, day, config)
+        except MonitoringInputError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
+        series = realised_series(root, day, found.realised, config)
+        plots = rendered_plots(found, series)
+        attachments = {"report.html": html_report(day, found, plots)} if monitoring.html_report else {}
+        manifest = root.write_partition(
+            MONITORING, day, drift_table(found), properties=found.to_json(), attachments=attachments
         )
-    if found.prediction_drift:
-        metadata["prediction_psi"] = found.prediction_drift["psi"]
-    if sketch["scores"]:
-        metadata["mean_predicted_rate"] = sketch["scores"]["sum"] / max(sketch["scores"]["n"], 1)
-        metadata["score_distribution"] = count_table(score_buckets(sketch["scores"]), "p_order_any", "profiles")
-    matured = found.realised
-    if matured:
-        metadata |= {
-            f"realised_{name}": matured[name]
-            for name in (
-                "auc",
-                "mean_log_likelihood",
-                "expected_orders",
-                "realised_orders",
-                "top_decile_lift",
-                "top_decile_share_of_orders",
-            )
-            if matured[name] is not None
+
+        sketch = found.sketch
+        metadata: dict = {
+            "events": sketch["events"],
+            "active_profiles": sketch["active_profiles"],
+            "snapshot_profiles": sketch["profiles"],
+            "reference_days": len(found.reference_days),
+            "event_type_mix": count_table(sketch["features"]["event_type"]["counts"], "event type", "events"),
+            "drift_features": manifest.rows,
         }
-    for name, png in plots.items():
-        metadata[f"{name}_plot"] = png_markdown(png, name)
-    if attachments:
-        metadata["report"] = dg.MetadataValue.path(root.path(root.partition_key(MONITORING, day), "report.html"))
-    context.log.info(
-        "%s: %d events, %d reference days, max input PSI %s, realised AUC %s",
-        day,
-        sketch["events"],
-        len(found.reference_days),
-        f"{metadata['max_input_psi']:.3f}" if "max_input_psi" in metadata else "n/a",
-        f"{matured['auc']:.3f}" if matured else "not matured yet",
-    )
-    return dg.MaterializeResult(metadata=metadata)
+        alerting = [row for row in found.input_drift if row["alerting"]]
+        if alerting:
+            worst = max(alerting, key=lambda row: row["psi"])
+            metadata["max_input_psi"] = worst["psi"]
+            metadata["max_input_psi_feature"] = worst["feature"]
+        if found.input_drift:
+            metadata["input_psi"] = count_table(
+                {row["feature"]: round(row["psi"], 4) for row in found.input_drift}, "feature", "PSI"
+            )
+        if found.prediction_drift:
+            metadata["prediction_psi"] = found.prediction_drift["psi"]
+        if sketch["scores"]:
+            metadata["mean_predicted_rate"] = sketch["scores"]["sum"] / max(sketch["scores"]["n"], 1)
+            metadata["score_distribution"] = count_table(score_buckets(sketch["scores"]), "p_order_any", "profiles")
+        matured = found.realised
+        if matured:
+            metadata |= {
+                f"realised_{name}": matured[name]
+                for name in (
+                    "auc",
+                    "mean_log_likelihood",
+                    "expected_orders",
+                    "realised_orders",
+                    "top_decile_lift",
+                    "top_decile_share_of_orders",
+                )
+                if matured[name] is not None
+            }
+        for name, png in plots.items():
+            metadata[f"{name}_plot"] = png_markdown(png, name)
+        if attachments:
+            metadata["report"] = dg.MetadataValue.path(root.path(root.partition_key(MONITORING, day), "report.html"))
+        context.log.info(
+            "%s: %d events, %d reference days, max input PSI %s, realised AUC %s",
+            day,
+            sketch["events"],
+            len(found.reference_days),
+            f"{metadata['max_input_psi']:.3f}" if "max_input_psi" in metadata else "n/a",
+            f"{matured['auc']:.3f}" if matured else "not matured yet",
+        )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return monitoring_stats
 
 
 def _stored(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> DayMonitoring:
@@ -145,7 +149,7 @@ def _psi_result(
     )
 
 
-@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+@dg.asset_check(asset=MONITORING, partitions_def=daily_partitions)
 def check_input_drift(
     context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
 ) -> dg.AssetCheckResult:
@@ -158,7 +162,7 @@ def check_input_drift(
     return _psi_result(worst["psi"], worst["feature"], monitoring, {"drifted_features": dg.MetadataValue.json(drifted)})
 
 
-@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+@dg.asset_check(asset=MONITORING, partitions_def=daily_partitions)
 def check_prediction_drift(
     context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
 ) -> dg.AssetCheckResult:
@@ -174,7 +178,7 @@ def check_prediction_drift(
     )
 
 
-@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+@dg.asset_check(asset=MONITORING, partitions_def=daily_partitions)
 def check_event_volume(
     context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
 ) -> dg.AssetCheckResult:
@@ -212,7 +216,7 @@ def _too_few(matured: dict, monitoring: MonitoringResource) -> dg.AssetCheckResu
     )
 
 
-@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+@dg.asset_check(asset=MONITORING, partitions_def=daily_partitions)
 def check_realised_auc(
     context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
 ) -> dg.AssetCheckResult:
@@ -241,7 +245,7 @@ def check_realised_auc(
     )
 
 
-@dg.asset_check(asset=monitoring_stats, partitions_def=daily_partitions)
+@dg.asset_check(asset=MONITORING, partitions_def=daily_partitions)
 def check_realised_rate(
     context: dg.AssetCheckExecutionContext, storage: StorageResource, monitoring: MonitoringResource
 ) -> dg.AssetCheckResult:
@@ -334,7 +338,6 @@ def check_attribution_drift(
     )
 
 
-monitoring_assets = [monitoring_stats]
 monitoring_checks = [
     check_input_drift,
     check_prediction_drift,

@@ -16,10 +16,10 @@ import pyarrow as pa
 
 from consumer_assets.datasets import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
 from consumer_assets.features.snapshots import read_snapshot
-from consumer_assets.labels.targets import DEFAULT_LABEL_HORIZON_DAYS
 from consumer_assets.monitoring.stats import day_sketch, event_volume, input_drift, prediction_drift, realised
 from consumer_assets.records import JsonRecord
 from consumer_assets.storage import StorageRoot
+from consumer_assets.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class MonitoringInputError(RuntimeError):
 class MonitoringConfig:
     reference_days: int = 7
     top_categories: int = 50
-    horizon_days: int = DEFAULT_LABEL_HORIZON_DAYS
+    horizon_days: int = Timeline.label_horizon_days
     history_window_days: int = 90
     series_days: int = 60
 

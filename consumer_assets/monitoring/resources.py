@@ -45,12 +45,12 @@ class MonitoringResource(dg.ConfigurableResource):
     )
     html_report: bool = Field(default=True, description="Store a static report.html beside each day's figures.")
 
-    def config(self, features: FeatureResource) -> MonitoringConfig:
+    def config(self, features: FeatureResource, horizon_days: int) -> MonitoringConfig:
         """The day's monitoring settings; the horizon and window are the labels' and the histories', so they always
         agree."""
         return MonitoringConfig(
             reference_days=self.reference_days,
             top_categories=self.top_categories,
-            horizon_days=features.label_horizon_days,
+            horizon_days=horizon_days,
             history_window_days=features.window_days,
         )

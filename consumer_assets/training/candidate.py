@@ -18,8 +18,9 @@ from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
 from consumer_assets.model.network import ModelConfig
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
 from consumer_assets.storage import StorageRoot
+from consumer_assets.timeline import Timeline
 from consumer_assets.training.dataset import EncodedRows
-from consumer_assets.training.split import HELD_OUT_DAYS, SnapshotRows, SnapshotSplit, matured_days, plan_split
+from consumer_assets.training.split import SnapshotRows, SnapshotSplit, matured_days, plan_split
 from consumer_assets.training.train import TrainConfig, TrainingResult, train
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,13 @@ class TrainedCandidate:
 def plan_training(
     root: StorageRoot,
     day: date,
-    horizon_days: int,
-    max_training_days: int,
+    timeline: Timeline,
     model: ModelConfig,
     config: TrainConfig,
     limits: VocabularyLimits,
-    held_out_days: int = HELD_OUT_DAYS,
 ) -> TrainingPlan:
     """Snapshots whose labels have matured by ``day``: D + H <= ``day``."""
-    split = plan_split(matured_days(root, day - timedelta(days=horizon_days)), max_training_days, held_out_days)
+    split = plan_split(matured_days(root, day - timedelta(days=timeline.label_horizon_days)), timeline)
     groups = root.manifest(LABELS, split.held_out_days[-1]).properties.get("groups", {})
     targets = tuple(target_names(groups))
     return TrainingPlan(

@@ -5,20 +5,12 @@ from pydantic import Field
 
 from consumer_assets.model.encoding import VocabularyLimits
 from consumer_assets.model.network import ModelConfig
-from consumer_assets.training.split import HELD_OUT_DAYS
 from consumer_assets.training.train import CPU_MAX_EPOCHS, CUDA_BATCH, CUDA_MAX_EPOCHS, REFERENCE_BATCH, TrainConfig
 
 
 class TrainingResource(dg.ConfigurableResource):
     """How trained_lstm trains; the defaults train a useful model on the simulator in minutes on CPU."""
 
-    max_training_days: int = Field(
-        default=14, description="Matured snapshots used for training, all earlier than the held-out days."
-    )
-    held_out_days: int = Field(
-        default=HELD_OUT_DAYS,
-        description="The latest matured snapshots, pooled, whose validation and test profiles judge the model.",
-    )
     hidden_size: int = Field(default=ModelConfig.hidden_size, description="LSTM hidden size (one layer).")
     max_epochs: int | None = Field(
         default=TrainConfig.max_epochs,

@@ -31,10 +31,10 @@ from consumer_assets.datasets import HISTORIES, LABELS
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.storage import StorageRoot
+from consumer_assets.timeline import Timeline
 
 TEST_PERCENT = 20
 VALIDATION_PERCENT = 20
-HELD_OUT_DAYS = 3
 ROLES = ("train", "validation", "test")
 
 
@@ -70,10 +70,9 @@ class SnapshotSplit:
         )
 
 
-def plan_split(labelled_days: list[date], max_training_days: int, held_out_days: int = HELD_OUT_DAYS) -> SnapshotSplit:
-    """The latest ``held_out_days`` labelled snapshots validate and test; up to ``max_training_days`` before them
-    train."""
-    days = sorted(labelled_days)
+def plan_split(labelled_days: list[date], timeline: Timeline) -> SnapshotSplit:
+    """The latest ``held_out_days`` labelled snapshots validate and test; up to ``training_days`` before them train."""
+    days, held_out_days = sorted(labelled_days), timeline.held_out_days
     if len(days) < held_out_days + 1:
         raise NotEnoughDataError(
             f"Training needs at least {held_out_days + 1} matured snapshots ({held_out_days} held out for validation "
@@ -82,7 +81,7 @@ def plan_split(labelled_days: list[date], max_training_days: int, held_out_days:
             "Materialise daily_histories and order_labels for more days."
         )
     return SnapshotSplit(
-        train_days=tuple(days[:-held_out_days][-max_training_days:]), held_out_days=tuple(days[-held_out_days:])
+        train_days=tuple(days[:-held_out_days][-timeline.training_days :]), held_out_days=tuple(days[-held_out_days:])
     )
 
 

@@ -4,6 +4,7 @@ import json
 import os
 from datetime import date
 
+import pyarrow as pa
 import pytest
 
 from consumer_assets.ingest.contract import (
@@ -11,14 +12,26 @@ from consumer_assets.ingest.contract import (
     EVENT_SCHEMA,
     MAX_LINE_BYTES,
     MAX_STRING_CHARS,
+    QUARANTINE_SCHEMA,
     LandingLines,
+    ParsedFile,
     inflate,
-    parse_file,
     parse_lines,
+    parse_stream,
     pieces_of,
 )
 
 DAY = date(2026, 10, 5)
+
+
+def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
+    """A whole file's parse in one result, from the chunks ingest streams."""
+    chunks = list(parse_stream(pieces_of(data), day, source))
+    return ParsedFile(
+        events=pa.concat_tables([EVENT_SCHEMA.empty_table(), *[c.events for c in chunks]]),
+        quarantine=pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *[c.quarantine for c in chunks]]),
+        lines_read=sum(c.lines_read for c in chunks),
+    )
 
 
 def _event(**overrides) -> dict:

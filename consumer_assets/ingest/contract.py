@@ -221,16 +221,6 @@ def parse_stream(
         )
 
 
-def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
-    """A whole file's parse in one result: for files small enough to hold (tests, a single upload)."""
-    chunks = list(parse_stream(pieces_of(data), day, source))
-    return ParsedFile(
-        events=pa.concat_tables([EVENT_SCHEMA.empty_table(), *[c.events for c in chunks]]),
-        quarantine=pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *[c.quarantine for c in chunks]]),
-        lines_read=sum(c.lines_read for c in chunks),
-    )
-
-
 def _decoded(line: str | bytes) -> tuple[str | None, str | None, str]:
     """(text, None, text) for a usable line; (None, reason, what quarantine keeps) for an undecodable or over-long
     one."""

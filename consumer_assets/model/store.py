@@ -73,18 +73,11 @@ class NoServingModelError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Candidate(JsonRecord):
     """What a training partition produced: the saved version, and the run that trained it."""
 
     version: str
-    run_id: str
-
-    def to_json(self) -> dict:
-        return {"version": self.version, "run_id": self.run_id}
-
-    @classmethod
-    def from_json(cls, data: dict) -> Candidate:
-        return cls(data["version"], data.get("run_id", ""))
+    run_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -503,21 +503,6 @@ class StorageRoot:
         paths = self._plain_files(dataset, day)
         return pq.ParquetDataset(paths, filesystem=self.fs, partitioning=None).read(columns=columns)
 
-    def read_partitions(
-        self, dataset: str, days: Iterable[date | str], columns: list[str] | None = None, missing_ok: bool = False
-    ) -> pa.Table:
-        """A window of partitions as one table, with a ``date`` column saying where each row came from."""
-        tables = []
-        for day in days:
-            if missing_ok and not self.has_partition(dataset, day):
-                continue
-            table = self.read_partition(dataset, day, columns)
-            day_value = date.fromisoformat(day) if isinstance(day, str) else day
-            tables.append(table.append_column("date", pa.array([day_value] * table.num_rows, pa.date32())))
-        if not tables:
-            raise PartitionNotFoundError(f"None of the requested partitions of {dataset!r} exist under {self.uri}")
-        return pa.concat_tables(tables, promote_options="default")
-
     def iter_partition_batches(
         self, dataset: str, day: date | str, batch_rows: int = 65_536, columns: list[str] | None = None
     ) -> Iterator[pa.RecordBatch]:

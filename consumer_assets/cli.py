@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import os
 import re
 import sys
 import time
@@ -18,13 +17,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from consumer_assets import environment
 from consumer_assets.model.store import EVALUATION, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.serving.explain import ExplanationError, explain_profile
 from consumer_assets.serving.online import LOOPBACK, NoStatesError, OnlineLimits, OnlineScorer, create_app
 from consumer_assets.simulation import Drift, SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
-from consumer_assets.storage.root import DEFAULT_ROOT
 from consumer_assets.validation.evaluation import Evaluation
 from consumer_assets.validation.gate import GateConfig, judge
 
@@ -81,7 +80,7 @@ def _models_list(args: argparse.Namespace) -> int:
 def _models_promote(args: argparse.Namespace) -> int:
     """Roll back (or forward) to a version that passed the gate before, as a run of promote_model_job in the
     instance."""
-    if not os.environ.get("DAGSTER_HOME"):
+    if not environment.DAGSTER_HOME.is_set():
         print(
             "error: a promotion is a Dagster run (promote_model_job) recorded in the instance at $DAGSTER_HOME, so "
             "that the UI "
@@ -95,7 +94,7 @@ def _models_promote(args: argparse.Namespace) -> int:
     from consumer_assets.storage.resources import StorageResource
 
     storage = StorageResource(
-        root=args.root, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"), region=os.environ.get("AWS_REGION")
+        root=args.root, endpoint_url=environment.S3_ENDPOINT.value(), region=environment.S3_REGION.value()
     )
     with dg.DagsterInstance.get() as instance:
         result = promote_model_job.execute_in_process(
@@ -180,13 +179,13 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-TOKEN_VARIABLE = "CONSUMER_ASSETS_ONLINE_TOKEN"
+TOKEN_VARIABLE = environment.ONLINE_TOKEN.name
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    token = os.environ.get(TOKEN_VARIABLE) or None
+    token = environment.ONLINE_TOKEN.value()
     if token is None and not (args.no_token and args.host in LOOPBACK):
         print(
             f"error: POST /events needs a token: set {TOKEN_VARIABLE} (clients send 'Authorization: Bearer <token>'); "
@@ -218,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="write simulated tracking events to the landing zone")
     simulate.add_argument(
         "--root",
-        default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT),
+        default=environment.ROOT.value(),
         help="storage root: folder or s3://BUCKET/PREFIX (default: $CONSUMER_ASSETS_ROOT or .data)",
     )
     simulate.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
@@ -283,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port (default %(default)s)")
     serve.add_argument(
         "--state-store",
-        default=os.environ.get("CONSUMER_ASSETS_STATE_STORE", "embedded"),
+        default=environment.STATE_STORE.value(),
         help="'embedded' (in this process, one machine) or redis://HOST:PORT/DB for several replicas (default: "
         "$CONSUMER_ASSETS_STATE_STORE or embedded)",
     )
@@ -314,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (listing, promote, explain, serve):
         sub.add_argument(
             "--root",
-            default=os.environ.get("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT),
+            default=environment.ROOT.value(),
             help="storage root (default: $CONSUMER_ASSETS_ROOT or .data)",
         )
     return parser

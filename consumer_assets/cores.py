@@ -27,12 +27,13 @@ from typing import TypeVar
 
 import torch
 
-CLAIMS_ENV = "CONSUMER_ASSETS_CORE_CLAIMS"
+from consumer_assets import environment
+
 T = TypeVar("T")
 
 
 def claims_folder() -> Path:
-    return Path(os.environ.get(CLAIMS_ENV) or Path(tempfile.gettempdir()) / "consumer-assets-core-claims")
+    return Path(environment.CORE_CLAIMS.value() or Path(tempfile.gettempdir()) / "consumer-assets-core-claims")
 
 
 def available_cores() -> int:

@@ -2,15 +2,13 @@
 settings.
 
 Each stage keeps its resource classes beside its code (``training/resources.py``, ...);
-this is the one place that binds them, reading deployment settings from the environment.
+this is the one place that binds them to the deployment settings of ``environment.py``.
 """
-
-import os
 
 import dagster as dg
 
+from consumer_assets import environment
 from consumer_assets.automation.freshness import (
-    DEFAULT_DEADLINE_CRON,
     freshness_checks,
     freshness_job,
     freshness_sensor,
@@ -42,41 +40,38 @@ from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
 from consumer_assets.storage.resources import StorageResource
-from consumer_assets.storage.root import DEFAULT_ROOT
 from consumer_assets.timeline import Timeline
 from consumer_assets.training.assets import training_asset
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.training.train import TrainConfig
 from consumer_assets.validation.assets import validation_assets, validation_checks
 from consumer_assets.validation.resources import GateResource
 
 
-def env_or_default(name: str, default: str | None) -> str | dg.EnvVar | None:
-    """An ``EnvVar`` when the variable is set (so the UI shows where the value came from), else the default."""
-    return dg.EnvVar(name) if os.environ.get(name) else default
+def env_or_default(variable: environment.Variable) -> str | dg.EnvVar | None:
+    """An ``EnvVar`` when the variable is set (so the UI shows where the value came from), else its default."""
+    return dg.EnvVar(variable.name) if variable.is_set() else variable.default
 
 
 storage = StorageResource(
-    root=env_or_default("CONSUMER_ASSETS_ROOT", DEFAULT_ROOT),
-    endpoint_url=env_or_default("AWS_ENDPOINT_URL", None),
-    region=env_or_default("AWS_REGION", None),
+    root=env_or_default(environment.ROOT),
+    endpoint_url=env_or_default(environment.S3_ENDPOINT),
+    region=env_or_default(environment.S3_REGION),
 )
 
-fresh = freshness_checks(os.environ.get("CONSUMER_ASSETS_FRESHNESS_DEADLINE", DEFAULT_DEADLINE_CRON))
+fresh = freshness_checks(environment.FRESHNESS_DEADLINE.value())
 
 
 def timeline_from_env() -> Timeline:
     """The label horizon and training window of this code location (deployment settings: see timeline.py)."""
-    names = {
-        "label_horizon_days": "CONSUMER_ASSETS_LABEL_HORIZON_DAYS",
-        "training_days": "CONSUMER_ASSETS_TRAINING_DAYS",
-        "held_out_days": "CONSUMER_ASSETS_HELD_OUT_DAYS",
-    }
     settings = {}
-    for field, variable in names.items():
-        if value := os.environ.get(variable):
+    for field, variable in {
+        "label_horizon_days": environment.LABEL_HORIZON_DAYS,
+        "training_days": environment.TRAINING_DAYS,
+        "held_out_days": environment.HELD_OUT_DAYS,
+    }.items():
+        if value := variable.value():
             if not value.isdigit():
-                raise ValueError(f"{variable} must be a whole number of days, not {value!r}")
+                raise ValueError(f"{variable.name} must be a whole number of days, not {value!r}")
             settings[field] = int(value)
     return Timeline(**settings)
 
@@ -123,26 +118,25 @@ def build_definitions(timeline: Timeline) -> dg.Definitions:
             "candidate_io_manager": CandidateIOManager(storage=storage),
             "evaluation_io_manager": EvaluationIOManager(storage=storage),
             "quality": DataQualityResource(),
-            "spark": SparkResource(master=env_or_default("SPARK_MASTER", "local[*]")),
+            "spark": SparkResource(master=env_or_default(environment.SPARK_MASTER)),
             "features": FeatureResource(),
             "training": TrainingResource(
-                threads=int(os.environ.get("TORCH_THREADS", "2")),
-                device=os.environ.get("CONSUMER_ASSETS_TRAINING_DEVICE", TrainConfig.device),
+                threads=int(environment.TORCH_THREADS.value()), device=environment.TRAINING_DEVICE.value()
             ),
             "gate": GateResource(),
-            "scoring": ScoringResource(threads=int(os.environ.get("TORCH_THREADS", "2"))),
+            "scoring": ScoringResource(threads=int(environment.TORCH_THREADS.value())),
             "explanations": ExplanationResource(),
             "monitoring": MonitoringResource(),
-            "landing": LandingSensorResource(completion=os.environ.get("CONSUMER_ASSETS_LANDING_COMPLETION", "marker")),
+            "landing": LandingSensorResource(completion=environment.LANDING_COMPLETION.value()),
             "alerts": AlertResource(
-                webhook_url=env_or_default("CONSUMER_ASSETS_ALERT_WEBHOOK", None),
-                smtp_host=env_or_default("CONSUMER_ASSETS_SMTP_HOST", None),
-                smtp_port=int(os.environ.get("CONSUMER_ASSETS_SMTP_PORT", "25")),
-                smtp_recipients=os.environ.get("CONSUMER_ASSETS_ALERT_EMAILS", ""),
-                smtp_username=env_or_default("CONSUMER_ASSETS_SMTP_USER", None),
-                smtp_password=env_or_default("CONSUMER_ASSETS_SMTP_PASSWORD", None),
-                smtp_starttls=os.environ.get("CONSUMER_ASSETS_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
-                ui_url=os.environ.get("CONSUMER_ASSETS_UI_URL", "http://127.0.0.1:3000"),
+                webhook_url=env_or_default(environment.ALERT_WEBHOOK),
+                smtp_host=env_or_default(environment.SMTP_HOST),
+                smtp_port=int(environment.SMTP_PORT.value()),
+                smtp_recipients=environment.ALERT_EMAILS.value() or "",
+                smtp_username=env_or_default(environment.SMTP_USER),
+                smtp_password=env_or_default(environment.SMTP_PASSWORD),
+                smtp_starttls=environment.SMTP_STARTTLS.value().lower() in ("1", "true", "yes"),
+                ui_url=environment.UI_URL.value(),
             ),
         },
     )

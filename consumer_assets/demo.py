@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumer_assets import environment
 from consumer_assets.automation.freshness import day_checks
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_schedule
@@ -49,8 +49,8 @@ from consumer_assets.validation.evaluate import labelled_rows
 
 log = logging.getLogger("consumer_assets.demo")
 
-DEMO_DAYS = int(os.environ.get("DEMO_DAYS", "26"))
-DEMO_PROFILES = int(os.environ.get("DEMO_PROFILES", "12000"))
+DEMO_DAYS = int(environment.DEMO_DAYS.value())
+DEMO_PROFILES = int(environment.DEMO_PROFILES.value())
 # Offsets from the first day. Training on day 15 has 9 matured snapshots: 6 train, 3 held out,
 # so the first verdict rests on a few hundred test positives; the days it scores mature
 # before the end, so realised rates are judged on three of them.

@@ -1,14 +1,13 @@
 """The one daily (UTC) partitioning every asset shares."""
 
-import os
 from datetime import date
 
 import dagster as dg
 
-DEFAULT_START_DATE = "2026-01-01"
+from consumer_assets import environment
 
 # Read at import: Dagster needs the partition set when it loads the code location.
-START_DATE = os.environ.get("CONSUMER_ASSETS_START_DATE", DEFAULT_START_DATE)
+START_DATE = environment.START_DATE.value()
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
 

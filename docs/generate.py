@@ -6,10 +6,14 @@ declarations they describe.
 
 from pathlib import Path
 
+from consumer_assets.environment import configuration_markdown
 from consumer_assets.validation.gate import rules_markdown
 
-DOCS = Path(__file__).parent
-GENERATED = {"gate.md": {"gate rules": rules_markdown}}
+REPO = Path(__file__).parents[1]
+GENERATED = {
+    "README.md": {"configuration": configuration_markdown},
+    "docs/gate.md": {"gate rules": rules_markdown},
+}
 
 
 def rewrite(text: str, part: str, content: str) -> str:
@@ -21,7 +25,7 @@ def rewrite(text: str, part: str, content: str) -> str:
 
 def main() -> None:
     for name, parts in GENERATED.items():
-        path = DOCS / name
+        path = REPO / name
         text = path.read_text()
         for part, generate in parts.items():
             text = rewrite(text, part, generate())

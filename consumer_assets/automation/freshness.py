@@ -17,7 +17,6 @@ import warnings
 import dagster as dg
 
 FRESH_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories"), dg.AssetKey("batch_predictions")]
-DEFAULT_DEADLINE_CRON = "0 6 * * *"
 # Only the freshness sensor (or freshness_checks_job) evaluates them: inside a day's run, a replayed or backfilled
 # day would judge today's freshness and alert for it, so the jobs of the assets leave them out.
 FRESHNESS_CHECK = "freshness_check"  # the name Dagster's builder gives each
@@ -32,7 +31,7 @@ def day_checks(asset_graph, assets: list[dg.AssetKey]) -> list[dg.AssetCheckKey]
     )
 
 
-def freshness_checks(deadline_cron: str = DEFAULT_DEADLINE_CRON) -> list[dg.AssetChecksDefinition]:
+def freshness_checks(deadline_cron: str) -> list[dg.AssetChecksDefinition]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.SupersessionWarning)
         return list(

@@ -7,18 +7,18 @@ with ``CONSUMER_ASSETS_TRAINING_CADENCE=weekly``, on Mondays (for Sunday's parti
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import dagster as dg
 
+from consumer_assets import environment
 from consumer_assets.jobs import daily_data_job, training_job
 
 TRAINING_CADENCES = {"daily": "0 4 * * *", "weekly": "0 4 * * 1"}
 
 
 def training_cron(cadence: str | None = None) -> str:
-    cadence = cadence or os.environ.get("CONSUMER_ASSETS_TRAINING_CADENCE", "daily")
+    cadence = cadence or environment.TRAINING_CADENCE.value()
     if cadence not in TRAINING_CADENCES:
         raise ValueError(
             f"CONSUMER_ASSETS_TRAINING_CADENCE must be one of {sorted(TRAINING_CADENCES)}, not {cadence!r}"

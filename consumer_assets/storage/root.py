@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from consumer_assets import environment
 from consumer_assets.storage.errors import PartitionNotFoundError, StorageError
 from consumer_assets.storage.lease import LEASE_SECONDS, PartitionLease, partition_lease
 
@@ -43,7 +44,7 @@ MANIFEST = "_manifest.json"
 ROOT_IDENTITY = "_root.json"
 LAYERS = "layers"
 
-DEFAULT_ROOT = ".data"  # the embedded default: a folder beside the code
+DEFAULT_ROOT = environment.ROOT.default  # the embedded default: a folder beside the code
 
 
 def partition_dir(day: date | str) -> str:
@@ -114,7 +115,7 @@ class StorageRoot:
             parsed = urlparse(uri)
             if not parsed.netloc:
                 raise StorageError(f"S3 root {uri!r} names no bucket; use s3://BUCKET/PREFIX")
-            self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+            self.endpoint_url = endpoint_url or environment.S3_ENDPOINT.value()
             self.region = s3_region(region)
             self.fs = _s3_filesystem(self.endpoint_url, self.region)
             self.base = f"{parsed.netloc}{parsed.path}".rstrip("/")
@@ -514,7 +515,7 @@ class StorageRoot:
 
 def s3_region(region: str | None) -> str:
     """The one rule for the region, for boto3 and pyarrow alike: given, else the AWS variables, else us-east-1."""
-    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return region or environment.S3_REGION.value() or environment.S3_DEFAULT_REGION.value() or "us-east-1"
 
 
 def _s3_filesystem(endpoint_url: str | None, region: str) -> pafs.S3FileSystem:

@@ -8,7 +8,8 @@ any cluster's GPU node pool.
 """
 
 import json
-import os
+
+from consumer_assets import environment
 
 GPU_POOL = "gpu"
 GPU_RUN_TAG = "consumer-assets/gpu"  # dagster.yaml limits runs with this tag to one at a time
@@ -30,14 +31,13 @@ def k8s_gpu_config(node_selector: dict | None = None, tolerations: list | None =
     }
 
 
-def _from_env(name: str, default):
-    value = os.environ.get(name)
-    return json.loads(value) if value else default
+def _json(variable: environment.Variable):
+    value = variable.value()
+    return json.loads(value) if value else None
 
 
 K8S_GPU_CONFIG = k8s_gpu_config(
-    node_selector=_from_env("CONSUMER_ASSETS_GPU_NODE_SELECTOR", None),
-    tolerations=_from_env("CONSUMER_ASSETS_GPU_TOLERATIONS", None),
+    node_selector=_json(environment.GPU_NODE_SELECTOR), tolerations=_json(environment.GPU_TOLERATIONS)
 )
 GPU_OP_TAGS = {"dagster-k8s/config": K8S_GPU_CONFIG}
 GPU_JOB_TAGS = {"dagster-k8s/config": K8S_GPU_CONFIG, GPU_RUN_TAG: "true"}

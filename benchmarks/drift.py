@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import replace
 from datetime import date, timedelta
 
-from consumer_assets.datasets import RAW_EVENTS
-from consumer_assets.features.build import build_snapshot
+from consumer_assets.asset_keys import RAW_EVENTS
+from consumer_assets.features.build_snapshot import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.monitoring.daily import MonitoringConfig, monitor_day

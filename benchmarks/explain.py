@@ -17,7 +17,7 @@ import torch
 
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import LoadedModel
 from consumer_assets.serving.explain import explain
 from consumer_assets.serving.smoke import synthetic_histories

@@ -23,14 +23,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.asset_keys import RAW_EVENTS
 from consumer_assets.demo import BAD_CANDIDATE, BAD_CANDIDATE_DAY, DEMO_DAYS, DEMO_PROFILES, TRAINING_DAY
-from consumer_assets.features.build import build_snapshot
+from consumer_assets.features.build_snapshot import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage, spark_session
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager
-from consumer_assets.labels.build import build_labels
+from consumer_assets.labels.build_labels import build_labels
 from consumer_assets.model.store import ModelStore
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot

@@ -24,8 +24,8 @@ from datetime import date, timedelta
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from consumer_assets.datasets import HISTORIES, RAW_EVENTS
-from consumer_assets.features.build import Compaction, build_snapshot
+from consumer_assets.asset_keys import HISTORIES, RAW_EVENTS
+from consumer_assets.features.build_snapshot import Compaction, build_snapshot
 from consumer_assets.features.histories import HistoryConfig, histories_from_scratch
 from consumer_assets.features.snapshots import layers_of
 from consumer_assets.features.spark import SparkStorage, spark_session

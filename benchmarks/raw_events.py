@@ -25,7 +25,7 @@ PROFILES_PER_MILLION = 820_000  # the simulator's shop makes about 1.22 events a
 
 def prepare(folder: str, million_events: float, lookback_million: float, bad_rate: float) -> None:
     from consumer_assets.ingest.day import ingest_day
-    from consumer_assets.ingest.landing import landing_prefix
+    from consumer_assets.ingest.landing_zone import landing_prefix
     from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
     from consumer_assets.storage import StorageRoot
 

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from consumer_assets.datasets import STATES
+from consumer_assets.asset_keys import STATES
 from consumer_assets.model.encoding import OOV, PAD, Vocabulary
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import GateVerdict, ModelStore

@@ -21,12 +21,12 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from consumer_assets.datasets import HISTORIES, PREDICTIONS
+from consumer_assets.asset_keys import HISTORIES, PREDICTIONS
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import ModelStore
-from consumer_assets.serving.score import score_partition
+from consumer_assets.serving.batch_scoring import score_partition
 from consumer_assets.storage import StorageRoot
 
 DAY = date(2026, 12, 1)

@@ -42,11 +42,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from consumer_assets.datasets import LABELS, RAW_EVENTS
+from consumer_assets.asset_keys import LABELS, RAW_EVENTS
 from consumer_assets.metrics import paired_differences, summarise
 from consumer_assets.model.encoding import PROFILE, Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.serving.smoke import synthetic_histories
 from consumer_assets.simulation import TRUTH_DATASET, ShopSimulator, SimulationConfig, true_probabilities
@@ -57,7 +57,7 @@ from consumer_assets.training.candidate import encode_rows, plan_training, train
 from consumer_assets.training.dataset import EncodedRows
 from consumer_assets.training.split import SnapshotRows
 from consumer_assets.training.train import TrainConfig, resolve_device, train
-from consumer_assets.validation.evaluate import evaluate_candidate, labelled_rows
+from consumer_assets.validation.evaluator import evaluate_candidate, labelled_rows
 
 TIMELINE = Timeline()  # the platform's label horizon and training window
 HORIZON = TIMELINE.label_horizon_days
@@ -91,10 +91,10 @@ def steps_per_second(device: str, batch_size: int = 256, steps: int = 20, precis
 
 
 def build_data(root: StorageRoot, profiles: int, days: int) -> None:
-    from consumer_assets.features.build import build_snapshot  # Spark only where data is built
+    from consumer_assets.features.build_snapshot import build_snapshot  # Spark only where data is built
     from consumer_assets.features.histories import HistoryConfig
     from consumer_assets.features.spark import SparkStorage, spark_session
-    from consumer_assets.labels.build import build_labels
+    from consumer_assets.labels.build_labels import build_labels
 
     for day in ShopSimulator(SimulationConfig(profiles=profiles)).simulate(START, days):
         root.write_partition(RAW_EVENTS, day.day, day.events)

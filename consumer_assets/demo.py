@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets import environment
+from consumer_assets.asset_keys import LABELS, RAW_EVENTS
 from consumer_assets.automation.freshness import day_checks
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
 from consumer_assets.automation.schedules import training_schedule
@@ -39,13 +40,12 @@ from consumer_assets.automation.sensors import (
     alert_sensor,
     landing_sensor,
 )
-from consumer_assets.datasets import RAW_EVENTS
 from consumer_assets.definitions import defs
 from consumer_assets.metrics import summarise
 from consumer_assets.model.store import ModelStore
 from consumer_assets.partitions import START_DATE
 from consumer_assets.simulation import DayEvents, Drift, ShopSimulator, SimulationConfig, land_day, true_probabilities
-from consumer_assets.validation.evaluate import labelled_rows
+from consumer_assets.validation.evaluator import labelled_rows
 
 log = logging.getLogger("consumer_assets.demo")
 
@@ -239,12 +239,12 @@ class Replay:
         result = dg.evaluate_automation_conditions(
             defs=defs,
             instance=self.instance,
-            asset_selection=dg.AssetSelection.assets("order_labels"),
+            asset_selection=dg.AssetSelection.assets(LABELS),
             evaluation_time=now,
             cursor=self.automation_cursor,
         )
         self.automation_cursor = result.cursor
-        for partition in sorted(result.get_requested_partitions(dg.AssetKey("order_labels"))):
+        for partition in sorted(result.get_requested_partitions(dg.AssetKey(LABELS))):
             run_job(self.instance, "labels_job", date.fromisoformat(partition))
 
     def training_tick(self, now: datetime, run_config: dict | None = None) -> None:

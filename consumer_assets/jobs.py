@@ -7,6 +7,18 @@ own job (and an automation condition that runs it once D+1..D+H have landed).
 
 import dagster as dg
 
+from consumer_assets.asset_keys import (
+    CANDIDATE_EVALUATION,
+    EXPLANATIONS,
+    HISTORIES,
+    LABELS,
+    MONITORING,
+    PREDICTIONS,
+    RAW_EVENTS,
+    STATES,
+    TRAINED_LSTM,
+    VALIDATED_MODEL,
+)
 from consumer_assets.automation.freshness import FRESHNESS_CHECKS
 from consumer_assets.training.gpu import GPU_JOB_TAGS
 from consumer_assets.validation.assets import promote_version
@@ -25,9 +37,7 @@ PREEMPTIBLE = {
 
 daily_data_job = dg.define_asset_job(
     name="daily_data_job",
-    selection=dg.AssetSelection.assets(
-        "raw_events", "daily_histories", "batch_predictions", "score_explanations", "profile_states", "monitoring_stats"
-    )
+    selection=dg.AssetSelection.assets(RAW_EVENTS, HISTORIES, PREDICTIONS, EXPLANATIONS, STATES, MONITORING)
     - FRESHNESS_CHECKS,
     tags=DAY_RUNTIME,
     description="Ingest one day of landing files, build its snapshot, score it with the model in service and monitor "
@@ -36,14 +46,14 @@ daily_data_job = dg.define_asset_job(
 
 labels_job = dg.define_asset_job(
     name="labels_job",
-    selection=dg.AssetSelection.assets("order_labels"),
+    selection=dg.AssetSelection.assets(LABELS),
     tags=DAY_RUNTIME,
     description="Label the snapshot of day D with the orders of D+1..D+H, once those days are ingested.",
 )
 
 training_job = dg.define_asset_job(
     name="training_job",
-    selection=dg.AssetSelection.assets("trained_lstm"),
+    selection=dg.AssetSelection.assets(TRAINED_LSTM),
     tags={**GPU_JOB_TAGS, **TRAINING_RUNTIME, **PREEMPTIBLE},
     description="Train a candidate on a GPU node (when the launcher offers one); evaluation_job judges it on a CPU.",
 )
@@ -52,7 +62,7 @@ training_job = dg.define_asset_job(
 # soon as the candidate is saved. candidate_evaluation's automation condition starts it after trained_lstm.
 evaluation_job = dg.define_asset_job(
     name="evaluation_job",
-    selection=dg.AssetSelection.assets("candidate_evaluation", "validated_model"),
+    selection=dg.AssetSelection.assets(CANDIDATE_EVALUATION, VALIDATED_MODEL),
     tags=DAY_RUNTIME,
     description="Evaluate day T's candidate beside the baselines and the model in service, run the blocking checks, "
     "promote it if they pass.",
@@ -60,8 +70,7 @@ evaluation_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     name="scoring_job",
-    selection=dg.AssetSelection.assets("batch_predictions", "score_explanations", "profile_states", "monitoring_stats")
-    - FRESHNESS_CHECKS,
+    selection=dg.AssetSelection.assets(PREDICTIONS, EXPLANATIONS, STATES, MONITORING) - FRESHNESS_CHECKS,
     tags=DAY_RUNTIME,
     description="Score every profile of day D's snapshot with the model in service (CPU), then monitor the day.",
 )

@@ -17,8 +17,9 @@ import dagster as dg
 import psutil
 import pytest
 
+from consumer_assets.asset_keys import HISTORIES, RAW_EVENTS
 from consumer_assets.automation.alerts import Alert, DeliveryError, WebhookNotifier, deliver
-from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.landing_scan import scan_landing
 from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
@@ -29,10 +30,9 @@ from consumer_assets.automation.sensors import (
     alert_sensor,
     landing_sensor,
 )
-from consumer_assets.datasets import HISTORIES, RAW_EVENTS
 from consumer_assets.definitions import build_definitions, defs
 from consumer_assets.ingest.contract import EVENT_SCHEMA
-from consumer_assets.ingest.landing import COMPLETE_MARKER, landing_prefix
+from consumer_assets.ingest.landing_zone import COMPLETE_MARKER, landing_prefix
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource

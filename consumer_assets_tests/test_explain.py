@@ -19,7 +19,7 @@ from consumer_assets.model.encoding import (
     encode,
 )
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import LoadedModel
 from consumer_assets.serving.explain import (
     EARLIER_DAY,

@@ -7,7 +7,7 @@ import boto3
 import dagster as dg
 import pytest
 
-from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS
+from consumer_assets.asset_keys import ARTICLE_GROUPS_KEY, HISTORIES, LABELS
 from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
@@ -18,7 +18,7 @@ from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.timeline import Timeline
-from consumer_assets.validation.evaluate import labelled_rows
+from consumer_assets.validation.evaluator import labelled_rows
 
 pytestmark = (
     pytest.mark.slow

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.asset_keys import RAW_EVENTS
 from consumer_assets.ingest import day as ingest_module
 from consumer_assets.ingest.assets import ingest_checks, raw_events
 from consumer_assets.ingest.contract import EVENT_SCHEMA
@@ -284,7 +284,7 @@ def test_poison_lines_and_a_gzip_bomb_do_not_stop_the_day(tmp_path: Path):
     import gzip
     import json
 
-    from consumer_assets.ingest.landing import landing_prefix
+    from consumer_assets.ingest.landing_zone import landing_prefix
 
     root = StorageRoot(str(tmp_path))
     landed = simulate_to_landing(root, START, 1, SimulationConfig(profiles=300, seed=2))[0]

@@ -20,7 +20,7 @@ from consumer_assets.model.encoding import (
     step_features,
 )
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import GateVerdict, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.dataset import EncodedRows

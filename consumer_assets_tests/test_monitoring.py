@@ -10,13 +10,13 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.datasets import HISTORIES, MONITORING, PREDICTIONS, RAW_EVENTS
-from consumer_assets.features.build import build_snapshot
+from consumer_assets.asset_keys import HISTORIES, MONITORING, PREDICTIONS, RAW_EVENTS
+from consumer_assets.features.build_snapshot import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
-from consumer_assets.labels.build import build_labels
+from consumer_assets.labels.build_labels import build_labels
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.store import GateVerdict, ModelStore
@@ -25,7 +25,7 @@ from consumer_assets.monitoring.daily import MonitoringConfig, matured_scored_da
 from consumer_assets.monitoring.drift import band, categorical_sketch, continuous_sketch, ks, merge, psi
 from consumer_assets.monitoring.resources import MonitoringResource
 from consumer_assets.monitoring.stats import realised
-from consumer_assets.serving.score import predictions_table
+from consumer_assets.serving.batch_scoring import predictions_table
 from consumer_assets.simulation import Drift, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource

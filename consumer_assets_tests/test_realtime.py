@@ -17,14 +17,14 @@ import pytest
 import torch
 import uvicorn
 
-from consumer_assets.datasets import RAW_EVENTS, STATES
-from consumer_assets.features.build import build_snapshot
+from consumer_assets.asset_keys import RAW_EVENTS, STATES
+from consumer_assets.features.build_snapshot import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.serving.online import OnlineScorer, create_app
 from consumer_assets.serving.states import batch_states, cutoff_seconds

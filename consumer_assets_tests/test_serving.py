@@ -10,20 +10,20 @@ import pyarrow as pa
 import pytest
 import torch
 
+from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, PREDICTIONS, RAW_EVENTS, STATES
 from consumer_assets.cli import plot_path
-from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, RAW_EVENTS, STATES
-from consumer_assets.features.build import Compaction, build_snapshot, snapshot_frame
+from consumer_assets.features.build_snapshot import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.monitoring.assets import check_attribution_drift
 from consumer_assets.serving.assets import serving_assets, serving_checks
+from consumer_assets.serving.batch_scoring import predictions_table
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
-from consumer_assets.serving.score import predictions_table
 from consumer_assets.serving.spark_score import score_with_spark
 from consumer_assets.serving.states import OnlineModel, ProfileState, cutoff_seconds, states_from_table
 from consumer_assets.simulation import ShopSimulator, SimulationConfig

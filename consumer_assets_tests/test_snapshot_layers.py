@@ -5,8 +5,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from consumer_assets.datasets import HISTORIES, RAW_EVENTS
-from consumer_assets.features.build import Compaction, build_snapshot, snapshot_frame
+from consumer_assets.asset_keys import HISTORIES, RAW_EVENTS
+from consumer_assets.features.build_snapshot import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig, histories_from_scratch
 from consumer_assets.features.snapshots import Layer, iter_snapshot_batches, layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage

@@ -11,12 +11,12 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
-from consumer_assets.features.build import build_snapshot
+from consumer_assets.asset_keys import HISTORIES, LABELS, RAW_EVENTS
+from consumer_assets.features.build_snapshot import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
-from consumer_assets.labels.build import build_labels
+from consumer_assets.labels.build_labels import build_labels
 from consumer_assets.simulation import ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 from local_servers import REPO, free_port, port_open, wait_for

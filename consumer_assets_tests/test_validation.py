@@ -14,14 +14,14 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.datasets import LABELS, RAW_EVENTS
-from consumer_assets.features.build import build_snapshot
+from consumer_assets.asset_keys import LABELS, RAW_EVENTS
+from consumer_assets.features.build_snapshot import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager
-from consumer_assets.labels.build import build_labels
-from consumer_assets.model.score import score_table
+from consumer_assets.labels.build_labels import build_labels
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import Candidate, ModelStore
 from consumer_assets.serving.explain import explain
 from consumer_assets.serving.smoke import synthetic_histories
@@ -37,7 +37,7 @@ from consumer_assets.validation.assets import (
     validation_assets,
     validation_checks,
 )
-from consumer_assets.validation.evaluate import labelled_rows
+from consumer_assets.validation.evaluator import labelled_rows
 from consumer_assets.validation.resources import GateResource
 
 pytestmark = (

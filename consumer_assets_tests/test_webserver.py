@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.asset_keys import RAW_EVENTS
 from consumer_assets.definitions import defs
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot

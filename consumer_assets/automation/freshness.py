@@ -16,7 +16,9 @@ import warnings
 
 import dagster as dg
 
-FRESH_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories"), dg.AssetKey("batch_predictions")]
+from consumer_assets.asset_keys import HISTORIES, PREDICTIONS, RAW_EVENTS
+
+FRESH_ASSETS = [dg.AssetKey(RAW_EVENTS), dg.AssetKey(HISTORIES), dg.AssetKey(PREDICTIONS)]
 # Only the freshness sensor (or freshness_checks_job) evaluates them: inside a day's run, a replayed or backfilled
 # day would judge today's freshness and alert for it, so the jobs of the assets leave them out.
 FRESHNESS_CHECK = "freshness_check"  # the name Dagster's builder gives each

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from consumer_assets.datasets import HISTORIES, LABELS, RAW_EVENTS
+from consumer_assets.asset_keys import HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.labels.targets import label_days
 from consumer_assets.storage import StorageRoot
 

@@ -15,19 +15,19 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from consumer_assets.asset_keys import HISTORIES, LABELS, RAW_EVENTS
 from consumer_assets.automation.alerts import Alert, DeliveryError, deliver
 from consumer_assets.automation.freshness import day_checks
-from consumer_assets.automation.landing import scan_landing
+from consumer_assets.automation.landing_scan import scan_landing
 from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import RECONCILED, lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
-from consumer_assets.datasets import LABELS
 from consumer_assets.jobs import daily_data_job, labels_job
 from consumer_assets.model.store import ModelStore
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.timeline import Timeline
 
-FEATURE_ASSETS = [dg.AssetKey("raw_events"), dg.AssetKey("daily_histories")]
+FEATURE_ASSETS = [dg.AssetKey(RAW_EVENTS), dg.AssetKey(HISTORIES)]
 PAGE = 100
 # Runs that may still write: queued, starting, started or being cancelled (Dagster's public run statuses).
 IN_FLIGHT = [

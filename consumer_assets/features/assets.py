@@ -6,9 +6,9 @@ from datetime import timedelta
 import dagster as dg
 import pyarrow.compute as pc
 
+from consumer_assets.asset_keys import HISTORIES, RAW_EVENTS
 from consumer_assets.cores import CoreShare
-from consumer_assets.datasets import HISTORIES, RAW_EVENTS
-from consumer_assets.features.build import Compaction, MissingInputError, build_snapshot, snapshot_frame
+from consumer_assets.features.build_snapshot import Compaction, MissingInputError, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import describe
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.features.snapshots import cutoff, layers_of, read_snapshot

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from consumer_assets.datasets import HISTORIES
+from consumer_assets.asset_keys import HISTORIES
 from consumer_assets.storage import LAYERS, Manifest, StorageRoot
 
 

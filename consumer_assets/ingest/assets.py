@@ -6,7 +6,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.asset_keys import RAW_EVENTS
 from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, ingest_report
 from consumer_assets.ingest.resources import DataQualityResource

@@ -24,9 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.datasets import RAW_EVENTS
+from consumer_assets.asset_keys import RAW_EVENTS
 from consumer_assets.ingest.contract import CHUNK_LINES, EVENT_SCHEMA, QUARANTINE_SCHEMA, parse_stream
-from consumer_assets.ingest.landing import landing_prefix
+from consumer_assets.ingest.landing_zone import landing_prefix
 from consumer_assets.records import JsonRecord
 from consumer_assets.storage import StorageError, StorageRoot
 

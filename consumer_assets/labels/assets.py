@@ -5,13 +5,13 @@ from datetime import timedelta
 import dagster as dg
 import pyarrow.compute as pc
 
+from consumer_assets.asset_keys import LABELS
 from consumer_assets.cores import CoreShare
-from consumer_assets.datasets import LABELS
 from consumer_assets.features.assets import daily_histories
-from consumer_assets.features.build import MissingInputError
+from consumer_assets.features.build_snapshot import MissingInputError
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import raw_events
-from consumer_assets.labels.build import build_labels
+from consumer_assets.labels.build_labels import build_labels
 from consumer_assets.labels.targets import targets
 from consumer_assets.metadata import count_table
 from consumer_assets.partitions import daily_partitions, partition_day

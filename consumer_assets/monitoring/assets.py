@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from consumer_assets.datasets import EXPLANATIONS, LABELS, MONITORING
+from consumer_assets.asset_keys import EXPLANATIONS, LABELS, MONITORING
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.ingest.assets import raw_events

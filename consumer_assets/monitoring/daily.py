@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 import pyarrow as pa
 
-from consumer_assets.datasets import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
+from consumer_assets.asset_keys import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.monitoring.stats import day_sketch, event_volume, input_drift, prediction_drift, realised
 from consumer_assets.records import JsonRecord

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, PREDICTIONS, STATES
 from consumer_assets.cores import CoreShare
-from consumer_assets.datasets import EXPLANATIONS, HISTORIES, PREDICTIONS, STATES
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.metadata import count_table, plot_markdown
@@ -19,6 +19,7 @@ from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore, NoServingModelError
 from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
+from consumer_assets.serving.batch_scoring import score_partition
 from consumer_assets.serving.explain import (
     attribution_shares,
     contribution_summary,
@@ -27,7 +28,6 @@ from consumer_assets.serving.explain import (
     snapshot_rows,
 )
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
-from consumer_assets.serving.score import score_partition
 from consumer_assets.serving.states import batch_states, cutoff_seconds
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 from consumer_assets.validation.assets import model_in_service

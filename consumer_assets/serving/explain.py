@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from consumer_assets.datasets import PREDICTIONS
+from consumer_assets.asset_keys import PREDICTIONS
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.ingest.contract import EVENT_TYPES
 from consumer_assets.model.encoding import (
@@ -38,7 +38,7 @@ from consumer_assets.model.encoding import (
     head_inputs,
     profile_features,
 )
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import LoadedModel, ModelStore
 from consumer_assets.storage import StorageRoot
 

@@ -46,7 +46,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from consumer_assets.datasets import STATES
+from consumer_assets.asset_keys import STATES
 from consumer_assets.ingest.contract import check_event, parse_json
 from consumer_assets.model.store import ModelStore
 from consumer_assets.serving.state_store import (

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from consumer_assets.model.encoding import PROFILE
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import ModelLoadError, ModelStore
 from consumer_assets.storage import StorageRoot
 

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import ModelStore
-from consumer_assets.serving.score import predictions_schema, predictions_table
+from consumer_assets.serving.batch_scoring import predictions_schema, predictions_table
 from consumer_assets.storage import StorageRoot
 
 SPARK_TYPES = {pa.string(): "string", pa.date32(): "date", pa.float32(): "float"}

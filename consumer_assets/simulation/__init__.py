@@ -1,6 +1,6 @@
 """The project's own event simulator: a shop with known true purchase propensities."""
 
-from consumer_assets.simulation.landing import TRUTH_DATASET, land_day, simulate_to_landing, true_probabilities
+from consumer_assets.simulation.land import TRUTH_DATASET, land_day, simulate_to_landing, true_probabilities
 from consumer_assets.simulation.world import DayEvents, Drift, ShopSimulator, SimulationConfig
 
 __all__ = [

@@ -4,7 +4,7 @@ from datetime import date
 
 import dagster as dg
 
-from consumer_assets.datasets import HISTORIES, LABELS
+from consumer_assets.asset_keys import HISTORIES, LABELS, TRAINED_LSTM
 from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.metadata import count_table, plot_markdown
@@ -17,8 +17,6 @@ from consumer_assets.training.candidate import plan_training, train_candidate
 from consumer_assets.training.gpu import GPU_OP_TAGS, GPU_POOL
 from consumer_assets.training.resources import TrainingResource
 from consumer_assets.training.split import NotEnoughDataError
-
-TRAINED_LSTM = "trained_lstm"
 
 
 def candidate_version(day: date, run_id: str) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from consumer_assets.datasets import LABELS
+from consumer_assets.asset_keys import LABELS
 from consumer_assets.labels.targets import targets as target_names
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits
 from consumer_assets.model.network import ModelConfig

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.datasets import HISTORIES, LABELS
+from consumer_assets.asset_keys import HISTORIES, LABELS
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.storage import StorageRoot

@@ -16,19 +16,18 @@ from dataclasses import replace
 import dagster as dg
 from pydantic import Field
 
+from consumer_assets.asset_keys import CANDIDATE_EVALUATION, MODEL_IN_SERVICE, VALIDATED_MODEL
 from consumer_assets.metadata import plot_markdown
 from consumer_assets.model.store import Candidate, GateVerdict, ModelLoadError, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.training.split import SnapshotSplit
-from consumer_assets.validation.evaluate import evaluate_candidate, smoke_test
 from consumer_assets.validation.evaluation import Evaluation
+from consumer_assets.validation.evaluator import evaluate_candidate, smoke_test
 from consumer_assets.validation.gate import RULES, Rule, Verdict, judge
 from consumer_assets.validation.resources import GateResource
 
-CANDIDATE_EVALUATION = "candidate_evaluation"
-MODEL_IN_SERVICE = "model_in_service"
 METRIC_COLUMNS = ("auc", "mean_log_likelihood", "ece", "observed_over_predicted")
 
 
@@ -149,6 +148,7 @@ validation_checks = [_rule_check(rule) for rule in RULES.values()]
 
 
 @dg.asset(
+    name=VALIDATED_MODEL,
     partitions_def=daily_partitions,
     group_name="validation",
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),

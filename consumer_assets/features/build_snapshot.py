@@ -10,7 +10,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from consumer_assets.datasets import HISTORIES, RAW_EVENTS
+from consumer_assets.asset_keys import HISTORIES, RAW_EVENTS
 from consumer_assets.features.histories import (
     STATE_COLUMNS,
     HistoryConfig,

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import torch
 
 from consumer_assets.metrics import calibration_table, paired_differences, roc_points, summarise
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
 from consumer_assets.storage import StorageRoot
 from consumer_assets.training.split import SnapshotRows, SnapshotSplit

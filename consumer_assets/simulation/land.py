@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.ingest.contract import inflate
-from consumer_assets.ingest.landing import COMPLETE_MARKER, landing_prefix
+from consumer_assets.ingest.landing_zone import COMPLETE_MARKER, landing_prefix
 from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 

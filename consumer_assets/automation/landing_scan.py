@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from consumer_assets.ingest.landing import COMPLETE_MARKER, LANDING_PREFIX
+from consumer_assets.ingest.landing_zone import COMPLETE_MARKER, LANDING_PREFIX
 from consumer_assets.storage import StorageRoot, partition_dir
 
 COMPLETION_MODES = ("marker", "quiet")

@@ -12,7 +12,7 @@ from datetime import date
 
 import pyarrow as pa
 
-from consumer_assets.model.score import score_table
+from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import LoadedModel
 
 

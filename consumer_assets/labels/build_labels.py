@@ -6,8 +6,8 @@ from datetime import date
 
 from pyspark.sql import SparkSession
 
-from consumer_assets.datasets import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS
-from consumer_assets.features.build import MissingInputError, snapshot_frame
+from consumer_assets.asset_keys import ARTICLE_GROUPS_KEY, HISTORIES, LABELS, RAW_EVENTS
+from consumer_assets.features.build_snapshot import MissingInputError, snapshot_frame
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.labels.spark import label_profiles, largest_categories
 from consumer_assets.labels.targets import label_days

@@ -24,7 +24,8 @@ from consumer_assets.io_manager import (
     CandidateIOManager,
     EvaluationIOManager,
     JsonIOManager,
-    PartitionedParquetIOManager,
+    ModelInServiceLoader,
+    PartitionIOManager,
 )
 from consumer_assets.jobs import (
     daily_data_job,
@@ -114,7 +115,8 @@ def build_definitions(timeline: Timeline) -> dg.Definitions:
         resources={
             "storage": storage,
             "io_manager": JsonIOManager(storage=storage),  # nothing lands on a pod's disk, nothing is pickled
-            "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+            "partition_io_manager": PartitionIOManager(storage=storage),
+            "model_in_service_loader": ModelInServiceLoader(storage=storage),
             "candidate_io_manager": CandidateIOManager(storage=storage),
             "evaluation_io_manager": EvaluationIOManager(storage=storage),
             "quality": DataQualityResource(),

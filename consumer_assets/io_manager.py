@@ -1,10 +1,12 @@
-"""IO managers: what an asset returns is stored as plain data on the storage root, never pickled.
+"""IO managers: what an asset hands on is stored as plain data on the storage root, never pickled.
 
-* ``PartitionedParquetIOManager``: a ``pyarrow.Table`` or ``pandas.DataFrame`` becomes
-  one atomic daily partition ``<asset path>/date=YYYY-MM-DD/`` (dagster-aws ships only
-  a pickling S3 IO manager). It only writes: the downstream stages read their inputs
-  with Spark or in chunks through :mod:`consumer_assets.storage`, which a loaded
-  in-memory table would defeat, and declare the edge with ``deps``.
+* ``PartitionIOManager``: the daily partitions the assets write themselves (atomically,
+  in chunks or with Spark, under ``<dataset>/date=YYYY-MM-DD/``). A downstream asset
+  that takes one as a parameter gets a :class:`StoredPartition`, a handle it reads as
+  it needs (columns, chunks, Spark): the parameter, the edge and the read are one thing.
+* ``ModelInServiceLoader``: the input manager of ``model_in_service``, the pointer
+  ``models/serving.json``; the asset that takes it gets the served model, loaded and
+  verified (files, gate verdict), or a clear failure when none serves.
 * ``CandidateIOManager``: trained_lstm's value, the :class:`Candidate` a training
   day produced, recorded as ``models/by_partition/<day>.json``; candidate_evaluation
   loads it as its input.
@@ -20,10 +22,16 @@ import json
 from datetime import date
 
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
 
-from consumer_assets.model.store import EVALUATION, Candidate, ModelLoadError, ModelStore
+from consumer_assets.model.store import (
+    EVALUATION,
+    Candidate,
+    LoadedModel,
+    ModelLoadError,
+    ModelStore,
+    NoServingModelError,
+)
+from consumer_assets.storage.handle import StoredPartition
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.validation.evaluation import Evaluation
 
@@ -40,25 +48,42 @@ def _partition(context: dg.OutputContext | dg.InputContext) -> str:
     return context.asset_partition_key
 
 
-class PartitionedParquetIOManager(dg.ConfigurableIOManager):
-    """Daily-partitioned Parquet on the storage root; see the module docstring."""
+class PartitionIOManager(dg.ConfigurableIOManager):
+    """Daily partitions written by their assets, handed on as lazy handles; see the module docstring."""
 
     storage: dg.ResourceDependency[StorageResource]
 
-    def handle_output(self, context: dg.OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
-        if obj is None:  # the asset wrote its partition itself (a Spark job does)
-            return
-        day = date.fromisoformat(_partition(context))
-        table = pa.Table.from_pandas(obj, preserve_index=False) if isinstance(obj, pd.DataFrame) else obj
-        manifest = self.storage.open().write_partition(dataset_name(context.asset_key), day, table, schema=table.schema)
-        context.add_output_metadata({"rows": manifest.rows, "files": len(manifest.files)})
+    def handle_output(self, context: dg.OutputContext, obj: None) -> None:
+        if obj is not None:
+            raise dg.DagsterInvariantViolationError(
+                f"{context.step_key} returned a {type(obj).__name__}: a partitioned dataset writes its partition "
+                "through the storage root and returns a MaterializeResult"
+            )
 
-    def load_input(self, context: dg.InputContext):
-        raise dg.DagsterInvariantViolationError(
-            f"{context.asset_key.to_user_string()} is not loaded into memory: declare it with deps=[...] and read it "
-            "through the storage root "
-            "(consumer_assets.storage) in chunks or with Spark."
-        )
+    def load_input(self, context: dg.InputContext) -> StoredPartition:
+        root = self.storage.open()
+        handle = StoredPartition(root, dataset_name(context.asset_key), date.fromisoformat(_partition(context)))
+        if not root.has_partition(handle.dataset, handle.day):
+            raise dg.Failure(
+                f"{handle.dataset} has no partition for {handle.day} under {root.uri}: materialise it first.",
+                allow_retries=False,
+            )
+        return handle
+
+
+class ModelInServiceLoader(dg.ConfigurableIOManager):
+    """The model models/serving.json names, for the assets that score with it; see the module docstring."""
+
+    storage: dg.ResourceDependency[StorageResource]
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        raise dg.DagsterInvariantViolationError("model_in_service is written by validated_model and promote_model_job")
+
+    def load_input(self, context: dg.InputContext) -> LoadedModel:
+        try:
+            return ModelStore(self.storage.open()).load_serving()
+        except (NoServingModelError, ModelLoadError) as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
 
 
 class CandidateIOManager(dg.ConfigurableIOManager):

@@ -12,7 +12,7 @@ from consumer_assets.features.assets import feature_assets, feature_checks
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.ingest.assets import ingest_assets, ingest_checks
 from consumer_assets.ingest.resources import DataQualityResource
-from consumer_assets.io_manager import PartitionedParquetIOManager
+from consumer_assets.io_manager import PartitionIOManager
 from consumer_assets.labels.assets import label_checks, labels_asset
 from consumer_assets.simulation import SimulationConfig, simulate_to_landing
 from consumer_assets.storage import StorageRoot
@@ -37,7 +37,7 @@ def _resources(uri: str, endpoint: str | None, scratch: str) -> dict:
     storage = StorageResource(root=uri, endpoint_url=endpoint)
     return {
         "storage": storage,
-        "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+        "partition_io_manager": PartitionIOManager(storage=storage),
         "quality": DataQualityResource(),
         "spark": SparkResource(master="local[2]", shuffle_partitions=4, scratch_dir=scratch),
         "features": FeatureResource(window_days=3, max_events=20, output_files=1, max_change_share=10.0),

@@ -19,7 +19,7 @@ from consumer_assets.ingest.assets import ingest_checks, raw_events
 from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.day import ingest_day, ingest_report, read_quarantine
 from consumer_assets.ingest.resources import DataQualityResource
-from consumer_assets.io_manager import PartitionedParquetIOManager
+from consumer_assets.io_manager import PartitionIOManager
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day, simulate_to_landing
 from consumer_assets.storage import StorageError, StorageRoot
 from consumer_assets.storage.resources import StorageResource
@@ -32,7 +32,7 @@ def _resources(uri: str, endpoint: str | None, **quality) -> dict:
     storage = StorageResource(root=uri, endpoint_url=endpoint)
     return {
         "storage": storage,
-        "parquet_io_manager": PartitionedParquetIOManager(storage=storage),
+        "partition_io_manager": PartitionIOManager(storage=storage),
         "quality": DataQualityResource(**quality),
     }
 

@@ -16,6 +16,7 @@ from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
 from consumer_assets.features.snapshots import read_snapshot
 from consumer_assets.features.spark import SparkStorage
+from consumer_assets.io_manager import PartitionIOManager
 from consumer_assets.labels.build_labels import build_labels
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
@@ -154,6 +155,7 @@ def _materialize(root: StorageRoot, day: date, monitoring: MonitoringResource = 
         [monitoring_asset(Timeline(label_horizon_days=HORIZON)), *monitoring_checks],
         resources={
             "storage": StorageResource(root=root.uri),
+            "partition_io_manager": PartitionIOManager(storage=StorageResource(root=root.uri)),
             "features": FeatureResource(window_days=WINDOW),
             "monitoring": monitoring,
         },

@@ -16,6 +16,7 @@ from consumer_assets.features.build_snapshot import Compaction, build_snapshot, 
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage
+from consumer_assets.io_manager import ModelInServiceLoader, PartitionIOManager
 from consumer_assets.model.encoding import Vocabulary, VocabularyLimits, encode
 from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.predict import score_table
@@ -87,6 +88,8 @@ def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
         [*serving_assets, *serving_checks, check_attribution_drift],
         resources={
             "storage": StorageResource(root=root.uri),
+            "partition_io_manager": PartitionIOManager(storage=StorageResource(root=root.uri)),
+            "model_in_service_loader": ModelInServiceLoader(storage=StorageResource(root=root.uri)),
             "scoring": ScoringResource(threads=1, chunk_rows=500, batch_size=64),
             "explanations": ExplanationResource(top_profiles=20, sample_profiles=30, plotted_profiles=2),
         },

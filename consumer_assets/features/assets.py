@@ -39,6 +39,7 @@ def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
 
 @dg.asset(
     name=HISTORIES,
+    io_manager_key="partition_io_manager",
     partitions_def=daily_partitions,
     retry_policy=STORAGE_RETRY,
     group_name="features",

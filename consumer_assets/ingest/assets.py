@@ -19,6 +19,7 @@ KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
 
 @dg.asset(
     name=RAW_EVENTS,
+    io_manager_key="partition_io_manager",
     partitions_def=daily_partitions,
     retry_policy=STORAGE_RETRY,
     group_name="ingest",

@@ -44,6 +44,7 @@ def labels_asset(timeline: Timeline) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=LABELS,
+        io_manager_key="partition_io_manager",
         partitions_def=daily_partitions,
         retry_policy=STORAGE_RETRY,
         group_name="labels",

@@ -40,6 +40,7 @@ def monitoring_asset(timeline: Timeline) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=MONITORING,
+        io_manager_key="partition_io_manager",
         partitions_def=daily_partitions,
         retry_policy=STORAGE_RETRY,
         group_name="monitoring",

@@ -3,21 +3,19 @@ score_explanations: why, event by event, for the top profiles and a sample;
 profile_states: each profile's LSTM state, for the online service to carry forward."""
 
 import time
-from datetime import date
 
 import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, PREDICTIONS, STATES
+from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, MODEL_IN_SERVICE, PREDICTIONS, STATES
 from consumer_assets.cores import CoreShare
-from consumer_assets.features.assets import daily_histories
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.model.encoding import HISTORY_COLUMNS
-from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore, NoServingModelError
-from consumer_assets.partitions import daily_partitions, partition_day
+from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
+from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import bar_chart, contribution_bars, explanation_timeline
 from consumer_assets.serving.batch_scoring import score_partition
 from consumer_assets.serving.explain import (
@@ -29,42 +27,41 @@ from consumer_assets.serving.explain import (
 )
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
 from consumer_assets.serving.states import batch_states, cutoff_seconds
+from consumer_assets.storage.handle import StoredPartition
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
-from consumer_assets.validation.assets import model_in_service
 
 SCORE_BINS = np.linspace(0, 1, 11)
 
 
 @dg.asset(
     name=PREDICTIONS,
+    io_manager_key="partition_io_manager",
     partitions_def=daily_partitions,
     retry_policy=STORAGE_RETRY,
     group_name="serving",
-    deps=[daily_histories, model_in_service],
+    ins={
+        HISTORIES: dg.AssetIn(HISTORIES),
+        MODEL_IN_SERVICE: dg.AssetIn(MODEL_IN_SERVICE, input_manager_key="model_in_service_loader"),
+    },
     kinds={"pytorch", "parquet"},
     owners=["team:ml"],
     tags={"stage": "serving"},
     code_version="1",
 )
 def batch_predictions(
-    context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource
+    context: dg.AssetExecutionContext,
+    daily_histories: StoredPartition,
+    model_in_service: LoadedModel,
+    storage: StorageResource,
+    scoring: ScoringResource,
 ) -> dg.MaterializeResult:
     """The probability of each target for every profile of daily_histories(D), from the model in service.
 
-    Reads ``models/serving.json``, never the newest candidate: a refused candidate leaves
-    yesterday's model scoring. Streams the snapshot in chunks on CPU (inference mode).
+    The model is the one ``models/serving.json`` names, never the newest candidate: a
+    refused candidate leaves yesterday's model scoring. Streams the snapshot in chunks on
+    CPU (inference mode).
     """
-    day = partition_day(context)
-    root = storage.open()
-    store = ModelStore(root)
-    try:
-        model = store.load_serving()
-    except (NoServingModelError, ModelLoadError) as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from exc
-    if not root.has_partition(HISTORIES, day):
-        raise dg.Failure(
-            f"daily_histories has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False
-        )
+    day, root, model = daily_histories.day, storage.open(), model_in_service
     started = time.perf_counter()
     with CoreShare(scoring.threads) as cores:  # runs sharing the machine split its cores
         batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
@@ -129,32 +126,35 @@ def choose_profiles(predictions: pa.Table, top: int, sample: int, seed: int) -> 
     return chosen
 
 
-def model_that_scored(root, day: date) -> LoadedModel:
+def model_that_scored(predictions: StoredPartition) -> LoadedModel:
     """The model whose version batch_predictions(D) records: explanations and states must come from the same one."""
-    if not root.has_partition(PREDICTIONS, day):
-        raise dg.Failure(
-            f"batch_predictions has no partition for {day} under {root.uri}: materialise it first.", allow_retries=False
-        )
-    version = root.manifest(PREDICTIONS, day).properties["model_version"]
+    version = predictions.manifest().properties["model_version"]
     try:
-        return ModelStore(root).load(version)
+        return ModelStore(predictions.root).load(version)
     except ModelLoadError as exc:
-        raise dg.Failure(f"the model that scored {day} cannot be loaded: {exc}", allow_retries=False) from exc
+        raise dg.Failure(
+            f"the model that scored {predictions.day} cannot be loaded: {exc}", allow_retries=False
+        ) from exc
 
 
 @dg.asset(
     name=EXPLANATIONS,
+    io_manager_key="partition_io_manager",
     partitions_def=daily_partitions,
     retry_policy=STORAGE_RETRY,
     group_name="serving",
-    deps=[daily_histories, batch_predictions],
+    ins={HISTORIES: dg.AssetIn(HISTORIES), PREDICTIONS: dg.AssetIn(PREDICTIONS)},
     kinds={"pytorch", "parquet"},
     owners=["team:ml"],
     tags={"stage": "serving"},
     code_version="1",
 )
 def score_explanations(
-    context: dg.AssetExecutionContext, storage: StorageResource, explanations: ExplanationResource
+    context: dg.AssetExecutionContext,
+    daily_histories: StoredPartition,
+    batch_predictions: StoredPartition,
+    storage: StorageResource,
+    explanations: ExplanationResource,
 ) -> dg.MaterializeResult:
     """Each event's contribution to the score of the day's top profiles and of a random sample.
 
@@ -163,12 +163,11 @@ def score_explanations(
     that score minus the empty-history score. The summary says which event types, and
     how long before the cut-off, move scores up or down; monitoring compares it day by day.
     """
-    day = partition_day(context)
-    root = storage.open()
-    model = model_that_scored(root, day)
+    day, root = daily_histories.day, storage.open()
+    model = model_that_scored(batch_predictions)
     version = model.version
     chosen = choose_profiles(
-        root.read_partition(PREDICTIONS, day, columns=["profile_id", "p_order_any"]),
+        batch_predictions.read(columns=["profile_id", "p_order_any"]),
         explanations.top_profiles,
         explanations.sample_profiles,
         day.toordinal(),
@@ -251,17 +250,22 @@ def score_explanations(
 
 @dg.asset(
     name=STATES,
+    io_manager_key="partition_io_manager",
     partitions_def=daily_partitions,
     retry_policy=STORAGE_RETRY,
     group_name="serving",
-    deps=[daily_histories, batch_predictions],
+    ins={HISTORIES: dg.AssetIn(HISTORIES), PREDICTIONS: dg.AssetIn(PREDICTIONS)},
     kinds={"pytorch", "parquet"},
     owners=["team:ml"],
     tags={"stage": "serving"},
     code_version="1",
 )
 def profile_states(
-    context: dg.AssetExecutionContext, storage: StorageResource, scoring: ScoringResource
+    context: dg.AssetExecutionContext,
+    daily_histories: StoredPartition,
+    batch_predictions: StoredPartition,
+    storage: StorageResource,
+    scoring: ScoringResource,
 ) -> dg.MaterializeResult:
     """Each profile's LSTM state (h, c) after its last event at D's cut-off, with its window totals.
 
@@ -269,9 +273,8 @@ def profile_states(
     the online service (``consumer-assets serve``) loads the newest partition and that
     model together and advances the states event by event.
     """
-    day = partition_day(context)
-    root = storage.open()
-    model = model_that_scored(root, day)
+    day, root = daily_histories.day, storage.open()
+    model = model_that_scored(batch_predictions)
     version = model.version
     started = time.perf_counter()
     with CoreShare(scoring.threads) as cores:

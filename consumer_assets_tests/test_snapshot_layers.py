@@ -158,7 +158,7 @@ def test_a_snapshot_held_by_another_writer_is_refused_and_left_whole(spark, tmp_
     _build_days(spark, spark_storage, days, Compaction())
     manifest, files = root.manifest(HISTORIES, days[1]), root.list_files(root.partition_key(HISTORIES, days[1]))
     with (
-        partition_lease(root, HISTORIES, days[1], holder="host:1:the-other-run"),
+        partition_lease(root, root.partition_key(HISTORIES, days[1]), holder="host:1:the-other-run"),
         ThreadPoolExecutor(1) as other_thread,
     ):
         refused = other_thread.submit(build_snapshot, spark, spark_storage, days[1], CONFIG, 1, Compaction())

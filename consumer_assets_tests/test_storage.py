@@ -133,18 +133,18 @@ def test_one_writer_per_partition(root: StorageRoot):
     # The partition is the held writer's, whole: the loser wrote nothing it could tidy away.
     assert sorted(root.read_partition("things", DAY).column("id").to_pylist()) == [500, 501, 502, 503]
     assert len(root.list_files("things/date=2026-10-05", ".parquet")) == 1
-    assert not root.exists(lease_key(root, "things", DAY))  # released
+    assert not root.exists(lease_key(root.partition_key("things", DAY)))  # released
     other.write_partition("things", DAY, _table(1))  # and the next writer gets it
     assert root.read_partition("things", DAY).num_rows == 1
 
 
 def test_a_dead_writers_lease_expires_and_is_taken_over(root: StorageRoot):
     dead = LeaseTerms(holder="host:4242:dead", expires_at=time.time() - 1).to_bytes()
-    assert root.put_if(lease_key(root, "things", DAY), dead, None) is not None
+    assert root.put_if(lease_key(root.partition_key("things", DAY)), dead, None) is not None
     root.write_partition("things", DAY, _table(3))
     assert root.read_partition("things", DAY).num_rows == 3
     live = LeaseTerms(holder="host:4242:alive", expires_at=time.time() + 60).to_bytes()
-    assert root.put_if(lease_key(root, "things", DAY), live, None) is not None
+    assert root.put_if(lease_key(root.partition_key("things", DAY)), live, None) is not None
     with pytest.raises(PartitionBusyError, match="host:4242:alive"):
         root.write_partition("things", DAY, _table(1))
     assert root.read_partition("things", DAY).num_rows == 3
@@ -152,8 +152,11 @@ def test_a_dead_writers_lease_expires_and_is_taken_over(root: StorageRoot):
 
 def test_a_writer_that_lost_its_lease_does_not_commit(root: StorageRoot):
     root.write_partition("things", DAY, _table(2))
-    with pytest.raises(LeaseLostError, match="lost its lease"), partition_lease(root, "things", DAY, seconds=60):
-        key = lease_key(root, "things", DAY)
+    with (
+        pytest.raises(LeaseLostError, match="lost its lease"),
+        partition_lease(root, root.partition_key("things", DAY), seconds=60),
+    ):
+        key = lease_key(root.partition_key("things", DAY))
         _, tag = root.read_tagged(key)
         root.put_if(
             key, LeaseTerms("host:1:usurper", time.time() + 60).to_bytes(), tag

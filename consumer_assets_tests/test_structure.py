@@ -72,3 +72,13 @@ def test_asset_keys_are_spelled_once():
             if re.search(rf'"{key}"(?!\s*:)', path.read_text()):
                 spelled.setdefault(key, []).append(str(path.relative_to(REPO)))
     assert spelled == {}
+
+
+def test_storage_layers_import_one_way():
+    """objects (folder or S3, conditional writes) -> lease -> root (partitions): no layer names one above it, not
+    even for type checking."""
+    layers = ["objects", "lease", "root"]
+    for below, module in enumerate(layers):
+        text = (PACKAGE / "storage" / f"{module}.py").read_text()
+        for above in layers[below + 1 :]:
+            assert f"consumer_assets.storage.{above}" not in text, f"storage/{module}.py imports storage/{above}.py"

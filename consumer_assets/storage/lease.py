@@ -23,13 +23,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
 
 from consumer_assets.storage.errors import LeaseLostError, PartitionBusyError
-
-if TYPE_CHECKING:
-    from consumer_assets.storage.root import StorageRoot
+from consumer_assets.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +48,17 @@ class LeaseTerms:
         return cls(holder=raw["holder"], expires_at=float(raw["expires_at"]))
 
 
-def lease_key(root: StorageRoot, dataset: str, day: date | str) -> str:
-    return f"{LEASE_PREFIX}/{root.partition_key(dataset, day)}.json"
+def lease_key(partition: str) -> str:
+    """Where the lease of the partition stored under ``partition`` (``<dataset>/date=D``) lives."""
+    return f"{LEASE_PREFIX}/{partition}.json"
 
 
 class PartitionLease:
     """A held lease; renewed by a daemon thread until released."""
 
-    def __init__(self, root: StorageRoot, dataset: str, day: date | str, holder: str, seconds: float):
-        self.root, self.key, self.holder, self.seconds = root, lease_key(root, dataset, day), holder, seconds
-        self.what = f"{root.partition_key(dataset, day)} under {root.uri}"
+    def __init__(self, root: ObjectStore, partition: str, holder: str, seconds: float):
+        self.root, self.key, self.holder, self.seconds = root, lease_key(partition), holder, seconds
+        self.what = f"{partition} under {root.uri}"
         self._tag: str | None = None
         self._lost = False
         self._stop = threading.Event()
@@ -139,16 +137,17 @@ def default_holder() -> str:
 
 @contextmanager
 def partition_lease(
-    root: StorageRoot, dataset: str, day: date | str, holder: str | None = None, seconds: float = LEASE_SECONDS
+    root: ObjectStore, partition: str, holder: str | None = None, seconds: float = LEASE_SECONDS
 ) -> Iterator[PartitionLease]:
-    """Hold the partition's lease for the block; re-entrant within a thread (a writer that commits through a helper)."""
-    slot = (root.uri, lease_key(root, dataset, day), threading.get_ident())
+    """Hold the lease of the partition stored under ``partition`` for the block; re-entrant within a thread (a writer
+    that commits through a helper)."""
+    slot = (root.uri, lease_key(partition), threading.get_ident())
     with _held_lock:
         outer = _held.get(slot)
     if outer is not None:
         yield outer
         return
-    lease = PartitionLease(root, dataset, day, holder or default_holder(), seconds)
+    lease = PartitionLease(root, partition, holder or default_holder(), seconds)
     lease.acquire()
     with _held_lock:
         _held[slot] = lease

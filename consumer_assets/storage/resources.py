@@ -4,7 +4,8 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from consumer_assets.storage.root import DEFAULT_ROOT, StorageRoot, s3_region
+from consumer_assets.storage.objects import DEFAULT_ROOT, s3_region
+from consumer_assets.storage.root import StorageRoot
 
 # The retry policy of the assets that read and write the storage root: a step that fails on storage (a throttled or
 # briefly unreachable S3, a partition whose previous writer's lease is about to expire) runs again after 10 s, then

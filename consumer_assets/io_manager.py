@@ -71,6 +71,11 @@ class PartitionIOManager(dg.ConfigurableIOManager):
         return handle
 
 
+def stored_input(asset_key: str) -> dg.AssetIn:
+    """An asset input that arrives as a :class:`StoredPartition` of the same day, whoever stored it."""
+    return dg.AssetIn(asset_key, input_manager_key="partition_io_manager")
+
+
 class ModelInServiceLoader(dg.ConfigurableIOManager):
     """The model models/serving.json names, for the assets that score with it; see the module docstring."""
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, PREDICTIONS, RAW_EVENTS, STATES
+from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, MODEL_IN_SERVICE, PREDICTIONS, RAW_EVENTS, STATES
 from consumer_assets.cli import plot_path
 from consumer_assets.features.build_snapshot import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig
@@ -22,6 +22,7 @@ from consumer_assets.model.network import ConsumerLSTM, ModelConfig
 from consumer_assets.model.predict import score_table
 from consumer_assets.model.store import GateVerdict, ModelStore
 from consumer_assets.monitoring.assets import check_attribution_drift
+from consumer_assets.partitions import daily_partitions
 from consumer_assets.serving.assets import serving_assets, serving_checks
 from consumer_assets.serving.batch_scoring import predictions_table
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
@@ -83,9 +84,13 @@ def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
     store.promote(version, run_id="test")
 
 
+# What scoring takes as inputs, stored by the tests' fixtures instead of by their assets.
+UPSTREAM = [dg.AssetSpec(HISTORIES, partitions_def=daily_partitions), dg.AssetSpec(MODEL_IN_SERVICE)]
+
+
 def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [*serving_assets, *serving_checks, check_attribution_drift],
+        [*UPSTREAM, *serving_assets, *serving_checks, check_attribution_drift],
         resources={
             "storage": StorageResource(root=root.uri),
             "partition_io_manager": PartitionIOManager(storage=StorageResource(root=root.uri)),

@@ -26,7 +26,12 @@ from consumer_assets.automation.freshness import FRESHNESS_CHECKS
 from consumer_assets.automation.sensors import FEATURE_ASSETS
 from consumer_assets.definitions import build_definitions
 from consumer_assets.features.resources import FeatureResource
-from consumer_assets.io_manager import CandidateIOManager, EvaluationIOManager, PartitionIOManager
+from consumer_assets.io_manager import (
+    CandidateIOManager,
+    EvaluationIOManager,
+    ModelInServiceLoader,
+    PartitionIOManager,
+)
 from consumer_assets.jobs import daily_data_job, evaluation_job, labels_job, training_job
 from consumer_assets.monitoring.assets import monitoring_checks
 from consumer_assets.monitoring.resources import MonitoringResource
@@ -82,6 +87,7 @@ def _run_pipeline(instance: dg.DagsterInstance, folder: Path) -> None:
         **defs.resources,
         "storage": storage,
         "partition_io_manager": PartitionIOManager(storage=storage),
+        "model_in_service_loader": ModelInServiceLoader(storage=storage),
         "candidate_io_manager": CandidateIOManager(storage=storage),
         "evaluation_io_manager": EvaluationIOManager(storage=storage),
         "features": FeatureResource(window_days=WINDOW, max_events=20, output_files=1),

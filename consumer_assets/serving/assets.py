@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, MODEL_IN_SERVICE, PREDICTIONS, STATES
 from consumer_assets.cores import CoreShare
 from consumer_assets.features.snapshots import iter_snapshot_batches
+from consumer_assets.io_manager import stored_input
 from consumer_assets.metadata import count_table, plot_markdown
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import LoadedModel, ModelLoadError, ModelStore
@@ -40,7 +41,7 @@ SCORE_BINS = np.linspace(0, 1, 11)
     retry_policy=STORAGE_RETRY,
     group_name="serving",
     ins={
-        HISTORIES: dg.AssetIn(HISTORIES),
+        HISTORIES: stored_input(HISTORIES),
         MODEL_IN_SERVICE: dg.AssetIn(MODEL_IN_SERVICE, input_manager_key="model_in_service_loader"),
     },
     kinds={"pytorch", "parquet"},
@@ -143,7 +144,10 @@ def model_that_scored(predictions: StoredPartition) -> LoadedModel:
     partitions_def=daily_partitions,
     retry_policy=STORAGE_RETRY,
     group_name="serving",
-    ins={HISTORIES: dg.AssetIn(HISTORIES), PREDICTIONS: dg.AssetIn(PREDICTIONS)},
+    ins={
+        HISTORIES: stored_input(HISTORIES),
+        PREDICTIONS: stored_input(PREDICTIONS),
+    },
     kinds={"pytorch", "parquet"},
     owners=["team:ml"],
     tags={"stage": "serving"},
@@ -254,7 +258,10 @@ def score_explanations(
     partitions_def=daily_partitions,
     retry_policy=STORAGE_RETRY,
     group_name="serving",
-    ins={HISTORIES: dg.AssetIn(HISTORIES), PREDICTIONS: dg.AssetIn(PREDICTIONS)},
+    ins={
+        HISTORIES: stored_input(HISTORIES),
+        PREDICTIONS: stored_input(PREDICTIONS),
+    },
     kinds={"pytorch", "parquet"},
     owners=["team:ml"],
     tags={"stage": "serving"},

@@ -38,7 +38,7 @@ from consumer_assets.storage.resources import StorageResource
 from consumer_assets.timeline import Timeline
 from consumer_assets.training.assets import training_asset
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.validation.assets import validation_assets, validation_checks
+from consumer_assets.validation.assets import evaluation_asset, validation_assets, validation_checks
 from consumer_assets.validation.resources import GateResource
 
 TIMELINE = Timeline()  # the deployment's
@@ -72,7 +72,7 @@ def gate(folder: str, day: date, run_config: dict | None = None) -> tuple[dg.Exe
         "evaluation_io_manager": EvaluationIOManager(storage=storage),
     }
     result = dg.materialize(
-        [training_asset(TIMELINE), *validation_assets, *validation_checks],
+        [training_asset(TIMELINE), evaluation_asset(TIMELINE), *validation_assets, *validation_checks],
         resources=resources,
         partition_key=day.isoformat(),
         run_config=run_config,

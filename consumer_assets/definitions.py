@@ -44,7 +44,7 @@ from consumer_assets.storage.resources import StorageResource
 from consumer_assets.timeline import Timeline
 from consumer_assets.training.assets import training_asset
 from consumer_assets.training.resources import TrainingResource
-from consumer_assets.validation.assets import validation_assets, validation_checks
+from consumer_assets.validation.assets import evaluation_asset, validation_assets, validation_checks
 from consumer_assets.validation.resources import GateResource
 
 
@@ -86,6 +86,7 @@ def build_definitions(timeline: Timeline) -> dg.Definitions:
                 *feature_assets,
                 labels_asset(timeline),
                 training_asset(timeline),
+                evaluation_asset(timeline),
                 *validation_assets,
                 *serving_assets,
                 monitoring_asset(timeline),

@@ -56,7 +56,8 @@ def test_the_lineage_draws_every_hand_off_from_events_to_predictions():
 
     assert parents("daily_histories") >= {"raw_events"}
     assert parents("trained_lstm") == {"daily_histories", "order_labels"}
-    assert parents("candidate_evaluation") == {"trained_lstm"}  # its input: the candidate trained_lstm hands on
+    # its input, the candidate trained_lstm hands on, and the window its baselines and test rows come from
+    assert parents("candidate_evaluation") == {"trained_lstm", "daily_histories", "order_labels"}
     assert parents("validated_model") == {"candidate_evaluation"}
     assert parents("model_in_service") == {
         "validated_model"
@@ -176,8 +177,9 @@ def test_the_lineage_follows_the_timeline(timeline):
     after = [(day + timedelta(days=k)).isoformat() for k in (1, h)]
     assert _upstream_days(definitions, "order_labels", "raw_events", day.isoformat()) == _days(*after)
     matured = [(day - timedelta(days=k)).isoformat() for k in (h + span, h)]
-    for parent in ("daily_histories", "order_labels"):
-        assert _upstream_days(definitions, "trained_lstm", parent, day.isoformat()) == _days(*matured)
+    for asset in ("trained_lstm", "candidate_evaluation"):  # the evaluation's baselines train on the same window
+        for parent in ("daily_histories", "order_labels"):
+            assert _upstream_days(definitions, asset, parent, day.isoformat()) == _days(*matured)
     label_day = (day - timedelta(days=h)).isoformat()
     assert _upstream_days(definitions, "monitoring_stats", "order_labels", day.isoformat()) == [label_day]
     conditions = definitions.get_assets_def("order_labels").automation_conditions_by_key

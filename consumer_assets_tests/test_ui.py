@@ -16,6 +16,7 @@ import shutil
 import sys
 from datetime import date, timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import dagster as dg
 import pytest
@@ -122,6 +123,30 @@ def _run_pipeline(instance: dg.DagsterInstance, folder: Path) -> None:
             run(evaluation_job, day)
 
 
+READS: set[tuple[str, str]] = set()  # (asset, dataset) of every partition an asset read in the run below
+
+
+@contextlib.contextmanager
+def recording_reads():
+    """Notes which asset reads which dataset: every partition read opens its manifest, inside the asset's function
+    (named as the asset is) somewhere up the stack."""
+    assets = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    package = str(REPO / "consumer_assets")
+    original = StorageRoot.manifest
+
+    def manifest(self, dataset, day):
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_name in assets and frame.f_code.co_filename.startswith(package):
+                READS.add((frame.f_code.co_name, dataset))
+                break
+            frame = frame.f_back
+        return original(self, dataset, day)
+
+    with patch.object(StorageRoot, "manifest", manifest):
+        yield
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """dagster-webserver over an instance that holds the short run; its base URL."""
@@ -129,7 +154,7 @@ def ui(tmp_path_factory):
     home, data = folder / "home", folder / "data"
     home.mkdir()
     simulate_to_landing(StorageRoot(str(data)), START, LANDED_DAYS, SimulationConfig(profiles=1500, seed=3))
-    with dg.DagsterInstance.local_temp(str(home)) as instance:
+    with dg.DagsterInstance.local_temp(str(home)) as instance, recording_reads():
         _run_pipeline(instance, data)
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "CONSUMER_ASSETS_ROOT": str(data), **TIMELINE_ENV}
@@ -229,3 +254,16 @@ def test_the_monitoring_page_draws_the_days_plots_and_lists_its_checks(ui, brows
     _overview(page, "monitoring_stats")
     _plots_load(page, ["scores_plot"], "monitoring_stats")
     _checks_visible(page, monitoring_checks, "monitoring_stats")
+
+
+def test_no_asset_reads_a_dataset_it_does_not_take_as_an_input_or_declare(ui):
+    """What the lineage view draws is what the code reads: every dataset an asset read in the run is itself or one
+    of its parents in the graph."""
+    graph = defs.resolve_asset_graph()
+    undeclared = {
+        (asset, dataset)
+        for asset, dataset in READS
+        if dataset != asset and dg.AssetKey(dataset) not in graph.get(dg.AssetKey(asset)).parent_keys
+    }
+    assert {asset for asset, _ in READS} >= {"daily_histories", "batch_predictions", "monitoring_stats"}
+    assert undeclared == set()

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from consumer_assets.asset_keys import LABELS, RAW_EVENTS
+from consumer_assets.asset_keys import CANDIDATE_EVALUATION, LABELS, RAW_EVENTS
 from consumer_assets.features.build_snapshot import build_snapshot
 from consumer_assets.features.histories import HistoryConfig
 from consumer_assets.features.resources import FeatureResource
@@ -32,7 +32,7 @@ from consumer_assets.timeline import Timeline
 from consumer_assets.training.assets import training_asset
 from consumer_assets.training.resources import TrainingResource
 from consumer_assets.validation.assets import (
-    candidate_evaluation,
+    evaluation_asset,
     validated_model,
     validation_assets,
     validation_checks,
@@ -47,7 +47,8 @@ pytestmark = (
 START = date(2026, 10, 1)
 DAYS = 13
 HORIZON = 4
-TRAINED = training_asset(Timeline(label_horizon_days=HORIZON))
+TIMELINE = Timeline(label_horizon_days=HORIZON)
+TRAINED = [training_asset(TIMELINE), evaluation_asset(TIMELINE)]
 TRAIN_AT = START + timedelta(days=DAYS - 1)
 
 
@@ -114,7 +115,7 @@ def _resources(folder: Path, warm_start: bool = True, **gate) -> dict:
 
 def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True, **gate) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [TRAINED, *validation_assets, *validation_checks],
+        [*TRAINED, *validation_assets, *validation_checks],
         resources=_resources(folder, warm_start, **gate),
         partition_key=day.isoformat(),
         raise_on_error=False,
@@ -124,11 +125,11 @@ def _train_and_gate(folder: Path, day: date = TRAIN_AT, warm_start: bool = True,
 def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
     """The evaluation, its checks and the promotion of an already stored candidate, without training."""
     return dg.materialize(
-        [TRAINED, *validation_assets, *validation_checks],
+        [*TRAINED, *validation_assets, *validation_checks],
         resources=_resources(folder, **gate),
         partition_key=day.isoformat(),
-        selection=dg.AssetSelection.assets(candidate_evaluation, validated_model)
-        | dg.AssetSelection.checks_for_assets(candidate_evaluation),
+        selection=dg.AssetSelection.assets(CANDIDATE_EVALUATION, validated_model)
+        | dg.AssetSelection.checks_for_assets(CANDIDATE_EVALUATION),
         raise_on_error=False,
     )
 
@@ -136,7 +137,7 @@ def _gate_only(folder: Path, day: date, **gate) -> dg.ExecuteInProcessResult:
 def _promotion_only(folder: Path, day: date) -> dg.ExecuteInProcessResult:
     """A hand-started materialisation of validated_model alone, with no checks in the run."""
     return dg.materialize(
-        [TRAINED, *validation_assets],
+        [*TRAINED, *validation_assets],
         resources=_resources(folder),
         partition_key=day.isoformat(),
         selection=[validated_model],

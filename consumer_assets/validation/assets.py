@@ -16,12 +16,21 @@ from dataclasses import replace
 import dagster as dg
 from pydantic import Field
 
-from consumer_assets.asset_keys import CANDIDATE_EVALUATION, MODEL_IN_SERVICE, VALIDATED_MODEL
+from consumer_assets.asset_keys import (
+    CANDIDATE_EVALUATION,
+    HISTORIES,
+    LABELS,
+    MODEL_IN_SERVICE,
+    TRAINED_LSTM,
+    VALIDATED_MODEL,
+)
 from consumer_assets.metadata import plot_markdown
 from consumer_assets.model.store import Candidate, GateVerdict, ModelLoadError, ModelStore
 from consumer_assets.partitions import daily_partitions
 from consumer_assets.plots import calibration_plot, roc_curves
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.timeline import Timeline
+from consumer_assets.training.assets import matured_snapshots
 from consumer_assets.training.split import SnapshotSplit
 from consumer_assets.validation.evaluation import Evaluation
 from consumer_assets.validation.evaluator import evaluate_candidate, smoke_test
@@ -81,36 +90,47 @@ def _evaluation_metadata(evaluation: Evaluation) -> dict:
     }
 
 
-@dg.asset(
-    name=CANDIDATE_EVALUATION,
-    partitions_def=daily_partitions,
-    group_name="validation",
-    io_manager_key="evaluation_io_manager",
-    automation_condition=dg.AutomationCondition.eager(),
-    kinds={"pytorch", "scikitlearn", "json"},
-    owners=["team:ml"],
-    tags={"stage": "validation"},
-    code_version="1",
-)
-def candidate_evaluation(
-    context: dg.AssetExecutionContext, trained_lstm: Candidate, storage: StorageResource
-) -> dg.Output[Evaluation]:
-    """Day T's candidate on independent test data: every figure with its rows, positives and 95 % interval, beside the
-    baselines (logistic regression, random forest, gradient-boosted trees) and the model in service, plus a smoke test
-    that loads and scores it in a fresh process. Stored as ``evaluation.json`` beside the candidate; the blocking checks
-    judge it.
-    """
-    root = storage.open()
-    split = SnapshotSplit.from_json(ModelStore(root).read_training(trained_lstm.version)["split"])
-    held_out = f"{split.held_out_days[0]}..{split.held_out_days[-1]}"
-    context.log.info(
-        f"evaluating {trained_lstm.version} on the test profiles of {held_out} beside the baselines and the model in "
-        "service"
+def evaluation_asset(timeline: Timeline) -> dg.AssetsDefinition:
+    """candidate_evaluation, drawn as reading the snapshots and labels of trained_lstm's window (the baselines train
+    on its training days, the test rows are its held-out days)."""
+
+    @dg.asset(
+        name=CANDIDATE_EVALUATION,
+        partitions_def=daily_partitions,
+        group_name="validation",
+        io_manager_key="evaluation_io_manager",
+        ins={TRAINED_LSTM: dg.AssetIn(TRAINED_LSTM)},
+        deps=[
+            dg.AssetDep(HISTORIES, partition_mapping=matured_snapshots(timeline)),
+            dg.AssetDep(LABELS, partition_mapping=matured_snapshots(timeline)),
+        ],
+        automation_condition=dg.AutomationCondition.eager(),
+        kinds={"pytorch", "scikitlearn", "json"},
+        owners=["team:ml"],
+        tags={"stage": "validation"},
+        code_version="1",
     )
-    evaluation = evaluate_candidate(root, trained_lstm.version, split)
-    context.log.info(f"loading and scoring {trained_lstm.version} in a fresh process")
-    evaluation = replace(evaluation, smoke=smoke_test(root, trained_lstm.version))
-    return dg.Output(evaluation, metadata=_evaluation_metadata(evaluation))
+    def candidate_evaluation(
+        context: dg.AssetExecutionContext, trained_lstm: Candidate, storage: StorageResource
+    ) -> dg.Output[Evaluation]:
+        """Day T's candidate on independent test data: every figure with its rows, positives and 95 % interval,
+        beside the baselines (logistic regression, random forest, gradient-boosted trees) and the model in service,
+        plus a smoke test that loads and scores it in a fresh process. Stored as ``evaluation.json`` beside the
+        candidate; the blocking checks judge it.
+        """
+        root = storage.open()
+        split = SnapshotSplit.from_json(ModelStore(root).read_training(trained_lstm.version)["split"])
+        held_out = f"{split.held_out_days[0]}..{split.held_out_days[-1]}"
+        context.log.info(
+            f"evaluating {trained_lstm.version} on the test profiles of {held_out} beside the baselines and the model "
+            "in service"
+        )
+        evaluation = evaluate_candidate(root, trained_lstm.version, split)
+        context.log.info(f"loading and scoring {trained_lstm.version} in a fresh process")
+        evaluation = replace(evaluation, smoke=smoke_test(root, trained_lstm.version))
+        return dg.Output(evaluation, metadata=_evaluation_metadata(evaluation))
+
+    return candidate_evaluation
 
 
 def _result(verdict: Verdict, version: str, extra: dict | None = None) -> dg.AssetCheckResult:
@@ -129,7 +149,7 @@ def _result(verdict: Verdict, version: str, extra: dict | None = None) -> dg.Ass
 
 def _rule_check(rule: Rule) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=candidate_evaluation,
+        asset=CANDIDATE_EVALUATION,
         name=rule.name,
         partitions_def=daily_partitions,
         blocking=True,
@@ -272,4 +292,4 @@ def promote_version(context: dg.OpExecutionContext, config: PromotionConfig, sto
     yield dg.Output(record.version)
 
 
-validation_assets = [candidate_evaluation, validated_model, model_in_service]
+validation_assets = [validated_model, model_in_service]

@@ -57,6 +57,7 @@ from consumer_assets.training.candidate import encode_rows, plan_training, train
 from consumer_assets.training.dataset import EncodedRows
 from consumer_assets.training.split import SnapshotRows
 from consumer_assets.training.train import TrainConfig, resolve_device, train
+from consumer_assets.validation.evaluation import Comparison, Figures
 from consumer_assets.validation.evaluator import evaluate_candidate, labelled_rows
 
 TIMELINE = Timeline()  # the platform's label horizon and training window
@@ -307,8 +308,8 @@ def quality_table(
     lstm = score_table(ModelStore(root).load(version), table)[:, 0]
     data = evaluation.test_data
     print(
-        f"\ntest data: {data['rows']:,} rows of {data['profiles']:,} held-out profiles on "
-        f"{', '.join(evaluation.test_days)}; {data['positives']:,} positives"
+        f"\ntest data: {data.rows:,} rows of {data.profiles:,} held-out profiles on "
+        f"{', '.join(evaluation.test_days)}; {data.positives:,} positives"
     )
     if root.list_partitions(TRUTH_DATASET) and root.list_partitions(RAW_EVENTS):
         references = reference_scores(root, table, config)
@@ -318,26 +319,28 @@ def quality_table(
     rows = {
         "LSTM": evaluation.candidate["order_any"],
         **evaluation.baselines,
-        **{name: summarise(p, y, groups) for name, p in references.items()},
+        **{name: Figures.from_json(summarise(p, y, groups)) for name, p in references.items()},
     }
     print(
         f"  {'model':<28} {'AUC (95 % interval)':>24} {'mean log-lik':>13} {'ECE (95 %)':>22} {'mean p / observed':>18}"
     )
     for name, m in rows.items():
         print(
-            f"  {name:<28} {m['auc']:>7.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) "
-            f"{m['mean_log_likelihood']:>13.4f} "
-            f"{m['ece']:>7.4f} ({m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) {m['mean_prediction']:>8.4f} / "
-            f"{m['observed_rate']:.4f}"
+            f"  {name:<28} {m.auc:>7.4f} ({m.auc_ci_low:.4f}-{m.auc_ci_high:.4f}) "
+            f"{m.mean_log_likelihood:>13.4f} "
+            f"{m.ece:>7.4f} ({m.ece_ci_low:.4f}-{m.ece_ci_high:.4f}) {m.mean_prediction:>8.4f} / "
+            f"{m.observed_rate:.4f}"
         )
     strongest = evaluation.strongest_baseline
     others = {f"strongest baseline ({strongest})": evaluation.comparisons[strongest]}
     if references:
-        others["forward filter"] = paired_differences(lstm, references["forward filter (counts/day)"], y, groups)
+        others["forward filter"] = Comparison.from_json(
+            paired_differences(lstm, references["forward filter (counts/day)"], y, groups)
+        )
     for name, c in others.items():
         print(
-            f"  LSTM - {name}: AUC {c['auc_difference']:+.4f} (paired 95 % interval {c['auc_difference_ci_low']:+.4f} "
-            f"to {c['auc_difference_ci_high']:+.4f})"
+            f"  LSTM - {name}: AUC {c.auc_difference:+.4f} (paired 95 % interval {c.auc_difference_ci_low:+.4f} "
+            f"to {c.auc_difference_ci_high:+.4f})"
         )
     return lstm, references
 

@@ -1,6 +1,7 @@
 """Every gate rule on hand-made evaluations: real figures (metrics.py) of scores whose quality the test sets, no
 training. The slow gate tests (test_validation.py) show the same rules on trained candidates."""
 
+import json
 from dataclasses import fields
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from consumer_assets import metrics
 from consumer_assets.validation import gate
-from consumer_assets.validation.evaluation import Evaluation
+from consumer_assets.validation.evaluation import Comparison, Evaluation, Figures
 from consumer_assets.validation.gate import PASS, REFUSE, RULES, TOO_LITTLE_DATA, GateConfig, Verdict, judge
 from consumer_assets.validation.resources import GateResource
 
@@ -52,26 +53,28 @@ def evaluation_of(
             entry["serving"] = metrics.auc(serving[mask], y[mask])
             entry["comparison"] = metrics.paired_differences(candidate[mask], serving[mask], y[mask], groups[mask])
         slice_entries[name] = entry
-    return Evaluation(
-        version="candidate-1",
-        train_days=["2026-11-01"],
-        test_days=["2026-11-20", "2026-11-21"],
-        targets=["order_any"],
-        test_data={"rows": len(y), "positives": int(y.sum()), "profiles": len(np.unique(groups))},
-        candidate={"order_any": metrics.summarise(candidate, y, groups)},
-        sanity={
-            "finite_weights": True,
-            "finite_predictions": True,
-            "prediction_std": float(np.std(candidate)),
-            "distinct_predictions": len(np.unique(candidate)),
-            **(sanity or {}),
-        },
-        comparisons=comparisons,
-        serving=served,
-        baselines=summaries,
-        strongest_baseline=max(summaries, key=lambda name: summaries[name]["auc"]),
-        slices=slice_entries,
-        smoke=smoke,
+    return Evaluation.from_json(
+        {
+            "version": "candidate-1",
+            "train_days": ["2026-11-01"],
+            "test_days": ["2026-11-20", "2026-11-21"],
+            "targets": ["order_any"],
+            "test_data": {"rows": len(y), "positives": int(y.sum()), "profiles": len(np.unique(groups))},
+            "candidate": {"order_any": metrics.summarise(candidate, y, groups)},
+            "sanity": {
+                "finite_weights": True,
+                "finite_predictions": True,
+                "prediction_std": float(np.std(candidate)),
+                "distinct_predictions": len(np.unique(candidate)),
+                **(sanity or {}),
+            },
+            "comparisons": comparisons,
+            "serving": served,
+            "baselines": summaries,
+            "strongest_baseline": max(summaries, key=lambda name: summaries[name]["auc"]),
+            "slices": slice_entries,
+            "smoke": smoke,
+        }
     )
 
 
@@ -148,7 +151,7 @@ def test_too_little_data_says_how_many_rows_a_verdict_needs():
     truth, y, groups, _ = shop(rows=300)
     verdict = judge(evaluation_of(truth, y, groups), GateConfig())["check_value_thresholds"]
     rate = y.mean()
-    assert verdict.figures["rows_needed"] == int(np.ceil(100 / rate))
+    assert verdict.figures["rows_needed"] == int(np.ceil(100 / min(rate, 1 - rate)))
     assert f"{y.sum():.0f} positives" in verdict.reason
 
 
@@ -164,7 +167,7 @@ def test_a_threshold_moves_the_verdict():
     truth, y, groups, _ = shop()
     evaluation = evaluation_of(truth, y, groups)
     assert RULES["check_value_thresholds"].judge(evaluation, GateConfig()).passed
-    strict = GateConfig(min_auc=evaluation.primary["auc_ci_high"] + 0.01)
+    strict = GateConfig(min_auc=evaluation.primary.auc_ci_high + 0.01)
     assert not RULES["check_value_thresholds"].judge(evaluation, strict).passed
 
 
@@ -174,7 +177,7 @@ def test_adding_a_rule_is_one_declaration(monkeypatch):
 
     @gate.rule("check_profiles", "Fewer than `min_positives` profiles were tested.", ("min_positives",))
     def enough_profiles(evaluation: Evaluation, config: GateConfig) -> Verdict:
-        return Verdict(evaluation.test_data["profiles"] >= config.min_positives, "profiles counted")
+        return Verdict(evaluation.test_data.profiles >= config.min_positives, "profiles counted")
 
     truth, y, groups, _ = shop(rows=100)
     assert gate.judge(evaluation_of(truth, y, groups), GateConfig())["check_profiles"].passed is False
@@ -195,3 +198,16 @@ def test_the_resource_is_the_config_field_by_field():
 def test_every_setting_is_read_by_a_rule():
     read = {name for declared in RULES.values() for name in declared.settings}
     assert read == {f.name for f in fields(GateConfig)}
+
+
+def test_the_typed_figures_hold_every_figure_the_metrics_compute():
+    """Figures and Comparison name every key summarise and paired_differences return, so none is dropped on the
+    way into the evaluation (and JSON stored by either reads back the same)."""
+    truth, y, groups, _ = shop(rows=400)
+    summary, comparison = metrics.summarise(truth, y, groups), metrics.paired_differences(truth, truth, y, groups)
+    assert set(summary) <= {f.name for f in fields(Figures)}
+    assert set(comparison) <= {f.name for f in fields(Comparison)}
+    evaluation = evaluation_of(truth, y, groups, serving=truth)
+    stored = json.dumps(evaluation.to_json())  # as the evaluation IO manager stores it
+    assert json.dumps(Evaluation.from_json(json.loads(stored)).to_json()) == stored
+    assert isinstance(evaluation.serving, Figures) and evaluation.serving.version == "served-1"

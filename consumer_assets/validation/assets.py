@@ -44,16 +44,16 @@ def _metrics_table(evaluation: Evaluation) -> dg.TableMetadataValue:
     """Each model on the same test rows: rows, positives, and every figure with its 95 % interval."""
     rows = {"candidate": evaluation.primary, **evaluation.baselines}
     if evaluation.serving:
-        rows[f"serving ({evaluation.serving['version']})"] = evaluation.serving
+        rows[f"serving ({evaluation.serving.version})"] = evaluation.serving
     columns = [name for c in METRIC_COLUMNS for name in (c, f"{c}_ci_low", f"{c}_ci_high")]
     return dg.MetadataValue.table(
         records=[
             dg.TableRecord(
                 {
                     "model": name,
-                    "rows": m["rows"],
-                    "positives": m["positives"],
-                    **{c: round(float(m[c]), 4) for c in columns},
+                    "rows": m.rows,
+                    "positives": m.positives,
+                    **{c: round(float(getattr(m, c)), 4) for c in columns},
                 }
             )
             for name, m in rows.items()
@@ -77,13 +77,13 @@ def _evaluation_metadata(evaluation: Evaluation) -> dict:
     m = evaluation.primary
     return metadata | {
         "test_days": ", ".join(evaluation.test_days),
-        "test_rows": m["rows"],
-        "test_positives": m["positives"],
-        "test_auc": m["auc"],
-        "test_auc_95_interval": f"{m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}",
-        **{f"test_auc_{name}": b["auc"] for name, b in evaluation.baselines.items()},
-        "test_mean_prediction": m["mean_prediction"],
-        "test_observed_rate": m["observed_rate"],
+        "test_rows": m.rows,
+        "test_positives": m.positives,
+        "test_auc": m.auc,
+        "test_auc_95_interval": f"{m.auc_ci_low:.4f}-{m.auc_ci_high:.4f}",
+        **{f"test_auc_{name}": b.auc for name, b in evaluation.baselines.items()},
+        "test_mean_prediction": m.mean_prediction,
+        "test_observed_rate": m.observed_rate,
         "metrics": _metrics_table(evaluation),
         "roc": plot_markdown(roc_curves(evaluation.roc), "ROC curves"),
         "calibration": plot_markdown(calibration_plot(evaluation.calibration), "calibration"),
@@ -207,7 +207,7 @@ def validated_model(
         run_id=context.run_id,
         partition=context.partition_key,
         previous_version=previous.version if previous else None,
-        metrics={k: evaluation.primary[k] for k in ("auc", "mean_log_likelihood", "brier", "ece")},
+        metrics={k: getattr(evaluation.primary, k) for k in ("auc", "mean_log_likelihood", "brier", "ece")},
         test_days=evaluation.test_days,
     )
     context.log.info("serving %s (was %s)", version, record.previous_version)

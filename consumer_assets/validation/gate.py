@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from consumer_assets.validation.evaluation import Evaluation
+from consumer_assets.validation.evaluation import Comparison, Evaluation
 
 PASS, REFUSE, TOO_LITTLE_DATA = "pass", "refuse", "too_little_data"
 
@@ -112,9 +112,9 @@ def rule(name: str, refuses_when: str, settings: tuple[str, ...], shows_metrics:
     return declare
 
 
-def _share_worse(comparison: dict, tolerance: float) -> float:
+def _share_worse(comparison: Comparison, tolerance: float) -> float:
     """Share of paired resamples in which the candidate is worse than the other model by more than ``tolerance``."""
-    differences = np.asarray(comparison.get("differences", []))
+    differences = np.asarray(comparison.differences)
     return float(np.mean(differences < -tolerance)) if len(differences) else float("nan")
 
 
@@ -127,9 +127,9 @@ def _load_failure(evaluation: Evaluation) -> Verdict | None:
 def _data_figures(evaluation: Evaluation) -> dict:
     data = evaluation.test_data
     return {
-        "test_rows": data["rows"],
-        "test_positives": data["positives"],
-        "test_profiles": data["profiles"],
+        "test_rows": data.rows,
+        "test_positives": data.positives,
+        "test_profiles": data.profiles,
         "test_days": ", ".join(evaluation.test_days),
     }
 
@@ -137,14 +137,14 @@ def _data_figures(evaluation: Evaluation) -> dict:
 def too_little_data(evaluation: Evaluation, config: GateConfig) -> Verdict | None:
     """The ``too_little_data`` verdict when the test rows cannot decide, with the rows it would take; else None."""
     data = evaluation.test_data
-    positives, negatives = data["positives"], data["rows"] - data["positives"]
+    positives, negatives = data.positives, data.rows - data.positives
     if positives >= config.min_positives and negatives >= config.min_positives:
         return None
-    rate = positives / data["rows"] if data["rows"] else float("nan")
+    rate = positives / data.rows if data.rows else float("nan")
     needed = math.ceil(config.min_positives / min(rate, 1 - rate)) if 0 < rate < 1 else None
     return Verdict(
         False,
-        f"too little data to judge: {data['rows']} test rows with {positives} positives on "
+        f"too little data to judge: {data.rows} test rows with {positives} positives on "
         f"{', '.join(evaluation.test_days)}; "
         f"the gate needs at least {config.min_positives} positives and negatives"
         + (f" (about {needed:,} rows at the observed rate {rate:.3f})" if needed else "")
@@ -173,49 +173,45 @@ def value_thresholds(evaluation: Evaluation, config: GateConfig) -> Verdict:
     m = evaluation.candidate[primary]
     figures = {
         **_data_figures(evaluation),
-        "auc": m["auc"],
-        "auc_ci_low": m["auc_ci_low"],
-        "auc_ci_high": m["auc_ci_high"],
+        "auc": m.auc,
+        "auc_ci_low": m.auc_ci_low,
+        "auc_ci_high": m.auc_ci_high,
         "min_auc": config.min_auc,
-        "log_likelihood_gain": m["log_likelihood_gain"],
-        "log_likelihood_gain_ci_low": m["log_likelihood_gain_ci_low"],
-        "log_likelihood_gain_ci_high": m["log_likelihood_gain_ci_high"],
+        "log_likelihood_gain": m.log_likelihood_gain,
+        "log_likelihood_gain_ci_low": m.log_likelihood_gain_ci_low,
+        "log_likelihood_gain_ci_high": m.log_likelihood_gain_ci_high,
     }
-    if not m["auc_ci_high"] >= config.min_auc:
+    if not m.auc_ci_high >= config.min_auc:
         return Verdict(
             False,
-            f"{primary} AUC {m['auc']:.4f} (95 % interval {m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) is below the "
+            f"{primary} AUC {m.auc:.4f} (95 % interval {m.auc_ci_low:.4f}-{m.auc_ci_high:.4f}) is below the "
             f"floor {config.min_auc}",
             figures,
         )
-    if not m["log_likelihood_gain_ci_high"] >= config.min_log_likelihood_gain:
+    if not m.log_likelihood_gain_ci_high >= config.min_log_likelihood_gain:
         return Verdict(
             False,
-            f"{primary} log-likelihood gain over the base rate {m['log_likelihood_gain']:.4f} (95 % interval up to "
-            f"{m['log_likelihood_gain_ci_high']:.4f}) "
+            f"{primary} log-likelihood gain over the base rate {m.log_likelihood_gain:.4f} (95 % interval up to "
+            f"{m.log_likelihood_gain_ci_high:.4f}) "
             f"is below {config.min_log_likelihood_gain}",
             figures,
         )
     return Verdict(
         True,
-        f"{primary} AUC {m['auc']:.4f} ({m['auc_ci_low']:.4f}-{m['auc_ci_high']:.4f}) not below {config.min_auc}; "
-        f"log-likelihood gain {m['log_likelihood_gain']:.4f} over the base rate; {m['rows']} rows, {m['positives']} "
+        f"{primary} AUC {m.auc:.4f} ({m.auc_ci_low:.4f}-{m.auc_ci_high:.4f}) not below {config.min_auc}; "
+        f"log-likelihood gain {m.log_likelihood_gain:.4f} over the base rate; {m.rows} rows, {m.positives} "
         "positives",
         figures,
     )
 
 
-def _comparison_figures(comparison: dict) -> dict:
+def _comparison_figures(comparison: Comparison) -> dict:
     return {
-        k: comparison[k]
-        for k in (
-            "auc_difference",
-            "auc_difference_ci_low",
-            "auc_difference_ci_high",
-            "log_likelihood_difference",
-            "resamples",
-        )
-        if k in comparison
+        "auc_difference": comparison.auc_difference,
+        "auc_difference_ci_low": comparison.auc_difference_ci_low,
+        "auc_difference_ci_high": comparison.auc_difference_ci_high,
+        "log_likelihood_difference": comparison.log_likelihood_difference,
+        "resamples": comparison.resamples,
     }
 
 
@@ -234,30 +230,30 @@ def against_serving(evaluation: Evaluation, config: GateConfig) -> Verdict:
             True, "no model in service yet: nothing to compare with (first model)", {"model_in_service": "none"}
         )
     comparison = evaluation.comparisons["serving"]
-    tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * serving["auc"])
+    tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * serving.auc)
     share = _share_worse(comparison, tolerance)
     figures = {
         **_data_figures(evaluation),
-        "serving_version": serving["version"],
-        "serving_auc": serving["auc"],
+        "serving_version": serving.version,
+        "serving_auc": serving.auc,
         **_comparison_figures(comparison),
         "share_of_resamples_worse": share,
         "tolerance": tolerance,
     }
     span = (
-        f"AUC difference {comparison['auc_difference']:+.4f} "
-        f"(95 % interval {comparison['auc_difference_ci_low']:+.4f} to {comparison['auc_difference_ci_high']:+.4f})"
+        f"AUC difference {comparison.auc_difference:+.4f} "
+        f"(95 % interval {comparison.auc_difference_ci_low:+.4f} to {comparison.auc_difference_ci_high:+.4f})"
     )
     if share >= config.confidence:
         return Verdict(
             False,
-            f"worse than the model in service {serving['version']} by more than {tolerance:.4f} AUC in {share:.0%} of "
+            f"worse than the model in service {serving.version} by more than {tolerance:.4f} AUC in {share:.0%} of "
             f"paired resamples; {span}",
             figures,
         )
     return Verdict(
         True,
-        f"not shown worse than {serving['version']} beyond {tolerance:.4f} AUC (worse in {share:.0%} of resamples); "
+        f"not shown worse than {serving.version} beyond {tolerance:.4f} AUC (worse in {share:.0%} of resamples); "
         f"{span}",
         figures,
     )
@@ -279,15 +275,15 @@ def against_baselines(evaluation: Evaluation, config: GateConfig) -> Verdict:
     share = _share_worse(comparison, config.baseline_tolerance)
     figures = {
         **_data_figures(evaluation),
-        "candidate_auc": evaluation.primary["auc"],
-        **{f"{name}_auc": b["auc"] for name, b in evaluation.baselines.items()},
+        "candidate_auc": evaluation.primary.auc,
+        **{f"{name}_auc": b.auc for name, b in evaluation.baselines.items()},
         "strongest_baseline": strongest,
         **_comparison_figures(comparison),
         "share_of_resamples_worse": share,
     }
     span = (
-        f"AUC difference {comparison['auc_difference']:+.4f} "
-        f"(95 % interval {comparison['auc_difference_ci_low']:+.4f} to {comparison['auc_difference_ci_high']:+.4f})"
+        f"AUC difference {comparison.auc_difference:+.4f} "
+        f"(95 % interval {comparison.auc_difference_ci_low:+.4f} to {comparison.auc_difference_ci_high:+.4f})"
     )
     if share >= config.confidence:
         return Verdict(
@@ -295,7 +291,7 @@ def against_baselines(evaluation: Evaluation, config: GateConfig) -> Verdict:
             f"worse than the strongest baseline ({strongest}) in {share:.0%} of paired resamples; {span}",
             figures,
         )
-    verdict = "beats" if comparison["auc_difference_ci_low"] > 0 else "is not shown worse than"
+    verdict = "beats" if comparison.auc_difference_ci_low > 0 else "is not shown worse than"
     return Verdict(True, f"{verdict} the strongest baseline ({strongest}): {span}", figures)
 
 
@@ -311,24 +307,24 @@ def per_slice(evaluation: Evaluation, config: GateConfig) -> Verdict:
         return early
     failures, skipped, figures = [], [], {}
     for name, entry in evaluation.slices.items():
-        summary = entry["candidate"]
-        figures[f"{name} auc"] = summary["auc"] if summary else float("nan")
+        summary = entry.candidate
+        figures[f"{name} auc"] = summary.auc if summary else float("nan")
         if (
-            entry["positives"] < config.min_slice_positives
-            or entry["rows"] - entry["positives"] < config.min_slice_positives
+            entry.positives < config.min_slice_positives
+            or entry.rows - entry.positives < config.min_slice_positives
             or summary is None
         ):
-            skipped.append(f"{name} ({entry['positives']} positives)")
+            skipped.append(f"{name} ({entry.positives} positives)")
             continue
-        figures[f"{name} auc 95% interval"] = f"{summary['auc_ci_low']:.4f}-{summary['auc_ci_high']:.4f}"
-        if summary["auc_ci_high"] < config.min_auc:
+        figures[f"{name} auc 95% interval"] = f"{summary.auc_ci_low:.4f}-{summary.auc_ci_high:.4f}"
+        if summary.auc_ci_high < config.min_auc:
             failures.append(
-                f"{name}: AUC {summary['auc']:.4f} (interval up to {summary['auc_ci_high']:.4f}) below the floor "
+                f"{name}: AUC {summary.auc:.4f} (interval up to {summary.auc_ci_high:.4f}) below the floor "
                 f"{config.min_auc}"
             )
-        if "comparison" in entry:
-            tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * entry["serving"])
-            share = _share_worse(entry["comparison"], tolerance)
+        if entry.comparison is not None and entry.serving is not None:
+            tolerance = min(config.max_auc_drop, config.max_relative_auc_drop * entry.serving)
+            share = _share_worse(entry.comparison, tolerance)
             if share >= config.confidence:
                 failures.append(f"{name}: worse than the model in service in {share:.0%} of resamples")
     figures["too_small_to_judge"] = ", ".join(skipped) or "none"
@@ -357,23 +353,23 @@ def sanity(evaluation: Evaluation, config: GateConfig) -> Verdict:
     s = evaluation.sanity
     m = evaluation.primary
     figures = {
-        **s,
+        **s.to_json(),
         **_data_figures(evaluation),
-        "ece": m["ece"],
-        "ece_ci_low": m["ece_ci_low"],
-        "ece_ci_high": m["ece_ci_high"],
+        "ece": m.ece,
+        "ece_ci_low": m.ece_ci_low,
+        "ece_ci_high": m.ece_ci_high,
         "max_calibration_error": config.max_calibration_error,
-        "mean_prediction": m["mean_prediction"],
-        "observed_rate": m["observed_rate"],
-        "observed_over_predicted": m["observed_over_predicted"],
-        "observed_over_predicted_ci_low": m["observed_over_predicted_ci_low"],
-        "observed_over_predicted_ci_high": m["observed_over_predicted_ci_high"],
+        "mean_prediction": m.mean_prediction,
+        "observed_rate": m.observed_rate,
+        "observed_over_predicted": m.observed_over_predicted,
+        "observed_over_predicted_ci_low": m.observed_over_predicted_ci_low,
+        "observed_over_predicted_ci_high": m.observed_over_predicted_ci_high,
     }
     problems = []
-    if not (s["finite_weights"] and s["finite_predictions"]):
+    if not (s.finite_weights and s.finite_predictions):
         problems.append("weights or predictions are not finite (NaN or infinity)")
-    if not s["prediction_std"] >= config.min_prediction_std or s["distinct_predictions"] < 2:
-        problems.append(f"predictions are (nearly) constant: std {s['prediction_std']:.2e}")
+    if not s.prediction_std >= config.min_prediction_std or s.distinct_predictions < 2:
+        problems.append(f"predictions are (nearly) constant: std {s.prediction_std:.2e}")
     if problems:
         return Verdict(False, "; ".join(problems), figures)
     if scarce := too_little_data(evaluation, config):
@@ -383,25 +379,25 @@ def sanity(evaluation: Evaluation, config: GateConfig) -> Verdict:
             {**figures, **scarce.figures},
             TOO_LITTLE_DATA,
         )
-    if m["ece_ci_low"] > config.max_calibration_error:
+    if m.ece_ci_low > config.max_calibration_error:
         problems.append(
-            f"expected calibration error {m['ece']:.4f} (95 % interval {m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}) "
+            f"expected calibration error {m.ece:.4f} (95 % interval {m.ece_ci_low:.4f}-{m.ece_ci_high:.4f}) "
             f"lies above {config.max_calibration_error}"
         )
     low, high = 1 / config.max_rate_ratio, config.max_rate_ratio
-    if m["observed_over_predicted_ci_high"] < low or m["observed_over_predicted_ci_low"] > high:
+    if m.observed_over_predicted_ci_high < low or m.observed_over_predicted_ci_low > high:
         problems.append(
-            f"observed/predicted order rate {m['observed_over_predicted']:.3f} (95 % interval "
-            f"{m['observed_over_predicted_ci_low']:.3f}-"
-            f"{m['observed_over_predicted_ci_high']:.3f}) lies outside {low:.2f}-{high:.2f}"
+            f"observed/predicted order rate {m.observed_over_predicted:.3f} (95 % interval "
+            f"{m.observed_over_predicted_ci_low:.3f}-"
+            f"{m.observed_over_predicted_ci_high:.3f}) lies outside {low:.2f}-{high:.2f}"
         )
     if problems:
         return Verdict(False, "; ".join(problems), figures)
     return Verdict(
         True,
-        f"finite weights, varied predictions; calibrated: ECE {m['ece']:.4f} "
-        f"({m['ece_ci_low']:.4f}-{m['ece_ci_high']:.4f}), "
-        f"mean prediction {m['mean_prediction']:.4f} against {m['observed_rate']:.4f} observed",
+        f"finite weights, varied predictions; calibrated: ECE {m.ece:.4f} "
+        f"({m.ece_ci_low:.4f}-{m.ece_ci_high:.4f}), "
+        f"mean prediction {m.mean_prediction:.4f} against {m.observed_rate:.4f} observed",
         figures,
     )
 

@@ -113,8 +113,8 @@ class ConsumerLSTM(nn.Module):
         The LSTM runs over the padded batch and the state after each row's last real
         event is picked out: the LSTM reads forward, so padding after that event
         cannot change it. On the CPU this is one fused oneDNN kernel where packed
-        sequences cost a small matrix product per time step (1.5x to 2x slower,
-        ``benchmarks/training.py``); batches are length-bucketed, so little padding is computed.
+        sequences cost a small matrix product per time step; batches are length-bucketed,
+        so little padding is computed.
         """
         states, _ = self.lstm(self.step_inputs(categorical, continuous))
         last = (lengths.to(states.device) - 1).clamp_min(0)

@@ -50,7 +50,7 @@ def training_asset(timeline: Timeline) -> dg.AssetsDefinition:
         tags={"stage": "training", "compute": "gpu"},
         op_tags=GPU_OP_TAGS,
         pool=GPU_POOL,
-        code_version="3",  # 3: hands the candidate on as its value; evaluation moved to candidate_evaluation
+        code_version="3",
     )
     def trained_lstm(
         context: dg.AssetExecutionContext,

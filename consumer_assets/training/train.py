@@ -3,9 +3,8 @@
 An epoch sees every snapshot row, or (``one_snapshot_per_profile``) each training
 profile once, on one of its snapshot days drawn anew each epoch
 (``EncodedRows.one_per_profile``), so that its cost grows with profiles, not
-profiles x days. The second ties the first at 100,000 profiles at less than half the
-sequences, but at the demo's 12,000 training profiles its short epochs stop early
-and lose to the baselines (README, Benchmarks): off by default. The loss is the log-loss, the judged target (the first,
+profiles x days; it pays at large shops, while on a small shop its short epochs stop
+early (docs/benchmarks.md has both measured): off by default. The loss is the log-loss, the judged target (the first,
 ``order_any``) weighted as much as all the others together; positives are not
 weighted: that would shift every logit and leave a bias to undo. The learning rate
 halves when the validation loss stalls. Probabilities are put on the observed rates afterwards by a
@@ -36,8 +35,7 @@ from consumer_assets.training.dataset import EncodedRows, prefetched
 
 CPU_MAX_EPOCHS = 40
 REFERENCE_BATCH = 128  # the batch size ``TrainConfig.learning_rate`` is given for
-# default batch on a GPU, where small batches leave it idle (H100: 293,000 sequences/s against 21,000 at 128, same AUC)
-CUDA_BATCH = 2048
+CUDA_BATCH = 2048  # default batch on a GPU, where small batches leave it idle (docs/benchmarks.md, GPU row)
 CUDA_MAX_EPOCHS = 80  # larger batches take fewer steps per epoch; early stopping ends sooner
 INFERENCE_BATCH = 4096  # validation passes: no gradients, so larger batches cost little memory
 
@@ -60,7 +58,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     device: str = "auto"  # "auto": CUDA when available, else CPU
-    mixed_precision: bool = False  # float16 autocast on CUDA; measured slower than fp32 at hidden 64 on an H200
+    mixed_precision: bool = False  # float16 autocast on CUDA; off: fp32 is as fast at hidden 64 (docs/benchmarks.md)
 
     def to_json(self) -> dict:
         return asdict(self)

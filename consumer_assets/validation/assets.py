@@ -175,7 +175,7 @@ validation_checks = [_rule_check(rule) for rule in RULES.values()]
     kinds={"json"},
     owners=["team:ml"],
     tags={"stage": "validation"},
-    code_version="2",  # 2: judges its input, the evaluation, instead of files looked up by day
+    code_version="2",
 )
 def validated_model(
     context: dg.AssetExecutionContext, candidate_evaluation: Evaluation, storage: StorageResource, gate: GateResource

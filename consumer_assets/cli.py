@@ -54,7 +54,7 @@ def _gate_state(store: ModelStore, version: str, evaluation: dict) -> str:
     verdict = store.read_verdict(version)
     if verdict is not None:
         return "passed" if verdict.passed else "REFUSED"
-    if not evaluation or "load_error" in evaluation:
+    if not evaluation or evaluation.get("load_error") is not None:
         return "not judged"
     outcomes = judge(Evaluation.from_json(evaluation), GateConfig())
     return "passed*" if all(v.passed for v in outcomes.values()) else "REFUSED*"

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from consumer_assets import metrics
+from consumer_assets.cli import _gate_state
+from consumer_assets.model.store import ModelStore
+from consumer_assets.storage import StorageRoot
 from consumer_assets.validation import gate
 from consumer_assets.validation.evaluation import Comparison, Evaluation, Figures
 from consumer_assets.validation.gate import PASS, REFUSE, RULES, TOO_LITTLE_DATA, GateConfig, Verdict, judge
@@ -211,3 +214,13 @@ def test_the_typed_figures_hold_every_figure_the_metrics_compute():
     stored = json.dumps(evaluation.to_json())  # as the evaluation IO manager stores it
     assert json.dumps(Evaluation.from_json(json.loads(stored)).to_json()) == stored
     assert isinstance(evaluation.serving, Figures) and evaluation.serving.version == "served-1"
+
+
+def test_models_list_judges_a_stored_evaluation_that_has_no_verdict(tmp_path):
+    """A candidate whose blocking checks stopped its run has no verdict: `models list` judges its evaluation now."""
+    store = ModelStore(StorageRoot(str(tmp_path)))
+    truth, y, groups, rng = shop()
+    good, weak = evaluation_of(truth, y, groups), evaluation_of(_noisy(truth, rng, 3.0), y, groups, serving=truth)
+    assert _gate_state(store, "good", json.loads(json.dumps(good.to_json()))) == "passed*"
+    assert _gate_state(store, "weak", json.loads(json.dumps(weak.to_json()))) == "REFUSED*"
+    assert _gate_state(store, "none", {}) == "not judged"

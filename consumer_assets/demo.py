@@ -223,7 +223,7 @@ class Replay:
     def reconcile_tick(self) -> None:
         """Labels and snapshots the instance remembers but the root lost (a demo after ``rm -rf .data``) are rebuilt."""
         context = dg.build_sensor_context(instance=self.instance, resources=self.landing, definitions=defs)
-        requests = defs.get_sensor_def("reconcile_sensor")(context)
+        requests = defs.resolve_sensor_def("reconcile_sensor")(context)
         for request in [] if isinstance(requests, dg.SkipReason) else requests:
             day = date.fromisoformat(request.partition_key)
             run_job(
@@ -340,8 +340,8 @@ def main() -> None:
         f"\nData is under {root.uri}: {', '.join(d for d in root.list_dirs('') if not d.startswith('_'))}; the alerts "
         "the sink received are in demo/alerts_received.json.\n"
         f"Runs are in the Dagster instance at {replay.instance.root_directory}.\n"
-        "Run `make dev` and open http://127.0.0.1:3000 to see the runs, partitions, metadata and checks (README: 'A "
-        "tour of the UI')."
+        "Run `make dev` and open http://127.0.0.1:3000 to see the runs, partitions, metadata and checks (a tour: "
+        "docs/operations.md)."
     )
 
 

@@ -517,7 +517,7 @@ def test_the_reconcile_sensor_rebuilds_what_the_instance_records_but_storage_los
     """After the root is wiped, recorded snapshots and labels come back once their inputs are stored again, each
     once; a label waits for the H days of the code location's horizon."""
     defs = build_definitions(Timeline(label_horizon_days=horizon))
-    reconcile_sensor = defs.get_sensor_def("reconcile_sensor")
+    reconcile_sensor = defs.resolve_sensor_def("reconcile_sensor")
     root = StorageRoot(str(tmp_path))
     today = datetime.now(UTC).date()
     day, later = today - timedelta(days=horizon + 3), today - timedelta(days=horizon + 2)

@@ -14,6 +14,7 @@ from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, MODEL_IN_SERVICE
 from consumer_assets.cli import plot_path
 from consumer_assets.features.build_snapshot import Compaction, build_snapshot, snapshot_frame
 from consumer_assets.features.histories import HistoryConfig
+from consumer_assets.features.resources import SparkResource
 from consumer_assets.features.snapshots import layers_of, read_snapshot
 from consumer_assets.features.spark import SparkStorage
 from consumer_assets.io_manager import ModelInServiceLoader, PartitionIOManager
@@ -88,17 +89,19 @@ def _serve_a_model(root: StorageRoot, version: str = "v-serving") -> None:
 UPSTREAM = [dg.AssetSpec(HISTORIES, partitions_def=daily_partitions), dg.AssetSpec(MODEL_IN_SERVICE)]
 
 
-def _materialize(root: StorageRoot) -> dg.ExecuteInProcessResult:
+def _materialize(root: StorageRoot, engine: str = "process", selection=None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*UPSTREAM, *serving_assets, *serving_checks, check_attribution_drift],
         resources={
             "storage": StorageResource(root=root.uri),
             "partition_io_manager": PartitionIOManager(storage=StorageResource(root=root.uri)),
             "model_in_service_loader": ModelInServiceLoader(storage=StorageResource(root=root.uri)),
-            "scoring": ScoringResource(threads=1, chunk_rows=500, batch_size=64),
+            "scoring": ScoringResource(threads=1, chunk_rows=500, batch_size=64, engine=engine),
+            "spark": SparkResource(master="local[2]", shuffle_partitions=4),
             "explanations": ExplanationResource(top_profiles=20, sample_profiles=30, plotted_profiles=2),
         },
         partition_key=DAY.isoformat(),
+        selection=selection,
         raise_on_error=False,
     )
 
@@ -153,6 +156,22 @@ def test_spark_scores_exactly_as_the_in_process_path(snapshot_root, spark):
     assert set(scored.column("model_version").to_pylist()) == {"v-serving"}
     for target in ("p_order_any", "p_order_c1"):
         np.testing.assert_allclose(scored.column(target).to_numpy(), expected.column(target).to_numpy(), atol=1e-6)
+
+
+def test_scoring_on_spark_is_a_setting_and_scores_as_the_process_does(snapshot_root, spark):
+    """ScoringResource(engine="spark") materialises batch_predictions through Spark: the same rows and scores (to
+    1e-6) as the in-process path, committed with the model's version, and its checks pass."""
+    _serve_a_model(snapshot_root)
+    by_spark = _materialize(snapshot_root, engine="spark", selection=[PREDICTIONS])
+    assert by_spark.success and all(c.passed for c in by_spark.get_asset_check_evaluations())
+    assert snapshot_root.manifest(PREDICTIONS, DAY).properties["model_version"] == "v-serving"
+    on_spark = snapshot_root.read_partition(PREDICTIONS, DAY).sort_by("profile_id")
+    assert _materialize(snapshot_root, selection=[PREDICTIONS]).success
+    in_process = snapshot_root.read_partition(PREDICTIONS, DAY).sort_by("profile_id")
+    assert on_spark.num_rows == in_process.num_rows == read_snapshot(snapshot_root, DAY).num_rows
+    assert on_spark.column("profile_id").equals(in_process.column("profile_id"))
+    for target in ("p_order_any", "p_order_c1"):
+        np.testing.assert_allclose(on_spark.column(target).to_numpy(), in_process.column(target).to_numpy(), atol=1e-6)
 
 
 def test_a_pointer_edited_by_hand_to_a_refused_model_scores_nothing(snapshot_root):

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from consumer_assets.asset_keys import EXPLANATIONS, HISTORIES, MODEL_IN_SERVICE, PREDICTIONS, STATES
 from consumer_assets.cores import CoreShare
+from consumer_assets.features.resources import SparkResource
 from consumer_assets.features.snapshots import iter_snapshot_batches
 from consumer_assets.io_manager import stored_input
 from consumer_assets.metadata import count_table, plot_markdown
@@ -27,6 +28,7 @@ from consumer_assets.serving.explain import (
     snapshot_rows,
 )
 from consumer_assets.serving.resources import ExplanationResource, ScoringResource
+from consumer_assets.serving.spark_score import write_predictions_with_spark
 from consumer_assets.serving.states import batch_states, cutoff_seconds
 from consumer_assets.storage.handle import StoredPartition
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
@@ -55,19 +57,28 @@ def batch_predictions(
     model_in_service: LoadedModel,
     storage: StorageResource,
     scoring: ScoringResource,
+    spark: SparkResource,
 ) -> dg.MaterializeResult:
     """The probability of each target for every profile of daily_histories(D), from the model in service.
 
     The model is the one ``models/serving.json`` names, never the newest candidate: a
     refused candidate leaves yesterday's model scoring. Streams the snapshot in chunks on
-    CPU (inference mode).
+    CPU (inference mode), or scores it on Spark (``ScoringResource.engine``).
     """
     day, root, model = daily_histories.day, storage.open(), model_in_service
     started = time.perf_counter()
-    with CoreShare(scoring.threads) as cores:  # runs sharing the machine split its cores
-        batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
-        scored = score_partition(model, cores.rebalancing(batches), day, scoring.batch_size, progress=context.log.info)
-        manifest = root.write_partition(PREDICTIONS, day, scored, properties={"model_version": model.version})
+    if scoring.engine == "spark":
+        context.log.info("scoring %s on Spark (%s)", day, spark.master)
+        manifest = write_predictions_with_spark(
+            spark.session(), spark.spark_storage(root), day, model.version, scoring.batch_size
+        )
+    else:
+        with CoreShare(scoring.threads) as cores:  # runs sharing the machine split its cores
+            batches = iter_snapshot_batches(root, day, scoring.chunk_rows, columns=list(HISTORY_COLUMNS))
+            scored = score_partition(
+                model, cores.rebalancing(batches), day, scoring.batch_size, progress=context.log.info
+            )
+            manifest = root.write_partition(PREDICTIONS, day, scored, properties={"model_version": model.version})
     seconds = time.perf_counter() - started
     scores = root.read_partition(PREDICTIONS, day, columns=["p_order_any"]).column("p_order_any").to_numpy()
     counts, _ = np.histogram(scores, SCORE_BINS)

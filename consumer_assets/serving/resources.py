@@ -1,12 +1,20 @@
 """Settings of batch scoring and of the daily explanations."""
 
+from typing import Literal
+
 import dagster as dg
 from pydantic import Field
 
 
 class ScoringResource(dg.ConfigurableResource):
-    """How batch_predictions reads and scores a snapshot on CPU."""
+    """How batch_predictions reads and scores a snapshot: in the run's process, or on Spark beyond one machine."""
 
+    engine: Literal["process", "spark"] = Field(
+        default="process",
+        description="'process': in chunks in the run's process, on its share of the cores. 'spark': a mapInArrow "
+        "over the snapshot on the SparkResource's session (a cluster for shops beyond one machine), with the same "
+        "scoring function, so the scores are equal.",
+    )
     chunk_rows: int = Field(
         default=50_000,
         description="Profiles read from Parquet and scored at a time: bounds memory whatever the snapshot size.",

@@ -14,12 +14,15 @@ from datetime import date
 
 import pyarrow as pa
 import torch
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
+from consumer_assets.asset_keys import PREDICTIONS
+from consumer_assets.features.build_snapshot import snapshot_frame
+from consumer_assets.features.spark import SparkStorage
 from consumer_assets.model.encoding import HISTORY_COLUMNS
 from consumer_assets.model.store import ModelStore
 from consumer_assets.serving.batch_scoring import predictions_schema, predictions_table
-from consumer_assets.storage import StorageRoot
+from consumer_assets.storage import Manifest, StorageRoot
 
 SPARK_TYPES = {pa.string(): "string", pa.date32(): "date", pa.float32(): "float"}
 
@@ -48,3 +51,14 @@ def score_with_spark(
             yield from predictions_table(model, pa.Table.from_batches([batch]), snapshot_date, batch_size).to_batches()
 
     return histories.select(*HISTORY_COLUMNS).mapInArrow(score_task, spark_schema(schema))
+
+
+def write_predictions_with_spark(
+    spark: SparkSession, spark_storage: SparkStorage, day: date, version: str, batch_size: int, files: int = 2
+) -> Manifest:
+    """batch_predictions(D) on Spark: the snapshot read and scored by the executors, written and committed as the
+    in-process path commits it (one writer, the manifest last)."""
+    root = spark_storage.root
+    histories = snapshot_frame(spark, spark_storage, day)
+    scored = score_with_spark(histories, root.uri, version, day, getattr(root, "endpoint_url", None), batch_size)
+    return spark_storage.write_partition(scored, PREDICTIONS, day, files, properties={"model_version": version})

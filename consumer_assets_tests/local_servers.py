@@ -19,9 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: the sockets stay bound until all are picked, so none is handed out twice."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def port_open(port: int) -> bool:
@@ -139,10 +146,16 @@ class SeaweedFS:
         }
         (folder / "s3.json").write_text(json.dumps(identities))
         (folder / "data").mkdir(exist_ok=True)
-        self.ports = {name: free_port() for name in self.NAMES}
-        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
         self.process: subprocess.Popen | None = None
-        self.start()
+        for attempt in range(3):  # another process on the machine may take a port between picking and binding
+            self.ports = dict(zip(self.NAMES, free_ports(len(self.NAMES))))
+            self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                if attempt == 2 or "address already in use" not in (folder / "weed.log").read_text(errors="replace"):
+                    raise
 
     def start(self) -> None:
         command = [

@@ -1,5 +1,5 @@
-"""The ``consumer-assets`` command: simulate events, list models, roll the model in service back, explain a score, serve
-online scores.
+"""The ``consumer-assets`` command: simulate events, import a published event log, list models, roll the model in
+service back, explain a score, serve online scores.
 
 Exit status: 0 done, 1 a runtime error (named on stderr, no traceback), 2 a usage error (arguments, a missing setting).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from consumer_assets import environment
+from consumer_assets.ingest.public_logs import FORMATS, ImportFormatError, import_log, report_prefix
 from consumer_assets.model.store import EVALUATION, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.serving.explain import ExplanationError, explain_profile
@@ -44,6 +45,36 @@ def _simulate(args: argparse.Namespace) -> int:
     print(
         f"landed {events:,} events over {len(landed)} days under {root.uri}/landing/events in {seconds:.1f} s "
         f"({events / seconds:,.0f} events/s)"
+    )
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    root = StorageRoot(args.root)
+    if not args.file.is_file():
+        print(f"error: no file {args.file}", file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    with tqdm(unit="row", unit_scale=True, desc=f"importing {args.file.name}", disable=None) as bar:
+        try:
+            report = import_log(root, args.file, args.format, on_block=bar.update)
+        except ImportFormatError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    seconds = time.perf_counter() - started
+    if not report.days:
+        print(f"error: no row of {args.file} could be placed on a day; see {root.uri}/{report_prefix(report)}")
+        return 1
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(report.rejected_reasons.items()))
+    print(
+        f"{report.events:,} events over {len(report.days)} days ({report.days[0]} to {report.days[-1]}), "
+        f"{report.rejected:,} row{'s' * (report.rejected != 1)} rejected{f' ({reasons})' if reasons else ''}, "
+        f"in {seconds:.1f} s: landing files under {root.uri}/landing/events, rejected rows and the report under "
+        f"{root.uri}/{report_prefix(report)}"
+    )
+    print(
+        f"the days are daily partitions from {report.days[0]}: set CONSUMER_ASSETS_START_DATE={report.days[0]} "
+        f"for the definitions, then materialise raw_events or let the landing sensor run"
     )
     return 0
 
@@ -251,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="drift: from this day, the tracker loses 90%% of view events",
     )
     simulate.set_defaults(handler=_simulate)
+    importing = commands.add_parser(
+        "import", help="convert a published e-commerce event log into landing files of the event contract"
+    )
+    importing.add_argument("format", choices=FORMATS, help="the log's format (docs/data.md names the files)")
+    importing.add_argument("file", type=Path, help="the log as published; .gz and .bz2 are read too")
+    importing.set_defaults(handler=_import)
 
     models = commands.add_parser("models", help="the candidates and the model in service").add_subparsers(
         dest="models_command", required=True
@@ -310,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="most events in one POST /events (default %(default)s)",
     )
     serve.set_defaults(handler=_serve)
-    for sub in (listing, promote, explain, serve):
+    for sub in (importing, listing, promote, explain, serve):
         sub.add_argument(
             "--root",
             default=environment.ROOT.value(),

@@ -1,6 +1,7 @@
 """The asset keys, spelled once. A partitioned asset's key is also its dataset's name below the storage root."""
 
 RAW_EVENTS = "raw_events"
+ARTICLE_CATALOGUE = "article_catalogue"
 HISTORIES = "daily_histories"
 LABELS = "order_labels"
 TRAINED_LSTM = "trained_lstm"

@@ -38,13 +38,19 @@ def _simulate(args: argparse.Namespace) -> int:
         total=args.days, unit="day", desc="simulating", disable=None
     ) as bar:  # disable=None: no bar when not a terminal
         landed = simulate_to_landing(
-            root, args.start, args.days, config, bad_rate=args.bad_rate, on_day=lambda day: bar.update()
+            root,
+            args.start,
+            args.days,
+            config,
+            bad_rate=args.bad_rate,
+            on_day=lambda day: bar.update(),
+            article_attributes=not args.events_without_attributes,
         )
     seconds = time.perf_counter() - started
     events = sum(day.events for day in landed)
     print(
-        f"landed {events:,} events over {len(landed)} days under {root.uri}/landing/events in {seconds:.1f} s "
-        f"({events / seconds:,.0f} events/s)"
+        f"landed {events:,} events and the catalogue over {len(landed)} days under {root.uri}/landing in "
+        f"{seconds:.1f} s ({events / seconds:,.0f} events/s)"
     )
     return 0
 
@@ -280,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=date.fromisoformat,
         default=None,
         help="drift: from this day, the tracker loses 90%% of view events",
+    )
+    simulate.add_argument(
+        "--events-without-attributes",
+        action="store_true",
+        help="events carry the article id alone, as real trackers send them; brand, category and price come from the "
+        "catalogue export landed beside them",
     )
     simulate.set_defaults(handler=_simulate)
     importing = commands.add_parser(

@@ -28,6 +28,7 @@ from consumer_assets.io_manager import (
     PartitionIOManager,
 )
 from consumer_assets.jobs import (
+    catalogue_job,
     daily_data_job,
     evaluation_job,
     labels_job,
@@ -104,6 +105,7 @@ def build_definitions(timeline: Timeline) -> dg.Definitions:
         ],
         jobs=[
             daily_data_job,
+            catalogue_job,
             labels_job,
             training_job,
             evaluation_job,

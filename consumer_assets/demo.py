@@ -1,19 +1,16 @@
 """``make demo``: a shop's last few weeks replayed day by day through the automation, on the embedded default.
 
-First the shop's history before the replay (one history window, 90 days by default)
-lands and is ingested, as a deployment's first backfill of ``raw_events`` would, so
-the first replayed snapshot already holds a full window and every model trains and
-is judged on histories as long as a running shop's. Then every simulated day lands in the landing zone, then the same
-logic that runs a
-deployment unattended decides what to run: the landing sensor requests the daily
-data job, the automation condition of order_labels requests the labels that have
-matured, the reconcile sensor rebuilds what the instance remembers but the storage
-root lost (a demo after ``rm -rf .data``), the training schedule requests training on two days, and the alert sensor
-sends failed checks to a webhook (a local sink started here). Along the way a
-deliberately bad candidate (trained with a learning rate of zero) is refused by the
-blocking checks while the earlier model keeps serving, and a season shift in the
-category mix trips the drift alert. Runs go to the Dagster instance in
-``$DAGSTER_HOME``, so ``make dev`` shows all of it afterwards.
+First the shop's history before the replay (one history window, 90 days by default) lands and is ingested, as a
+deployment's first backfill of ``raw_events`` would, so the first replayed snapshot already holds a full window and
+every model trains and is judged on histories as long as a running shop's. Then every simulated day lands in the
+landing zone with the day's catalogue export, then the same logic that runs a deployment unattended decides what to
+run: the catalogue sensor requests the catalogue job, the landing sensor the daily data job, the automation condition
+of order_labels requests the labels that have matured, the reconcile sensor rebuilds what the instance remembers but
+the storage root lost (a demo after ``rm -rf .data``), the training schedule requests training on two days, and the
+alert sensor sends failed checks to a webhook (a local sink started here). Along the way a deliberately bad candidate
+(trained with a learning rate of zero) is refused by the blocking checks while the earlier model keeps serving, and a
+season shift in the category mix trips the drift alert. Runs go to the Dagster instance in ``$DAGSTER_HOME``, so
+``make dev`` shows all of it afterwards.
 """
 
 from __future__ import annotations
@@ -38,6 +35,7 @@ from consumer_assets.automation.schedules import training_schedule
 from consumer_assets.automation.sensors import (
     alert_cursor_after_history,
     alert_sensor,
+    catalogue_sensor,
     landing_sensor,
 )
 from consumer_assets.definitions import defs
@@ -166,7 +164,7 @@ class Replay:
 
     def __init__(self, instance: dg.DagsterInstance, root, sink: WebhookSink):
         self.instance, self.root = instance, root
-        self.landing_cursor = self.alert_cursor = self.automation_cursor = None
+        self.landing_cursor = self.catalogue_cursor = self.alert_cursor = self.automation_cursor = None
         # The replayed days only: the backfill before them is ingested by backfill_day.
         self.landing = {"storage": defs.resources["storage"], "landing": LandingSensorResource(lookback_days=DEMO_DAYS)}
         self.alerts = {"alerts": AlertResource(webhook_url=sink.url, retries=1, backoff_seconds=0.1)}
@@ -202,6 +200,15 @@ class Replay:
                 f"the backfill's raw_events run for {day} failed ({result.run_id}): see it in the UI (make dev)"
             )
         return True
+
+    def catalogue_tick(self) -> None:
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.catalogue_cursor, resources=self.landing, definitions=defs
+        )
+        requests = catalogue_sensor(context)
+        self.catalogue_cursor = context.cursor
+        for request in [] if isinstance(requests, dg.SkipReason) else requests:
+            run_job(self.instance, "catalogue_job", date.fromisoformat(request.partition_key), tags=request.tags)
 
     def landing_tick(self) -> None:
         context = dg.build_sensor_context(
@@ -312,6 +319,7 @@ def main() -> None:
                 )
             continue
         land_day(root, day_events, bad_rate=0.01)
+        replay.catalogue_tick()
         replay.landing_tick()
         replay.reconcile_tick()
         after_midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)

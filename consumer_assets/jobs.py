@@ -1,13 +1,15 @@
 """Jobs: what runs together for one day.
 
-The daily data job ingests day D, builds its snapshot, scores it with the model in
-service and monitors the day. Labels of D mature H days later, so they have their
-own job (and an automation condition that runs it once D+1..D+H have landed).
+The daily data job ingests day D, builds its snapshot, scores it with the model in service and monitors the day. The
+catalogue export has its own job and sensor: a missing export must not stop the day (its histories use the latest
+earlier catalogue). Labels of D mature H days later, so they have their own job (and an automation condition that runs
+it once D+1..D+H have landed).
 """
 
 import dagster as dg
 
 from consumer_assets.asset_keys import (
+    ARTICLE_CATALOGUE,
     CANDIDATE_EVALUATION,
     EXPLANATIONS,
     HISTORIES,
@@ -44,6 +46,13 @@ daily_data_job = dg.define_asset_job(
     "it.",
 )
 
+catalogue_job = dg.define_asset_job(
+    name="catalogue_job",
+    selection=dg.AssetSelection.assets(ARTICLE_CATALOGUE),
+    tags=DAY_RUNTIME,
+    description="Validate one day's catalogue export; daily_histories of the day is rebuilt when it had been built "
+    "without it.",
+)
 labels_job = dg.define_asset_job(
     name="labels_job",
     selection=dg.AssetSelection.assets(LABELS),

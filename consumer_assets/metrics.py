@@ -10,6 +10,7 @@ comparisons use the same resamples for both models, so the noise both share canc
 from __future__ import annotations
 
 from collections.abc import Iterator
+from statistics import NormalDist
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -99,6 +100,21 @@ def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
         return float("nan"), float("nan")
     tail = (1 - level) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+
+
+def share_interval(hits: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson interval of a share ``hits / n`` (a coverage, a rate), sound near 0 and 1 where the normal one is not.
+
+    Events counted here are not independent (a profile's events share its articles), so this is a floor on the
+    uncertainty: checks that use it judge shares far from their threshold, not hair-breadth ones.
+    """
+    if n == 0:
+        return float("nan"), float("nan")
+    z = NormalDist().inv_cdf(1 - (1 - level) / 2)
+    share = hits / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
 
 
 FIGURES = (

@@ -10,6 +10,7 @@ import pytest
 from consumer_assets.ingest.contract import (
     BOM,
     EVENT_SCHEMA,
+    EVENTS,
     MAX_LINE_BYTES,
     MAX_STRING_CHARS,
     QUARANTINE_SCHEMA,
@@ -26,9 +27,9 @@ DAY = date(2026, 10, 5)
 
 def parse_file(data: bytes, day: date, source: str) -> ParsedFile:
     """A whole file's parse in one result, from the chunks ingest streams."""
-    chunks = list(parse_stream(pieces_of(data), day, source))
+    chunks = list(parse_stream(pieces_of(data), day, source, EVENTS))
     return ParsedFile(
-        events=pa.concat_tables([EVENT_SCHEMA.empty_table(), *[c.events for c in chunks]]),
+        rows=pa.concat_tables([EVENT_SCHEMA.empty_table(), *[c.rows for c in chunks]]),
         quarantine=pa.concat_tables([QUARANTINE_SCHEMA.empty_table(), *[c.quarantine for c in chunks]]),
         lines_read=sum(c.lines_read for c in chunks),
     )
@@ -51,7 +52,7 @@ def _event(**overrides) -> dict:
 
 
 def _reason(line: str) -> str | None:
-    parsed = parse_lines([line], DAY, "f.jsonl.gz")
+    parsed = parse_lines([line], DAY, "f.jsonl.gz", EVENTS)
     assert parsed.lines_read == parsed.kept + parsed.quarantine.num_rows == 1
     return parsed.quarantine.column("reason").to_pylist()[0] if parsed.quarantine.num_rows else None
 
@@ -109,17 +110,17 @@ def test_each_contract_rule(line: str, reason: str | None):
 
 def test_good_rows_are_typed():
     parsed = parse_lines(
-        [json.dumps(_event()), json.dumps(_event(event_id="e2", ts=1791201600000, price=...))], DAY, "f"
+        [json.dumps(_event()), json.dumps(_event(event_id="e2", ts=1791201600000, price=...))], DAY, "f", EVENTS
     )
-    assert parsed.events.schema == EVENT_SCHEMA
-    rows = parsed.events.to_pylist()
+    assert parsed.rows.schema == EVENT_SCHEMA
+    rows = parsed.rows.to_pylist()
     assert rows[0]["ts"] == rows[1]["ts"]
     assert rows[1]["price"] is None
 
 
 def test_quarantine_keeps_raw_line_file_and_line_number():
     lines = [json.dumps(_event()), "", "{broken", json.dumps(_event(event_id="e2"))]
-    parsed = parse_lines(lines, DAY, "landing/x.jsonl.gz")
+    parsed = parse_lines(lines, DAY, "landing/x.jsonl.gz", EVENTS)
     assert parsed.lines_read == 3  # blank lines are not rows
     assert parsed.quarantine.to_pylist() == [
         {
@@ -191,7 +192,7 @@ def test_a_bom_crlf_and_the_separators_json_allows_inside_strings_are_not_line_e
     data = gzip.compress(BOM + b"\r\n".join([*_lines(3), *odd]) + b"\r\n")
     parsed = parse_file(data, DAY, "f")
     assert parsed.quarantine.num_rows == 0 and parsed.kept == parsed.lines_read == 6
-    assert parsed.events.column("event_id").to_pylist()[3:] == ["u0", "u1", "u2"]
+    assert parsed.rows.column("event_id").to_pylist()[3:] == ["u0", "u1", "u2"]
 
 
 def test_an_over_long_line_is_quarantined_with_its_start_kept():
@@ -223,7 +224,7 @@ def test_poison_lines_cost_only_themselves():
     good = _lines(10)
     data = gzip.compress(b"\n".join([good[0], *poison, *good[1:]]) + b"\n")
     parsed = parse_file(data, DAY, "f")
-    assert parsed.kept == 10 and parsed.events.column("event_id").to_pylist() == [f"e{i}" for i in range(10)]
+    assert parsed.kept == 10 and parsed.rows.column("event_id").to_pylist() == [f"e{i}" for i in range(10)]
     assert parsed.quarantine.column("reason").to_pylist() == [
         "nesting_too_deep",
         "invalid_unicode:profile_id",

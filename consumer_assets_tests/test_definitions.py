@@ -23,6 +23,7 @@ def test_every_asset_and_check_is_defined():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {
         "raw_events",
+        "article_catalogue",
         "daily_histories",
         "order_labels",
         "trained_lstm",
@@ -45,6 +46,9 @@ def test_every_asset_and_check_is_defined():
         "check_input_drift",
         "check_event_volume",
         "check_attribution_drift",
+        "check_catalogue_quarantine_rate",
+        "check_catalogue_size_stable",
+        "check_catalogue_coverage",
     } <= checks
 
 
@@ -54,7 +58,7 @@ def test_the_lineage_draws_every_hand_off_from_events_to_predictions():
     def parents(name: str) -> set[str]:
         return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
 
-    assert parents("daily_histories") >= {"raw_events"}
+    assert parents("daily_histories") >= {"raw_events", "article_catalogue"}
     assert parents("trained_lstm") == {"daily_histories", "order_labels"}
     # its input, the candidate trained_lstm hands on, and the window its baselines and test rows come from
     assert parents("candidate_evaluation") == {"trained_lstm", "daily_histories", "order_labels"}

@@ -24,8 +24,8 @@ import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from consumer_assets.ingest.landing_zone import COMPLETE_MARKER, LANDING_PREFIX
-from consumer_assets.storage import StorageRoot, partition_dir
+from consumer_assets.ingest.landing_zone import COMPLETE_MARKER, LANDING_PREFIX, landing_prefix
+from consumer_assets.storage import StorageRoot
 
 COMPLETION_MODES = ("marker", "quiet")
 
@@ -79,8 +79,10 @@ def scan_landing(
     completion: str = "marker",
     quiet_seconds: float = 600.0,
     rescan_seconds: float = 900.0,
+    feed: str = LANDING_PREFIX,
 ) -> tuple[list[DueDay], str]:
-    """Days due for ingestion, and the cursor to store; days older than the lookback are forgotten."""
+    """Days of a landing feed (the events, or the catalogue export) due for ingestion, and the cursor to store; days
+    older than the lookback are forgotten."""
     if completion not in COMPLETION_MODES:
         raise ValueError(f"completion must be one of {COMPLETION_MODES}, not {completion!r}")
     identity = root.identity()
@@ -89,14 +91,14 @@ def scan_landing(
     oldest = today - timedelta(days=lookback_days)
     days_state = {day: state for day, state in days_state.items() if date.fromisoformat(day) >= oldest}
     due = []
-    for name in root.list_dirs(LANDING_PREFIX):
+    for name in root.list_dirs(feed):
         if not name.startswith("date="):
             continue
         day = date.fromisoformat(name.removeprefix("date="))
         if not oldest <= day <= today:
             continue
         state = _day_state(days_state, day)
-        prefix = f"{LANDING_PREFIX}/{partition_dir(day)}"
+        prefix = landing_prefix(day, feed)
         if now - state["rescanned"] >= rescan_seconds:
             files, fingerprint, newest, marker, last = _files_seen(root.list_after(prefix))
             state.update(

@@ -22,7 +22,8 @@ from consumer_assets.automation.landing_scan import scan_landing
 from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import RECONCILED, lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
-from consumer_assets.jobs import daily_data_job, labels_job
+from consumer_assets.ingest.landing_zone import CATALOGUE_PREFIX
+from consumer_assets.jobs import catalogue_job, daily_data_job, labels_job
 from consumer_assets.model.store import ModelStore
 from consumer_assets.storage.resources import StorageResource
 from consumer_assets.timeline import Timeline
@@ -71,6 +72,37 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
     if not requests:
         return dg.SkipReason("no landing day newly complete")
     return requests
+
+
+@dg.sensor(
+    job=catalogue_job,
+    minimum_interval_seconds=60,
+    description="Requests catalogue_job for a day once its catalogue export is complete; a late or corrected export "
+    "re-runs the day, and the day's histories follow.",
+)
+def catalogue_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
+    due, cursor = scan_landing(
+        storage.open(),
+        context.cursor,
+        today=datetime.now(UTC).date(),
+        now=time.time(),
+        lookback_days=landing.lookback_days,
+        completion=landing.completion,
+        quiet_seconds=landing.quiet_seconds,
+        rescan_seconds=landing.rescan_seconds,
+        feed=CATALOGUE_PREFIX,
+    )
+    context.update_cursor(cursor)
+    if not due:
+        return dg.SkipReason("no catalogue export newly complete")
+    return [
+        dg.RunRequest(
+            run_key=day.run_key,
+            partition_key=day.day.isoformat(),
+            tags={"consumer-assets/landing-files": str(day.files), "consumer-assets/late-files": str(day.late).lower()},
+        )
+        for day in due
+    ]
 
 
 def reconcile_sensor(timeline: Timeline) -> dg.SensorDefinition:
@@ -335,4 +367,11 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 
 def sensors(timeline: Timeline) -> list[dg.SensorDefinition]:
-    return [landing_sensor, reconcile_sensor(timeline), alert_sensor, dead_run_sensor, automation_sensor]
+    return [
+        landing_sensor,
+        catalogue_sensor,
+        reconcile_sensor(timeline),
+        alert_sensor,
+        dead_run_sensor,
+        automation_sensor,
+    ]

@@ -6,17 +6,26 @@ from datetime import timedelta
 import dagster as dg
 import pyarrow.compute as pc
 
-from consumer_assets.asset_keys import HISTORIES, RAW_EVENTS
+from consumer_assets.asset_keys import ARTICLE_CATALOGUE, HISTORIES, RAW_EVENTS
 from consumer_assets.cores import CoreShare
-from consumer_assets.features.build_snapshot import Compaction, MissingInputError, build_snapshot, snapshot_frame
+from consumer_assets.features.build_snapshot import (
+    CatalogueJoin,
+    Compaction,
+    MissingInputError,
+    build_snapshot,
+    snapshot_frame,
+)
 from consumer_assets.features.histories import describe
 from consumer_assets.features.resources import FeatureResource, SparkResource
 from consumer_assets.features.snapshots import cutoff, layers_of, read_snapshot
-from consumer_assets.ingest.assets import raw_events
+from consumer_assets.ingest.assets import article_catalogue, raw_events
 from consumer_assets.metadata import count_table, plot_markdown
+from consumer_assets.metrics import share_interval
 from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.plots import bar_chart
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
+
+MIN_EVENTS_TO_JUDGE = 100  # fewer events than this: the coverage check says too little data to judge
 
 
 def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
@@ -45,6 +54,7 @@ def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
     group_name="features",
     deps=[
         raw_events,
+        article_catalogue,
         dg.AssetDep(
             HISTORIES,
             partition_mapping=dg.TimeWindowPartitionMapping(
@@ -55,7 +65,7 @@ def rebuilt_when_its_base_changes() -> dg.AutomationCondition:
     kinds={"spark", "parquet"},
     owners=["team:data-platform"],
     tags={"stage": "features"},
-    code_version="1",
+    code_version="2",
     automation_condition=rebuilt_when_its_base_changes(),
 )
 def daily_histories(
@@ -67,7 +77,8 @@ def daily_histories(
     profiles that changed today are written, as a layer on yesterday's), or from the
     window's raw events when yesterday's snapshot is missing. List columns per event:
     type, article, category, brand, price, ts, seconds since the previous event and
-    before the cut-off, hour, weekday; plus window totals for the baselines.
+    before the cut-off, hour, weekday; plus window totals for the baselines. Each event's brand, category and
+    price come from the article catalogue as of its day where the event does not carry them.
     """
     day = partition_day(context)
     config = features.history_config()
@@ -80,7 +91,13 @@ def daily_histories(
             max_threads=1
         ):  # Spark's JVM counts as one run on the cores: a training beside it shrinks its threads
             built = build_snapshot(
-                session, spark_storage, day, config, files=features.output_files, compaction=compaction
+                session,
+                spark_storage,
+                day,
+                config,
+                files=features.output_files,
+                compaction=compaction,
+                catalogue_max_age_days=features.catalogue_max_age_days,
             )
     except MissingInputError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from exc
@@ -109,6 +126,9 @@ def daily_histories(
                 "events per profile",
             ),
             "vocabulary_sizes": count_table(figures["vocabulary"], "field", "distinct ids"),
+            "catalogue_day": built.catalogue.catalogue_day or "none",
+            "events_today": built.catalogue.events,
+            "events_in_catalogue": built.catalogue.in_catalogue,
         }
     )
 
@@ -163,5 +183,54 @@ def check_no_event_after_cutoff(
     )
 
 
+@dg.asset_check(asset=daily_histories, partitions_def=daily_partitions)
+def check_catalogue_coverage(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, features: FeatureResource
+) -> dg.AssetCheckResult:
+    """The share of the day's events whose article the catalogue knows: a drop is a broken or partial export, and
+    those events lose the attributes only the catalogue has. WARN when the share is shown below the threshold."""
+    root = storage.open()
+    day = partition_day(context)
+    stored = root.manifest(HISTORIES, day).properties.get("catalogue")
+    if stored is None:
+        return dg.AssetCheckResult(passed=True, description="Built before the catalogue join: no figure.")
+    joined = CatalogueJoin.from_json(stored)
+    if joined.catalogue_day is None:
+        exports = root.list_partitions(ARTICLE_CATALOGUE)
+        return dg.AssetCheckResult(
+            passed=not exports,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                f"No catalogue export within {features.catalogue_max_age_days} days before {day} (the latest: "
+                f"{exports[-1]}): the events kept their own attributes only."
+                if exports
+                else "No catalogue has ever been exported: the events keep their own attributes."
+            ),
+            metadata={"events": joined.events},
+        )
+    low, high = share_interval(joined.in_catalogue, joined.events)
+    metadata = {
+        "events": joined.events,
+        "events_in_catalogue": joined.in_catalogue,
+        "coverage": joined.in_catalogue / max(joined.events, 1),
+        "coverage_interval_95": f"{low:.4f}-{high:.4f}",
+        "threshold": features.catalogue_min_coverage,
+        "catalogue_day": joined.catalogue_day,
+    }
+    if joined.events < MIN_EVENTS_TO_JUDGE:
+        return dg.AssetCheckResult(
+            passed=True, description=f"too little data to judge: {joined.events} events", metadata=metadata
+        )
+    return dg.AssetCheckResult(
+        passed=high >= features.catalogue_min_coverage,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=None
+        if high >= features.catalogue_min_coverage
+        else f"only {low:.1%}-{high:.1%} of {joined.events:,} events found their article in the catalogue of "
+        f"{joined.catalogue_day}",
+        metadata=metadata,
+    )
+
+
 feature_assets = [daily_histories]
-feature_checks = [check_profile_count_stable, check_no_event_after_cutoff]
+feature_checks = [check_profile_count_stable, check_no_event_after_cutoff, check_catalogue_coverage]

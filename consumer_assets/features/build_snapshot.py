@@ -10,18 +10,22 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from consumer_assets.asset_keys import HISTORIES, RAW_EVENTS
+from consumer_assets.asset_keys import ARTICLE_CATALOGUE, HISTORIES, RAW_EVENTS
 from consumer_assets.features.histories import (
+    ARTICLE_ATTRIBUTES,
     STATE_COLUMNS,
     HistoryConfig,
     changed_histories,
     histories_from_scratch,
     histories_incremental,
     window_days,
+    with_articles,
     with_clock_moved,
 )
 from consumer_assets.features.snapshots import READER, Layer, clock_shift_seconds, in_window_seconds, layers_of
 from consumer_assets.features.spark import SparkStorage
+from consumer_assets.ingest.catalogue import catalogue_as_of
+from consumer_assets.records import JsonRecord
 from consumer_assets.storage import LAYERS, Manifest
 
 log = logging.getLogger(__name__)
@@ -56,11 +60,41 @@ class Compaction:
         return None
 
 
+@dataclass(frozen=True)
+class CatalogueJoin(JsonRecord):
+    """How the day's events met the article catalogue: the export that stood for the day (None: no catalogue within
+    the allowed age) and how many of the day's events it knew. Stored in the snapshot's manifest."""
+
+    catalogue_day: str | None
+    events: int
+    in_catalogue: int
+
+
 @dataclass
 class BuiltSnapshot:
     manifest: Manifest
     mode: str  # "incremental" (a layer of changes), "compacted" (in full from D-1) or "from_scratch"
     changed_profiles: int
+    catalogue: CatalogueJoin
+
+
+def articles_as_of(
+    spark: SparkSession, spark_storage: SparkStorage, days: list[date], max_age_days: int
+) -> tuple[DataFrame | None, dict[date, date]]:
+    """The catalogue standing for each of ``days`` (its own export, else the latest within ``max_age_days``) as one
+    frame of ``day``, ``article_id`` and attributes; and which export stood for which day."""
+    stored = spark_storage.root.list_partitions(ARTICLE_CATALOGUE)
+    standing = {day: found for day in days if (found := catalogue_as_of(stored, day, max_age_days)) is not None}
+    if not standing:
+        return None, standing
+    exports = [
+        spark.read.parquet(*spark_storage.input_paths(ARTICLE_CATALOGUE, [export]))
+        .select("article_id", *ARTICLE_ATTRIBUTES)
+        .withColumn("export_day", F.lit(export))
+        for export in sorted(set(standing.values()))
+    ]
+    mapping = spark.createDataFrame(list(standing.items()), "day date, export_day date")
+    return reduce(DataFrame.unionByName, exports).join(F.broadcast(mapping), "export_day").drop("export_day"), standing
 
 
 def snapshot_frame(
@@ -121,11 +155,13 @@ def build_snapshot(
     config: HistoryConfig,
     files: int = 2,
     compaction: Compaction = Compaction(),
+    catalogue_max_age_days: int = 7,
 ) -> BuiltSnapshot:
     """Snapshot D from snapshot D-1 and the raw events of D, or from the window's raw events when D-1 is missing.
 
     Usually only the profiles that changed on D are written, as a layer on top of
-    D-1's; see :class:`Compaction` for when D is written in full.
+    D-1's; see :class:`Compaction` for when D is written in full. Each event is joined
+    to its article's attributes in the catalogue as of its day (:func:`with_articles`).
     """
     root = spark_storage.root
     if not root.has_partition(RAW_EVENTS, day):
@@ -133,7 +169,7 @@ def build_snapshot(
             f"raw_events has no partition for {day} under {root.uri}: materialise raw_events {day} first."
         )
     with root.writing(HISTORIES, day):  # one writer from the first file to the commit
-        return _build_snapshot(spark, spark_storage, day, config, files, compaction)
+        return _build_snapshot(spark, spark_storage, day, config, files, compaction, catalogue_max_age_days)
 
 
 def _build_snapshot(
@@ -143,9 +179,16 @@ def _build_snapshot(
     config: HistoryConfig,
     files: int,
     compaction: Compaction,
+    catalogue_max_age_days: int,
 ) -> BuiltSnapshot:
     root = spark_storage.root
-    read = lambda dataset, days: spark.read.parquet(*spark_storage.input_paths(dataset, days))  # noqa: E731
+
+    def events_of(days: list[date]) -> DataFrame:
+        """The raw events of ``days`` with their articles' attributes."""
+        articles, _ = articles_as_of(spark, spark_storage, days, catalogue_max_age_days)
+        return with_articles(spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, days)), articles)
+
+    joined = _catalogue_join(spark, spark_storage, day, events_of([day]), catalogue_max_age_days)
     previous = day - timedelta(days=1)
     shape = {"window_days": config.window_days, "max_events": config.max_events}
     reason = _why_not_incremental(spark_storage, previous, shape)
@@ -153,21 +196,22 @@ def _build_snapshot(
         days = [d for d in window_days(day, config) if root.has_partition(RAW_EVENTS, d)]
         log.info("%s: building %s from %d days of raw events", reason, day, len(days))
         manifest = spark_storage.write_partition(
-            histories_from_scratch(read(RAW_EVENTS, days), day, config),
+            histories_from_scratch(events_of(days), day, config),
             HISTORIES,
             day,
             files,
-            {"mode": "from_scratch", **shape},
+            {"mode": "from_scratch", **shape, "catalogue": joined.to_json()},
         )
-        return BuiltSnapshot(manifest, "from_scratch", manifest.rows)
+        return BuiltSnapshot(manifest, "from_scratch", manifest.rows, joined)
     layers = layers_of(root.manifest(HISTORIES, previous), previous)
-    events = read(RAW_EVENTS, [day])
+    events = events_of([day])
     full = compaction.why_full(layers)
     if full is not None:
         log.info("%s: writing %s in full", full, day)
         frame = histories_incremental(snapshot_frame(spark, spark_storage, previous), events, day, config)
-        manifest = spark_storage.write_partition(frame, HISTORIES, day, files, {"mode": "compacted", **shape})
-        return BuiltSnapshot(manifest, "compacted", manifest.rows)
+        properties = {"mode": "compacted", **shape, "catalogue": joined.to_json()}
+        manifest = spark_storage.write_partition(frame, HISTORIES, day, files, properties)
+        return BuiltSnapshot(manifest, "compacted", manifest.rows, joined)
     changes = changed_histories(
         snapshot_frame(spark, spark_storage, previous, list(STATE_COLUMNS)), events, day, config
     )
@@ -181,9 +225,24 @@ def _build_snapshot(
     log.info(
         "%s: %d changed profiles written as layer %d on the base of %s", day, rows, len(stacked) - 1, stacked[0].day
     )
-    properties = {"mode": "incremental", **shape, LAYERS: [layer.to_json() for layer in stacked], "reader": READER}
+    properties = {
+        "mode": "incremental",
+        **shape,
+        LAYERS: [layer.to_json() for layer in stacked],
+        "reader": READER,
+        "catalogue": joined.to_json(),
+    }
     manifest = root.commit_partition(HISTORIES, day, [*carried, *names], profiles, properties)
-    return BuiltSnapshot(manifest, "incremental", rows)
+    return BuiltSnapshot(manifest, "incremental", rows, joined)
+
+
+def _catalogue_join(
+    spark: SparkSession, spark_storage: SparkStorage, day: date, events: DataFrame, max_age_days: int
+) -> CatalogueJoin:
+    export = catalogue_as_of(spark_storage.root.list_partitions(ARTICLE_CATALOGUE), day, max_age_days)
+    counts = events.agg(F.count(F.lit(1)).alias("events"), F.sum(F.col("in_catalogue").cast("long")).alias("known"))
+    row = counts.first()
+    return CatalogueJoin(export and export.isoformat(), row["events"], row["known"] or 0)
 
 
 def _why_not_incremental(spark_storage: SparkStorage, previous: date, shape: dict) -> str | None:

@@ -45,6 +45,32 @@ def _day_struct(day: Column) -> Column:
     return F.struct(day.alias("date"), F.count(F.lit(1)).cast("int").alias("events"), *counts, spend)
 
 
+ARTICLE_ATTRIBUTES = ("brand_id", "category_id", "price")  # what the catalogue fills in where an event lacks it
+
+
+def with_articles(events: DataFrame, articles: DataFrame | None) -> DataFrame:
+    """Each event with its article's attributes as of its day, and ``in_catalogue``: whether the catalogue knew it.
+
+    ``articles`` holds ``day``, ``article_id`` and the attributes of the catalogue that stands for each day (see
+    ``consumer_assets.ingest.catalogue.catalogue_as_of``); None when there is none. An event's own attributes win
+    where it carries them (what the tracker saw); the catalogue fills in the rest, so events that carry the article
+    id alone still bring its brand, category and price.
+    """
+    if articles is None:
+        return events.withColumn("in_catalogue", F.lit(False))
+    known = articles.select(
+        "day", "article_id", *[F.col(name).alias(f"catalogue_{name}") for name in ARTICLE_ATTRIBUTES]
+    ).withColumn("in_catalogue", F.lit(True))
+    joined = events.withColumn("day", F.to_date("ts")).join(known, ["day", "article_id"], "left")
+    return joined.select(
+        *[
+            F.coalesce(name, f"catalogue_{name}").alias(name) if name in ARTICLE_ATTRIBUTES else F.col(name)
+            for name in events.columns
+        ],
+        F.coalesce("in_catalogue", F.lit(False)).alias("in_catalogue"),
+    )
+
+
 def aggregate_events(events: DataFrame) -> DataFrame:
     """Raw events to the history state: per profile, its events and one struct per active day."""
     per_day = (

@@ -89,5 +89,16 @@ class FeatureResource(dg.ConfigurableResource):
         default=8, description="At most this many layers (base included) before a day is written in full."
     )
 
+    catalogue_max_age_days: int = Field(
+        default=7,
+        description="A day without its catalogue export joins its events to the latest export at most this many days "
+        "older; beyond that the events keep only their own attributes (and the coverage check says so).",
+    )
+    catalogue_min_coverage: float = Field(
+        default=0.95,
+        description="Share of the day's events whose article the catalogue knows; a share shown below it (its 95 % "
+        "interval entirely below) raises a WARN: a broken or partial export.",
+    )
+
     def history_config(self) -> HistoryConfig:
         return HistoryConfig(window_days=self.window_days, max_events=self.max_events)

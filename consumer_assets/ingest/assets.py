@@ -1,4 +1,5 @@
-"""raw_events: the landing zone's day, validated, typed and de-duplicated, with its checks."""
+"""raw_events and article_catalogue: the landing zone's day of events and of the catalogue export, validated and
+typed, with their checks."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -6,7 +7,13 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consumer_assets.asset_keys import RAW_EVENTS
+from consumer_assets.asset_keys import ARTICLE_CATALOGUE, RAW_EVENTS
+from consumer_assets.ingest.catalogue import (
+    ARTICLE_SCHEMA,
+    MissingCatalogueError,
+    catalogue_report,
+    ingest_catalogue,
+)
 from consumer_assets.ingest.contract import EVENT_SCHEMA
 from consumer_assets.ingest.day import MissingLandingDataError, ingest_day, ingest_report
 from consumer_assets.ingest.resources import DataQualityResource
@@ -69,13 +76,17 @@ def raw_events(
                 pa.Table.from_batches([preview]) if preview is not None else EVENT_SCHEMA.empty_table(), rows=10
             ),
             "dagster/row_count": report.rows_kept,
-            "dagster/column_schema": dg.TableSchema(
-                columns=[
-                    dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable))
-                    for f in EVENT_SCHEMA
-                ]
-            ),
+            "dagster/column_schema": _column_schema(EVENT_SCHEMA),
         },
+    )
+
+
+def _column_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable))
+            for f in schema
+        ]
     )
 
 
@@ -137,5 +148,104 @@ def check_timestamps_inside_day(
     )
 
 
-ingest_assets = [raw_events]
-ingest_checks = [check_quarantine_rate, check_no_null_keys, check_timestamps_inside_day]
+@dg.asset(
+    name=ARTICLE_CATALOGUE,
+    io_manager_key="partition_io_manager",
+    partitions_def=daily_partitions,
+    retry_policy=STORAGE_RETRY,
+    group_name="ingest",
+    kinds={"parquet", "pyarrow"},
+    owners=["team:data-platform"],
+    tags={"stage": "ingest"},
+    code_version="1",
+)
+def article_catalogue(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    """The shop's article database as of the day, from its export in ``landing/catalogue/date=D/``.
+
+    One row per article (id, brand, category, price, launch date, colour, material), validated like the events:
+    lines that break the catalogue contract are kept with the partition as its quarantine with their reasons,
+    repeated article ids counted (the first line kept), all committed in one step. ``daily_histories`` joins each
+    event to its article's attributes as of the event's day; a day whose export is missing uses the latest earlier
+    one (``FeatureResource.catalogue_max_age_days``), and a late export rebuilds that day's histories.
+    """
+    day = partition_day(context)
+    try:
+        report = ingest_catalogue(storage.open(), day)
+    except MissingCatalogueError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from exc
+    before = _previous_articles(storage, day)
+    return dg.MaterializeResult(
+        metadata={
+            "articles": report.articles,
+            "rows_read": report.rows_read,
+            "rows_quarantined": report.rows_quarantined,
+            "duplicates": report.duplicates,
+            "conflicting_duplicates": report.conflicting,
+            "launched_today": report.launched_today,
+            "previous_day_articles": before if before is not None else "no previous export",
+            "quarantine_reasons": count_table(report.quarantine_reasons, "reason"),
+            "dagster/row_count": report.articles,
+            "dagster/column_schema": _column_schema(ARTICLE_SCHEMA),
+        }
+    )
+
+
+def _previous_articles(storage: StorageResource, day) -> int | None:
+    root, previous = storage.open(), day - timedelta(days=1)
+    return root.manifest(ARTICLE_CATALOGUE, previous).rows if root.has_partition(ARTICLE_CATALOGUE, previous) else None
+
+
+@dg.asset_check(asset=article_catalogue, partitions_def=daily_partitions, blocking=True)
+def check_catalogue_quarantine_rate(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource
+) -> dg.AssetCheckResult:
+    """Share of the export's lines that broke the contract, judged with the events' thresholds."""
+    report = catalogue_report(storage.open(), partition_day(context))
+    rate = report.rows_quarantined / max(report.rows_read, 1)
+    severity = dg.AssetCheckSeverity.ERROR if rate > quality.quarantine_error_rate else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        passed=rate <= quality.quarantine_warn_rate,
+        severity=severity,
+        metadata={
+            "quarantine_rate": rate,
+            "rows_read": report.rows_read,
+            "rows_quarantined": report.rows_quarantined,
+            "reasons": count_table(report.quarantine_reasons, "reason"),
+        },
+    )
+
+
+@dg.asset_check(asset=article_catalogue, partitions_def=daily_partitions)
+def check_catalogue_size_stable(
+    context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource
+) -> dg.AssetCheckResult:
+    """The article count within a band of the previous export's: a catalogue that shrinks by half overnight is a
+    broken export, not a closing-down sale."""
+    day = partition_day(context)
+    articles = storage.open().manifest(ARTICLE_CATALOGUE, day).rows
+    before = _previous_articles(storage, day)
+    if before is None:
+        return dg.AssetCheckResult(
+            passed=True, description="No export of the day before to compare with.", metadata={"articles": articles}
+        )
+    change = articles / max(before, 1) - 1
+    return dg.AssetCheckResult(
+        passed=abs(change) <= quality.catalogue_size_band,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "articles": articles,
+            "previous_articles": before,
+            "relative_change": change,
+            "band": quality.catalogue_size_band,
+        },
+    )
+
+
+ingest_assets = [raw_events, article_catalogue]
+ingest_checks = [
+    check_quarantine_rate,
+    check_no_null_keys,
+    check_timestamps_inside_day,
+    check_catalogue_quarantine_rate,
+    check_catalogue_size_stable,
+]

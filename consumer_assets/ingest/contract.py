@@ -25,7 +25,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -87,13 +87,22 @@ _ZONED_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\
 class ParsedFile:
     """The rows of one landing file that honour the contract, and those that do not."""
 
-    events: pa.Table
+    rows: pa.Table
     quarantine: pa.Table
     lines_read: int
 
     @property
     def kept(self) -> int:
-        return self.events.num_rows
+        return self.rows.num_rows
+
+
+@dataclass(frozen=True)
+class LineContract:
+    """What each line of one kind of landing file must be: its typed columns, and the check of one parsed line that
+    returns (the typed row, None) or (None, the first fault's reason). Events and the catalogue export each have one."""
+
+    schema: pa.Schema
+    check: Callable[[object, date | None], tuple[dict | None, str | None]]
 
 
 @dataclass(frozen=True)
@@ -196,9 +205,9 @@ def inflate(data: bytes) -> tuple[bytes, StreamFault | None]:
 
 
 def parse_stream(
-    pieces: Iterable[bytes], day: date, source: str, chunk_lines: int = CHUNK_LINES
+    pieces: Iterable[bytes], day: date, source: str, contract: LineContract, chunk_lines: int = CHUNK_LINES
 ) -> Iterator[ParsedFile]:
-    """Parse one gzip JSON-lines file of ``day``'s folder, ``chunk_lines`` lines at a time.
+    """Parse one gzip JSON-lines file of ``day``'s folder against ``contract``, ``chunk_lines`` lines at a time.
 
     A stream cut off or damaged ends with one more chunk: the quarantined row that says
     where it stopped, with the cut-off bytes (base64, at most ``MAX_KEPT_BYTES``).
@@ -206,7 +215,7 @@ def parse_stream(
     reader = LandingLines(pieces)
     lines, number = iter(reader), 1
     while chunk := list(itertools.islice(lines, chunk_lines)):
-        yield parse_lines(chunk, day, source, first_line=number)
+        yield parse_lines(chunk, day, source, contract, first_line=number)
         number += len(chunk)
     if reader.fault is not None:
         row = {
@@ -217,7 +226,7 @@ def parse_stream(
             "byte_offset": [reader.fault.byte_offset],
         }
         yield ParsedFile(
-            events=EVENT_SCHEMA.empty_table(), quarantine=pa.table(row, schema=QUARANTINE_SCHEMA), lines_read=1
+            rows=contract.schema.empty_table(), quarantine=pa.table(row, schema=QUARANTINE_SCHEMA), lines_read=1
         )
 
 
@@ -235,13 +244,15 @@ def _decoded(line: str | bytes) -> tuple[str | None, str | None, str]:
     return text, None, text
 
 
-def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str, first_line: int = 1) -> ParsedFile:
-    """Validate JSON lines (text, or bytes still to decode) against the contract; blank lines are not rows.
+def parse_lines(
+    lines: list[str] | list[bytes], day: date | None, source: str, contract: LineContract, first_line: int = 1
+) -> ParsedFile:
+    """Validate JSON lines (text, or bytes still to decode) against ``contract``; blank lines are not rows.
 
     ``day=None``: any day (the online service). ``first_line`` numbers the first line
     (a chunk of a longer file).
     """
-    columns: dict[str, list] = {name: [] for name in FIELDS}
+    columns: dict[str, list] = {name: [] for name in contract.schema.names}
     bad: dict[str, list] = {"line_number": [], "raw_line": [], "reason": []}
     read = 0
     for number, line in enumerate(lines, start=first_line):
@@ -249,31 +260,27 @@ def parse_lines(lines: list[str] | list[bytes], day: date | None, source: str, f
         if text is not None and not text.strip():
             continue
         read += 1
-        event = None
+        row = None
         if reason is None:
-            event, reason = _checked_line(text, day)
+            row, reason = _checked_line(text, day, contract)
         if reason is not None:
             bad["line_number"].append(number)
             bad["raw_line"].append(kept)
             bad["reason"].append(reason)
             continue
-        for name in FIELDS:
-            columns[name].append(event[name])
-    arrays = {
-        name: pa.array(columns[name], EVENT_SCHEMA.field(name).type if name != "ts" else pa.int64()) for name in FIELDS
-    }
-    arrays["ts"] = arrays["ts"].cast(pa.timestamp("ms", tz="UTC"))
-    events = pa.table([arrays[name] for name in EVENT_SCHEMA.names], schema=EVENT_SCHEMA)
+        for name, values in columns.items():
+            values.append(row[name])
+    rows = pa.table([pa.array(columns[f.name], f.type) for f in contract.schema], schema=contract.schema)
     bad["byte_offset"] = [None] * len(bad["reason"])
     quarantine = pa.table({"source_file": [source] * len(bad["reason"]), **bad}, schema=QUARANTINE_SCHEMA)
-    return ParsedFile(events=events, quarantine=quarantine, lines_read=read)
+    return ParsedFile(rows=rows, quarantine=quarantine, lines_read=read)
 
 
-def _checked_line(text: str, day: date | None) -> tuple[dict | None, str | None]:
+def _checked_line(text: str, day: date | None, contract: LineContract) -> tuple[dict | None, str | None]:
     """One line through the parser and the contract; whatever it raises is this line's reason, never the day's
     failure."""
     try:
-        return check_event(parse_json(text), day)
+        return contract.check(parse_json(text), day)
     except RecursionError:
         return None, "nesting_too_deep"
     except ValueError:
@@ -332,6 +339,34 @@ def string_fault(value: str) -> str | None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def strings_fault(obj: dict, names: tuple[str, ...]) -> str | None:
+    """``wrong_type:<field>`` or ``<fault>:<field>`` of the first of these fields that is present and unusable."""
+    for name in names:
+        value = obj.get(name)
+        if value is None:
+            continue
+        if not _is(value, (str,)):
+            return f"wrong_type:{name}"
+        if fault := string_fault(value):
+            return f"{fault}:{name}"
+    return None
+
+
+def checked_price(value) -> tuple[float | None, str | None]:
+    """(the price as a float, None), (None, None) when absent, or (None, why): a finite number, not negative."""
+    if value is None:
+        return None, None
+    try:
+        price = float(value) if _is(value, (int, float)) else math.nan
+    except OverflowError:  # an integer beyond any float
+        price = math.nan
+    if not math.isfinite(price):
+        return None, "wrong_type:price"
+    if price < 0:
+        return None, "negative_price"
+    return price, None
+
+
 def check_event(obj, day: date | None = None) -> tuple[dict | None, str | None]:
     """One parsed JSON value against the contract: (the typed event, None) or (None, the first fault's reason).
 
@@ -343,14 +378,8 @@ def check_event(obj, day: date | None = None) -> tuple[dict | None, str | None]:
     for name in ("event_id", "profile_id", "ts", "event_type", "article_id"):
         if obj.get(name) is None:
             return None, f"missing_field:{name}"
-    for name in REQUIRED_STRINGS + OPTIONAL_STRINGS:
-        value = obj.get(name)
-        if value is None:
-            continue
-        if not _is(value, (str,)):
-            return None, f"wrong_type:{name}"
-        if fault := string_fault(value):
-            return None, f"{fault}:{name}"
+    if fault := strings_fault(obj, REQUIRED_STRINGS + OPTIONAL_STRINGS):
+        return None, fault
     ts = obj["ts"]
     if not _is(ts, (int, str)):
         return None, "wrong_type:ts"
@@ -363,16 +392,12 @@ def check_event(obj, day: date | None = None) -> tuple[dict | None, str | None]:
             return None, "ts_outside_day"
     if obj["event_type"] not in EVENT_TYPES:
         return None, "unknown_event_type"
-    price = obj.get("price")
-    if price is not None:
-        try:
-            price = float(price) if _is(price, (int, float)) else math.nan
-        except OverflowError:  # an integer beyond any float
-            price = math.nan
-        if not math.isfinite(price):
-            return None, "wrong_type:price"
-        if price < 0:
-            return None, "negative_price"
+    price, fault = checked_price(obj.get("price"))
+    if fault:
+        return None, fault
     event = {name: obj.get(name) for name in FIELDS}
     event.update(ts=millis, price=price)
     return event, None
+
+
+EVENTS = LineContract(EVENT_SCHEMA, check_event)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.asset_keys import RAW_EVENTS
-from consumer_assets.ingest.contract import CHUNK_LINES, EVENT_SCHEMA, QUARANTINE_SCHEMA, parse_stream
+from consumer_assets.ingest.contract import CHUNK_LINES, EVENT_SCHEMA, EVENTS, QUARANTINE_SCHEMA, parse_stream
 from consumer_assets.ingest.landing_zone import landing_prefix
 from consumer_assets.records import JsonRecord
 from consumer_assets.storage import StorageError, StorageRoot
@@ -146,9 +146,9 @@ def ingest_day(root: StorageRoot, day: date, lookback_days: int = 3, chunk_lines
 
         for key in files:
             file_kept = file_bad = file_read = 0
-            for parsed in parse_stream(root.read_pieces(key), day, key, chunk_lines):
-                new = seen.add_new(DigestSet.digests(parsed.events.column("event_id")))
-                events = parsed.events.filter(pa.array(new))
+            for parsed in parse_stream(root.read_pieces(key), day, key, EVENTS, chunk_lines):
+                new = seen.add_new(DigestSet.digests(parsed.rows.column("event_id")))
+                events = parsed.rows.filter(pa.array(new))
                 duplicates += len(new) - events.num_rows
                 if events.num_rows:
                     pending.append(events)
@@ -197,10 +197,11 @@ def ingest_report(root: StorageRoot, day: date | str) -> IngestReport:
     return IngestReport.from_json(properties)
 
 
-def read_quarantine(root: StorageRoot, day: date | str) -> pa.Table:
-    """The day's quarantined rows: source file, line number, raw line, reason, byte offset."""
-    manifest = root.manifest(RAW_EVENTS, day)
-    prefix = root.partition_key(RAW_EVENTS, day)
+def read_quarantine(root: StorageRoot, day: date | str, dataset: str = RAW_EVENTS) -> pa.Table:
+    """The day's quarantined rows of a landing feed (raw_events, article_catalogue): source file, line number, raw
+    line, reason, byte offset."""
+    manifest = root.manifest(dataset, day)
+    prefix = root.partition_key(dataset, day)
     tables = [
         root.read_parquet(f"{prefix}/{name}") for name in manifest.attachments if name.startswith(f"{QUARANTINE_STEM}-")
     ]

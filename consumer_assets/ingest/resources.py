@@ -16,3 +16,8 @@ class DataQualityResource(dg.ConfigurableResource):
     dedup_lookback_days: int = Field(
         default=3, description="Earlier days whose event ids a new day is de-duplicated against."
     )
+    catalogue_size_band: float = Field(
+        default=0.2,
+        description="A catalogue export whose article count moves more than this share from the day before's raises a "
+        "WARN (a broken export).",
+    )

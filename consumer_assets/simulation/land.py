@@ -1,10 +1,10 @@
-"""Writes simulated days to the landing zone as the tracking system would.
+"""Writes simulated days to the landing zone as the tracking system and the article database's export would.
 
-Events become gzip JSON lines in the event contract, split into files of bounded
-size. With a bad rate, every kind of contract violation is mixed in, so that
-ingestion's quarantine is exercised by demos and tests. The truth (each profile's
-exact order probability) goes to ``truth/``, outside the landing zone; nothing in
-the platform reads it.
+Events become gzip JSON lines in the event contract, split into files of bounded size; the day's catalogue export
+lands beside them under ``landing/catalogue/``. Events can carry the article id alone (``article_attributes=False``),
+as real trackers send them, leaving brand, category and price to the catalogue. With a bad rate, every kind of
+contract violation is mixed in, so that ingestion's quarantine is exercised by demos and tests. The truth (each
+profile's exact order probability) goes to ``truth/``, outside the landing zone; nothing in the platform reads it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consumer_assets.ingest.contract import inflate
-from consumer_assets.ingest.landing_zone import COMPLETE_MARKER, landing_prefix
+from consumer_assets.ingest.landing_zone import CATALOGUE_PREFIX, COMPLETE_MARKER, landing_prefix
 from consumer_assets.simulation.world import DayEvents, ShopSimulator, SimulationConfig
 from consumer_assets.storage import StorageRoot
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TRUTH_DATASET = "truth/order_any"
 EVENTS_PER_FILE = 250_000
+ARTICLE_ATTRIBUTES = ("brand_id", "category_id", "price")  # what a tracker sending ids only leaves out
 
 BAD_ROW_KINDS = (
     "malformed_json",
@@ -50,9 +51,12 @@ class LandedDay:
     files: list[str]
 
 
-def to_json_lines(day_events: DayEvents, epoch_ms_share: float, rng: np.random.Generator) -> list[str]:
+def to_json_lines(
+    day_events: DayEvents, epoch_ms_share: float, rng: np.random.Generator, article_attributes: bool = True
+) -> list[str]:
     """The day's events as contract JSON lines; some trackers send epoch milliseconds."""
-    frame = day_events.events.to_pandas()
+    events = day_events.events
+    frame = (events if article_attributes else events.drop_columns(list(ARTICLE_ATTRIBUTES))).to_pandas()
     millis = frame["ts"].astype("int64") // 1_000_000 if frame["ts"].dt.unit == "ns" else frame["ts"].astype("int64")
     iso = frame["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "+00:00"
     use_millis = rng.random(len(frame)) < epoch_ms_share
@@ -104,16 +108,37 @@ def _gzip(lines: list[str]) -> bytes:
     return gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1)
 
 
+def land_catalogue(root: StorageRoot, day: date, catalogue: pa.Table) -> str:
+    """Write one day's catalogue export (and its marker), replacing what the day had; returns the file's key."""
+    prefix = landing_prefix(day, CATALOGUE_PREFIX)
+    for key in root.list_files(prefix):
+        root.delete(key)
+    key = f"{prefix}/catalogue-0000.jsonl.gz"
+    dated = catalogue.set_column(
+        catalogue.schema.get_field_index("launch_date"),
+        "launch_date",
+        catalogue.column("launch_date").cast(pa.string()),
+    )  # YYYY-MM-DD, as the contract reads it
+    root.write_bytes(key, _gzip(dated.to_pandas().to_json(orient="records", lines=True).splitlines()))
+    root.write_bytes(f"{prefix}/{COMPLETE_MARKER}", b"")
+    return key
+
+
 def land_day(
     root: StorageRoot,
     day_events: DayEvents,
     bad_rate: float = 0.0,
     epoch_ms_share: float = 0.2,
     seed: int = 0,
+    article_attributes: bool = True,
+    catalogue: bool = True,
 ) -> LandedDay:
-    """Write one day's landing files (and its truth), replacing what the day had."""
+    """Write one day's landing files, its catalogue export (unless ``catalogue`` is False) and its truth, replacing
+    what the day had."""
     rng = np.random.default_rng([seed, day_events.day.toordinal()])
-    lines = to_json_lines(day_events, epoch_ms_share, rng)
+    if catalogue:
+        land_catalogue(root, day_events.day, day_events.catalogue)
+    lines = to_json_lines(day_events, epoch_ms_share, rng, article_attributes)
     clean = list(lines)
     bad = inject_bad_rows(lines, bad_rate, rng)
     prefix = landing_prefix(day_events.day)
@@ -151,15 +176,23 @@ def simulate_to_landing(
     config: SimulationConfig = SimulationConfig(),
     bad_rate: float = 0.0,
     on_day: Callable[[LandedDay], None] = lambda landed: None,
+    article_attributes: bool = True,
 ) -> list[LandedDay]:
-    """Simulate ``days`` days from ``start`` and land each one; logs a line per day and calls ``on_day`` (progress)."""
+    """Simulate ``days`` days from ``start`` and land each one with its catalogue export; logs a line per day and calls
+    ``on_day`` (progress)."""
     root.write_json(
         "truth/simulation.json",
-        {"config": asdict(config), "start": start.isoformat(), "days": days, "bad_rate": bad_rate},
+        {
+            "config": asdict(config),
+            "start": start.isoformat(),
+            "days": days,
+            "bad_rate": bad_rate,
+            "article_attributes": article_attributes,
+        },
     )
     landed = []
     for day_events in ShopSimulator(config).simulate(start, days):
-        result = land_day(root, day_events, bad_rate=bad_rate, seed=config.seed)
+        result = land_day(root, day_events, bad_rate=bad_rate, seed=config.seed, article_attributes=article_attributes)
         log.info(
             "landed %s: %d events, %d bad rows, %d files",
             result.day,

@@ -27,6 +27,8 @@ DORMANT, BROWSING, INTERESTED, READY = range(4)
 STATE_NAMES = ("dormant", "browsing", "interested", "ready")
 
 PLATFORMS = ("web", "ios", "android")
+COLOURS = ("black", "white", "navy", "grey", "beige", "red", "green", "blue")
+MATERIALS = ("cotton", "wool", "linen", "denim", "leather", "polyester", "viscose")
 
 # Daily transitions for browsing/interested/ready. A dormant profile wakes up with
 # its own rate (the heavy tail of activity), so row 0 is left empty here and filled
@@ -91,10 +93,12 @@ class SimulationConfig:
 
 @dataclass
 class DayEvents:
-    """One simulated day: the events as columns and each profile's truth at the day's end."""
+    """One simulated day: the events as columns, the catalogue export of the day, and each profile's truth at the
+    day's end."""
 
     day: date
     events: pa.Table
+    catalogue: pa.Table
     truth: pa.Table
 
 
@@ -106,6 +110,8 @@ class _Catalogue:
     article_ids: list[np.ndarray] = field(default_factory=list)
     article_brands: list[np.ndarray] = field(default_factory=list)
     article_prices: list[np.ndarray] = field(default_factory=list)
+    launched: dict[int, int] = field(default_factory=dict)  # article id -> day index of its launch (0: the first day)
+    days_run: int = 0
 
     def __post_init__(self) -> None:
         c = self.config
@@ -118,22 +124,48 @@ class _Catalogue:
             self.article_ids.append(ids)
             self.article_brands.append(brands)
             self.article_prices.append(prices)
+        # The first articles launched up to half a year before; drawn apart from the shop's generator, which the
+        # behaviour follows.
+        ages = np.random.default_rng([c.seed, 1729]).integers(1, 181, len(self.launched))
+        self.launched = {article: -int(age) for article, age in zip(self.launched, ages, strict=True)}
 
     def _new_articles(self, category: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids = np.arange(self.next_id, self.next_id + n)
         self.next_id += n
         brands = self.rng.choice(self.category_brands[category], size=n)
         prices = np.round(self.rng.lognormal(np.log(self.price_level[category]), 0.4, n), 2)
+        self.launched.update(dict.fromkeys(ids.tolist(), self.days_run + 1))  # on sale from the next day
         return ids, brands, prices
 
     def turn_over(self) -> None:
         """Articles come and go: retire the oldest share of each category, add new ones."""
         for k in range(self.config.categories):
             n = max(1, int(round(self.config.article_turnover * len(self.article_ids[k]))))
+            for retired in self.article_ids[k][:n].tolist():
+                del self.launched[retired]
             ids, brands, prices = self._new_articles(k, n)
             self.article_ids[k] = np.concatenate([self.article_ids[k][n:], ids])
             self.article_brands[k] = np.concatenate([self.article_brands[k][n:], brands])
             self.article_prices[k] = np.concatenate([self.article_prices[k][n:], prices])
+        self.days_run += 1
+
+    def export(self, day: date) -> pa.Table:
+        """The article database on ``day``: every article on sale, with the attributes the events carry and more
+        (colour and material follow the id)."""
+        ids = np.concatenate(self.article_ids)
+        launch = np.array([self.launched[a] for a in ids.tolist()]) - self.days_run
+        categories = np.repeat(np.arange(len(self.article_ids)), [len(a) for a in self.article_ids])
+        return pa.table(
+            {
+                "article_id": pa.array(np.char.add("a", ids.astype(str)).astype(object)),
+                "brand_id": pa.array(np.char.add("b", np.concatenate(self.article_brands).astype(str)).astype(object)),
+                "category_id": pa.array(np.char.add("c", categories.astype(str)).astype(object)),
+                "price": pa.array(np.concatenate(self.article_prices)),
+                "launch_date": pa.array([day + timedelta(days=int(d)) for d in launch], pa.date32()),
+                "colour": pa.array(np.array(COLOURS, dtype=object)[ids * 7919 % len(COLOURS)]),
+                "material": pa.array(np.array(MATERIALS, dtype=object)[ids * 104729 % len(MATERIALS)]),
+            }
+        )
 
     def pick(self, categories: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Articles for events of the given categories; popularity within a category is heavy-tailed.
@@ -300,8 +332,9 @@ class ShopSimulator:
             }
         )
         self._transition(ordered)
+        catalogue = self.catalogue.export(day)
         self.catalogue.turn_over()
-        return DayEvents(day=day, events=events, truth=truth)
+        return DayEvents(day=day, events=events, catalogue=catalogue, truth=truth)
 
     def _drift_rng(self, day: date) -> np.random.Generator:
         """Draws of a drift scenario, apart from the shop's own so that behaviour stays the same."""

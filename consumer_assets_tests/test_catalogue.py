@@ -9,7 +9,7 @@ import dagster as dg
 import pyarrow.compute as pc
 import pytest
 
-from consumer_assets.asset_keys import ARTICLE_CATALOGUE, HISTORIES
+from consumer_assets.asset_keys import ARTICLE_CATALOGUE, ARTICLE_GROUPS_KEY, HISTORIES, LABELS
 from consumer_assets.automation.resources import LandingSensorResource
 from consumer_assets.automation.sensors import catalogue_sensor
 from consumer_assets.definitions import defs
@@ -29,9 +29,12 @@ from consumer_assets.ingest.day import read_quarantine
 from consumer_assets.ingest.landing_zone import COMPLETE_MARKER
 from consumer_assets.ingest.resources import DataQualityResource
 from consumer_assets.io_manager import PartitionIOManager
+from consumer_assets.labels.assets import labels_asset
+from consumer_assets.labels.targets import group_rule
 from consumer_assets.simulation import ShopSimulator, SimulationConfig, land_day
 from consumer_assets.storage import StorageRoot
 from consumer_assets.storage.resources import StorageResource
+from consumer_assets.timeline import Timeline
 
 DAY = date(2026, 10, 5)
 ARTICLE = {
@@ -170,7 +173,7 @@ def _materialise(assets, resources, day: date) -> dg.ExecuteInProcessResult:
 @pytest.mark.slow
 def test_events_with_the_article_id_alone_get_their_attributes_from_the_catalogue(spark, tmp_path):
     root = StorageRoot(str(tmp_path / "root"))
-    shop = ShopSimulator(SimulationConfig(profiles=300, seed=5))
+    shop = ShopSimulator(SimulationConfig(profiles=1500, seed=5))  # enough orders in two days for every group
     days = list(shop.simulate(DAY, 4))
     for day_events in days:
         land_day(root, day_events, article_attributes=False, catalogue=day_events.day != DAY + timedelta(days=2))
@@ -203,9 +206,67 @@ def test_events_with_the_article_id_alone_get_their_attributes_from_the_catalogu
     assert joined.catalogue_day == (DAY + timedelta(days=1)).isoformat()
     assert 0.5 < joined.in_catalogue / joined.events < 0.95  # yesterday's catalogue lacks today's new arrivals
 
+    # Targets from the catalogue: orders of events that carried the article id alone, labelled by brand, price band
+    # and new arrivals, as the simulator's own events (which carry the attributes) say they should be.
+    brands = sorted(set(days[1].events.column("brand_id").to_pylist()))[:30]
+    cheap_categories = [f"c{k}" for k in range(10)]
+    groups = {
+        "some brands": {"brand_id": brands},
+        "premium": {"price": [45, None]},
+        "new arrivals": {"launched_within_days": 30},
+        "cheap basics": {"category_id": cheap_categories, "price": [None, 35]},
+    }
+    root.write_json(ARTICLE_GROUPS_KEY, {"groups": groups})
+    labelled = _materialise([labels_asset(Timeline(label_horizon_days=2))], resources, DAY)
+    assert labelled.success
+    labels = root.read_partition(LABELS, DAY).to_pylist()
+    expected = {name: set() for name in groups}
+    standing = {days[1].day: days[1].catalogue, days[2].day: days[1].catalogue}  # day 3's export never came
+    for later in days[1:3]:
+        articles = {row["article_id"]: row for row in standing[later.day].to_pylist()}
+        for event in later.events.filter(pc.equal(later.events.column("event_type"), "order")).to_pylist():
+            article = articles.get(event["article_id"])
+            if article is None:
+                continue  # launched after the catalogue that stood for its day: no attributes, no group
+            age = (event["ts"].date() - article["launch_date"]).days
+            chosen = {
+                "some brands": article["brand_id"] in brands,
+                "premium": article["price"] >= 45,
+                "new arrivals": 0 <= age < 30,
+                "cheap basics": article["category_id"] in cheap_categories and article["price"] < 35,
+            }
+            for name, yes in chosen.items():
+                if yes:
+                    expected[name].add(event["profile_id"])
+    for name in groups:
+        column = "order_" + name.replace(" ", "_")
+        assert {row["profile_id"] for row in labels if row[column]} == expected[name] & {
+            r["profile_id"] for r in labels
+        }
+    assert all(expected[name] for name in groups)  # every group has orders: the comparison is not vacuous
+
     # Day 4 with its export but day 3's never came: day 4 joins its own; with neither, the events keep what they have.
     result = _materialise(everything, resources, DAY + timedelta(days=3))
     assert result.success
     assert CatalogueJoin.from_json(root.manifest(HISTORIES, DAY + timedelta(days=3)).properties["catalogue"]) == (
         CatalogueJoin((DAY + timedelta(days=3)).isoformat(), days[3].events.num_rows, days[3].events.num_rows)
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"colour": ["navy"]}, "unknown conditions \\['colour'\\]"),
+        ({"brand_id": "b1"}, "brand_id must be a list of ids"),
+        ({"price": [10]}, "price must be \\[low, high\\]"),
+        ({"launched_within_days": 0}, "launched_within_days must be a positive"),
+        ({}, "expected a list of category ids or a dict"),
+    ],
+)
+def test_an_article_group_rule_that_cannot_work_is_refused_with_its_name(spec, message):
+    with pytest.raises(ValueError, match=f"article group 'g': {message}"):
+        group_rule("g", spec)
+
+
+def test_a_list_of_categories_stays_a_group_rule():
+    assert group_rule("g", ["c1", "c2"]) == {"category_id": ["c1", "c2"]}

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from consumer_assets.asset_keys import ARTICLE_CATALOGUE, HISTORIES, RAW_EVENTS
 from consumer_assets.features.histories import (
     ARTICLE_ATTRIBUTES,
+    CATALOGUE_ONLY,
     STATE_COLUMNS,
     HistoryConfig,
     changed_histories,
@@ -89,7 +90,7 @@ def articles_as_of(
         return None, standing
     exports = [
         spark.read.parquet(*spark_storage.input_paths(ARTICLE_CATALOGUE, [export]))
-        .select("article_id", *ARTICLE_ATTRIBUTES)
+        .select("article_id", *ARTICLE_ATTRIBUTES, *CATALOGUE_ONLY)
         .withColumn("export_day", F.lit(export))
         for export in sorted(set(standing.values()))
     ]
@@ -148,6 +149,14 @@ def _merged(
     return with_clock_moved(current, shift, day).select(*wanted)
 
 
+def events_with_articles(
+    spark: SparkSession, spark_storage: SparkStorage, days: list[date], catalogue_max_age_days: int
+) -> DataFrame:
+    """The raw events of ``days``, each with its article's attributes as of its day (:func:`with_articles`)."""
+    articles, _ = articles_as_of(spark, spark_storage, days, catalogue_max_age_days)
+    return with_articles(spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, days)), articles)
+
+
 def build_snapshot(
     spark: SparkSession,
     spark_storage: SparkStorage,
@@ -182,11 +191,7 @@ def _build_snapshot(
     catalogue_max_age_days: int,
 ) -> BuiltSnapshot:
     root = spark_storage.root
-
-    def events_of(days: list[date]) -> DataFrame:
-        """The raw events of ``days`` with their articles' attributes."""
-        articles, _ = articles_as_of(spark, spark_storage, days, catalogue_max_age_days)
-        return with_articles(spark.read.parquet(*spark_storage.input_paths(RAW_EVENTS, days)), articles)
+    events_of = lambda days: events_with_articles(spark, spark_storage, days, catalogue_max_age_days)  # noqa: E731
 
     joined = _catalogue_join(spark, spark_storage, day, events_of([day]), catalogue_max_age_days)
     previous = day - timedelta(days=1)

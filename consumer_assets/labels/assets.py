@@ -79,7 +79,12 @@ def labels_asset(timeline: Timeline) -> dg.AssetsDefinition:
         try:
             with CoreShare(max_threads=1):  # see daily_histories
                 manifest = build_labels(
-                    spark.session(), spark.spark_storage(root), day, horizon, features.article_groups
+                    spark.session(),
+                    spark.spark_storage(root),
+                    day,
+                    horizon,
+                    features.article_groups,
+                    features.catalogue_max_age_days,
                 )
         except MissingInputError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from exc

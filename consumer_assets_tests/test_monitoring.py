@@ -191,7 +191,22 @@ def test_a_stable_week_raises_nothing(scenario):
     # the next day's run comes before labels(D-H) can be built: it scores the newest matured day instead
     assert matured_scored_day(root, DRIFT_DAY + timedelta(days=1), CONFIG) == DRIFT_DAY - timedelta(days=HORIZON)
     assert root.read_bytes(f"{MONITORING}/date={DRIFT_DAY}/report.html").startswith(b"<!doctype html>")
+    # Article coverage: no catalogue in this shop, so none of the events found one; the model's vocabulary, built on
+    # day WINDOW's histories, misses the new arrivals since.
+    articles = properties["articles"]
+    events = root.read_partition(RAW_EVENTS, DRIFT_DAY, columns=["article_id"]).column("article_id").to_pylist()
+    assert articles["catalogue_day"] is None and articles["in_catalogue"] == {
+        "hits": 0,
+        "n": len(events),
+        "share": 0.0,
+        "interval_95": [pytest.approx(0.0, abs=1e-12), pytest.approx(3.84 / len(events), rel=0.01)],
+    }
+    known = set(ModelStore(root).read_vocabulary("v-monitoring").tokens["article_id"][2:])
+    in_vocabulary = articles["in_vocabulary"]
+    assert in_vocabulary["hits"] == sum(a in known for a in events) and in_vocabulary["n"] == len(events)
+    assert 0.3 < in_vocabulary["share"] < 0.99 and articles["model_version"] == "v-monitoring"
     metadata = result.asset_materializations_for_node(MONITORING)[0].metadata
+    assert metadata["events_in_vocabulary"].value.endswith(f"of {len(events):,} events")
     assert metadata["drift_plot"].value.startswith("![drift](data:image/png;base64,")
     assert metadata["realised_auc_plot"].value.startswith("![realised_auc](data:image/png;base64,")
 

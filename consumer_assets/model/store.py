@@ -208,6 +208,11 @@ class ModelStore:
         network.eval()
         return LoadedModel(version, config, vocabulary, network, json.loads(contents["training.json"]))
 
+    def read_vocabulary(self, version: str) -> Vocabulary | None:
+        """A version's vocabularies alone, without its weights (monitoring's coverage of the day's articles)."""
+        data = self.read_json(version, "vocab.json")
+        return Vocabulary.from_json(data) if data is not None else None
+
     def read_training(self, version: str) -> dict:
         return json.loads(self.root.read_bytes(self._key(version, "training.json")))
 

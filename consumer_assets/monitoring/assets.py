@@ -87,6 +87,12 @@ def monitoring_asset(timeline: Timeline) -> dg.AssetsDefinition:
             "event_type_mix": count_table(sketch["features"]["event_type"]["counts"], "event type", "events"),
             "drift_features": manifest.rows,
         }
+        for name, figure in found.articles.items():
+            if isinstance(figure, dict) and figure["n"]:
+                low, high = figure["interval_95"]
+                metadata[f"events_{name}"] = dg.MetadataValue.text(
+                    f"{figure['share']:.4f} ({low:.4f}-{high:.4f}) of {figure['n']:,} events"
+                )
         alerting = [row for row in found.input_drift if row["alerting"]]
         if alerting:
             worst = max(alerting, key=lambda row: row["psi"])

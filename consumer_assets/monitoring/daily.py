@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from consumer_assets.asset_keys import HISTORIES, LABELS, MONITORING, PREDICTIONS, RAW_EVENTS
 from consumer_assets.features.snapshots import read_snapshot
+from consumer_assets.metrics import share_interval
+from consumer_assets.model.store import ModelStore
 from consumer_assets.monitoring.stats import day_sketch, event_volume, input_drift, prediction_drift, realised
 from consumer_assets.records import JsonRecord
 from consumer_assets.storage import StorageRoot
@@ -67,6 +70,7 @@ class DayMonitoring(JsonRecord):
     prediction_drift: dict | None  # the scores' PSI against the reference; None without scores
     event_volume: dict | None  # events against the reference days' mean
     realised: dict | None  # figures of the predictions made H days earlier, once labelled
+    articles: dict | None = None  # the day's events against the catalogue and the scoring model's vocabulary
 
 
 def _sketch_from_data(root: StorageRoot, day: date, config: MonitoringConfig) -> dict | None:
@@ -138,6 +142,33 @@ def realised_series(root: StorageRoot, day: date, today: dict | None, config: Mo
     return series
 
 
+def _share(hits: int, n: int) -> dict:
+    low, high = share_interval(hits, n)
+    return {"hits": hits, "n": n, "share": hits / n if n else None, "interval_95": [low, high] if n else None}
+
+
+def article_coverage(root: StorageRoot, day: date) -> dict:
+    """How many of the day's events the catalogue knew (the histories' join) and how many were on articles the model
+    that scored the day has its own embedding for, each a share with its interval. New arrivals the model never saw
+    lower the second: the reason re-training must be frequent."""
+    coverage: dict = {}
+    joined = root.manifest(HISTORIES, day).properties.get("catalogue")
+    if joined is not None:
+        coverage["catalogue_day"] = joined["catalogue_day"]
+        coverage["in_catalogue"] = _share(joined["in_catalogue"], joined["events"])
+    if root.has_partition(PREDICTIONS, day):
+        versions = root.read_partition(PREDICTIONS, day, columns=["model_version"]).column("model_version")
+        version = versions[0].as_py() if len(versions) else None
+        vocabulary = ModelStore(root).read_vocabulary(version) if version else None
+        if vocabulary is not None:
+            articles = root.read_partition(RAW_EVENTS, day, columns=["article_id"]).column("article_id")
+            known = pa.array(vocabulary.tokens["article_id"][2:], pa.string())  # after the padding and OOV rows
+            hits = pc.sum(pc.is_in(articles, value_set=known)).as_py() or 0
+            coverage["model_version"] = version
+            coverage["in_vocabulary"] = _share(hits, len(articles))
+    return coverage
+
+
 def monitor_day(root: StorageRoot, day: date, config: MonitoringConfig) -> DayMonitoring:
     """Sketch ``day``, compare it with the reference window and score what has matured."""
     current = _sketch_from_data(root, day, config)
@@ -162,6 +193,7 @@ def monitor_day(root: StorageRoot, day: date, config: MonitoringConfig) -> DayMo
         prediction_drift=scores,
         event_volume=event_volume(current, sketches),
         realised=matured,
+        articles=article_coverage(root, day),
     )
 
 

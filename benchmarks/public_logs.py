@@ -90,18 +90,18 @@ def main() -> None:
         started = time.perf_counter()
         report = import_log(root, source, args.format)
         imported = time.perf_counter() - started
-        assert report.rows == args.rows == report.events + report.rejected
+        assert report.rows == args.rows == report.landed + report.rejected
         print(
-            f"import: {imported:.1f} s ({report.rows / imported:,.0f} rows/s), {report.events:,} landed over "
+            f"import: {imported:.1f} s ({report.rows / imported:,.0f} rows/s), {report.landed:,} landed over "
             f"{len(report.days)} days, {report.rejected:,} rejected"
         )
         started = time.perf_counter()
         reports = [ingest_day(root, date.fromisoformat(day)) for day in report.days]
         ingested = time.perf_counter() - started
         kept = sum(r.rows_kept for r in reports)
-        assert sum(r.rows_read for r in reports) == report.events
+        assert sum(r.rows_read for r in reports) == report.landed
         assert all(r.rows_read == r.rows_kept + r.rows_quarantined + r.duplicates for r in reports)
-        print(f"ingest: {ingested:.1f} s ({report.events / ingested:,.0f} rows/s), {kept:,} kept")
+        print(f"ingest: {ingested:.1f} s ({report.landed / ingested:,.0f} rows/s), {kept:,} kept")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak memory of this process: {peak:,.0f} MiB")
     finally:

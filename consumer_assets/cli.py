@@ -18,7 +18,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from consumer_assets import environment
-from consumer_assets.ingest.public_logs import FORMATS, ImportFormatError, import_log, report_prefix
+from consumer_assets.ingest.public_logs import (
+    CATALOGUE_FORMATS,
+    FORMATS,
+    ImportFormatError,
+    import_catalogue,
+    import_log,
+    report_prefix,
+)
 from consumer_assets.model.store import EVALUATION, ModelLoadError, ModelStore
 from consumer_assets.plots import explanation_timeline, png_bytes
 from consumer_assets.serving.explain import ExplanationError, explain_profile
@@ -57,30 +64,43 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     root = StorageRoot(args.root)
-    if not args.file.is_file():
-        print(f"error: no file {args.file}", file=sys.stderr)
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        print(f"error: no file {', '.join(missing)}", file=sys.stderr)
         return 1
     started = time.perf_counter()
-    with tqdm(unit="row", unit_scale=True, desc=f"importing {args.file.name}", disable=None) as bar:
-        try:
-            report = import_log(root, args.file, args.format, on_block=bar.update)
-        except ImportFormatError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    seconds = time.perf_counter() - started
-    if not report.days:
-        print(f"error: no row of {args.file} could be placed on a day; see {root.uri}/{report_prefix(report)}")
+    try:
+        if args.format in CATALOGUE_FORMATS:
+            reports = [import_catalogue(root, args.files, args.format)]
+        else:
+            reports = []
+            for path in args.files:
+                with tqdm(unit="row", unit_scale=True, desc=f"importing {path.name}", disable=None) as bar:
+                    reports.append(import_log(root, path, args.format, on_block=bar.update))
+    except ImportFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(report.rejected_reasons.items()))
+    for report in reports:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(report.rejected_reasons.items()))
+        rejected = f"{report.rejected:,} row{'s' * (report.rejected != 1)} rejected{f' ({reasons})' if reasons else ''}"
+        span = f"({report.days[0]} to {report.days[-1]})" if report.days else ""
+        landed = (
+            f"{len(report.days)} catalogue exports {span}, {report.landed:,} article lines, {report.unmapped:,} rows "
+            "of other properties not mapped"
+            if args.format in CATALOGUE_FORMATS
+            else f"{report.landed:,} events over {len(report.days)} days {span}"
+        )
+        print(
+            f"{report.source}: {landed}, {rejected}; rejected rows and the report in {root.uri}/{report_prefix(report)}"
+        )
+    days = sorted({day for report in reports for day in report.days})
+    if not days:
+        print(f"error: no row could be placed on a day; see {root.uri}/imports", file=sys.stderr)
+        return 1
     print(
-        f"{report.events:,} events over {len(report.days)} days ({report.days[0]} to {report.days[-1]}), "
-        f"{report.rejected:,} row{'s' * (report.rejected != 1)} rejected{f' ({reasons})' if reasons else ''}, "
-        f"in {seconds:.1f} s: landing files under {root.uri}/landing/events, rejected rows and the report under "
-        f"{root.uri}/{report_prefix(report)}"
-    )
-    print(
-        f"the days are daily partitions from {report.days[0]}: set CONSUMER_ASSETS_START_DATE={report.days[0]} "
-        f"for the definitions, then materialise raw_events or let the landing sensor run"
+        f"landed under {root.uri}/landing in {time.perf_counter() - started:.1f} s; the days are daily partitions "
+        f"from {days[0]}: set CONSUMER_ASSETS_START_DATE={days[0]} for the definitions, then materialise them or let "
+        "the landing sensors run"
     )
     return 0
 
@@ -297,8 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     importing = commands.add_parser(
         "import", help="convert a published e-commerce event log into landing files of the event contract"
     )
-    importing.add_argument("format", choices=FORMATS, help="the log's format (docs/data.md names the files)")
-    importing.add_argument("file", type=Path, help="the log as published; .gz and .bz2 are read too")
+    importing.add_argument(
+        "format", choices=[*FORMATS, *CATALOGUE_FORMATS], help="the log's format (docs/data.md names the files)"
+    )
+    importing.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        help="the files as published (.gz and .bz2 are read too); a catalogue's parts are read together",
+    )
     importing.set_defaults(handler=_import)
 
     models = commands.add_parser("models", help="the candidates and the model in service").add_subparsers(

@@ -92,11 +92,11 @@ def _quarantined(root: StorageRoot, days: list[str]) -> Counter:
 def test_retailrocket_events_land_per_utc_day_and_ingest_with_nothing_lost(tmp_path: Path):
     root = StorageRoot(str(tmp_path / "root"))
     report = import_log(root, _write(tmp_path / "events.csv", RETAILROCKET), "retailrocket")
-    assert (report.rows, report.events, report.rejected) == (7, 5, 2)
+    assert (report.rows, report.landed, report.rejected) == (7, 5, 2)
     assert report.rejected_reasons == {"unreadable_timestamp": 1, "column_count:3": 1}
     assert report.days == ["2015-06-01", "2015-06-02"]
     reports = _ingest_all(root, report.days)
-    assert sum(r.rows_read for r in reports) == report.events
+    assert sum(r.rows_read for r in reports) == report.landed
     assert _kept_types(root, report.days) == {"view": 2, "add_to_cart": 1, "order": 1}
     assert _quarantined(root, report.days) == {"unknown_event_type": 1}  # "click" reaches the contract as it was
     rejected = [
@@ -174,3 +174,40 @@ def test_import_command_prints_the_days_and_the_start_date_to_set(tmp_path: Path
     assert "CONSUMER_ASSETS_START_DATE=2017-11-25" in out
     assert main(["import", "otto", str(source), "--root", str(tmp_path / "root")]) == 1
     assert "not an otto file" in capsys.readouterr().err
+
+
+# RetailRocket's item properties: a category logged on 2015-06-01, changed for item 7 on 2015-06-08 (in part 2)
+ITEM_PROPERTIES_1 = """timestamp,itemid,property,value
+1433116800000,7,categoryid,1338
+1433116800000,9,categoryid,491
+1433116800000,7,790,n5880.000
+1433116800000,9,available,1
+oops,11,categoryid,5
+"""
+ITEM_PROPERTIES_2 = """timestamp,itemid,property,value
+1433721600000,7,categoryid,1277
+1433721600000,12,categoryid
+"""
+
+
+def test_retailrocket_item_properties_become_catalogue_exports_as_of_each_logged_day(tmp_path: Path):
+    from consumer_assets.asset_keys import ARTICLE_CATALOGUE
+    from consumer_assets.ingest.catalogue import ingest_catalogue
+    from consumer_assets.ingest.public_logs import import_catalogue
+
+    root = StorageRoot(str(tmp_path / "root"))
+    parts = [_write(tmp_path / "item_properties_part1.csv", ITEM_PROPERTIES_1)]
+    parts.append(_write(tmp_path / "item_properties_part2.csv.gz", ITEM_PROPERTIES_2))
+    report = import_catalogue(root, parts, "retailrocket-items")
+    assert report.days == ["2015-06-01", "2015-06-08"]
+    assert (report.rows, report.unmapped, report.rejected) == (7, 2, 2)
+    assert report.rejected_reasons == {"unreadable_timestamp": 1, "column_count:3": 1}
+    assert report.landed == 2 + 2  # both items in each export
+    categories = {}
+    for day in report.days:
+        assert ingest_catalogue(root, date.fromisoformat(day)).rows_quarantined == 0
+        stored = root.read_partition(ARTICLE_CATALOGUE, day)
+        categories[day] = dict(zip(stored.column("article_id").to_pylist(), stored.column("category_id").to_pylist()))
+    assert categories == {"2015-06-01": {"7": "1338", "9": "491"}, "2015-06-08": {"7": "1277", "9": "491"}}
+    with pytest.raises(ImportFormatError, match="not a retailrocket-items file"):
+        import_catalogue(root, [_write(tmp_path / "events.csv", RETAILROCKET)], "retailrocket-items")

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from consumer_assets.ingest.contract import FIELDS
-from consumer_assets.ingest.landing_zone import COMPLETE_MARKER, landing_prefix
+from consumer_assets.ingest.landing_zone import CATALOGUE_PREFIX, COMPLETE_MARKER, landing_prefix
 from consumer_assets.records import JsonRecord
 from consumer_assets.storage import StorageRoot
 
@@ -64,12 +64,13 @@ class ImportReport(JsonRecord):
 
     format: str
     source: str
-    rows: int  # rows read: events + rejected
-    events: int  # rows written to landing
+    rows: int  # rows read: landed + rejected (+ unmapped)
+    landed: int  # rows written to landing: events, or the catalogue's article lines
     rejected: int
     rejected_reasons: dict[str, int] = field(default_factory=dict)
-    days: list[str] = field(default_factory=list)  # the UTC days that received events
+    days: list[str] = field(default_factory=list)  # the UTC days that received landing files
     files: int = 0
+    unmapped: int = 0  # rows of a kind the platform has no field for (item properties other than the category)
 
 
 @dataclass
@@ -309,7 +310,12 @@ def _gzip_lines(frame: pd.DataFrame) -> bytes:
 
 def report_prefix(report: ImportReport) -> str:
     """Where an imported file's rejected rows and report lie."""
-    return f"{IMPORTS_PREFIX}/{report.format}/{_file_stem(Path(report.source))}"
+    return f"{IMPORTS_PREFIX}/{report.format}/{_files_stem([Path(source) for source in report.source.split(',')])}"
+
+
+def _files_stem(paths: list[Path]) -> str:
+    """The name imports give one file's (or a catalogue's parts') landing files and report folder."""
+    return "-".join(_file_stem(path) for path in paths)[:100]
 
 
 def import_log(
@@ -356,7 +362,7 @@ def import_log(
         format=name,
         source=str(path),
         rows=rows,
-        events=events,
+        landed=events,
         rejected=rows - events,
         rejected_reasons=dict(reasons),
         days=[day.isoformat() for day in sorted(days)],
@@ -364,4 +370,91 @@ def import_log(
     )
     root.write_json(f"{rejects_prefix}/report.json", report.to_json())
     log.info("imported %s (%s): %d events over %d days, %d rows rejected", path, name, events, len(days), rows - events)
+    return report
+
+
+# --- catalogues -------------------------------------------------------------------------------------------------
+
+ITEM_PROPERTY_COLUMNS = ("timestamp", "itemid", "property", "value")
+CATALOGUE_FORMATS = ("retailrocket-items",)
+
+
+def import_catalogue(root: StorageRoot, paths: list[Path], name: str) -> ImportReport:
+    """RetailRocket's ``item_properties_part1.csv`` and ``part2.csv`` (read together) as catalogue exports.
+
+    The files log property values with their time (mostly weekly); the platform maps ``categoryid`` (the other
+    properties are hashed and counted as unmapped). An export lands for each day on which a value was logged, holding
+    every item's latest category as of that day's end; the days between stand on the latest export before them
+    (``FeatureResource.catalogue_max_age_days``, a week by default, matches the weekly logs).
+    """
+    if name not in CATALOGUE_FORMATS:
+        raise ImportFormatError(f"unknown catalogue format {name!r}: one of {', '.join(CATALOGUE_FORMATS)}")
+    logged, rejected, rows, unmapped = [], [], 0, 0
+    expected = ",".join(ITEM_PROPERTY_COLUMNS)
+
+    def reject(row: pacsv.InvalidRow) -> str:
+        rejected.append({"row": row.number, "text": row.text, "reason": f"column_count:{row.actual_columns}"})
+        return "skip"
+
+    for path in paths:
+        first = _first_line(path)
+        if tuple(c.strip().lower() for c in first.split(",")) != ITEM_PROPERTY_COLUMNS:
+            raise ImportFormatError(f"{path} is not a {name} file: its header is {first[:200]!r}, expected {expected}")
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                column_names=list(ITEM_PROPERTY_COLUMNS), skip_rows=1, block_size=BLOCK_BYTES, use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=reject),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(ITEM_PROPERTY_COLUMNS, pa.string())),
+        )
+        for batch in reader:
+            rows += batch.num_rows
+            category = batch.filter(pc.equal(batch.column("property"), "categoryid"))
+            unmapped += batch.num_rows - category.num_rows
+            ts = _integer_ms(category.column("timestamp"), 1)
+            readable = pc.is_valid(ts)
+            rejected.extend(
+                {"row": None, "text": ",".join(row.values()), "reason": "unreadable_timestamp"}
+                for row in category.filter(pc.invert(readable)).to_pylist()
+            )
+            logged.append(
+                pd.DataFrame(
+                    {
+                        "ts": ts.filter(readable).to_numpy(),
+                        "article_id": category.column("itemid").filter(readable).to_pandas(),
+                        "category_id": category.column("value").filter(readable).to_pandas(),
+                    }
+                )
+            )
+    values = pd.concat(logged, ignore_index=True).sort_values("ts", kind="stable") if logged else pd.DataFrame()
+    stem = _files_stem(paths)
+    days = sorted({date.fromordinal(EPOCH_ORDINAL + int(ms // MS_PER_DAY)) for ms in values.get("ts", [])})
+    landed = 0
+    for day in days:
+        end = (day.toordinal() - EPOCH_ORDINAL + 1) * MS_PER_DAY
+        state = values[values["ts"] < end].drop_duplicates("article_id", keep="last")[["article_id", "category_id"]]
+        prefix = landing_prefix(day, CATALOGUE_PREFIX)
+        root.write_bytes(f"{prefix}/import-{name}-{stem}.jsonl.gz", _gzip_lines(state))
+        root.write_bytes(f"{prefix}/{COMPLETE_MARKER}", b"")
+        landed += len(state)
+    report = ImportReport(
+        format=name,
+        source=",".join(str(path) for path in paths),
+        rows=rows + sum(row["reason"].startswith("column_count:") for row in rejected),  # those never reach a batch
+        landed=landed,
+        rejected=len(rejected),
+        rejected_reasons=dict(Counter(row["reason"] for row in rejected)),
+        days=[day.isoformat() for day in days],
+        files=len(days),
+        unmapped=unmapped,
+    )
+    prefix = report_prefix(report)
+    for key in root.list_files(prefix):
+        root.delete(key)
+    if rejected:
+        text = "".join(json.dumps(row) + "\n" for row in rejected)
+        root.write_bytes(f"{prefix}/rejected-00000.jsonl.gz", gzip.compress(text.encode()))
+    root.write_json(f"{prefix}/report.json", report.to_json())
+    log.info("imported %s (%s): %d catalogue exports, %d article lines", report.source, name, len(days), landed)
     return report

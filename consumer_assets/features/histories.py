@@ -50,8 +50,7 @@ CATALOGUE_ONLY = ("launch_date",)  # what only the catalogue knows
 
 
 def with_articles(events: DataFrame, articles: DataFrame | None) -> DataFrame:
-    """Each event with its article's attributes as of its day, its ``launch_date``, and ``in_catalogue``: whether
-    the catalogue knew the article.
+    """Each event with its article's attributes as of its day, and its ``launch_date``.
 
     ``articles`` holds ``day``, ``article_id`` and the attributes of the catalogue that stands for each day (see
     ``consumer_assets.ingest.catalogue.catalogue_as_of``); None when there is none. An event's own attributes win
@@ -59,13 +58,12 @@ def with_articles(events: DataFrame, articles: DataFrame | None) -> DataFrame:
     id alone still bring its brand, category and price.
     """
     if articles is None:
-        return events.select("*", F.lit(None).cast("date").alias("launch_date"), F.lit(False).alias("in_catalogue"))
+        return events.select("*", F.lit(None).cast("date").alias("launch_date"))
     known = articles.select(
         "day",
         "article_id",
         *[F.col(name).alias(f"catalogue_{name}") for name in ARTICLE_ATTRIBUTES],
         *CATALOGUE_ONLY,
-        F.lit(True).alias("in_catalogue"),
     )
     joined = events.withColumn("day", F.to_date("ts")).join(known, ["day", "article_id"], "left")
     return joined.select(
@@ -74,7 +72,6 @@ def with_articles(events: DataFrame, articles: DataFrame | None) -> DataFrame:
             for name in events.columns
         ],
         *CATALOGUE_ONLY,
-        F.coalesce("in_catalogue", F.lit(False)).alias("in_catalogue"),
     )
 
 

@@ -42,6 +42,7 @@ from consumer_assets.validation.evaluator import evaluate_candidate, labelled_ro
 START = date(2026, 10, 1)
 TIMELINE = Timeline()
 VARIANTS = ("attributes in events", "article id + catalogue", "article id alone")
+MIN_POSITIVES = 30  # fewer test positives: a target's AUC says too little to judge
 
 
 def store_days(roots: dict[str, StorageRoot], profiles: int, days: int) -> None:
@@ -125,16 +126,21 @@ def main() -> None:
             )
             for target in plan.targets:
                 figures = evaluation.candidate[target]
-                print(
-                    f"  {target:<24} AUC {figures.auc:.4f} ({figures.auc_ci_low:.4f}-{figures.auc_ci_high:.4f}), "
-                    f"{int(figures.positives):,} positives of {int(figures.rows):,} rows"
+                judged = (
+                    f"AUC {figures.auc:.4f} ({figures.auc_ci_low:.4f}-{figures.auc_ci_high:.4f})"
+                    if figures.positives >= MIN_POSITIVES
+                    else "too little data to judge"
                 )
+                print(f"  {target:<24} {judged}, {int(figures.positives):,} positives of {int(figures.rows):,} rows")
         reference_table, y, targets = tables[VARIANTS[0]]
         groups = np.asarray(reference_table.column("profile_id").to_pylist(), dtype=object)
         for name in VARIANTS[1:]:
             assert tables[name][0].column("profile_id").equals(reference_table.column("profile_id"))  # same test rows
             print(f"\n{name} - {VARIANTS[0]} (paired over the same test rows):")
             for k, target in enumerate(targets):
+                if y[:, k].sum() < MIN_POSITIVES:
+                    print(f"  {target:<24} too little data to judge ({int(y[:, k].sum())} positives)")
+                    continue
                 c = paired_differences(scores[name][:, k], scores[VARIANTS[0]][:, k], y[:, k], groups)
                 low, high = c["auc_difference_ci_low"], c["auc_difference_ci_high"]
                 print(f"  {target:<24} AUC {c['auc_difference']:+.4f} ({low:+.4f} to {high:+.4f})")

@@ -73,6 +73,7 @@ def test_every_definition_is_in_the_ui(webserver):
     assert checks == {key.name for key in graph.asset_check_keys}
     assert {job["name"] for job in repository["jobs"]} >= {
         "daily_data_job",
+        "catalogue_job",
         "labels_job",
         "training_job",
         "evaluation_job",
@@ -83,6 +84,7 @@ def test_every_definition_is_in_the_ui(webserver):
     assert {s["name"] for s in repository["schedules"]} == {"daily_data_schedule", "training_schedule"}
     assert {s["name"] for s in repository["sensors"]} == {
         "landing_sensor",
+        "catalogue_sensor",
         "reconcile_sensor",
         "alert_sensor",
         "dead_run_sensor",

@@ -112,9 +112,11 @@ def main() -> None:
         for index, (name, root) in enumerate(roots.items()):
             plan = plan_training(root, day, TIMELINE, ModelConfig(), config, VocabularyLimits())
             started = time.perf_counter()
-            trained = train_candidate(root, plan, f"catalogue-variant-{index}", warm_start=False)
+            trained = train_candidate(root, plan, f"catalogue-variant-{index}-{int(time.time())}", warm_start=False)
             evaluation = evaluate_candidate(root, trained.version, plan.split)
             table, y = labelled_rows(root, plan.split.held_out_days, plan.targets, "test")
+            order = np.lexsort((table.column("snapshot_date").to_numpy(), table.column("profile_id").to_numpy()))
+            table, y = table.take(order), y[order]  # one row order for every variant, to pair them
             scores[name] = score_table(ModelStore(root).load(trained.version), table)
             tables[name] = (table, y, plan.targets)
             unknown, total = unknown_share(root, trained.version, plan.split.held_out_days)

@@ -33,6 +33,9 @@ from consumer_assets.storage import LAYERS, Manifest, StorageRoot
 log = logging.getLogger(__name__)
 
 
+BROADCAST_ARTICLE_ROWS = 2_000_000  # article rows (articles x days) joined without a shuffle
+
+
 class MissingInputError(RuntimeError):
     """An input partition the day needs has not been materialised."""
 
@@ -84,8 +87,14 @@ def articles_as_of(
     spark: SparkSession, spark_storage: SparkStorage, days: list[date], max_age_days: int
 ) -> tuple[DataFrame | None, dict[date, date]]:
     """The catalogue standing for each of ``days`` (its own export, else the latest within ``max_age_days``) as one
-    frame of ``day``, ``article_id`` and attributes; and which export stood for which day."""
-    stored = spark_storage.root.list_partitions(ARTICLE_CATALOGUE)
+    frame of ``day``, ``article_id`` and attributes; and which export stood for which day.
+
+    Up to ``BROADCAST_ARTICLE_ROWS`` rows (a day's catalogue of a large shop) the frame is broadcast to the join, so
+    the events are joined where they are, without a shuffle; beyond (a from-scratch build over many days of a large
+    catalogue) Spark shuffles both sides.
+    """
+    root = spark_storage.root
+    stored = root.list_partitions(ARTICLE_CATALOGUE)
     standing = {day: found for day in days if (found := catalogue_as_of(stored, day, max_age_days)) is not None}
     if not standing:
         return None, standing
@@ -96,7 +105,9 @@ def articles_as_of(
         for export in sorted(set(standing.values()))
     ]
     mapping = spark.createDataFrame(list(standing.items()), "day date, export_day date")
-    return reduce(DataFrame.unionByName, exports).join(F.broadcast(mapping), "export_day").drop("export_day"), standing
+    articles = reduce(DataFrame.unionByName, exports).join(F.broadcast(mapping), "export_day").drop("export_day")
+    rows = sum(root.manifest(ARTICLE_CATALOGUE, export).rows for export in standing.values())
+    return (F.broadcast(articles) if rows <= BROADCAST_ARTICLE_ROWS else articles), standing
 
 
 def snapshot_frame(

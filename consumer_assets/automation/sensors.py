@@ -22,7 +22,7 @@ from consumer_assets.automation.landing_scan import scan_landing
 from consumer_assets.automation.liveness import worker_alive
 from consumer_assets.automation.reconcile import RECONCILED, lost_partitions
 from consumer_assets.automation.resources import AlertResource, LandingSensorResource
-from consumer_assets.ingest.landing_zone import CATALOGUE_PREFIX
+from consumer_assets.ingest.landing_zone import CATALOGUE_PREFIX, LANDING_PREFIX
 from consumer_assets.jobs import catalogue_job, daily_data_job, labels_job
 from consumer_assets.model.store import ModelStore
 from consumer_assets.storage.resources import StorageResource
@@ -40,14 +40,9 @@ IN_FLIGHT = [
 ]
 
 
-@dg.sensor(
-    job=daily_data_job,
-    minimum_interval_seconds=60,
-    description="Requests daily_data_job for a day once its landing files are complete; late files re-run the day.",
-)
-def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
-    root = storage.open()
-    due, cursor = scan_landing(
+def _scan(context: dg.SensorEvaluationContext, root, landing: LandingSensorResource, feed: str):
+    """A landing feed's days due now, and the cursor to store: the landing and catalogue sensors' one scan."""
+    return scan_landing(
         root,
         context.cursor,
         today=datetime.now(UTC).date(),
@@ -56,7 +51,22 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
         completion=landing.completion,
         quiet_seconds=landing.quiet_seconds,
         rescan_seconds=landing.rescan_seconds,
+        feed=feed,
     )
+
+
+def _landing_tags(day) -> dict[str, str]:
+    return {"consumer-assets/landing-files": str(day.files), "consumer-assets/late-files": str(day.late).lower()}
+
+
+@dg.sensor(
+    job=daily_data_job,
+    minimum_interval_seconds=60,
+    description="Requests daily_data_job for a day once its landing files are complete; late files re-run the day.",
+)
+def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
+    root = storage.open()
+    due, cursor = _scan(context, root, landing, LANDING_PREFIX)
     serving = ModelStore(root).serving() is not None
     requests = [
         dg.RunRequest(
@@ -64,7 +74,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
             partition_key=day.day.isoformat(),
             asset_selection=None if serving else FEATURE_ASSETS,  # nothing to score before a model serves
             asset_check_keys=None if serving else day_checks(context.repository_def.asset_graph, FEATURE_ASSETS),
-            tags={"consumer-assets/landing-files": str(day.files), "consumer-assets/late-files": str(day.late).lower()},
+            tags=_landing_tags(day),
         )
         for day in due
     ]
@@ -81,17 +91,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, storage: StorageResource
     "re-runs the day, and the day's histories follow.",
 )
 def catalogue_sensor(context: dg.SensorEvaluationContext, storage: StorageResource, landing: LandingSensorResource):
-    due, cursor = scan_landing(
-        storage.open(),
-        context.cursor,
-        today=datetime.now(UTC).date(),
-        now=time.time(),
-        lookback_days=landing.lookback_days,
-        completion=landing.completion,
-        quiet_seconds=landing.quiet_seconds,
-        rescan_seconds=landing.rescan_seconds,
-        feed=CATALOGUE_PREFIX,
-    )
+    due, cursor = _scan(context, storage.open(), landing, CATALOGUE_PREFIX)
     context.update_cursor(cursor)
     if not due:
         return dg.SkipReason("no catalogue export newly complete")
@@ -99,7 +99,7 @@ def catalogue_sensor(context: dg.SensorEvaluationContext, storage: StorageResour
         dg.RunRequest(
             run_key=day.run_key,
             partition_key=day.day.isoformat(),
-            tags={"consumer-assets/landing-files": str(day.files), "consumer-assets/late-files": str(day.late).lower()},
+            tags=_landing_tags(day),
         )
         for day in due
     ]

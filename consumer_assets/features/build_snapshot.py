@@ -106,7 +106,8 @@ def articles_as_of(
     ]
     mapping = spark.createDataFrame(list(standing.items()), "day date, export_day date")
     articles = reduce(DataFrame.unionByName, exports).join(F.broadcast(mapping), "export_day").drop("export_day")
-    rows = sum(root.manifest(ARTICLE_CATALOGUE, export).rows for export in standing.values())
+    exports_rows = {export: root.manifest(ARTICLE_CATALOGUE, export).rows for export in set(standing.values())}
+    rows = sum(exports_rows[export] for export in standing.values())  # one manifest read per export
     return (F.broadcast(articles) if rows <= BROADCAST_ARTICLE_ROWS else articles), standing
 
 

@@ -22,17 +22,21 @@ from consumer_assets.partitions import daily_partitions, partition_day
 from consumer_assets.storage.resources import STORAGE_RETRY, StorageResource
 
 KEY_COLUMNS = ["event_id", "profile_id", "ts", "event_type", "article_id"]
+# What raw_events and article_catalogue share: a landing feed's day, validated into a stored partition.
+LANDING_FEED = {
+    "io_manager_key": "partition_io_manager",
+    "partitions_def": daily_partitions,
+    "retry_policy": STORAGE_RETRY,
+    "group_name": "ingest",
+    "kinds": {"parquet", "pyarrow"},
+    "owners": ["team:data-platform"],
+    "tags": {"stage": "ingest"},
+}
 
 
 @dg.asset(
     name=RAW_EVENTS,
-    io_manager_key="partition_io_manager",
-    partitions_def=daily_partitions,
-    retry_policy=STORAGE_RETRY,
-    group_name="ingest",
-    kinds={"parquet", "pyarrow"},
-    owners=["team:data-platform"],
-    tags={"stage": "ingest"},
+    **LANDING_FEED,
     code_version="2",
 )
 def raw_events(
@@ -95,9 +99,15 @@ def check_quarantine_rate(
     context: dg.AssetCheckExecutionContext, storage: StorageResource, quality: DataQualityResource
 ) -> dg.AssetCheckResult:
     """Share of rows read that broke the contract: WARN above the warn rate, ERROR (blocking) above the error rate."""
-    day = partition_day(context)
-    stats = ingest_report(storage.open(), day)
-    rate = stats.rows_quarantined / max(stats.rows_read, 1)
+    stats = ingest_report(storage.open(), partition_day(context))
+    return quarantine_rate_result(stats.rows_read, stats.rows_quarantined, stats.quarantine_reasons, quality)
+
+
+def quarantine_rate_result(
+    rows_read: int, rows_quarantined: int, reasons: dict[str, int], quality: DataQualityResource
+) -> dg.AssetCheckResult:
+    """The quarantine rate judged for any landing feed: WARN above the warn rate, ERROR above the error rate."""
+    rate = rows_quarantined / max(rows_read, 1)
     severity = dg.AssetCheckSeverity.ERROR if rate > quality.quarantine_error_rate else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         passed=rate <= quality.quarantine_warn_rate,
@@ -106,9 +116,9 @@ def check_quarantine_rate(
             "quarantine_rate": rate,
             "warn_above": quality.quarantine_warn_rate,
             "error_above": quality.quarantine_error_rate,
-            "rows_read": stats.rows_read,
-            "rows_quarantined": stats.rows_quarantined,
-            "reasons": count_table(stats.quarantine_reasons, "reason"),
+            "rows_read": rows_read,
+            "rows_quarantined": rows_quarantined,
+            "reasons": count_table(reasons, "reason"),
         },
     )
 
@@ -150,13 +160,7 @@ def check_timestamps_inside_day(
 
 @dg.asset(
     name=ARTICLE_CATALOGUE,
-    io_manager_key="partition_io_manager",
-    partitions_def=daily_partitions,
-    retry_policy=STORAGE_RETRY,
-    group_name="ingest",
-    kinds={"parquet", "pyarrow"},
-    owners=["team:data-platform"],
-    tags={"stage": "ingest"},
+    **LANDING_FEED,
     code_version="1",
 )
 def article_catalogue(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
@@ -201,18 +205,7 @@ def check_catalogue_quarantine_rate(
 ) -> dg.AssetCheckResult:
     """Share of the export's lines that broke the contract, judged with the events' thresholds."""
     report = catalogue_report(storage.open(), partition_day(context))
-    rate = report.rows_quarantined / max(report.rows_read, 1)
-    severity = dg.AssetCheckSeverity.ERROR if rate > quality.quarantine_error_rate else dg.AssetCheckSeverity.WARN
-    return dg.AssetCheckResult(
-        passed=rate <= quality.quarantine_warn_rate,
-        severity=severity,
-        metadata={
-            "quarantine_rate": rate,
-            "rows_read": report.rows_read,
-            "rows_quarantined": report.rows_quarantined,
-            "reasons": count_table(report.quarantine_reasons, "reason"),
-        },
-    )
+    return quarantine_rate_result(report.rows_read, report.rows_quarantined, report.quarantine_reasons, quality)
 
 
 @dg.asset_check(asset=article_catalogue, partitions_def=daily_partitions)
